@@ -1,0 +1,2 @@
+//! The config file as written: serde structs that refuse unknown fields.
+//! (Filled in by the config work.)

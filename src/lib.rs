@@ -1,0 +1,20 @@
+//! rekey: zero-downtime rotation of LLM-provider API keys.
+//!
+//! The three seams to the outside world are [`providers::Provider`],
+//! [`stores::SecretStore`] and [`state::StateStore`]; [`clock::Clock`] makes
+//! time injectable. Everything else is plain structs and functions.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod failpoint;
+pub mod policy;
+pub mod providers;
+pub mod rotation;
+pub mod schedule;
+pub mod secret;
+pub mod sim;
+pub mod state;
+pub mod status;
+pub mod stores;

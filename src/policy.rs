@@ -1,0 +1,122 @@
+//! A policy, fully parsed and validated: what to rotate, when, where to store
+//! it, how to verify it and how to retire the old key.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::schedule::Schedule;
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub name: String,
+    /// Name of the `[providers.<name>]` entry.
+    pub provider: String,
+    pub schedule: Option<Schedule>,
+    pub max_age: Option<Duration>,
+    pub key: KeyTemplate,
+    pub target: Target,
+    pub verify: VerifySpec,
+    pub revoke: RevokeSpec,
+    pub adopt: AdoptSpec,
+}
+
+/// How new keys are named and limited at the provider.
+#[derive(Debug, Clone)]
+pub struct KeyTemplate {
+    /// Name template; always contains `{rotation}`. Also `{policy}`, `{date}`.
+    pub name: String,
+    pub limit: Option<f64>,
+    pub limit_reset: Option<LimitReset>,
+    pub include_byok_in_limit: Option<bool>,
+    /// New keys expire this long after creation.
+    pub expires_after: Option<Duration>,
+}
+
+impl KeyTemplate {
+    pub fn render_name(&self, policy: &str, rotation: &str, now: DateTime<Utc>) -> String {
+        self.name
+            .replace("{policy}", policy)
+            .replace("{date}", &now.format("%Y%m%d").to_string())
+            .replace("{rotation}", rotation)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitReset {
+    Daily,
+    Weekly,
+    Monthly,
+}
+
+impl LimitReset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitReset::Daily => "daily",
+            LimitReset::Weekly => "weekly",
+            LimitReset::Monthly => "monthly",
+        }
+    }
+}
+
+/// Where the key lives in a secret store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Name of the `[stores.<name>]` entry.
+    pub store: String,
+    pub secret_id: String,
+    pub format: Format,
+    /// The field holding the key, for `json` and `env` formats.
+    pub field: Option<String>,
+    /// Create the secret if it does not exist (otherwise a missing secret is an error).
+    pub create: bool,
+}
+
+impl Target {
+    /// Identity of the secret for locking: two policies on one secret share a lease.
+    pub fn lock_key(&self) -> String {
+        format!("{}/{}", self.store, self.secret_id)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The key is the whole secret string.
+    Raw,
+    /// One field of a JSON object; all other fields are kept.
+    Json,
+    /// `NAME=value` lines (systemd `EnvironmentFile=`, `docker --env-file`).
+    Env,
+}
+
+#[derive(Debug, Clone)]
+pub struct VerifySpec {
+    pub mode: VerifyMode,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// `POST /chat/completions` with `max_tokens: 1` against this model.
+    Chat { model: String },
+    /// `GET /key` (OpenRouter): free, proves the key authenticates.
+    KeyInfo,
+}
+
+#[derive(Debug, Clone)]
+pub struct RevokeSpec {
+    pub grace: Duration,
+    pub mode: RevokeMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeMode {
+    Delete,
+    Disable,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AdoptSpec {
+    /// Provider id of the pre-existing key, when it cannot be found by label.
+    pub key_id: Option<String>,
+}

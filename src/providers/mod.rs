@@ -1,0 +1,130 @@
+//! The `Provider` seam: creating, listing, verifying and revoking keys at an
+//! LLM provider. One implementation per provider API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use crate::config::ProviderConfig;
+use crate::policy::{LimitReset, VerifyMode};
+
+pub mod openrouter;
+
+/// A key just created: the only moment its secret is visible.
+pub struct CreatedKey {
+    pub id: String,
+    pub name: String,
+    pub label: String,
+    pub secret: SecretString,
+}
+
+impl std::fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedKey")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the provider tells about an existing key (never its secret).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: String,
+    pub label: String,
+    pub disabled: bool,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// Parameters for a new key.
+#[derive(Debug, Clone, Default)]
+pub struct KeySpec {
+    pub name: String,
+    pub limit: Option<f64>,
+    pub limit_reset: Option<LimitReset>,
+    pub include_byok_in_limit: Option<bool>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The `[providers.<name>]` entry this talks for (used in messages).
+    fn entry(&self) -> &str;
+    async fn create_key(&self, spec: &KeySpec) -> Result<CreatedKey, ProviderError>;
+    /// All keys, including disabled ones, across all pages.
+    async fn list_keys(&self) -> Result<Vec<KeyInfo>, ProviderError>;
+    /// `Ok(None)` when the provider says 404.
+    async fn get_key(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError>;
+    async fn disable_key(&self, id: &str) -> Result<(), ProviderError>;
+    /// Deleting a key that is already gone (404) succeeds.
+    async fn delete_key(&self, id: &str) -> Result<(), ProviderError>;
+    /// One verification attempt with the key itself (not the management key).
+    async fn verify_key(&self, key: &SecretString, mode: &VerifyMode) -> Result<(), ProviderError>;
+}
+
+/// Errors classified the way callers branch on them.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// 5xx, timeouts, connection failures: retry with backoff.
+    #[error("provider {provider}: transient failure: {message}")]
+    Transient { provider: String, message: String },
+    /// 429/503: retry after `retry_after` when given.
+    #[error("provider {provider}: rate limited{}", retry_hint(.retry_after))]
+    RateLimited { provider: String, retry_after: Option<Duration> },
+    /// 401/403 on the management credential: a configuration problem, never retried.
+    #[error(
+        "provider {provider}: management key rejected (HTTP {status}): {message}; check providers.{provider}.management_key"
+    )]
+    Unauthorized { provider: String, status: u16, message: String },
+    /// The key under test was rejected (401/403 on a normal key): may still be propagating.
+    #[error("provider {provider}: key rejected (HTTP {status}): {message}")]
+    KeyRejected { provider: String, status: u16, message: String },
+    /// Anything else: bad request, out of credits, malformed response.
+    #[error("provider {provider}: {message}")]
+    Permanent { provider: String, status: Option<u16>, message: String },
+}
+
+fn retry_hint(after: &Option<Duration>) -> String {
+    match after {
+        Some(d) => format!(" (retry after {}s)", d.as_secs()),
+        None => String::new(),
+    }
+}
+
+impl ProviderError {
+    /// A bounded label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::Transient { .. } => "transient",
+            ProviderError::RateLimited { .. } => "rate_limited",
+            ProviderError::Unauthorized { .. } => "unauthorized",
+            ProviderError::KeyRejected { .. } => "key_rejected",
+            ProviderError::Permanent { .. } => "permanent",
+        }
+    }
+
+    /// Whether the same call may succeed later without anyone changing anything.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ProviderError::Transient { .. } | ProviderError::RateLimited { .. })
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ProviderError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Builds the provider client for a config entry; the management key is
+/// resolved by the caller (it may live in AWS Secrets Manager).
+pub fn build(config: &ProviderConfig, management_key: SecretString) -> Result<Arc<dyn Provider>, ProviderError> {
+    match config.kind {
+        crate::config::ProviderKind::OpenRouter => Ok(Arc::new(openrouter::OpenRouter::new(config, management_key)?)),
+    }
+}

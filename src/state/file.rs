@@ -1,0 +1,1 @@
+//! File state store: one JSON journal per policy, atomic writes, `flock` leases.

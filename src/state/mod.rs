@@ -1,0 +1,201 @@
+//! The `StateStore` seam: the per-policy journal (no key material, ever) and
+//! the per-secret lease that keeps two rotations of one secret apart.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub mod file;
+
+/// How many finished rotations a policy's journal keeps.
+pub const HISTORY_LEN: usize = 20;
+
+/// Everything rekey remembers about one policy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PolicyState {
+    pub policy: String,
+    /// The key rekey believes is current in the store.
+    pub current: Option<KeyRecord>,
+    /// A rotation that has begun and not finished (or rolled back).
+    pub in_flight: Option<Rotation>,
+    /// Consecutive failed rotations (reset on success).
+    #[serde(default)]
+    pub failures: u32,
+    /// No new rotation before this instant (failure backoff).
+    pub retry_not_before: Option<DateTime<Utc>>,
+    pub last_result: Option<Outcome>,
+    /// Newest last; at most [`HISTORY_LEN`].
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
+impl PolicyState {
+    pub fn new(policy: &str) -> Self {
+        Self { policy: policy.to_string(), ..Self::default() }
+    }
+
+    pub fn push_history(&mut self, entry: HistoryEntry) {
+        self.history.push(entry);
+        let excess = self.history.len().saturating_sub(HISTORY_LEN);
+        self.history.drain(..excess);
+    }
+}
+
+/// A key as the journal knows it: an id and a redacted label, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Provider id (`hash` at OpenRouter); `None` for an adopted key that
+    /// could not be found at the provider (it will not be revoked).
+    pub id: Option<String>,
+    pub label: String,
+    /// When the key was created (or adopted, if the provider does not say).
+    pub created_at: DateTime<Utc>,
+    /// Created by someone else and taken over by rekey.
+    #[serde(default)]
+    pub adopted: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// No key in the store yet.
+    FirstKey,
+    /// The current key is older than `max_age`.
+    Overdue,
+    Schedule,
+    Manual,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::FirstKey => "first_key",
+            Trigger::Overdue => "overdue",
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+/// The last step whose effects are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Begun,
+    Created,
+    Staged,
+    Verified,
+    /// Promoted; waiting for `revoke_after`, then revoke.
+    Promoted,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Begun => "begun",
+            Step::Created => "created",
+            Step::Staged => "staged",
+            Step::Verified => "verified",
+            Step::Promoted => "promoted",
+        }
+    }
+}
+
+/// The journal of one rotation in flight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rotation {
+    pub id: String,
+    pub trigger: Trigger,
+    pub started_at: DateTime<Utc>,
+    pub step: Step,
+    /// Grace for this rotation (policy default or `--grace`).
+    #[serde(with = "humantime_serde_compat")]
+    pub grace: Duration,
+    /// The key being replaced (None on first key).
+    pub old_key: Option<KeyRecord>,
+    pub new_key: Option<KeyRecord>,
+    pub version_id: Option<String>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub revoke_after: Option<DateTime<Utc>>,
+    /// Failed revoke attempts so far (the rotation stays in grace until it works).
+    #[serde(default)]
+    pub revoke_failures: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    Rotated,
+    RolledBack,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub kind: OutcomeKind,
+    pub rotation_id: String,
+    pub at: DateTime<Utc>,
+    /// Error kind and message on failure (never key material).
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub rotation_id: String,
+    pub trigger: Trigger,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub kind: OutcomeKind,
+    pub old_key: Option<KeyRecord>,
+    pub new_key: Option<KeyRecord>,
+    pub error: Option<String>,
+}
+
+/// Held while a rotation of one secret runs; dropping it releases the lease.
+pub trait Lease: Send + Sync {}
+
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// The policy's state; a fresh one when none was saved yet.
+    async fn load(&self, policy: &str) -> Result<PolicyState, StateError>;
+    /// Durably replaces the policy's state (atomic: old or new, never torn).
+    async fn save(&self, state: &PolicyState) -> Result<(), StateError>;
+    /// Takes the lease on a secret without waiting; `Ok(None)` if another
+    /// holder (this or another process) has it.
+    async fn try_lease(&self, lock_key: &str) -> Result<Option<Box<dyn Lease>>, StateError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state {path}: {message}")]
+    Io { path: String, message: String },
+    #[error("state {path}: corrupt journal: {message}")]
+    Corrupt { path: String, message: String },
+}
+
+impl StateError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StateError::Io { .. } => "io",
+            StateError::Corrupt { .. } => "corrupt",
+        }
+    }
+}
+
+/// Durations in the journal as human-readable strings ("1h 30m").
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,94 @@
+//! The `SecretStore` seam: where applications read their key. A rotation
+//! stages the new key as a pending version, promotes it to current (the old
+//! one becomes previous) or drops it on rollback.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use crate::config::{StoreConfig, StoreKind};
+use crate::policy::Target;
+
+pub mod aws;
+pub mod file;
+pub mod format;
+
+/// A staged, not yet current, version of a secret.
+pub struct Pending {
+    /// Store-side version id (AWS `VersionId`; equals the staging token).
+    pub version_id: String,
+    pub key: SecretString,
+}
+
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// The `[stores.<name>]` entry this talks for (used in messages).
+    fn entry(&self) -> &str;
+
+    /// The key in the current version. `Ok(None)` when there is no key yet
+    /// (secret missing with `create = true`, no current version, or the field
+    /// absent from the JSON/env document). A missing secret without
+    /// `create = true` is [`StoreError::NotFound`]; a current value of the
+    /// wrong shape is [`StoreError::Shape`].
+    async fn read_current(&self, target: &Target) -> Result<Option<SecretString>, StoreError>;
+
+    /// The key in the previous version (after a promote), if any.
+    async fn read_previous(&self, target: &Target) -> Result<Option<SecretString>, StoreError>;
+
+    /// The pending version, if any.
+    async fn read_pending(&self, target: &Target) -> Result<Option<Pending>, StoreError>;
+
+    /// Stages `key` as the pending version, built from the current value
+    /// (JSON/env: only the target field changes). `token` is the rotation id
+    /// (AWS `ClientRequestToken`). Returns the version id. Staging again with
+    /// the same token and key is a no-op returning the same version id.
+    async fn stage(&self, target: &Target, token: &str, key: &SecretString) -> Result<String, StoreError>;
+
+    /// Makes `version_id` current; the old current becomes previous; no
+    /// pending version remains. Promoting the version that is already
+    /// current is a no-op (apart from clearing pending).
+    async fn promote(&self, target: &Target, version_id: &str) -> Result<(), StoreError>;
+
+    /// Removes the pending version; no-op when there is none.
+    async fn drop_pending(&self, target: &Target) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {store}: secret {secret_id:?} does not exist (create it, or set create = true in the policy's target)")]
+    NotFound { store: String, secret_id: String },
+    #[error("store {store}: secret {secret_id:?}: {message}")]
+    Shape { store: String, secret_id: String, message: String },
+    #[error("store {store}: access denied: {message}")]
+    Denied { store: String, message: String },
+    #[error("store {store}: transient failure: {message}")]
+    Transient { store: String, message: String },
+    #[error("store {store}: {message}")]
+    Permanent { store: String, message: String },
+}
+
+impl StoreError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::NotFound { .. } => "not_found",
+            StoreError::Shape { .. } => "shape",
+            StoreError::Denied { .. } => "denied",
+            StoreError::Transient { .. } => "transient",
+            StoreError::Permanent { .. } => "permanent",
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Transient { .. })
+    }
+}
+
+pub async fn build(config: &StoreConfig) -> Result<Arc<dyn SecretStore>, StoreError> {
+    match &config.kind {
+        StoreKind::AwsSecretsManager { region, endpoint_url } => Ok(Arc::new(
+            aws::AwsSecretsManager::connect(&config.name, region, endpoint_url.as_deref()).await,
+        )),
+        StoreKind::File { dir } => Ok(Arc::new(file::FileStore::new(&config.name, dir))),
+    }
+}
