@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod failpoint;
+pub mod fsutil;
 pub mod policy;
 pub mod providers;
 pub mod rotation;

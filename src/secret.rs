@@ -33,7 +33,9 @@ mod tests {
 
     #[test]
     fn label_shows_only_prefix_and_last_three() {
-        let key = SecretString::from("sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+        let key = SecretString::from(
+            "sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        );
         let label = redacted_label(&key);
         assert_eq!(label, "sk-or-v1-012...def");
         assert!(label_matches(&label, &key));

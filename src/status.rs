@@ -1,1 +1,109 @@
-//! (todo)
+//! `rekey status`: what the journal says about each policy — current key
+//! (redacted label), its age, next due, last result, rotation in flight.
+//! Read from the journal only, so it answers while a provider is down.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::policy::Policy;
+use crate::rotation::{Decision, decide, next_due};
+use crate::state::{Outcome, PolicyState};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyStatus {
+    pub policy: String,
+    pub provider: String,
+    pub secret: String,
+    pub current_key_id: Option<String>,
+    pub current_label: Option<String>,
+    pub adopted: bool,
+    pub key_age_seconds: Option<i64>,
+    pub next_due: Option<DateTime<Utc>>,
+    pub due_now: bool,
+    pub consecutive_failures: u32,
+    pub last_result: Option<Outcome>,
+    pub in_flight: Option<InFlight>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InFlight {
+    pub rotation_id: String,
+    pub step: &'static str,
+    pub started_at: DateTime<Utc>,
+    pub revoke_after: Option<DateTime<Utc>>,
+}
+
+pub fn of(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> PolicyStatus {
+    let current = state.current.as_ref();
+    PolicyStatus {
+        policy: policy.name.clone(),
+        provider: policy.provider.clone(),
+        secret: format!("{}:{}", policy.target.store, policy.target.secret_id),
+        current_key_id: current.and_then(|c| c.id.clone()),
+        current_label: current.map(|c| c.label.clone()),
+        adopted: current.is_some_and(|c| c.adopted),
+        key_age_seconds: current.map(|c| (now - c.created_at).num_seconds()),
+        next_due: next_due(policy, state),
+        due_now: matches!(
+            decide(policy, state, now),
+            Decision::Rotate(_) | Decision::Resume
+        ),
+        consecutive_failures: state.failures,
+        last_result: state.last_result.clone(),
+        in_flight: state.in_flight.as_ref().map(|r| InFlight {
+            rotation_id: r.id.clone(),
+            step: r.step.as_str(),
+            started_at: r.started_at,
+            revoke_after: r.revoke_after,
+        }),
+    }
+}
+
+/// A human table, one line per policy.
+pub fn render(rows: &[PolicyStatus]) -> String {
+    let mut out = format!(
+        "{:<24} {:<22} {:>9} {:<22} {:<12} {}\n",
+        "POLICY", "CURRENT KEY", "AGE", "NEXT DUE", "LAST", "IN FLIGHT"
+    );
+    for r in rows {
+        let due = match (r.due_now, r.next_due) {
+            (true, _) => "now".to_string(),
+            (false, Some(at)) => at.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+            (false, None) => "-".to_string(),
+        };
+        let last = r
+            .last_result
+            .as_ref()
+            .map(|o| format!("{:?}", o.kind).to_lowercase());
+        let flight = r.in_flight.as_ref().map(|f| match f.revoke_after {
+            Some(at) => format!(
+                "{} ({}, revoke after {})",
+                f.rotation_id,
+                f.step,
+                at.format("%H:%M:%SZ")
+            ),
+            None => format!("{} ({})", f.rotation_id, f.step),
+        });
+        out.push_str(&format!(
+            "{:<24} {:<22} {:>9} {:<22} {:<12} {}\n",
+            r.policy,
+            r.current_label.as_deref().unwrap_or("(none)"),
+            r.key_age_seconds
+                .map(format_age)
+                .unwrap_or_else(|| "-".into()),
+            due,
+            last.as_deref().unwrap_or("-"),
+            flight.as_deref().unwrap_or("-"),
+        ));
+    }
+    out
+}
+
+fn format_age(seconds: i64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}

@@ -24,7 +24,10 @@ pub enum ConfigError {
     #[error("{file}: {message}")]
     Read { file: PathBuf, message: String },
     #[error("{file}: {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
-    Invalid { file: PathBuf, problems: Vec<ConfigProblem> },
+    Invalid {
+        file: PathBuf,
+        problems: Vec<ConfigProblem>,
+    },
 }
 
 pub fn load_file(_path: &Path) -> Result<Config, ConfigError> {

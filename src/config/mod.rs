@@ -78,7 +78,10 @@ impl ProviderKind {
 pub enum SecretRef {
     Env(String),
     File(PathBuf),
-    AwsSm { secret_id: String, field: Option<String> },
+    AwsSm {
+        secret_id: String,
+        field: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +92,11 @@ pub struct StoreConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreKind {
-    AwsSecretsManager { region: String, endpoint_url: Option<String> },
-    File { dir: PathBuf },
+    AwsSecretsManager {
+        region: String,
+        endpoint_url: Option<String>,
+    },
+    File {
+        dir: PathBuf,
+    },
 }

@@ -75,18 +75,33 @@ pub enum ProviderError {
     Transient { provider: String, message: String },
     /// 429/503: retry after `retry_after` when given.
     #[error("provider {provider}: rate limited{}", retry_hint(.retry_after))]
-    RateLimited { provider: String, retry_after: Option<Duration> },
+    RateLimited {
+        provider: String,
+        retry_after: Option<Duration>,
+    },
     /// 401/403 on the management credential: a configuration problem, never retried.
     #[error(
         "provider {provider}: management key rejected (HTTP {status}): {message}; check providers.{provider}.management_key"
     )]
-    Unauthorized { provider: String, status: u16, message: String },
+    Unauthorized {
+        provider: String,
+        status: u16,
+        message: String,
+    },
     /// The key under test was rejected (401/403 on a normal key): may still be propagating.
     #[error("provider {provider}: key rejected (HTTP {status}): {message}")]
-    KeyRejected { provider: String, status: u16, message: String },
+    KeyRejected {
+        provider: String,
+        status: u16,
+        message: String,
+    },
     /// Anything else: bad request, out of credits, malformed response.
     #[error("provider {provider}: {message}")]
-    Permanent { provider: String, status: Option<u16>, message: String },
+    Permanent {
+        provider: String,
+        status: Option<u16>,
+        message: String,
+    },
 }
 
 fn retry_hint(after: &Option<Duration>) -> String {
@@ -110,7 +125,10 @@ impl ProviderError {
 
     /// Whether the same call may succeed later without anyone changing anything.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ProviderError::Transient { .. } | ProviderError::RateLimited { .. })
+        matches!(
+            self,
+            ProviderError::Transient { .. } | ProviderError::RateLimited { .. }
+        )
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
@@ -123,8 +141,14 @@ impl ProviderError {
 
 /// Builds the provider client for a config entry; the management key is
 /// resolved by the caller (it may live in AWS Secrets Manager).
-pub fn build(config: &ProviderConfig, management_key: SecretString) -> Result<Arc<dyn Provider>, ProviderError> {
+pub fn build(
+    config: &ProviderConfig,
+    management_key: SecretString,
+) -> Result<Arc<dyn Provider>, ProviderError> {
     match config.kind {
-        crate::config::ProviderKind::OpenRouter => Ok(Arc::new(openrouter::OpenRouter::new(config, management_key)?)),
+        crate::config::ProviderKind::OpenRouter => Ok(Arc::new(openrouter::OpenRouter::new(
+            config,
+            management_key,
+        )?)),
     }
 }

@@ -1,2 +1,134 @@
-//! The rotation state machine: begin, create, stage, verify, promote, grace,
-//! revoke — each step journaled before the next — plus recovery and rollback.
+//! The rotation state machine. [`run_policy`] is the one entry point: under
+//! the secret's lease it reconciles the journal with the store, decides, and
+//! drives the steps of `steps.rs` (in protocol order), resuming or rolling
+//! back what a crash left behind (`recover.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::clock::Clock;
+use crate::config::Backoff;
+use crate::policy::Policy;
+use crate::providers::{Provider, ProviderError};
+use crate::state::{KeyRecord, StateError, StateStore};
+use crate::stores::{SecretStore, StoreError};
+
+mod adopt;
+pub mod decide;
+mod plan;
+mod recover;
+mod steps;
+
+pub use decide::{Decision, WaitReason, decide, failure_backoff, next_due};
+pub use plan::{Plan, plan};
+
+/// What a rotation needs from the outside world, for one policy.
+#[derive(Clone)]
+pub struct Ctx {
+    pub provider: Arc<dyn Provider>,
+    pub store: Arc<dyn SecretStore>,
+    pub state: Arc<dyn StateStore>,
+    pub clock: Arc<dyn Clock>,
+    pub backoff: Backoff,
+    /// Cancelled on shutdown: the rotation stops at the next step boundary.
+    pub cancel: CancellationToken,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Do whatever is due (daemon, `run --once`).
+    Due,
+    /// Rotate now (`rotate --now`, or `rotate` when nothing is due), with an optional grace override.
+    Manual { grace: Option<Duration> },
+}
+
+/// How far one run goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// Stop after promote when grace remains (the daemon revokes later).
+    Promoted,
+    /// Wait out the grace and revoke.
+    Revoked,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Old key revoked (or nothing to revoke): the rotation is finished.
+    Rotated {
+        rotation_id: String,
+        new_key: KeyRecord,
+    },
+    /// Promoted; the old key is revoked after `revoke_after`.
+    InGrace {
+        rotation_id: String,
+        revoke_after: DateTime<Utc>,
+    },
+    /// Verification failed for good; the new key is gone, the old one current.
+    RolledBack { rotation_id: String, reason: String },
+    /// Another process (or task) holds this secret's lease.
+    Busy,
+    /// Nothing due.
+    NotDue {
+        until: Option<DateTime<Utc>>,
+        why: WaitReason,
+    },
+    /// Shutdown requested; stopped at a step boundary, the journal resumes it.
+    Stopped { rotation_id: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RotationError {
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(
+        "rotation {rotation_id} is in grace until {revoke_after}; rotate again after it finishes (or use --grace 0 to revoke the old key now)"
+    )]
+    InGrace {
+        rotation_id: String,
+        revoke_after: DateTime<Utc>,
+    },
+    #[error("refusing to revoke key {key_id}: the store's current key is still that key")]
+    RevokeWouldBreakCurrent { key_id: String },
+}
+
+impl RotationError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RotationError::Provider(e) => e.kind(),
+            RotationError::Store(e) => e.kind(),
+            RotationError::State(e) => e.kind(),
+            RotationError::InGrace { .. } => "in_grace",
+            RotationError::RevokeWouldBreakCurrent { .. } => "revoke_refused",
+        }
+    }
+}
+
+/// Runs what is due for `policy` (or what `request` asks) under the secret's lease.
+pub async fn run_policy(
+    ctx: &Ctx,
+    policy: &Policy,
+    request: Request,
+    until: Until,
+) -> Result<RunOutcome, RotationError> {
+    let span =
+        tracing::info_span!("rotation", policy = %policy.name, rotation = tracing::field::Empty);
+    async {
+        let Some(_lease) = ctx.state.try_lease(&policy.target.lock_key()).await? else {
+            tracing::info!(secret = %policy.target.lock_key(), "another rotation holds this secret; skipping");
+            return Ok(RunOutcome::Busy);
+        };
+        let state = ctx.state.load(&policy.name).await?;
+        let mut run = steps::Run { ctx, policy, state };
+        run.execute(request, until).await
+    }
+    .instrument(span)
+    .await
+}

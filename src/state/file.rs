@@ -1,1 +1,176 @@
-//! File state store: one JSON journal per policy, atomic writes, `flock` leases.
+//! File state store: one JSON journal per policy under `<dir>/policies/`,
+//! written atomically; leases are `flock`s on `<dir>/locks/<secret>.lock`, so
+//! two processes on one host never rotate the same secret at once. A lease
+//! dies with its process, so a crashed rotation never blocks the next run.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use super::{Lease, PolicyState, StateError, StateStore};
+use crate::fsutil;
+
+pub struct FileStateStore {
+    dir: PathBuf,
+}
+
+impl FileStateStore {
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        for sub in ["policies", "locks"] {
+            fsutil::create_private_dir(&dir.join(sub)).map_err(|e| io_error(&dir.join(sub), e))?;
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn journal_path(&self, policy: &str) -> PathBuf {
+        self.dir.join("policies").join(format!("{policy}.json"))
+    }
+
+    fn lock_path(&self, lock_key: &str) -> PathBuf {
+        let readable: String = lock_key
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(80)
+            .collect();
+        // The hash keeps distinct secrets apart when sanitising maps them to one name.
+        self.dir
+            .join("locks")
+            .join(format!("{readable}-{:016x}.lock", fnv1a(lock_key)))
+    }
+}
+
+#[async_trait]
+impl StateStore for FileStateStore {
+    async fn load(&self, policy: &str) -> Result<PolicyState, StateError> {
+        let path = self.journal_path(policy);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PolicyState::new(policy)),
+            Err(e) => Err(io_error(&path, e)),
+        }
+    }
+
+    async fn save(&self, state: &PolicyState) -> Result<(), StateError> {
+        let path = self.journal_path(&state.policy);
+        let bytes = serde_json::to_vec_pretty(state).map_err(|e| StateError::Corrupt {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        fsutil::write_atomic(&path, &bytes).map_err(|e| io_error(&path, e))
+    }
+
+    async fn try_lease(&self, lock_key: &str) -> Result<Option<Box<dyn Lease>>, StateError> {
+        let path = self.lock_path(lock_key);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io_error(&path, e))?;
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(Some(Box::new(FileLease(file))));
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            Ok(None)
+        } else {
+            Err(io_error(&path, err))
+        }
+    }
+}
+
+/// Closing the file releases the `flock`.
+struct FileLease(#[allow(dead_code)] File);
+
+impl Lease for FileLease {}
+
+fn io_error(path: &Path, e: std::io::Error) -> StateError {
+    StateError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{HISTORY_LEN, HistoryEntry, OutcomeKind, Trigger};
+
+    #[tokio::test]
+    async fn a_saved_journal_loads_back_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::open(dir.path()).unwrap();
+        let mut state = store.load("p1").await.unwrap();
+        assert_eq!(state, PolicyState::new("p1"));
+        state.failures = 3;
+        store.save(&state).await.unwrap();
+        assert_eq!(store.load("p1").await.unwrap(), state);
+    }
+
+    #[tokio::test]
+    async fn a_held_lease_is_refused_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::open(dir.path()).unwrap();
+        let lease = store.try_lease("aws/prod/llm").await.unwrap();
+        assert!(lease.is_some());
+        assert!(store.try_lease("aws/prod/llm").await.unwrap().is_none());
+        assert!(
+            store.try_lease("aws/prod_llm").await.unwrap().is_some(),
+            "distinct secret"
+        );
+        drop(lease);
+        assert!(store.try_lease("aws/prod/llm").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_journal_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::open(dir.path()).unwrap();
+        std::fs::write(store.journal_path("p1"), b"{not json").unwrap();
+        let err = store.load("p1").await.unwrap_err();
+        assert!(err.to_string().contains("p1.json"), "{err}");
+    }
+
+    #[test]
+    fn history_keeps_the_newest_twenty() {
+        let mut state = PolicyState::new("p");
+        for i in 0..25 {
+            state.push_history(HistoryEntry {
+                rotation_id: i.to_string(),
+                trigger: Trigger::Schedule,
+                started_at: chrono::Utc::now(),
+                finished_at: chrono::Utc::now(),
+                kind: OutcomeKind::Rotated,
+                old_key: None,
+                new_key: None,
+                error: None,
+            });
+        }
+        assert_eq!(state.history.len(), HISTORY_LEN);
+        assert_eq!(state.history.first().unwrap().rotation_id, "5");
+        assert_eq!(state.history.last().unwrap().rotation_id, "24");
+    }
+}

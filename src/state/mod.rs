@@ -33,7 +33,10 @@ pub struct PolicyState {
 
 impl PolicyState {
     pub fn new(policy: &str) -> Self {
-        Self { policy: policy.to_string(), ..Self::default() }
+        Self {
+            policy: policy.to_string(),
+            ..Self::default()
+        }
     }
 
     pub fn push_history(&mut self, entry: HistoryEntry) {
@@ -122,6 +125,9 @@ pub struct Rotation {
     /// Failed revoke attempts so far (the rotation stays in grace until it works).
     #[serde(default)]
     pub revoke_failures: u32,
+    /// Set when the rotation is being undone (why); a restart finishes the rollback.
+    #[serde(default)]
+    pub rollback: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

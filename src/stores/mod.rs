@@ -43,7 +43,12 @@ pub trait SecretStore: Send + Sync {
     /// (JSON/env: only the target field changes). `token` is the rotation id
     /// (AWS `ClientRequestToken`). Returns the version id. Staging again with
     /// the same token and key is a no-op returning the same version id.
-    async fn stage(&self, target: &Target, token: &str, key: &SecretString) -> Result<String, StoreError>;
+    async fn stage(
+        &self,
+        target: &Target,
+        token: &str,
+        key: &SecretString,
+    ) -> Result<String, StoreError>;
 
     /// Makes `version_id` current; the old current becomes previous; no
     /// pending version remains. Promoting the version that is already
@@ -56,10 +61,16 @@ pub trait SecretStore: Send + Sync {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store {store}: secret {secret_id:?} does not exist (create it, or set create = true in the policy's target)")]
+    #[error(
+        "store {store}: secret {secret_id:?} does not exist (create it, or set create = true in the policy's target)"
+    )]
     NotFound { store: String, secret_id: String },
     #[error("store {store}: secret {secret_id:?}: {message}")]
-    Shape { store: String, secret_id: String, message: String },
+    Shape {
+        store: String,
+        secret_id: String,
+        message: String,
+    },
     #[error("store {store}: access denied: {message}")]
     Denied { store: String, message: String },
     #[error("store {store}: transient failure: {message}")]
@@ -86,7 +97,10 @@ impl StoreError {
 
 pub async fn build(config: &StoreConfig) -> Result<Arc<dyn SecretStore>, StoreError> {
     match &config.kind {
-        StoreKind::AwsSecretsManager { region, endpoint_url } => Ok(Arc::new(
+        StoreKind::AwsSecretsManager {
+            region,
+            endpoint_url,
+        } => Ok(Arc::new(
             aws::AwsSecretsManager::connect(&config.name, region, endpoint_url.as_deref()).await,
         )),
         StoreKind::File { dir } => Ok(Arc::new(file::FileStore::new(&config.name, dir))),

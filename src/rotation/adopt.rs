@@ -1,0 +1,87 @@
+//! Keeps the journal's idea of the current key in line with the store:
+//! on first run (or after someone replaced the secret by hand) the key in the
+//! store is adopted — found at the provider by its label, or by `adopt.key_id`
+//! — so that the first rotation can revoke it.
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use tracing::{info, warn};
+
+use super::RotationError;
+use super::steps::Run;
+use crate::secret::{label_matches, redacted_label};
+use crate::state::KeyRecord;
+
+/// Reconciles `run.state.current` with the store's current key (no rotation in flight).
+pub(super) async fn reconcile(run: &mut Run<'_>) -> Result<(), RotationError> {
+    let in_store = run.ctx.store.read_current(&run.policy.target).await?;
+    let Some(key) = in_store else {
+        if run.state.current.take().is_some() {
+            warn!(
+                "the store holds no key although one was recorded; the next rotation creates one"
+            );
+            run.save().await?;
+        }
+        return Ok(());
+    };
+    let label = redacted_label(&key);
+    if run.state.current.as_ref().is_some_and(|c| c.label == label) {
+        return Ok(());
+    }
+    if run.state.current.is_some() {
+        warn!(%label, "the store's current key is not the one rekey put there; adopting it");
+    }
+    let record = adopt(run, &key, label).await?;
+    run.state.current = Some(record);
+    run.save().await
+}
+
+async fn adopt(
+    run: &Run<'_>,
+    key: &SecretString,
+    label: String,
+) -> Result<KeyRecord, RotationError> {
+    let found = find_at_provider(run, key).await?;
+    let (id, created_at) = match found {
+        Some((id, created_at)) => {
+            info!(key_id = %id, %label, "adopted the existing key; it is revoked after the first rotation");
+            (Some(id), created_at.unwrap_or_else(|| run.now()))
+        }
+        None => {
+            warn!(
+                %label,
+                "adopting a key that cannot be found at the provider: it will NOT be revoked after the first rotation \
+                 (set adopt.key_id in the policy to name it)"
+            );
+            (None, run.now())
+        }
+    };
+    Ok(KeyRecord {
+        id,
+        label,
+        created_at,
+        adopted: true,
+    })
+}
+
+async fn find_at_provider(
+    run: &Run<'_>,
+    key: &SecretString,
+) -> Result<Option<(String, Option<DateTime<Utc>>)>, RotationError> {
+    if let Some(id) = &run.policy.adopt.key_id {
+        let info = run.ctx.provider.get_key(id).await?;
+        return Ok(info.map(|k| (k.id, k.created_at)));
+    }
+    let keys = run.ctx.provider.list_keys().await?;
+    let mut matches = keys
+        .into_iter()
+        .filter(|k| !k.disabled && label_matches(&k.label, key));
+    match (matches.next(), matches.next()) {
+        (Some(k), None) => Ok(Some((k.id, k.created_at))),
+        (Some(_), Some(_)) => {
+            warn!("several provider keys match the stored key's label; set adopt.key_id to choose");
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,279 @@
+//! "Should this policy rotate now?" as an ordered chain of pure checks, each
+//! giving a reason (cert-manager style). No I/O: the caller passes the
+//! journal and the time.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Backoff;
+use crate::policy::Policy;
+use crate::state::{PolicyState, Step, Trigger};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// A rotation is in flight and its next step may run now.
+    Resume,
+    /// Start a new rotation for this reason.
+    Rotate(Trigger),
+    /// Nothing to do before `until` (None: never, e.g. no schedule applies).
+    Wait {
+        until: Option<DateTime<Utc>>,
+        why: WaitReason,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Promoted; the old key is revoked when the grace has passed.
+    InGrace,
+    /// A recent failure: backing off before the next attempt.
+    Backoff,
+    /// The key is fresh; the next rotation is at the next due time.
+    NotDue,
+}
+
+/// The pure decision for one policy at `now`.
+pub fn decide(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> Decision {
+    if let Some(rotation) = &state.in_flight {
+        if let Some(at) = rotation
+            .revoke_after
+            .filter(|at| rotation.step == Step::Promoted && *at > now)
+        {
+            return Decision::Wait {
+                until: Some(at),
+                why: WaitReason::InGrace,
+            };
+        }
+    }
+    if let Some(at) = state.retry_not_before.filter(|at| *at > now) {
+        return Decision::Wait {
+            until: Some(at),
+            why: WaitReason::Backoff,
+        };
+    }
+    if state.in_flight.is_some() {
+        return Decision::Resume;
+    }
+    let Some(current) = &state.current else {
+        return Decision::Rotate(Trigger::FirstKey);
+    };
+    let born = current.created_at;
+    if let Some(max_age) = policy.max_age {
+        if now >= born + max_age {
+            return Decision::Rotate(Trigger::Overdue);
+        }
+    }
+    if let Some(tick) = policy.schedule.as_ref().and_then(|s| s.next_after(born)) {
+        if tick <= now {
+            return Decision::Rotate(Trigger::Schedule);
+        }
+    }
+    Decision::Wait {
+        until: next_due(policy, state),
+        why: WaitReason::NotDue,
+    }
+}
+
+/// When the current key falls due: the earlier of the next cron tick after it
+/// was created and its `max_age` deadline. `None` for a policy with no key yet
+/// (due now) is reported by [`decide`], not here.
+pub fn next_due(policy: &Policy, state: &PolicyState) -> Option<DateTime<Utc>> {
+    let born = state.current.as_ref()?.created_at;
+    let by_age = policy.max_age.map(|age| born + age);
+    let by_cron = policy.schedule.as_ref().and_then(|s| s.next_after(born));
+    [by_age, by_cron].into_iter().flatten().min()
+}
+
+/// Delay before retrying after `failures` consecutive failures: `min`, doubled
+/// per further failure, capped at `max`.
+pub fn failure_backoff(failures: u32, backoff: Backoff) -> Duration {
+    let doublings = failures.saturating_sub(1).min(32);
+    backoff
+        .min
+        .saturating_mul(1u32 << doublings.min(31))
+        .min(backoff.max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::*;
+    use crate::schedule::Schedule;
+    use crate::state::{KeyRecord, Rotation};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn policy(schedule: Option<&str>, max_age: Option<Duration>) -> Policy {
+        Policy {
+            name: "p".into(),
+            provider: "or".into(),
+            schedule: schedule.map(|s| Schedule::parse(s, None).unwrap()),
+            max_age,
+            key: KeyTemplate {
+                name: "rekey-{policy}-{rotation}".into(),
+                limit: None,
+                limit_reset: None,
+                include_byok_in_limit: None,
+                expires_after: None,
+            },
+            target: Target {
+                store: "s".into(),
+                secret_id: "x".into(),
+                format: Format::Raw,
+                field: None,
+                create: true,
+            },
+            verify: VerifySpec {
+                mode: VerifyMode::KeyInfo,
+                timeout: Duration::from_secs(5),
+            },
+            revoke: RevokeSpec {
+                grace: Duration::from_secs(60),
+                mode: RevokeMode::Delete,
+            },
+            adopt: AdoptSpec::default(),
+        }
+    }
+
+    fn with_key(created: &str) -> PolicyState {
+        let mut s = PolicyState::new("p");
+        s.current = Some(KeyRecord {
+            id: Some("k".into()),
+            label: "l".into(),
+            created_at: at(created),
+            adopted: false,
+        });
+        s
+    }
+
+    fn in_flight(step: Step, revoke_after: Option<&str>) -> PolicyState {
+        let mut s = with_key("2026-01-01T00:00:00Z");
+        s.in_flight = Some(Rotation {
+            id: "r".into(),
+            trigger: Trigger::Schedule,
+            started_at: at("2026-01-01T00:00:00Z"),
+            step,
+            grace: Duration::from_secs(60),
+            old_key: None,
+            new_key: None,
+            version_id: None,
+            verified_at: None,
+            revoke_after: revoke_after.map(at),
+            revoke_failures: 0,
+            rollback: None,
+        });
+        s
+    }
+
+    #[test]
+    fn the_chain_gives_the_first_reason_that_applies() {
+        let daily = Some("0 3 * * *");
+        let day = Some(Duration::from_secs(86_400));
+        let now = at("2026-03-10T12:00:00Z");
+        let mut backing_off = with_key("2026-01-01T00:00:00Z");
+        backing_off.retry_not_before = Some(at("2026-03-10T13:00:00Z"));
+        let mut backoff_over = backing_off.clone();
+        backoff_over.retry_not_before = Some(at("2026-03-10T11:00:00Z"));
+        let cases: Vec<(&str, Policy, PolicyState, Decision)> = vec![
+            (
+                "no key yet",
+                policy(daily, None),
+                PolicyState::new("p"),
+                Decision::Rotate(Trigger::FirstKey),
+            ),
+            (
+                "in grace",
+                policy(daily, None),
+                in_flight(Step::Promoted, Some("2026-03-10T12:30:00Z")),
+                Decision::Wait {
+                    until: Some(at("2026-03-10T12:30:00Z")),
+                    why: WaitReason::InGrace,
+                },
+            ),
+            (
+                "grace over",
+                policy(daily, None),
+                in_flight(Step::Promoted, Some("2026-03-10T11:00:00Z")),
+                Decision::Resume,
+            ),
+            (
+                "crashed mid-way",
+                policy(daily, None),
+                in_flight(Step::Staged, None),
+                Decision::Resume,
+            ),
+            (
+                "backing off",
+                policy(daily, None),
+                backing_off,
+                Decision::Wait {
+                    until: Some(at("2026-03-10T13:00:00Z")),
+                    why: WaitReason::Backoff,
+                },
+            ),
+            (
+                "backoff over",
+                policy(None, day),
+                backoff_over,
+                Decision::Rotate(Trigger::Overdue),
+            ),
+            (
+                "older than max_age",
+                policy(daily, day),
+                with_key("2026-03-09T11:00:00Z"),
+                Decision::Rotate(Trigger::Overdue),
+            ),
+            (
+                "cron tick passed",
+                policy(daily, None),
+                with_key("2026-03-10T02:00:00Z"),
+                Decision::Rotate(Trigger::Schedule),
+            ),
+            (
+                "fresh key",
+                policy(daily, day),
+                with_key("2026-03-10T04:00:00Z"),
+                Decision::Wait {
+                    until: Some(at("2026-03-11T03:00:00Z")),
+                    why: WaitReason::NotDue,
+                },
+            ),
+            (
+                "max_age earlier than the tick",
+                policy(Some("0 3 1 * *"), day),
+                with_key("2026-03-10T04:00:00Z"),
+                Decision::Wait {
+                    until: Some(at("2026-03-11T04:00:00Z")),
+                    why: WaitReason::NotDue,
+                },
+            ),
+        ];
+        for (name, policy, state, want) in cases {
+            assert_eq!(decide(&policy, &state, now), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_daemon_down_across_a_tick_catches_up() {
+        let p = policy(Some("0 3 * * *"), None);
+        let state = with_key("2026-03-01T03:00:00Z");
+        assert_eq!(
+            decide(&p, &state, at("2026-03-05T09:00:00Z")),
+            Decision::Rotate(Trigger::Schedule)
+        );
+    }
+
+    #[test]
+    fn failure_backoff_doubles_and_is_capped() {
+        let b = Backoff {
+            min: Duration::from_secs(60),
+            max: Duration::from_secs(600),
+        };
+        let got: Vec<u64> = (1..=6).map(|n| failure_backoff(n, b).as_secs()).collect();
+        assert_eq!(got, vec![60, 120, 240, 480, 600, 600]);
+        assert_eq!(failure_backoff(u32::MAX, b).as_secs(), 600);
+    }
+}

@@ -1,0 +1,541 @@
+//! The protocol of DESIGN.md, one function per step, in order: begin, create,
+//! stage, verify, promote, grace, revoke — and rollback. Each step writes the
+//! journal before the next starts; a crash between any two is picked up by
+//! `recover.rs`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::{error, info, warn};
+
+use super::decide::{Decision, decide, failure_backoff};
+use super::{Ctx, Request, RotationError, RunOutcome, Until, adopt};
+use crate::failpoint;
+use crate::policy::{Policy, RevokeMode};
+use crate::providers::{CreatedKey, KeySpec, ProviderError};
+use crate::secret::redacted_label;
+use crate::state::{
+    HistoryEntry, KeyRecord, Outcome, OutcomeKind, PolicyState, Rotation, Step, Trigger,
+};
+
+/// The longest pause between two verification attempts.
+const MAX_VERIFY_PAUSE: Duration = Duration::from_secs(10);
+
+pub(super) struct Run<'a> {
+    pub ctx: &'a Ctx,
+    pub policy: &'a Policy,
+    pub state: PolicyState,
+}
+
+pub(super) enum Verified {
+    Yes,
+    No(String),
+    Stopped,
+}
+
+impl Run<'_> {
+    pub async fn execute(
+        &mut self,
+        request: Request,
+        until: Until,
+    ) -> Result<RunOutcome, RotationError> {
+        if self.state.in_flight.is_none() {
+            adopt::reconcile(self).await?;
+        }
+        match request {
+            Request::Due => match decide(self.policy, &self.state, self.now()) {
+                Decision::Resume => self.resume(until).await,
+                Decision::Rotate(trigger) => {
+                    self.begin(trigger, self.policy.revoke.grace).await?;
+                    self.drive(until).await
+                }
+                Decision::Wait { until, why } => Ok(RunOutcome::NotDue { until, why }),
+            },
+            Request::Manual { grace } => self.manual(grace, until).await,
+        }
+    }
+
+    /// An operator's rotation: finish what is in flight first (a `--grace 0`
+    /// request cuts a running grace short), then rotate.
+    async fn manual(
+        &mut self,
+        grace: Option<Duration>,
+        until: Until,
+    ) -> Result<RunOutcome, RotationError> {
+        let now = self.now();
+        if let Some(rotation) = self.state.in_flight.as_mut() {
+            if let Some(revoke_after) = rotation.revoke_after.filter(|at| *at > now) {
+                if grace != Some(Duration::ZERO) {
+                    return Err(RotationError::InGrace {
+                        rotation_id: rotation.id.clone(),
+                        revoke_after,
+                    });
+                }
+                rotation.revoke_after = Some(now);
+            }
+            match self.resume(Until::Revoked).await? {
+                RunOutcome::Rotated { .. } => {}
+                other => return Ok(other),
+            }
+        }
+        self.begin(Trigger::Manual, grace.unwrap_or(self.policy.revoke.grace))
+            .await?;
+        self.drive(until).await
+    }
+
+    /// Runs the steps from wherever the journal stands.
+    pub async fn drive(&mut self, until: Until) -> Result<RunOutcome, RotationError> {
+        loop {
+            let rotation = self.rotation().clone();
+            if self.ctx.cancel.is_cancelled() {
+                info!(
+                    step = rotation.step.as_str(),
+                    "shutdown: stopping at a step boundary"
+                );
+                return Ok(RunOutcome::Stopped {
+                    rotation_id: rotation.id,
+                });
+            }
+            if let Some(reason) = rotation.rollback {
+                return self.rollback(reason).await;
+            }
+            match rotation.step {
+                Step::Begun => {
+                    let key = match self.create().await {
+                        Ok(key) => key,
+                        Err(e) => return self.abandon(e).await,
+                    };
+                    if let Err(e) = self.stage(key).await {
+                        return self.abandon(e).await;
+                    }
+                }
+                Step::Created => {
+                    if let Err(e) = self.restart_lost_key().await {
+                        self.record_failure(&e).await?;
+                        return Err(e);
+                    }
+                }
+                Step::Staged => match self.verify().await? {
+                    Verified::Yes => {}
+                    Verified::No(reason) => return self.rollback(reason).await,
+                    Verified::Stopped => {
+                        return Ok(RunOutcome::Stopped {
+                            rotation_id: rotation.id,
+                        });
+                    }
+                },
+                Step::Verified => {
+                    if let Err(e) = self.promote().await {
+                        return self.fail_or_abandon(e).await;
+                    }
+                }
+                Step::Promoted => {
+                    if let Some(outcome) = self.grace(until).await {
+                        return Ok(outcome);
+                    }
+                    return self.revoke().await;
+                }
+            }
+        }
+    }
+
+    /// begin: a new rotation id, recorded before anything is created.
+    pub async fn begin(&mut self, trigger: Trigger, grace: Duration) -> Result<(), RotationError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        tracing::Span::current().record("rotation", id.as_str());
+        self.state.in_flight = Some(Rotation {
+            id,
+            trigger,
+            started_at: self.now(),
+            step: Step::Begun,
+            grace,
+            old_key: self.state.current.clone(),
+            new_key: None,
+            version_id: None,
+            verified_at: None,
+            revoke_after: None,
+            revoke_failures: 0,
+            rollback: None,
+        });
+        self.save().await?;
+        info!(trigger = trigger.as_str(), "begin");
+        failpoint::hit("begin");
+        Ok(())
+    }
+
+    /// create: a key at the provider whose name carries the rotation id.
+    async fn create(&mut self) -> Result<CreatedKey, RotationError> {
+        let now = self.now();
+        let template = &self.policy.key;
+        let spec = KeySpec {
+            name: template.render_name(&self.policy.name, &self.rotation().id, now),
+            limit: template.limit,
+            limit_reset: template.limit_reset,
+            include_byok_in_limit: template.include_byok_in_limit,
+            expires_at: template.expires_after.map(|d| now + d),
+        };
+        let key = self.ctx.provider.create_key(&spec).await?;
+        failpoint::hit("create:before-record");
+        let record = KeyRecord {
+            id: Some(key.id.clone()),
+            label: redacted_label(&key.secret),
+            created_at: now,
+            adopted: false,
+        };
+        let rotation = self.rotation();
+        rotation.new_key = Some(record.clone());
+        rotation.step = Step::Created;
+        self.save().await?;
+        info!(key_id = %key.id, label = %record.label, name = %key.name, "created new key");
+        failpoint::hit("create");
+        Ok(key)
+    }
+
+    /// stage: the new key as the store's pending version (token = rotation id).
+    async fn stage(&mut self, key: CreatedKey) -> Result<(), RotationError> {
+        let token = self.rotation().id.clone();
+        let version = self
+            .ctx
+            .store
+            .stage(&self.policy.target, &token, &key.secret)
+            .await?;
+        failpoint::hit("stage:before-record");
+        let rotation = self.rotation();
+        rotation.version_id = Some(version.clone());
+        rotation.step = Step::Staged;
+        self.save().await?;
+        info!(version_id = %version, secret = %self.policy.target.secret_id, "staged as pending");
+        failpoint::hit("stage");
+        Ok(())
+    }
+
+    /// verify: read the pending version back and call the provider with it,
+    /// retrying with backoff while the key propagates, up to `verify.timeout`.
+    async fn verify(&mut self) -> Result<Verified, RotationError> {
+        let deadline = tokio::time::Instant::now() + self.policy.verify.timeout;
+        let mut pause = Duration::from_millis(250);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let failure = match self.verify_once().await {
+                Ok(()) => break,
+                Err(Attempt::Final(reason)) => return Ok(Verified::No(reason)),
+                Err(Attempt::Retry(reason, after)) => (reason, after.unwrap_or(pause)),
+            };
+            let (reason, wait) = failure;
+            if tokio::time::Instant::now() + wait > deadline {
+                let timeout = humantime::format_duration(self.policy.verify.timeout);
+                return Ok(Verified::No(format!(
+                    "no success within {timeout} ({attempts} attempts); last: {reason}"
+                )));
+            }
+            info!(attempt = attempts, retry_in_ms = wait.as_millis() as u64, %reason, "new key not working yet");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.ctx.cancel.cancelled() => return Ok(Verified::Stopped),
+            }
+            pause = (pause * 2).min(MAX_VERIFY_PAUSE);
+        }
+        let now = self.now();
+        let rotation = self.rotation();
+        rotation.verified_at = Some(now);
+        rotation.step = Step::Verified;
+        self.save().await?;
+        info!(attempts, "verified new key at the provider");
+        failpoint::hit("verify");
+        Ok(Verified::Yes)
+    }
+
+    async fn verify_once(&self) -> Result<(), Attempt> {
+        let expected = self.rotation_ref().version_id.clone();
+        let pending = match self.ctx.store.read_pending(&self.policy.target).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                return Err(Attempt::Final(
+                    "the pending version is gone from the store".into(),
+                ));
+            }
+            Err(e) if e.is_retryable() => return Err(Attempt::Retry(e.to_string(), None)),
+            Err(e) => return Err(Attempt::Final(e.to_string())),
+        };
+        if expected.as_deref() != Some(pending.version_id.as_str()) {
+            return Err(Attempt::Final(format!(
+                "the pending version is {} instead of this rotation's {}",
+                pending.version_id,
+                expected.unwrap_or_default()
+            )));
+        }
+        match self
+            .ctx
+            .provider
+            .verify_key(&pending.key, &self.policy.verify.mode)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e @ ProviderError::KeyRejected { .. }) => Err(Attempt::Retry(e.to_string(), None)),
+            Err(e) if e.is_retryable() => Err(Attempt::Retry(e.to_string(), e.retry_after())),
+            Err(e) => Err(Attempt::Final(e.to_string())),
+        }
+    }
+
+    /// promote: pending becomes current; the revoke deadline is recorded.
+    async fn promote(&mut self) -> Result<(), RotationError> {
+        let version = self.rotation_ref().version_id.clone().unwrap_or_default();
+        self.ctx
+            .store
+            .promote(&self.policy.target, &version)
+            .await?;
+        failpoint::hit("promote:before-record");
+        let now = self.now();
+        let rotation = self.rotation();
+        // With no old key there is nothing to wait for.
+        let revoke_after = if rotation.old_key.is_some() {
+            now + rotation.grace
+        } else {
+            now
+        };
+        rotation.step = Step::Promoted;
+        rotation.revoke_after = Some(revoke_after);
+        self.state.current = rotation.new_key.clone();
+        self.save().await?;
+        info!(version_id = %version, %revoke_after, "promoted: the new key is current");
+        failpoint::hit("promote");
+        Ok(())
+    }
+
+    /// grace: consumers pick up the new key. `Some` when this run stops here.
+    async fn grace(&mut self, until: Until) -> Option<RunOutcome> {
+        let rotation = self.rotation_ref();
+        let revoke_after = rotation.revoke_after.unwrap_or_else(|| self.now());
+        let remaining = (revoke_after - self.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        if remaining.is_zero() {
+            return None;
+        }
+        let in_grace = RunOutcome::InGrace {
+            rotation_id: rotation.id.clone(),
+            revoke_after,
+        };
+        if until == Until::Promoted {
+            return Some(in_grace);
+        }
+        info!(%revoke_after, "waiting out the grace period");
+        tokio::select! {
+            _ = tokio::time::sleep(remaining) => None,
+            _ = self.ctx.cancel.cancelled() => Some(RunOutcome::Stopped { rotation_id: rotation.id.clone() }),
+        }
+    }
+
+    /// revoke: the old key goes at the provider (404 = already gone), only
+    /// once the store no longer serves it.
+    async fn revoke(&mut self) -> Result<RunOutcome, RotationError> {
+        if let Err(e) = self.revoke_old_key().await {
+            self.rotation().revoke_failures += 1;
+            error!(error = %e, kind = e.kind(), "revoke failed; will retry");
+            self.record_failure(&e).await?;
+            return Err(e);
+        }
+        failpoint::hit("revoke:before-record");
+        let rotation = self
+            .state
+            .in_flight
+            .take()
+            .expect("revoke runs on a rotation in flight");
+        let new_key = rotation
+            .new_key
+            .clone()
+            .expect("a promoted rotation has a new key");
+        self.finish(&rotation, OutcomeKind::Rotated, None);
+        self.state.failures = 0;
+        self.state.retry_not_before = None;
+        self.save().await?;
+        info!(key_id = new_key.id.as_deref().unwrap_or("-"), label = %new_key.label, "rotation complete");
+        failpoint::hit("revoke");
+        Ok(RunOutcome::Rotated {
+            rotation_id: rotation.id,
+            new_key,
+        })
+    }
+
+    async fn revoke_old_key(&self) -> Result<(), RotationError> {
+        let Some(old) = self.rotation_ref().old_key.clone() else {
+            return Ok(());
+        };
+        let Some(id) = old.id else {
+            warn!(label = %old.label, "the old key was never found at the provider; it is not revoked");
+            return Ok(());
+        };
+        let current = self.ctx.store.read_current(&self.policy.target).await?;
+        if current
+            .as_ref()
+            .is_some_and(|k| redacted_label(k) == old.label)
+        {
+            return Err(RotationError::RevokeWouldBreakCurrent { key_id: id });
+        }
+        match self.policy.revoke.mode {
+            RevokeMode::Delete => self.ctx.provider.delete_key(&id).await?,
+            RevokeMode::Disable => self.ctx.provider.disable_key(&id).await?,
+        }
+        info!(key_id = %id, label = %old.label, mode = ?self.policy.revoke.mode, "revoked old key");
+        Ok(())
+    }
+
+    /// rollback: delete the new key, drop our pending version, keep the old
+    /// key current. Recorded first, so a crash mid-way finishes it on restart.
+    pub async fn rollback(&mut self, reason: String) -> Result<RunOutcome, RotationError> {
+        let rotation = self.rotation();
+        if rotation.rollback.is_none() {
+            rotation.rollback = Some(reason.clone());
+            self.save().await?;
+        }
+        error!(%reason, "rolling back: the old key stays current");
+        self.delete_new_key().await?;
+        self.drop_own_pending().await?;
+        let rotation = self
+            .state
+            .in_flight
+            .take()
+            .expect("rollback runs on a rotation in flight");
+        self.finish(&rotation, OutcomeKind::RolledBack, Some(reason.clone()));
+        self.state.failures += 1;
+        self.state.retry_not_before =
+            Some(self.now() + failure_backoff(self.state.failures, self.ctx.backoff));
+        self.save().await?;
+        Ok(RunOutcome::RolledBack {
+            rotation_id: rotation.id,
+            reason,
+        })
+    }
+
+    /// The new key at the provider: by id when recorded, else by the rotation
+    /// id in its name (a create whose answer was lost).
+    pub async fn delete_new_key(&self) -> Result<(), RotationError> {
+        let rotation = self.rotation_ref();
+        if let Some(id) = rotation.new_key.as_ref().and_then(|k| k.id.as_deref()) {
+            self.ctx.provider.delete_key(id).await?;
+            info!(key_id = %id, "deleted the new key");
+            return Ok(());
+        }
+        for orphan in self
+            .ctx
+            .provider
+            .list_keys()
+            .await?
+            .iter()
+            .filter(|k| k.name.contains(&rotation.id))
+        {
+            self.ctx.provider.delete_key(&orphan.id).await?;
+            warn!(key_id = %orphan.id, name = %orphan.name, "deleted orphan key of this rotation");
+        }
+        Ok(())
+    }
+
+    /// Drops the pending version only if it is this rotation's.
+    pub async fn drop_own_pending(&self) -> Result<(), RotationError> {
+        let rotation = self.rotation_ref();
+        let ours = [Some(rotation.id.as_str()), rotation.version_id.as_deref()];
+        if let Some(pending) = self.ctx.store.read_pending(&self.policy.target).await? {
+            if ours.contains(&Some(pending.version_id.as_str())) {
+                self.ctx.store.drop_pending(&self.policy.target).await?;
+                info!(version_id = %pending.version_id, "dropped the pending version");
+            }
+        }
+        Ok(())
+    }
+
+    /// create/stage failed: nothing reached the store's current version.
+    /// Undo when the provider may hold a key of ours; otherwise just record.
+    async fn abandon(&mut self, e: RotationError) -> Result<RunOutcome, RotationError> {
+        let maybe_created = self.rotation_ref().new_key.is_some()
+            || matches!(&e, RotationError::Provider(ProviderError::Transient { .. }));
+        if maybe_created {
+            return self.rollback(e.to_string()).await;
+        }
+        error!(error = %e, kind = e.kind(), "rotation failed before any key was created");
+        let rotation = self
+            .state
+            .in_flight
+            .take()
+            .expect("abandon runs on a rotation in flight");
+        self.finish(&rotation, OutcomeKind::Failed, Some(e.to_string()));
+        self.record_failure(&e).await?;
+        Err(e)
+    }
+
+    /// promote failed: retry later when it may work then; otherwise undo.
+    async fn fail_or_abandon(&mut self, e: RotationError) -> Result<RunOutcome, RotationError> {
+        let retryable = matches!(&e, RotationError::Store(s) if s.is_retryable());
+        if !retryable {
+            return self.rollback(e.to_string()).await;
+        }
+        error!(error = %e, kind = e.kind(), "promote failed; will retry");
+        self.record_failure(&e).await?;
+        Err(e)
+    }
+
+    pub async fn record_failure(&mut self, e: &RotationError) -> Result<(), RotationError> {
+        let now = self.now();
+        self.state.failures += 1;
+        self.state.retry_not_before =
+            Some(now + failure_backoff(self.state.failures, self.ctx.backoff));
+        let rotation_id = self.state.in_flight.as_ref().map(|r| r.id.clone());
+        if let Some(rotation_id) = rotation_id {
+            self.state.last_result = Some(Outcome {
+                kind: OutcomeKind::Failed,
+                rotation_id,
+                at: now,
+                error: Some(e.to_string()),
+            });
+        }
+        self.save().await
+    }
+
+    /// Closes `rotation` into the history and the last result.
+    pub fn finish(&mut self, rotation: &Rotation, kind: OutcomeKind, error: Option<String>) {
+        let now = self.now();
+        self.state.last_result = Some(Outcome {
+            kind,
+            rotation_id: rotation.id.clone(),
+            at: now,
+            error: error.clone(),
+        });
+        self.state.push_history(HistoryEntry {
+            rotation_id: rotation.id.clone(),
+            trigger: rotation.trigger,
+            started_at: rotation.started_at,
+            finished_at: now,
+            kind,
+            old_key: rotation.old_key.clone(),
+            new_key: rotation.new_key.clone(),
+            error,
+        });
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.ctx.clock.now()
+    }
+
+    pub async fn save(&self) -> Result<(), RotationError> {
+        Ok(self.ctx.state.save(&self.state).await?)
+    }
+
+    pub fn rotation(&mut self) -> &mut Rotation {
+        self.state
+            .in_flight
+            .as_mut()
+            .expect("a step runs only on a rotation in flight")
+    }
+
+    pub fn rotation_ref(&self) -> &Rotation {
+        self.state
+            .in_flight
+            .as_ref()
+            .expect("a step runs only on a rotation in flight")
+    }
+}
+
+enum Attempt {
+    Retry(String, Option<Duration>),
+    Final(String),
+}
