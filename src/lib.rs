@@ -6,15 +6,19 @@
 
 pub mod app;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod dev;
 pub mod failpoint;
 pub mod fsutil;
+pub mod logging;
 pub mod policy;
 pub mod providers;
 pub mod rotation;
 pub mod schedule;
 pub mod secret;
+pub mod signals;
 pub mod sim;
 pub mod state;
 pub mod status;

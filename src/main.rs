@@ -1,1 +1,125 @@
-fn main() {}
+//! The `rekey` binary: parses the command line and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use rekey::commands::{self, RotateArgs};
+use rekey::logging::{self, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "rekey",
+    version,
+    about = "Zero-downtime rotation of LLM-provider API keys"
+)]
+struct Cli {
+    /// Log format (logs go to stderr).
+    #[arg(long, global = true, value_enum, default_value = "pretty")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Do everything due now (including pending revokes), then exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Validate the config and print each policy's next due time.
+    Check {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Rotate one policy's key.
+    Rotate {
+        #[arg(short, long)]
+        config: PathBuf,
+        policy: String,
+        /// Rotate even if not due.
+        #[arg(long)]
+        now: bool,
+        /// Grace before the old key is revoked (0 revokes at once).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        grace: Option<Duration>,
+        /// Check credentials, store, secret shape and journal; create nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait out the grace and revoke the old key before exiting.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Per policy: current key, age, next due, last result.
+    Status {
+        #[arg(short, long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The whole cycle locally: simulator + file store.
+    Dev {
+        /// Where to keep the dev config, secrets and journal (default: a new temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// The provider simulator alone.
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        listen: String,
+        /// Environment variable holding the management key the simulator accepts.
+        #[arg(long, default_value = "REKEY_SIM_MANAGEMENT_KEY")]
+        management_key_env: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(commands::FAILURE);
+        }
+    };
+    runtime.block_on(dispatch(cli.command))
+}
+
+async fn dispatch(command: Command) -> ExitCode {
+    match command {
+        Command::Run { config, once } => commands::run(&config, once).await,
+        Command::Check { config } => commands::check(&config).await,
+        Command::Rotate {
+            config,
+            policy,
+            now,
+            grace,
+            dry_run,
+            wait,
+        } => {
+            commands::rotate(
+                &config,
+                RotateArgs {
+                    policy,
+                    now,
+                    grace,
+                    dry_run,
+                    wait,
+                },
+            )
+            .await
+        }
+        Command::Status { config, json } => commands::status(&config, json).await,
+        Command::Dev { dir } => rekey::dev::run(dir).await,
+        Command::Sim {
+            listen,
+            management_key_env,
+        } => commands::sim(&listen, &management_key_env).await,
+    }
+}

@@ -69,10 +69,14 @@ async fn find_at_provider(
     key: &SecretString,
 ) -> Result<Option<(String, Option<DateTime<Utc>>)>, RotationError> {
     if let Some(id) = &run.policy.adopt.key_id {
-        let info = run.ctx.provider.get_key(id).await?;
+        let info = run
+            .provider_call("get key", || run.ctx.provider.get_key(id))
+            .await?;
         return Ok(info.map(|k| (k.id, k.created_at)));
     }
-    let keys = run.ctx.provider.list_keys().await?;
+    let keys = run
+        .provider_call("list keys", || run.ctx.provider.list_keys())
+        .await?;
     let mut matches = keys
         .into_iter()
         .filter(|k| !k.disabled && label_matches(&k.label, key));

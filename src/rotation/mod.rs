@@ -21,6 +21,7 @@ mod adopt;
 pub mod decide;
 mod plan;
 mod recover;
+mod retry;
 mod steps;
 
 pub use decide::{Decision, WaitReason, decide, failure_backoff, next_due};

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
 use super::decide::{Decision, decide, failure_backoff};
+use super::retry::{self, Idempotent};
 use super::{Ctx, Request, RotationError, RunOutcome, Until, adopt};
 use crate::failpoint;
 use crate::policy::{Policy, RevokeMode};
@@ -174,7 +175,11 @@ impl Run<'_> {
             include_byok_in_limit: template.include_byok_in_limit,
             expires_at: template.expires_after.map(|d| now + d),
         };
-        let key = self.ctx.provider.create_key(&spec).await?;
+        let provider = &self.ctx.provider;
+        let key = retry::call(self.ctx, "create key", Idempotent::No, || {
+            provider.create_key(&spec)
+        })
+        .await?;
         failpoint::hit("create:before-record");
         let record = KeyRecord {
             id: Some(key.id.clone()),
@@ -374,8 +379,14 @@ impl Run<'_> {
             return Err(RotationError::RevokeWouldBreakCurrent { key_id: id });
         }
         match self.policy.revoke.mode {
-            RevokeMode::Delete => self.ctx.provider.delete_key(&id).await?,
-            RevokeMode::Disable => self.ctx.provider.disable_key(&id).await?,
+            RevokeMode::Delete => {
+                self.provider_call("delete old key", || self.ctx.provider.delete_key(&id))
+                    .await?
+            }
+            RevokeMode::Disable => {
+                self.provider_call("disable old key", || self.ctx.provider.disable_key(&id))
+                    .await?
+            }
         }
         info!(key_id = %id, label = %old.label, mode = ?self.policy.revoke.mode, "revoked old key");
         Ok(())
@@ -413,19 +424,19 @@ impl Run<'_> {
     pub async fn delete_new_key(&self) -> Result<(), RotationError> {
         let rotation = self.rotation_ref();
         if let Some(id) = rotation.new_key.as_ref().and_then(|k| k.id.as_deref()) {
-            self.ctx.provider.delete_key(id).await?;
+            self.provider_call("delete new key", || self.ctx.provider.delete_key(id))
+                .await?;
             info!(key_id = %id, "deleted the new key");
             return Ok(());
         }
-        for orphan in self
-            .ctx
-            .provider
-            .list_keys()
-            .await?
-            .iter()
-            .filter(|k| k.name.contains(&rotation.id))
-        {
-            self.ctx.provider.delete_key(&orphan.id).await?;
+        let keys = self
+            .provider_call("list keys", || self.ctx.provider.list_keys())
+            .await?;
+        for orphan in keys.iter().filter(|k| k.name.contains(&rotation.id)) {
+            self.provider_call("delete orphan key", || {
+                self.ctx.provider.delete_key(&orphan.id)
+            })
+            .await?;
             warn!(key_id = %orphan.id, name = %orphan.name, "deleted orphan key of this rotation");
         }
         Ok(())
@@ -510,6 +521,15 @@ impl Run<'_> {
             new_key: rotation.new_key.clone(),
             error,
         });
+    }
+
+    /// An idempotent provider call, retried on rate limits and transient failures.
+    pub async fn provider_call<T, F, Fut>(&self, what: &str, f: F) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ProviderError>>,
+    {
+        retry::call(self.ctx, what, Idempotent::Yes, f).await
     }
 
     pub fn now(&self) -> DateTime<Utc> {

@@ -1,0 +1,60 @@
+//! Bounded retries of single provider calls: 429/503 honour `Retry-After`;
+//! transient failures (5xx, timeouts) are retried only for idempotent calls —
+//! a create that timed out may have created a key, and is left to rollback's
+//! sweep by rotation id instead of being repeated blindly.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tracing::warn;
+
+use super::Ctx;
+use crate::providers::ProviderError;
+
+const MAX_ATTEMPTS: u32 = 4;
+/// A `Retry-After` longer than this fails the call; the rotation backs off instead.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotent {
+    Yes,
+    No,
+}
+
+pub async fn call<T, F, Fut>(
+    ctx: &Ctx,
+    what: &str,
+    idempotent: Idempotent,
+    mut f: F,
+) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    let mut backoff = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        let e = match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let retry = match &e {
+            ProviderError::RateLimited { retry_after, .. } => {
+                retry_after.is_none_or(|d| d <= MAX_WAIT)
+            }
+            ProviderError::Transient { .. } => idempotent == Idempotent::Yes,
+            _ => false,
+        };
+        if !retry || attempt >= MAX_ATTEMPTS {
+            return Err(e);
+        }
+        let wait = e.retry_after().unwrap_or(backoff);
+        warn!(attempt, retry_in_ms = wait.as_millis() as u64, error = %e, kind = e.kind(), "{what}: retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = ctx.cancel.cancelled() => return Err(e),
+        }
+        backoff = (backoff * 2).min(MAX_WAIT);
+        attempt += 1;
+    }
+}

@@ -1,0 +1,17 @@
+//! SIGTERM / SIGINT → cancel: no new rotations, running ones stop at the next step boundary.
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+pub fn cancel_on_signal(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        // Installing a handler fails only outside a Tokio runtime with signals enabled.
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+        cancel.cancel();
+    });
+}
