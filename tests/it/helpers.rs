@@ -1,0 +1,227 @@
+//! One test environment per scenario: a temp dir, an in-process simulator on
+//! a free port, a config pointing at it (and at moto), and the real `rekey`
+//! binary. Everything the binary prints is kept, so that every scenario can
+//! check no issued key ever appeared in output, journal or status.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rekey::sim::{Faults, SimHandle, Simulator};
+
+pub const MGMT_ENV: &str = "REKEY_IT_MANAGEMENT_KEY";
+
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub sim: SimHandle,
+    pub mgmt_key: String,
+    captured: Mutex<Vec<String>>,
+}
+
+#[derive(Debug)]
+pub struct Run {
+    /// `None` when the process died of a signal (a failpoint abort).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, Some(code), "exit code; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        Self::with_faults(Faults::default()).await
+    }
+
+    pub async fn with_faults(faults: Faults) -> Self {
+        let mgmt_key = format!("sk-or-v1-mgmt-{}", uuid::Uuid::new_v4().simple());
+        let sim = Simulator::new(&mgmt_key).with_faults(faults).spawn().await.expect("simulator starts");
+        TestEnv { dir: tempfile::tempdir().expect("temp dir"), sim, mgmt_key, captured: Mutex::new(Vec::new()) }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path("rekey.toml")
+    }
+
+    /// Writes `rekey.toml`: daemon, provider `sim`, stores `files` and `aws`
+    /// (moto), followed by `policies` (TOML `[[policy]]` tables).
+    pub fn write_config(&self, policies: &str) {
+        let aws = match std::env::var("REKEY_TEST_MOTO_URL") {
+            Ok(url) => format!("[stores.aws]\nkind = \"aws-secrets-manager\"\nregion = \"us-east-1\"\nendpoint_url = \"{url}\"\n"),
+            Err(_) => String::new(),
+        };
+        let text = format!(
+            r#"[daemon]
+state = "file:{state}"
+catch_up_jitter = "0s"
+failure_backoff = {{ min = "1s", max = "2s" }}
+
+[providers.sim]
+kind = "openrouter"
+base_url = "{base}"
+management_key = "env:{MGMT_ENV}"
+request_timeout = "5s"
+
+[stores.files]
+kind = "file"
+dir = "{secrets}"
+
+{aws}
+{policies}"#,
+            state = self.path("state").display(),
+            secrets = self.path("secrets").display(),
+            base = self.sim.base_url,
+        );
+        std::fs::write(self.config_path(), text).expect("config written");
+    }
+
+    /// Runs `rekey <args>` with the management key in its environment.
+    pub async fn rekey(&self, args: &[&str]) -> Run {
+        self.rekey_env(args, &[]).await
+    }
+
+    pub async fn rekey_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
+        let child = self.command(args, envs).spawn().expect("rekey binary starts");
+        let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .expect("rekey finished within 2 minutes")
+            .expect("rekey output");
+        self.keep(out)
+    }
+
+    pub fn command(&self, args: &[&str], envs: &[(&str, &str)]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rekey"));
+        cmd.args(args)
+            .env(MGMT_ENV, &self.mgmt_key)
+            .env("RUST_LOG", "info")
+            .env_remove("REKEY_FAILPOINT")
+            .envs(envs.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    pub fn keep(&self, out: std::process::Output) -> Run {
+        let run = Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        let mut captured = self.captured.lock().unwrap();
+        captured.push(run.stdout.clone());
+        captured.push(run.stderr.clone());
+        run
+    }
+
+    /// `rekey <cmd> -c <config> <rest...>`
+    pub async fn cmd(&self, cmd: &str, rest: &[&str]) -> Run {
+        let config = self.config_path();
+        let mut args = vec![cmd, "-c", config.to_str().unwrap()];
+        args.extend_from_slice(rest);
+        self.rekey(&args).await
+    }
+
+    /// Seeds a key at the simulator, as if a person had made it. Returns (hash, secret).
+    pub fn seed_key(&self, name: &str) -> (String, String) {
+        self.sim.sim.insert_key(name)
+    }
+
+    pub fn live_secrets(&self) -> Vec<String> {
+        self.sim.sim.keys().into_iter().map(|k| k.secret).collect()
+    }
+
+    pub fn works(&self, secret: &str) -> bool {
+        self.sim.sim.key_works(secret)
+    }
+
+    pub fn journal(&self, policy: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.path(&format!("state/policies/{policy}.json"))).expect("journal exists");
+        serde_json::from_str(&text).expect("journal is JSON")
+    }
+
+    /// Invariants 1 and 3 once a rotation has settled: the current key works,
+    /// and every key alive at the provider is the current one or one still
+    /// in its grace period.
+    #[track_caller]
+    pub fn assert_settled(&self, current: &str, in_grace: &[&str]) {
+        assert!(self.works(current), "the store's current key works at the provider");
+        for live in self.live_secrets() {
+            assert!(
+                live == current || in_grace.contains(&live.as_str()),
+                "a key is alive that is neither current nor in grace (an orphan)"
+            );
+        }
+    }
+
+    /// Invariant 4: no key the simulator ever issued appears in anything
+    /// rekey printed, nor in any file under the state directory.
+    #[track_caller]
+    pub fn assert_no_secret_leaked(&self) {
+        let mut haystacks = self.captured.lock().unwrap().clone();
+        for file in files_under(&self.path("state")) {
+            haystacks.push(std::fs::read_to_string(&file).unwrap_or_default());
+        }
+        let secrets = self.sim.sim.issued_secrets();
+        assert!(!secrets.is_empty() || haystacks.is_empty() || true);
+        for secret in &secrets {
+            for (i, text) in haystacks.iter().enumerate() {
+                assert!(!text.contains(secret.as_str()), "an issued key appears in captured text #{i}");
+            }
+        }
+        for text in &haystacks {
+            assert!(!text.contains(&self.mgmt_key), "the management key appears in output");
+        }
+    }
+}
+
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The key in a file-store secret, by format.
+pub fn extract(content: &str, format: &str, field: &str) -> Option<String> {
+    match format {
+        "raw" => Some(content.to_string()).filter(|s| !s.is_empty()),
+        "json" => serde_json::from_str::<serde_json::Value>(content).ok()?.get(field)?.as_str().map(str::to_string),
+        "env" => content.lines().find_map(|l| l.strip_prefix(&format!("{field}="))).map(str::to_string),
+        _ => panic!("unknown format {format}"),
+    }
+}
+
+/// A `[[policy]]` table with sensible test defaults; `extra` adds or overrides lines.
+pub fn policy(name: &str, target: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[policy]]
+name = "{name}"
+provider = "sim"
+max_age = "30d"
+key = {{ name = "it-{{policy}}-{{rotation}}" }}
+target = {target}
+verify = {{ mode = "chat", model = "openai/gpt-4o-mini", timeout = "10s" }}
+{extra}
+"#
+    )
+}
