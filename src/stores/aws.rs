@@ -12,7 +12,9 @@ pub struct AwsSecretsManager {
 
 impl AwsSecretsManager {
     pub async fn connect(entry: &str, _region: &str, _endpoint_url: Option<&str>) -> Self {
-        Self { entry: entry.to_string() }
+        Self {
+            entry: entry.to_string(),
+        }
     }
 }
 
@@ -30,7 +32,12 @@ impl SecretStore for AwsSecretsManager {
     async fn read_pending(&self, _t: &Target) -> Result<Option<Pending>, StoreError> {
         todo!()
     }
-    async fn stage(&self, _t: &Target, _token: &str, _key: &SecretString) -> Result<String, StoreError> {
+    async fn stage(
+        &self,
+        _t: &Target,
+        _token: &str,
+        _key: &SecretString,
+    ) -> Result<String, StoreError> {
         todo!()
     }
     async fn promote(&self, _t: &Target, _version_id: &str) -> Result<(), StoreError> {
