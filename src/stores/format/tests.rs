@@ -134,9 +134,7 @@ fn json_that_is_not_an_object_is_a_shape_error_naming_the_secret_not_the_value()
 
 #[test]
 fn json_field_that_is_not_a_string_is_a_shape_error_without_the_value() {
-    let err = extract_key(&json(), Some(r#"{"API_KEY":12345}"#))
-        .err()
-        .expect("shape error");
+    let err = extract_key(&json(), Some(r#"{"API_KEY":12345}"#)).expect_err("shape error");
     assert!(matches!(err, StoreError::Shape { .. }));
     assert!(!err.to_string().contains("12345"), "{err}");
 }
