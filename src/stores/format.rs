@@ -15,6 +15,8 @@ mod json;
 
 /// The key held in `value` (the full secret string), or `None` when there is
 /// no key yet: no value, an empty raw value, or the field absent.
+/// A raw value is trimmed: a key never has surrounding whitespace, and
+/// hand-edited files usually end in a newline.
 pub fn extract_key(
     target: &Target,
     value: Option<&str>,
