@@ -1,19 +1,151 @@
-//! Local file store: current, pending and previous files, atomic writes, mode 0600. (Filled in by the store work.)
+//! Local file store: the current key at `<dir>/<secret_id>` (the path
+//! applications read), with `.pending` and `.previous` files next to it and a
+//! `.versions.json` sidecar holding the version ids (never key material).
+//! Every write is atomic (temp file, fsync, rename, fsync the directory),
+//! files are 0600 and created directories 0700.
+//!
+//! The calls are plain blocking file I/O on a few small files; a rotation
+//! touches one secret at a time, so this does not starve the runtime.
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 
-use super::{Pending, SecretStore, StoreError};
+use super::{Pending, SecretStore, StoreError, format};
 use crate::policy::Target;
+
+mod atomic;
+
+const SUFFIXES: [&str; 3] = [".pending", ".previous", ".versions.json"];
 
 pub struct FileStore {
     entry: String,
+    dir: PathBuf,
+}
+
+/// The files of one secret.
+struct Paths {
+    current: PathBuf,
+    pending: PathBuf,
+    previous: PathBuf,
+    versions: PathBuf,
+}
+
+/// Version ids of the three files. `pending` is set only while the pending
+/// file is complete, which is what lets `promote` resume after a crash.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Versions {
+    current: Option<String>,
+    pending: Option<String>,
+    previous: Option<String>,
 }
 
 impl FileStore {
-    pub fn new(entry: &str, _dir: &std::path::Path) -> Self {
+    pub fn new(entry: &str, dir: &Path) -> Self {
         Self {
             entry: entry.to_string(),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Refuses ids that would escape `dir` or collide with another secret's side files.
+    fn paths(&self, target: &Target) -> Result<Paths, StoreError> {
+        let id = Path::new(&target.secret_id);
+        let plain = id.components().all(|c| matches!(c, Component::Normal(_)));
+        if target.secret_id.is_empty()
+            || !plain
+            || SUFFIXES.iter().any(|s| target.secret_id.ends_with(s))
+        {
+            return Err(self.permanent(format!(
+                "secret id {:?} must be a relative path without `..` and must not end in .pending, .previous or .versions.json",
+                target.secret_id
+            )));
+        }
+        let current = self.dir.join(id);
+        let side = |suffix: &str| PathBuf::from(format!("{}{suffix}", current.display()));
+        Ok(Paths {
+            pending: side(SUFFIXES[0]),
+            previous: side(SUFFIXES[1]),
+            versions: side(SUFFIXES[2]),
+            current,
+        })
+    }
+
+    fn read(&self, target: &Target, path: &Path) -> Result<Option<String>, StoreError> {
+        let bytes = atomic::read(path).map_err(|e| self.io("read", path, e))?;
+        bytes
+            .map(|b| {
+                String::from_utf8(b).map_err(|_| format::shape(target, "value is not UTF-8 text"))
+            })
+            .transpose()
+    }
+
+    fn write(&self, path: &Path, contents: &str) -> Result<(), StoreError> {
+        atomic::write(path, contents.as_bytes()).map_err(|e| self.io("write", path, e))
+    }
+
+    fn remove(&self, path: &Path) -> Result<(), StoreError> {
+        atomic::remove(path).map_err(|e| self.io("remove", path, e))
+    }
+
+    fn load_versions(&self, paths: &Paths) -> Result<Versions, StoreError> {
+        let bytes =
+            atomic::read(&paths.versions).map_err(|e| self.io("read", &paths.versions, e))?;
+        let Some(bytes) = bytes else {
+            return Ok(Versions::default());
+        };
+        serde_json::from_slice(&bytes)
+            .map_err(|e| self.permanent(format!("{} is corrupt: {e}", paths.versions.display())))
+    }
+
+    fn save_versions(&self, paths: &Paths, versions: &Versions) -> Result<(), StoreError> {
+        let json = serde_json::to_string(versions).map_err(|e| self.permanent(e.to_string()))?;
+        self.write(&paths.versions, &json)
+    }
+
+    /// The pending file's key, when the sidecar says the pending file is complete.
+    fn pending(
+        &self,
+        target: &Target,
+        paths: &Paths,
+        versions: &Versions,
+    ) -> Result<Option<Pending>, StoreError> {
+        let Some(version_id) = versions.pending.clone() else {
+            return Ok(None);
+        };
+        let value = self.read(target, &paths.pending)?;
+        let key = format::extract_key(target, value.as_deref())?;
+        Ok(key.map(|key| Pending { version_id, key }))
+    }
+
+    fn permanent(&self, message: String) -> StoreError {
+        StoreError::Permanent {
+            store: self.entry.clone(),
+            message,
+        }
+    }
+
+    fn io(&self, action: &str, path: &Path, err: io::Error) -> StoreError {
+        let (store, message) = (
+            self.entry.clone(),
+            format!("{action} {}: {err}", path.display()),
+        );
+        match err.kind() {
+            io::ErrorKind::PermissionDenied => StoreError::Denied { store, message },
+            io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+                StoreError::Transient { store, message }
+            }
+            _ => StoreError::Permanent { store, message },
+        }
+    }
+
+    fn not_found(&self, target: &Target) -> StoreError {
+        StoreError::NotFound {
+            store: self.entry.clone(),
+            secret_id: target.secret_id.clone(),
         }
     }
 }
@@ -23,27 +155,110 @@ impl SecretStore for FileStore {
     fn entry(&self) -> &str {
         &self.entry
     }
-    async fn read_current(&self, _t: &Target) -> Result<Option<SecretString>, StoreError> {
-        todo!()
+
+    async fn read_current(&self, target: &Target) -> Result<Option<SecretString>, StoreError> {
+        match self.read(target, &self.paths(target)?.current)? {
+            None if target.create => Ok(None),
+            None => Err(self.not_found(target)),
+            Some(value) => format::extract_key(target, Some(&value)),
+        }
     }
-    async fn read_previous(&self, _t: &Target) -> Result<Option<SecretString>, StoreError> {
-        todo!()
+
+    async fn read_previous(&self, target: &Target) -> Result<Option<SecretString>, StoreError> {
+        let value = self.read(target, &self.paths(target)?.previous)?;
+        format::extract_key(target, value.as_deref())
     }
-    async fn read_pending(&self, _t: &Target) -> Result<Option<Pending>, StoreError> {
-        todo!()
+
+    async fn read_pending(&self, target: &Target) -> Result<Option<Pending>, StoreError> {
+        let paths = self.paths(target)?;
+        let versions = self.load_versions(&paths)?;
+        self.pending(target, &paths, &versions)
     }
+
     async fn stage(
         &self,
-        _t: &Target,
-        _token: &str,
-        _key: &SecretString,
+        target: &Target,
+        token: &str,
+        key: &SecretString,
     ) -> Result<String, StoreError> {
-        todo!()
+        let paths = self.paths(target)?;
+        let mut versions = self.load_versions(&paths)?;
+        if versions.current.as_deref() == Some(token) {
+            return Ok(token.to_string());
+        }
+        if let Some(pending) = self
+            .pending(target, &paths, &versions)?
+            .filter(|p| p.version_id == token)
+        {
+            if pending.key.expose_secret() != key.expose_secret() {
+                return Err(self.permanent(format!(
+                    "token {token} was already used to stage a different key"
+                )));
+            }
+            return Ok(token.to_string());
+        }
+        let current = self.read(target, &paths.current)?;
+        if current.is_none() && !target.create {
+            return Err(self.not_found(target));
+        }
+        // Built before anything is written, so a shape error leaves no trace.
+        let value = format::replace_key(target, current.as_deref(), key)?;
+        if versions.pending.take().is_some() {
+            // Unmark first: a crash while rewriting the file must not leave
+            // the old id naming the new content.
+            self.save_versions(&paths, &versions)?;
+        }
+        self.write(&paths.pending, value.expose_secret())?;
+        versions.pending = Some(token.to_string());
+        self.save_versions(&paths, &versions)?;
+        Ok(token.to_string())
     }
-    async fn promote(&self, _t: &Target, _version_id: &str) -> Result<(), StoreError> {
-        todo!()
+
+    /// Order, so that a crash at any point leaves `current` old or new, never
+    /// missing, and a rerun finishes the job: (1) copy current to previous
+    /// and record it; (2) rename pending over current, one atomic step;
+    /// (3) record the new current and clear pending. A pending id whose file
+    /// is gone therefore means (2) happened, and the rerun only does (3).
+    async fn promote(&self, target: &Target, version_id: &str) -> Result<(), StoreError> {
+        let paths = self.paths(target)?;
+        let mut versions = self.load_versions(&paths)?;
+        if versions.current.as_deref() == Some(version_id) {
+            return self.drop_pending(target).await;
+        }
+        if versions.pending.as_deref() != Some(version_id) {
+            return Err(self.permanent(format!(
+                "secret {:?}: version {version_id} is neither pending nor current",
+                target.secret_id
+            )));
+        }
+        if atomic::read(&paths.pending)
+            .map_err(|e| self.io("read", &paths.pending, e))?
+            .is_some()
+        {
+            match self.read(target, &paths.current)? {
+                Some(current) => self.write(&paths.previous, &current)?,
+                None => self.remove(&paths.previous)?,
+            }
+            versions.previous = versions.current.clone();
+            self.save_versions(&paths, &versions)?;
+            atomic::rename(&paths.pending, &paths.current)
+                .map_err(|e| self.io("rename", &paths.pending, e))?;
+        }
+        versions.current = versions.pending.take();
+        self.save_versions(&paths, &versions)
     }
-    async fn drop_pending(&self, _t: &Target) -> Result<(), StoreError> {
-        todo!()
+
+    async fn drop_pending(&self, target: &Target) -> Result<(), StoreError> {
+        let paths = self.paths(target)?;
+        let mut versions = self.load_versions(&paths)?;
+        // The id goes before the file, so a missing pending file with an id
+        // set always means "renamed to current" (see `promote`).
+        if versions.pending.take().is_some() {
+            self.save_versions(&paths, &versions)?;
+        }
+        self.remove(&paths.pending)
     }
 }
+
+#[cfg(test)]
+mod tests;

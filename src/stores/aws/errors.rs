@@ -1,0 +1,126 @@
+//! Classifies Secrets Manager SDK errors into [`StoreError`] kinds, so the
+//! rotation knows whether to retry, stop, or tell the operator about access.
+
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::stores::StoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    NotFound,
+    Denied,
+    Transient,
+    Permanent,
+}
+
+const DENIED: &[&str] = &[
+    "AccessDeniedException",
+    "AccessDenied",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+    "ExpiredTokenException",
+    "ExpiredToken",
+    "NotAuthorized",
+    // Almost always a missing kms:Decrypt grant on the secret's key.
+    "DecryptionFailure",
+];
+
+const TRANSIENT: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "InternalServiceError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+fn classify_service(code: Option<&str>, status: Option<u16>) -> Class {
+    match (code, status) {
+        (Some("ResourceNotFoundException"), _) => Class::NotFound,
+        (Some(c), _) if DENIED.contains(&c) => Class::Denied,
+        (Some(c), _) if TRANSIENT.contains(&c) => Class::Transient,
+        (_, Some(429 | 500..=599)) => Class::Transient,
+        (_, Some(401 | 403)) => Class::Denied,
+        _ => Class::Permanent,
+    }
+}
+
+/// Turns an SDK error from `call` on `secret_id` into a [`StoreError`]. The
+/// message carries the error code and AWS's message, which never contain the
+/// secret value (requests and response bodies are not echoed).
+pub fn classify<E>(store: &str, call: &str, secret_id: &str, err: SdkError<E>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let class = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            Class::Transient
+        }
+        SdkError::ConstructionFailure(_) => Class::Permanent,
+        _ => classify_service(err.code(), err.raw_response().map(|r| r.status().as_u16())),
+    };
+    let detail = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => DisplayErrorContext(&err).to_string(),
+    };
+    let (store, message) = (
+        store.to_string(),
+        format!("{call} on secret {secret_id:?}: {detail}"),
+    );
+    match class {
+        Class::NotFound => StoreError::NotFound {
+            store,
+            secret_id: secret_id.to_string(),
+        },
+        Class::Denied => StoreError::Denied { store, message },
+        Class::Transient => StoreError::Transient { store, message },
+        Class::Permanent => StoreError::Permanent { store, message },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_errors_are_classified_by_code_then_status() {
+        let cases = [
+            (
+                Some("ResourceNotFoundException"),
+                Some(400),
+                Class::NotFound,
+            ),
+            (Some("AccessDeniedException"), Some(400), Class::Denied),
+            (
+                Some("UnrecognizedClientException"),
+                Some(400),
+                Class::Denied,
+            ),
+            (Some("ExpiredTokenException"), Some(400), Class::Denied),
+            (Some("ThrottlingException"), Some(400), Class::Transient),
+            (Some("InternalServiceError"), Some(500), Class::Transient),
+            (None, Some(503), Class::Transient),
+            (None, Some(429), Class::Transient),
+            (None, Some(403), Class::Denied),
+            (
+                Some("InvalidParameterException"),
+                Some(400),
+                Class::Permanent,
+            ),
+            (Some("InvalidRequestException"), Some(400), Class::Permanent),
+            (Some("ResourceExistsException"), Some(400), Class::Permanent),
+            (None, None, Class::Permanent),
+        ];
+        for (code, status, want) in cases {
+            assert_eq!(classify_service(code, status), want, "{code:?} {status:?}");
+        }
+    }
+}

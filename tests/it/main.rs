@@ -1,0 +1,2 @@
+mod aws_store;
+mod moto;
