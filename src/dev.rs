@@ -26,7 +26,7 @@ async fn prepare(dir: &Path) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let management_key = format!("sim-mgmt-{}", uuid::Uuid::new_v4().simple());
     let key_file = dir.join("management-key");
-    crate::fsutil::write_atomic(&key_file, management_key.as_bytes()).map_err(|e| e.to_string())?;
+    crate::fsutil::write(&key_file, management_key.as_bytes()).map_err(|e| e.to_string())?;
     // A short propagation delay shows verification retrying, as real providers need.
     let faults = Faults {
         propagation_delay_ms: 1500,
@@ -39,7 +39,7 @@ async fn prepare(dir: &Path) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?;
     let config_path = dir.join("rekey.toml");
     let text = dev_config(dir, &sim.base_url, &key_file);
-    crate::fsutil::write_atomic(&config_path, text.as_bytes()).map_err(|e| e.to_string())?;
+    crate::fsutil::write(&config_path, text.as_bytes()).map_err(|e| e.to_string())?;
     let config = match commands::load(&config_path) {
         Ok(c) => c,
         Err(code) => return Ok(code),

@@ -70,7 +70,7 @@ impl StateStore for FileStateStore {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
-        fsutil::write_atomic(&path, &bytes).map_err(|e| io_error(&path, e))
+        fsutil::write(&path, &bytes).map_err(|e| io_error(&path, e))
     }
 
     async fn try_lease(&self, lock_key: &str) -> Result<Option<Box<dyn Lease>>, StateError> {

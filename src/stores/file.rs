@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{Pending, SecretStore, StoreError, format};
 use crate::policy::Target;
 
-mod atomic;
+use crate::fsutil as atomic;
 
 const SUFFIXES: [&str; 3] = [".pending", ".previous", ".versions.json"];
 
