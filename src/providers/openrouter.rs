@@ -12,8 +12,13 @@ pub struct OpenRouter {
 }
 
 impl OpenRouter {
-    pub fn new(config: &ProviderConfig, _management_key: SecretString) -> Result<Self, ProviderError> {
-        Ok(Self { entry: config.name.clone() })
+    pub fn new(
+        config: &ProviderConfig,
+        _management_key: SecretString,
+    ) -> Result<Self, ProviderError> {
+        Ok(Self {
+            entry: config.name.clone(),
+        })
     }
 }
 
@@ -37,7 +42,11 @@ impl Provider for OpenRouter {
     async fn delete_key(&self, _id: &str) -> Result<(), ProviderError> {
         todo!()
     }
-    async fn verify_key(&self, _key: &SecretString, _mode: &VerifyMode) -> Result<(), ProviderError> {
+    async fn verify_key(
+        &self,
+        _key: &SecretString,
+        _mode: &VerifyMode,
+    ) -> Result<(), ProviderError> {
         todo!()
     }
 }
