@@ -305,7 +305,8 @@ impl Provider for OpenRouter {
     async fn verify_key(&self, key: &SecretString, mode: &VerifyMode) -> Result<(), ProviderError> {
         let (op, request) = match mode {
             VerifyMode::Chat { model } => {
-                let ping = json!({ "model": model, "messages": [{ "role": "user", "content": "ping" }], "max_tokens": 1 });
+                let messages = json!([{ "role": "user", "content": "ping" }]);
+                let ping = json!({ "model": model, "messages": messages, "max_tokens": 1 });
                 (
                     "verify key (chat)",
                     self.request(Method::POST, "/chat/completions", key)

@@ -216,7 +216,6 @@ struct ChatRequest {
     model: Option<String>,
     #[serde(default)]
     messages: Vec<Value>,
-    max_tokens: Option<u32>,
 }
 
 async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Reply {
@@ -229,7 +228,6 @@ async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> 
         return Err(ApiError::new(400, "messages must not be empty").into());
     }
     sim.lock().state.charge_chat(token)?;
-    let completion_tokens = req.max_tokens.unwrap_or(1).min(1);
     ok(json!({
         "id": format!("gen-sim-{}", chrono::Utc::now().timestamp_micros()),
         "object": "chat.completion",
@@ -240,6 +238,6 @@ async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> 
             "message": { "role": "assistant", "content": "pong" },
             "finish_reason": "length",
         }],
-        "usage": { "prompt_tokens": 1, "completion_tokens": completion_tokens, "total_tokens": 1 + completion_tokens },
+        "usage": { "prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2 },
     }))
 }
