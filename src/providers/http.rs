@@ -85,7 +85,7 @@ pub(crate) async fn failure(
     let retry_after = retry_after(response.headers());
     let detail = match quote {
         Quote::ProviderMessage => response.bytes().await.ok().and_then(|b| error_message(&b)),
-        Quote::Nothing => None,
+        Quote::Nothing => Some("provider message withheld".to_string()),
     };
     classify(provider, op, caller, status, retry_after, detail)
 }

@@ -31,8 +31,10 @@ impl OpenRouter {
         config: &ProviderConfig,
         management_key: SecretString,
     ) -> Result<Self, ProviderError> {
+        // Redirects are refused: a request carrying a key goes only where configured.
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|err| ProviderError::Permanent {
                 provider: config.name.clone(),

@@ -349,3 +349,57 @@ fn random_hex() -> String {
     let bytes: [u8; 32] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(state: &mut State, hash: &str, body: &str) -> Value {
+        let req: UpdateRequest = serde_json::from_str(body).unwrap();
+        state.update(hash, req).unwrap()["data"].clone()
+    }
+
+    #[test]
+    fn update_clears_a_limit_only_when_it_is_explicitly_null() {
+        let mut state = State::new("mgmt");
+        let (hash, _) = state.seed("k");
+        assert_eq!(
+            update(&mut state, &hash, r#"{"limit": 3.0}"#)["limit"],
+            json!(3.0)
+        );
+        assert_eq!(
+            update(&mut state, &hash, r#"{"name": "n"}"#)["limit"],
+            json!(3.0)
+        );
+        assert_eq!(
+            update(&mut state, &hash, r#"{"limit": null}"#)["limit"],
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn a_key_still_propagating_or_rejected_does_not_authenticate() {
+        let mut state = State::new("mgmt");
+        let req = || CreateRequest {
+            name: Some("k".into()),
+            limit: None,
+            limit_reset: None,
+            include_byok_in_limit: None,
+            expires_at: None,
+        };
+        let (_, slow) = state.create(req(), Duration::from_secs(60), false).unwrap();
+        let (_, doomed) = state.create(req(), Duration::ZERO, true).unwrap();
+        let (_, fine) = state.create(req(), Duration::ZERO, false).unwrap();
+        assert_eq!(state.authenticate_normal(&slow).unwrap_err().status, 401);
+        assert_eq!(state.authenticate_normal(&doomed).unwrap_err().status, 401);
+        assert_eq!(state.authenticate_normal(&fine), Ok(2));
+    }
+
+    #[test]
+    fn a_limit_reset_outside_the_three_periods_is_refused() {
+        let mut state = State::new("mgmt");
+        let (hash, _) = state.seed("k");
+        let req: UpdateRequest = serde_json::from_str(r#"{"limit_reset": "hourly"}"#).unwrap();
+        assert_eq!(state.update(&hash, req).unwrap_err().status, 400);
+    }
+}

@@ -193,3 +193,30 @@ async fn no_error_shows_a_key() {
     }
     assert_eq!(errors.len(), 5);
 }
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_with_the_management_key() {
+    use axum::response::Redirect;
+    let app = axum::Router::new().route(
+        "/keys",
+        axum::routing::get(|| async { Redirect::temporary("http://127.0.0.1:9/keys") }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let err = client_with(&base, MANAGEMENT_KEY)
+        .list_keys()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProviderError::Permanent {
+                status: Some(307),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    server.abort();
+}
