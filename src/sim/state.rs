@@ -34,7 +34,7 @@ impl ApiError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct CreateRequest {
     pub name: Option<String>,
     pub limit: Option<f64>,
@@ -382,10 +382,7 @@ mod tests {
         let mut state = State::new("mgmt");
         let req = || CreateRequest {
             name: Some("k".into()),
-            limit: None,
-            limit_reset: None,
-            include_byok_in_limit: None,
-            expires_at: None,
+            ..CreateRequest::default()
         };
         let (_, slow) = state.create(req(), Duration::from_secs(60), false).unwrap();
         let (_, doomed) = state.create(req(), Duration::ZERO, true).unwrap();
