@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use crate::config::ProviderConfig;
 use crate::policy::{LimitReset, VerifyMode};
 
+mod http;
 pub mod openrouter;
 
 /// A key just created: the only moment its secret is visible.

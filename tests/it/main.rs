@@ -1,2 +1,9 @@
+//! All integration tests in one binary: the real `rekey` binary and library
+//! against the simulator (in-process) and moto (started by ./scripts/test).
+
 mod aws_store;
+mod helpers;
 mod moto;
+mod rotation_aws;
+mod rotation_file;
+mod sim_openrouter;

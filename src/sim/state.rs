@@ -1,0 +1,402 @@
+//! The simulated account: the management key, every key with its counters,
+//! and who may call what. All behaviour here is synchronous and lock-scoped;
+//! the HTTP layer only decodes requests and encodes these results.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::SimKey;
+use super::faults::Endpoint;
+
+const PAGE_SIZE: usize = 100;
+/// What one chat ping costs, in USD: enough to show up in usage counters.
+const CHAT_COST: f64 = 0.00002;
+
+/// An API error as OpenRouter reports it: HTTP status plus a message.
+#[derive(Debug, PartialEq)]
+pub(crate) struct ApiError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct CreateRequest {
+    pub name: Option<String>,
+    pub limit: Option<f64>,
+    pub limit_reset: Option<String>,
+    pub include_byok_in_limit: Option<bool>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct UpdateRequest {
+    pub name: Option<String>,
+    pub disabled: Option<bool>,
+    #[serde(deserialize_with = "present")]
+    pub limit: Option<Option<f64>>,
+    #[serde(deserialize_with = "present")]
+    pub limit_reset: Option<Option<String>>,
+    pub include_byok_in_limit: Option<bool>,
+}
+
+/// Tells an explicit `null` (clear the field) apart from an absent field.
+fn present<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
+}
+
+struct KeyRecord {
+    hash: String,
+    name: String,
+    secret: String,
+    label: String,
+    disabled: bool,
+    limit: Option<f64>,
+    limit_reset: Option<String>,
+    include_byok_in_limit: bool,
+    usage: f64,
+    created_at: DateTime<Utc>,
+    updated_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
+    /// Answers 401 on chat/whoami until then (propagation delay).
+    ready_at: Instant,
+    /// Created under `reject_new_keys`: never starts working.
+    never_works: bool,
+}
+
+pub(crate) struct State {
+    management_key: String,
+    keys: Vec<KeyRecord>,
+    issued: Vec<String>,
+    calls: BTreeMap<String, u64>,
+}
+
+impl State {
+    pub(crate) fn new(management_key: &str) -> Self {
+        let management_key = management_key.to_string();
+        Self {
+            management_key,
+            keys: Vec::new(),
+            issued: Vec::new(),
+            calls: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn count_call(&mut self, endpoint: Endpoint) {
+        *self.calls.entry(endpoint.as_str().to_string()).or_default() += 1;
+    }
+
+    pub(crate) fn calls(&self) -> &BTreeMap<String, u64> {
+        &self.calls
+    }
+
+    pub(crate) fn issued(&self) -> &[String] {
+        &self.issued
+    }
+
+    pub(crate) fn sim_keys(&self) -> Vec<SimKey> {
+        self.keys.iter().map(KeyRecord::to_sim_key).collect()
+    }
+
+    pub(crate) fn seed(&mut self, name: &str) -> (String, String) {
+        let key = self.issue(name, Duration::ZERO, false);
+        (key.hash.clone(), key.secret.clone())
+    }
+
+    /// `/keys` endpoints: only the management key gets through.
+    pub(crate) fn authorize_management(&self, token: Option<&str>) -> Result<(), ApiError> {
+        match token {
+            None => Err(ApiError::new(401, "No auth credentials found")),
+            Some(t) if t == self.management_key => Ok(()),
+            Some(t) if self.authenticate_normal(t).is_ok() => Err(ApiError::new(
+                403,
+                "Only management keys can perform this operation",
+            )),
+            Some(_) => Err(ApiError::new(401, "User not found.")),
+        }
+    }
+
+    /// Chat and whoami: a normal key that exists, is enabled, has propagated
+    /// and has not expired.
+    pub(crate) fn authenticate_normal(&self, token: &str) -> Result<usize, ApiError> {
+        if token == self.management_key {
+            return Err(ApiError::new(
+                401,
+                "Management keys cannot be used for this operation",
+            ));
+        }
+        let unknown = || ApiError::new(401, "User not found.");
+        let index = self
+            .keys
+            .iter()
+            .position(|k| k.secret == token)
+            .ok_or_else(unknown)?;
+        let key = &self.keys[index];
+        // A key still propagating looks exactly like an unknown one.
+        if key.never_works || Instant::now() < key.ready_at {
+            return Err(unknown());
+        }
+        if key.disabled {
+            return Err(ApiError::new(401, "Key is disabled"));
+        }
+        if key.expires_at.is_some_and(|at| at <= Utc::now()) {
+            return Err(ApiError::new(401, "Key has expired"));
+        }
+        Ok(index)
+    }
+
+    /// Returns the key object and its secret, shown only this once.
+    pub(crate) fn create(
+        &mut self,
+        req: CreateRequest,
+        propagation: Duration,
+        reject: bool,
+    ) -> Result<(Value, String), ApiError> {
+        let name = req.name.filter(|n| !n.trim().is_empty());
+        let name = name.ok_or_else(|| ApiError::new(400, "name is required"))?;
+        let limit_reset = req.limit_reset.map(check_limit_reset).transpose()?;
+        let key = self.issue(&name, propagation, reject);
+        key.limit = req.limit;
+        key.limit_reset = limit_reset;
+        key.include_byok_in_limit = req.include_byok_in_limit.unwrap_or(false);
+        key.expires_at = req.expires_at;
+        Ok((key.to_json(), key.secret.clone()))
+    }
+
+    /// One page in creation order; disabled keys only when asked for.
+    pub(crate) fn list(&self, offset: usize, include_disabled: bool) -> Value {
+        let page: Vec<Value> = (self.keys.iter())
+            .filter(|k| include_disabled || !k.disabled)
+            .skip(offset)
+            .take(PAGE_SIZE)
+            .map(KeyRecord::to_json)
+            .collect();
+        json!({ "data": page })
+    }
+
+    pub(crate) fn get(&self, hash: &str) -> Result<Value, ApiError> {
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.hash == hash)
+            .ok_or_else(not_found)?;
+        Ok(json!({ "data": key.to_json() }))
+    }
+
+    pub(crate) fn update(&mut self, hash: &str, req: UpdateRequest) -> Result<Value, ApiError> {
+        let limit_reset = req
+            .limit_reset
+            .map(|r| r.map(check_limit_reset).transpose());
+        let limit_reset = limit_reset.transpose()?;
+        let key = self
+            .keys
+            .iter_mut()
+            .find(|k| k.hash == hash)
+            .ok_or_else(not_found)?;
+        if let Some(name) = req.name {
+            key.name = name;
+        }
+        if let Some(limit) = req.limit {
+            key.limit = limit;
+        }
+        if let Some(limit_reset) = limit_reset {
+            key.limit_reset = limit_reset;
+        }
+        key.disabled = req.disabled.unwrap_or(key.disabled);
+        key.include_byok_in_limit = req
+            .include_byok_in_limit
+            .unwrap_or(key.include_byok_in_limit);
+        key.updated_at = Some(Utc::now());
+        Ok(json!({ "data": key.to_json() }))
+    }
+
+    pub(crate) fn delete(&mut self, hash: &str) -> Result<Value, ApiError> {
+        let index = self
+            .keys
+            .iter()
+            .position(|k| k.hash == hash)
+            .ok_or_else(not_found)?;
+        self.keys.remove(index);
+        Ok(json!({ "deleted": true }))
+    }
+
+    pub(crate) fn whoami(&self, token: &str) -> Result<Value, ApiError> {
+        let key = &self.keys[self.authenticate_normal(token)?];
+        Ok(json!({ "data": {
+            "label": key.label,
+            "limit": key.limit,
+            "limit_remaining": key.limit_remaining(),
+            "usage": key.usage,
+            "usage_daily": key.usage,
+            "is_management_key": false,
+            "expires_at": key.expires_at,
+        }}))
+    }
+
+    /// Charges one ping to the key; 402 once its limit is spent.
+    pub(crate) fn charge_chat(&mut self, token: &str) -> Result<(), ApiError> {
+        let index = self.authenticate_normal(token)?;
+        let key = &mut self.keys[index];
+        if key.limit_remaining().is_some_and(|left| left <= 0.0) {
+            return Err(ApiError::new(
+                402,
+                "Insufficient credits for this key's limit",
+            ));
+        }
+        key.usage += CHAT_COST;
+        Ok(())
+    }
+
+    fn issue(&mut self, name: &str, propagation: Duration, reject: bool) -> &mut KeyRecord {
+        let secret = format!("sk-or-v1-{}", random_hex());
+        let now = Utc::now();
+        self.issued.push(secret.clone());
+        self.keys.push(KeyRecord {
+            hash: random_hex(),
+            name: name.to_string(),
+            label: crate::secret::redacted_label(&SecretString::from(secret.clone())),
+            secret,
+            disabled: false,
+            limit: None,
+            limit_reset: None,
+            include_byok_in_limit: false,
+            usage: 0.0,
+            created_at: now,
+            updated_at: None,
+            expires_at: None,
+            ready_at: Instant::now() + propagation,
+            never_works: reject,
+        });
+        let last = self.keys.len() - 1;
+        &mut self.keys[last]
+    }
+}
+
+impl KeyRecord {
+    fn limit_remaining(&self) -> Option<f64> {
+        self.limit.map(|limit| (limit - self.usage).max(0.0))
+    }
+
+    /// The OpenRouter key object; the secret is never part of it.
+    fn to_json(&self) -> Value {
+        json!({
+            "hash": self.hash,
+            "name": self.name,
+            "label": self.label,
+            "disabled": self.disabled,
+            "limit": self.limit,
+            "limit_remaining": self.limit_remaining(),
+            "limit_reset": self.limit_reset,
+            "include_byok_in_limit": self.include_byok_in_limit,
+            "usage": self.usage,
+            "usage_daily": self.usage,
+            "usage_weekly": self.usage,
+            "usage_monthly": self.usage,
+            "byok_usage": 0.0,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "expires_at": self.expires_at,
+        })
+    }
+
+    fn to_sim_key(&self) -> SimKey {
+        SimKey {
+            hash: self.hash.clone(),
+            name: self.name.clone(),
+            label: self.label.clone(),
+            disabled: self.disabled,
+            secret: self.secret.clone(),
+            usage: self.usage,
+            created_at: self.created_at,
+        }
+    }
+}
+
+fn check_limit_reset(value: String) -> Result<String, ApiError> {
+    match value.as_str() {
+        "daily" | "weekly" | "monthly" => Ok(value),
+        _ => Err(ApiError::new(
+            400,
+            "limit_reset must be daily, weekly or monthly",
+        )),
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(404, "Key not found")
+}
+
+fn random_hex() -> String {
+    let bytes: [u8; 32] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(state: &mut State, hash: &str, body: &str) -> Value {
+        let req: UpdateRequest = serde_json::from_str(body).unwrap();
+        state.update(hash, req).unwrap()["data"].clone()
+    }
+
+    #[test]
+    fn update_clears_a_limit_only_when_it_is_explicitly_null() {
+        let mut state = State::new("mgmt");
+        let (hash, _) = state.seed("k");
+        assert_eq!(
+            update(&mut state, &hash, r#"{"limit": 3.0}"#)["limit"],
+            json!(3.0)
+        );
+        assert_eq!(
+            update(&mut state, &hash, r#"{"name": "n"}"#)["limit"],
+            json!(3.0)
+        );
+        assert_eq!(
+            update(&mut state, &hash, r#"{"limit": null}"#)["limit"],
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn a_key_still_propagating_or_rejected_does_not_authenticate() {
+        let mut state = State::new("mgmt");
+        let req = || CreateRequest {
+            name: Some("k".into()),
+            ..CreateRequest::default()
+        };
+        let (_, slow) = state.create(req(), Duration::from_secs(60), false).unwrap();
+        let (_, doomed) = state.create(req(), Duration::ZERO, true).unwrap();
+        let (_, fine) = state.create(req(), Duration::ZERO, false).unwrap();
+        assert_eq!(state.authenticate_normal(&slow).unwrap_err().status, 401);
+        assert_eq!(state.authenticate_normal(&doomed).unwrap_err().status, 401);
+        assert_eq!(state.authenticate_normal(&fine), Ok(2));
+    }
+
+    #[test]
+    fn a_limit_reset_outside_the_three_periods_is_refused() {
+        let mut state = State::new("mgmt");
+        let (hash, _) = state.seed("k");
+        let req: UpdateRequest = serde_json::from_str(r#"{"limit_reset": "hourly"}"#).unwrap();
+        assert_eq!(state.update(&hash, req).unwrap_err().status, 400);
+    }
+}
