@@ -14,21 +14,21 @@ use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
-/// Names of the six fields, seconds first, for error messages.
-const FIELD_NAMES: [&str; 6] = [
-    "second",
-    "minute",
-    "hour",
-    "day-of-month",
-    "month",
-    "day-of-week",
+/// Names and ranges of the six fields, seconds first, for error messages.
+const FIELDS: [(&str, &str); 6] = [
+    ("second", "0-59"),
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day-of-month", "1-31"),
+    ("month", "1-12 or JAN-DEC"),
+    ("day-of-week", "0-7 or SUN-SAT"),
 ];
 
 /// Ticks sampled by [`Schedule::min_interval`]: more than a year of daily
 /// ticks, so both DST switches are always inside the window.
 const INTERVAL_SAMPLES: usize = 400;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Schedule {
     /// The expression as written in the config.
     pub expression: String,
@@ -92,6 +92,13 @@ impl Schedule {
     }
 }
 
+/// The parsed form is croner's bit fields: thousands of lines in a log.
+impl fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Schedule({self})")
+    }
+}
+
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.expression, self.tz)
@@ -113,7 +120,8 @@ fn explain(six: &[&str], whole: &croner::errors::CronError) -> String {
         let mut probe = ["*"; 6];
         probe[i] = field;
         if let Err(e) = parser().parse(&probe.join(" ")) {
-            return format!("{} field `{field}`: {e}", FIELD_NAMES[i]);
+            let (name, range) = FIELDS[i];
+            return format!("{name} field `{field}` is invalid (allowed: {range}): {e}");
         }
     }
     whole.to_string()
