@@ -134,7 +134,7 @@ fn load(
 fn syntax_message(message: &str) -> String {
     let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or("cannot parse");
-    match lines.last() {
+    match lines.next_back() {
         Some(reason) if !reason.starts_with('|') && !reason.contains(" | ") => {
             format!("{first}: {reason}")
         }
@@ -180,5 +180,186 @@ fn hide_value(message: &str) -> String {
             format!("{}{}", &message[..start], &message[end + 1..])
         }
         _ => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{SecretRef, StateLocation, StoreKind};
+
+    const BASE: &str = r#"
+[daemon]
+state = "file:state"
+
+[providers.openrouter]
+kind = "openrouter"
+management_key = "file:keys/management"
+
+[stores.aws]
+kind = "aws-secrets-manager"
+region = "us-east-1"
+
+[stores.local]
+kind = "file"
+dir = "/abs/secrets"
+"#;
+
+    fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rekey.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_overrides_replace_fields_in_any_section() {
+        let (_dir, path) = write_config(BASE);
+        let env = vars(&[
+            ("REKEY_DAEMON__MAX_CONCURRENT_ROTATIONS", "4"),
+            ("REKEY_STORES__AWS__ENDPOINT_URL", "http://127.0.0.1:5000"),
+        ]);
+        let config = load_file_with_env(&path, env).unwrap();
+        assert_eq!(config.daemon.max_concurrent_rotations, 4);
+        let aws = StoreKind::AwsSecretsManager {
+            region: "us-east-1".into(),
+            endpoint_url: Some("http://127.0.0.1:5000".into()),
+        };
+        assert_eq!(config.stores["aws"].kind, aws);
+    }
+
+    #[test]
+    fn rekey_variables_without_a_double_underscore_are_not_config() {
+        let (_dir, path) = write_config(BASE);
+        let env = vars(&[
+            ("REKEY_FAILPOINT", "after_create"),
+            ("REKEY_TEST_MOTO_URL", "http://127.0.0.1:5000"),
+            ("REKEY_LOG", "debug"),
+            ("OTHER__THING", "1"),
+        ]);
+        assert!(load_file_with_env(&path, env).is_ok());
+    }
+
+    #[test]
+    fn a_bad_env_override_is_reported_at_its_field() {
+        let (_dir, path) = write_config(BASE);
+        let env = vars(&[("REKEY_DAEMON__MAX_CONCURRENT_ROTATIONS", "0")]);
+        let Err(ConfigError::Invalid { problems, .. }) = load_file_with_env(&path, env) else {
+            panic!("expected Invalid");
+        };
+        assert_eq!(problems[0].path, "daemon.max_concurrent_rotations");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_files_directory() {
+        let (dir, path) = write_config(BASE);
+        let config = load_file_with_env(&path, Vec::new()).unwrap();
+        let base = std::path::absolute(dir.path()).unwrap();
+        assert_eq!(config.daemon.state, StateLocation::File(base.join("state")));
+        let key = SecretRef::File(base.join("keys/management"));
+        assert_eq!(config.providers["openrouter"].management_key, key);
+        let local = StoreKind::File {
+            dir: "/abs/secrets".into(),
+        };
+        assert_eq!(config.stores["local"].kind, local);
+    }
+
+    #[test]
+    fn the_extension_picks_the_format() {
+        assert_eq!(
+            SourceFormat::from_path(Path::new("a.toml")),
+            Some(SourceFormat::Toml)
+        );
+        assert_eq!(
+            SourceFormat::from_path(Path::new("a.yml")),
+            Some(SourceFormat::Yaml)
+        );
+        assert_eq!(
+            SourceFormat::from_path(Path::new("a.yaml")),
+            Some(SourceFormat::Yaml)
+        );
+        assert_eq!(SourceFormat::from_path(Path::new("a.json")), None);
+        let err = load_file_with_env(Path::new("/nonexistent/rekey.json"), Vec::new());
+        assert!(matches!(err, Err(ConfigError::Read { message, .. }) if message.contains(".toml")));
+    }
+
+    #[test]
+    fn a_missing_file_is_a_read_error_naming_the_file() {
+        let err = load_file_with_env(Path::new("/nonexistent/rekey.toml"), Vec::new()).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+        assert!(
+            err.to_string().starts_with("/nonexistent/rekey.toml: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_gives_position_and_reason_but_not_the_line() {
+        let text = "[providers.x]\nmanagement_key = \"sk-or-v1-secret\n";
+        let err = load_str(text, SourceFormat::Toml, Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(!err.contains("sk-or-v1"), "the line leaked: {err}");
+        let yaml = "daemon:\n  state: [\"sk-or-v1-secret\"\n";
+        let err = load_str(yaml, SourceFormat::Yaml, Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("sk-or-v1"), "the line leaked: {err}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_not_echoed() {
+        let text =
+            "[daemon]\nstate = \"file:/s\"\nmax_concurrent_rotations = \"sk-or-v1-secret\"\n";
+        let Err(ConfigError::Invalid { problems, .. }) =
+            load_str(text, SourceFormat::Toml, Path::new("/"))
+        else {
+            panic!("expected Invalid");
+        };
+        assert_eq!(problems[0].path, "daemon.max_concurrent_rotations");
+        assert!(
+            !problems[0].message.contains("sk-or"),
+            "{}",
+            problems[0].message
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_names_the_table_that_holds_it() {
+        let text =
+            "[daemon]\nstate = \"file:/s\"\n[[policy]]\nname = \"a\"\nverify = { modle = \"x\" }\n";
+        let Err(ConfigError::Invalid { problems, .. }) =
+            load_str(text, SourceFormat::Toml, Path::new("/"))
+        else {
+            panic!("expected Invalid");
+        };
+        assert_eq!(
+            problems[0].to_string(),
+            "policy[0].verify: unknown field \"modle\"; expected one of mode, model, timeout"
+        );
+        let top = shape_problem("unknown field `bogus`, expected one of `daemon`, `policy`");
+        assert_eq!(top.path, "(top level)");
+    }
+
+    #[test]
+    fn zero_policies_is_a_valid_config() {
+        let config = load_str(
+            "[daemon]\nstate = \"file:/s\"\n",
+            SourceFormat::Toml,
+            Path::new("/"),
+        )
+        .unwrap();
+        assert!(config.policies.is_empty());
+        assert_eq!(config.daemon.catch_up_jitter, Duration::from_secs(30));
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::{Problems, human, is_env_name};
+use super::{Problems, is_env_name, rules};
 use crate::config::raw::{RawKey, RawPolicy, RawRevoke, RawTarget, RawVerify};
 use crate::policy::{
     AdoptSpec, Format, KeyTemplate, LimitReset, Policy, RevokeMode, RevokeSpec, Target, VerifyMode,
@@ -31,13 +31,13 @@ pub(super) fn policies(p: &mut Problems, raw: Vec<RawPolicy>, known: &Known) -> 
     let parsed: Vec<(usize, Policy)> = (raw.into_iter().enumerate())
         .filter_map(|(i, r)| Some((i, policy(&mut At { p, i, name: None }, r, known)?)))
         .collect();
-    duplicate_names(p, &parsed);
-    conflicting_targets(p, &parsed);
+    rules::duplicate_names(p, &parsed);
+    rules::conflicting_targets(p, &parsed);
     parsed.into_iter().map(|(_, policy)| policy).collect()
 }
 
 /// Records problems under `policy[i].<field>`, naming the policy once known.
-struct At<'p> {
+pub(super) struct At<'p> {
     p: &'p mut Problems,
     i: usize,
     name: Option<String>,
@@ -48,7 +48,7 @@ impl At<'_> {
         format!("policy[{}].{field}", self.i)
     }
 
-    fn push(&mut self, field: &str, message: impl Into<String>) {
+    pub(super) fn push(&mut self, field: &str, message: impl Into<String>) {
         let mut message = message.into();
         if let Some(name) = &self.name {
             message = format!("{message} (policy {name:?})");
@@ -132,8 +132,8 @@ fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
         at.push("adopt.key_id", "must not be empty");
     }
     let (schedule, key, revoke) = (schedule?, key?, revoke?);
-    check_grace(at, schedule.as_ref(), max_age, &revoke, known.now);
-    check_expiry(at, max_age, &key, &revoke);
+    rules::check_grace(at, schedule.as_ref(), max_age, &revoke, known.now);
+    rules::check_expiry(at, max_age, &key, &revoke);
     Some(Policy {
         name: name?,
         provider: provider?,
@@ -347,84 +347,6 @@ fn revoke(at: &mut At, raw: RawRevoke) -> Option<RevokeSpec> {
     Some(RevokeSpec { grace, mode })
 }
 
-/// The old key must be revoked before the next rotation starts, or keys pile up.
-fn check_grace(
-    at: &mut At,
-    schedule: Option<&Schedule>,
-    max_age: Option<Duration>,
-    revoke: &RevokeSpec,
-    now: DateTime<Utc>,
-) {
-    let from_schedule = schedule.and_then(|s| s.min_interval(now));
-    let interval = match (from_schedule, max_age) {
-        (Some(a), Some(b)) => a.min(b),
-        (a, b) => match a.or(b) {
-            Some(interval) => interval,
-            None => return,
-        },
-    };
-    if revoke.grace >= interval {
-        let message = format!(
-            "grace {} must be shorter than the rotation interval {} (the smaller of max_age and the shortest gap between schedule ticks)",
-            human(revoke.grace),
-            human(interval)
-        );
-        at.push("revoke.grace", message);
-    }
-}
-
-/// A key must outlive its turn: it stays current until max_age, then serves the grace period.
-fn check_expiry(at: &mut At, max_age: Option<Duration>, key: &KeyTemplate, revoke: &RevokeSpec) {
-    if let (Some(expires), Some(max_age)) = (key.expires_after, max_age) {
-        if expires <= max_age + revoke.grace {
-            let message = format!(
-                "{} would expire keys before they are replaced and revoked (max_age {} + grace {})",
-                human(expires),
-                human(max_age),
-                human(revoke.grace)
-            );
-            at.push("key.expires_after", message);
-        }
-    }
-}
-
-fn duplicate_names(p: &mut Problems, parsed: &[(usize, Policy)]) {
-    for (n, (j, later)) in parsed.iter().enumerate() {
-        if let Some((i, _)) = parsed[..n]
-            .iter()
-            .find(|(_, earlier)| earlier.name == later.name)
-        {
-            p.push(
-                format!("policy[{j}].name"),
-                format!("duplicate policy name {:?} (also policy[{i}])", later.name),
-            );
-        }
-    }
-}
-
-/// Two policies may share a secret only as different fields of one json or env secret.
-fn conflicting_targets(p: &mut Problems, parsed: &[(usize, Policy)]) {
-    for (n, (j, later)) in parsed.iter().enumerate() {
-        let b = &later.target;
-        let clash = parsed[..n].iter().find(|(_, earlier)| {
-            let a = &earlier.target;
-            a.lock_key() == b.lock_key()
-                && (a.format != b.format || a.format == Format::Raw || a.field == b.field)
-        });
-        if let Some((i, earlier)) = clash {
-            let what = match (&b.field, b.format == earlier.target.format) {
-                (Some(field), true) => format!("the same field {field:?} of"),
-                _ => "the same".to_string(),
-            };
-            let message = format!(
-                "writes {what} secret {:?} in store {:?} as policy[{i}] ({:?}) (policy {:?})",
-                b.secret_id, b.store, earlier.name, later.name
-            );
-            p.push(format!("policy[{j}].target"), message);
-        }
-    }
-}
-
 fn defined(names: &BTreeSet<String>) -> String {
     let names: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
     if names.is_empty() {
@@ -442,4 +364,91 @@ fn is_policy_name(name: &str) -> bool {
             .next()
             .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::validate::problems_with;
+
+    fn one(extra: &str) -> Vec<String> {
+        problems_with(&format!(
+            "[[policy]]\nname = \"p\"\nprovider = \"or\"\nmax_age = \"30d\"\n\
+             target = {{ store = \"aws\", secret_id = \"s\", format = \"env\", field = \"KEY\" }}\n{extra}"
+        ))
+    }
+
+    #[test]
+    fn a_complete_policy_has_no_problems() {
+        assert_eq!(one(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn verify_mode_follows_the_model_unless_stated() {
+        assert!(one("verify = { model = \"openai/gpt-4o-mini\" }").is_empty());
+        assert_eq!(
+            one("verify = { mode = \"key-info\", model = \"m\" }"),
+            ["policy[0].verify.model: only used when verify.mode is \"chat\" (policy \"p\")"]
+        );
+        assert_eq!(
+            one("verify = { mode = \"ping\" }"),
+            ["policy[0].verify.mode: \"ping\" is not one of \"chat\", \"key-info\" (policy \"p\")"]
+        );
+    }
+
+    #[test]
+    fn key_names_may_use_only_the_known_placeholders() {
+        assert!(one("key = { name = \"{policy}-{date}-{rotation}\" }").is_empty());
+        let got = one("key = { name = \"{team}-{rotation}\" }");
+        assert_eq!(
+            got,
+            [
+                "policy[0].key.name: unknown placeholder {team}; use {policy}, {date}, {rotation} (policy \"p\")"
+            ]
+        );
+    }
+
+    #[test]
+    fn key_limits_and_resets_are_checked() {
+        let got = one("key = { limit = -1, limit_reset = \"hourly\" }");
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].starts_with("policy[0].key.limit: must be zero or more"));
+        assert!(got[1].starts_with("policy[0].key.limit_reset: \"hourly\" is not one of"));
+        assert!(one("key = { limit = 0, limit_reset = \"daily\" }").is_empty());
+    }
+
+    #[test]
+    fn an_env_target_field_must_be_a_variable_name() {
+        let got = problems_with(
+            "[[policy]]\nname = \"p\"\nprovider = \"or\"\nmax_age = \"30d\"\n\
+             target = { store = \"aws\", secret_id = \"s\", format = \"env\", field = \"MY-KEY\" }\n",
+        );
+        assert_eq!(got.len(), 1);
+        assert!(got[0].starts_with("policy[0].target.field: \"MY-KEY\" is not a variable name"));
+    }
+
+    #[test]
+    fn a_timezone_without_a_schedule_is_refused() {
+        let got = one("timezone = \"Europe/Berlin\"");
+        assert_eq!(
+            got,
+            [
+                "policy[0].timezone: is set but there is no schedule for it to apply to (policy \"p\")"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_policy_missing_everything_reports_each_required_field() {
+        let got = problems_with("[[policy]]\n");
+        let paths: Vec<&str> = got.iter().map(|l| l.split(':').next().unwrap()).collect();
+        assert_eq!(
+            paths,
+            [
+                "policy[0].name",
+                "policy[0].provider",
+                "policy[0].schedule",
+                "policy[0].target"
+            ]
+        );
+    }
 }
