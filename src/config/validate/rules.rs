@@ -97,7 +97,7 @@ pub(super) fn conflicting_targets(p: &mut Problems, parsed: &[(usize, Policy)]) 
 
 #[cfg(test)]
 mod tests {
-    use crate::config::validate::problems_with;
+    use crate::config::validate::tests::problems_with;
 
     fn policy(name: &str, extra: &str) -> String {
         format!("[[policy]]\nname = \"{name}\"\nprovider = \"or\"\n{extra}\n")
