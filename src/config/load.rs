@@ -1,10 +1,14 @@
-//! Loading (TOML/YAML via the `config` crate, `REKEY_*` env overrides) and
-//! validation into typed [`Config`]. Every problem is collected, each naming
-//! its field path. (Filled in by the config work.)
+//! Loading (TOML/YAML via the `config` crate, `REKEY_<SECTION>__<FIELD>` env
+//! overrides) and validation into typed [`Config`]. Every problem is
+//! collected, each naming its field path.
 
 use std::path::{Path, PathBuf};
 
+use chrono::Utc;
+
 use super::Config;
+use super::raw::RawConfig;
+use super::validate::validate;
 
 /// One thing wrong with a config, at one field path (`policy[2].schedule`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +34,332 @@ pub enum ConfigError {
     },
 }
 
-pub fn load_file(_path: &Path) -> Result<Config, ConfigError> {
-    todo!("config loading")
+/// The syntax of a config text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    Toml,
+    Yaml,
+}
+
+impl SourceFormat {
+    /// By extension: `.toml`, `.yaml` or `.yml`.
+    pub fn from_path(path: &Path) -> Option<SourceFormat> {
+        match path.extension()?.to_str()? {
+            "toml" => Some(SourceFormat::Toml),
+            "yaml" | "yml" => Some(SourceFormat::Yaml),
+            _ => None,
+        }
+    }
+
+    fn file_format(self) -> config::FileFormat {
+        match self {
+            SourceFormat::Toml => config::FileFormat::Toml,
+            SourceFormat::Yaml => config::FileFormat::Yaml,
+        }
+    }
+}
+
+/// Reads and validates `path`, applying `REKEY_<SECTION>__<FIELD>` overrides
+/// from the process environment.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    load_file_with_env(path, std::env::vars())
+}
+
+/// [`load_file`] with the environment passed in, so tests need not mutate the process's.
+pub fn load_file_with_env(
+    path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let read_error = |message: String| ConfigError::Read {
+        file: path.to_path_buf(),
+        message,
+    };
+    let format = SourceFormat::from_path(path)
+        .ok_or_else(|| read_error("unsupported extension; use .toml, .yaml or .yml".into()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| read_error(e.to_string()))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // Absolute, so relative paths in the file stay right if the daemon changes directory.
+    let base_dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    load(&text, format, &base_dir, path, Some(env_overrides(env)))
+}
+
+/// Validates a config text (no env overrides); relative paths resolve against `base_dir`.
+pub fn load_str(text: &str, format: SourceFormat, base_dir: &Path) -> Result<Config, ConfigError> {
+    load(text, format, base_dir, Path::new("<inline config>"), None)
+}
+
+/// Only `REKEY_*` variables with a `__` are config: `REKEY_FAILPOINT`,
+/// `REKEY_LOG` and friends configure other things and would be refused as
+/// unknown fields.
+fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> config::Map<String, String> {
+    env.into_iter()
+        .filter(|(k, _)| k.starts_with("REKEY_") && k.contains("__"))
+        .collect()
+}
+
+fn load(
+    text: &str,
+    format: SourceFormat,
+    base_dir: &Path,
+    file: &Path,
+    overrides: Option<config::Map<String, String>>,
+) -> Result<Config, ConfigError> {
+    let mut builder =
+        config::Config::builder().add_source(config::File::from_str(text, format.file_format()));
+    if let Some(vars) = overrides {
+        let env = config::Environment::with_prefix("REKEY")
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true)
+            .source(Some(vars));
+        builder = builder.add_source(env);
+    }
+    let file = file.to_path_buf();
+    let merged = builder.build().map_err(|e| ConfigError::Read {
+        file: file.clone(),
+        message: syntax_message(&e.to_string()),
+    })?;
+    let raw: RawConfig = merged.try_deserialize().map_err(|e| ConfigError::Invalid {
+        file: file.clone(),
+        problems: vec![shape_problem(&e.to_string())],
+    })?;
+    validate(raw, base_dir, Utc::now()).map_err(|problems| ConfigError::Invalid { file, problems })
+}
+
+/// Parser errors quote the offending source line, which may hold a secret:
+/// keep the position (first line) and the reason (last line) only.
+fn syntax_message(message: &str) -> String {
+    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("cannot parse");
+    match lines.next_back() {
+        Some(reason) if !reason.starts_with('|') && !reason.contains(" | ") => {
+            format!("{first}: {reason}")
+        }
+        _ => first.to_string(),
+    }
+}
+
+/// Turns a serde error from the `config` crate ("unknown field `modle`, expected
+/// one of ... for key `policy[0]verify`") into a problem with a clean path.
+fn shape_problem(message: &str) -> ConfigProblem {
+    let (what, path) = match message.rsplit_once(" for key `") {
+        Some((what, key)) => (what, normalize_key(key.trim_end_matches('`'))),
+        None => (message, "(top level)".to_string()),
+    };
+    let message = if let Some(rest) = what.strip_prefix("unknown field `") {
+        let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let expected = expected.trim_start_matches(", ").replace('`', "");
+        format!("unknown field {field:?}; {expected}")
+    } else {
+        hide_value(what)
+    };
+    ConfigProblem { path, message }
+}
+
+/// `policy[0]verify` → `policy[0].verify`.
+fn normalize_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    let mut chars = key.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == ']' && chars.peek().is_some_and(|n| *n != '.' && *n != '[') {
+            out.push('.');
+        }
+    }
+    out
+}
+
+/// `invalid type: string "sk-…", expected a boolean` → `invalid type: string, expected a boolean`:
+/// a value in the wrong field may be a key.
+fn hide_value(message: &str) -> String {
+    match (message.find(" \""), message.rfind("\", ")) {
+        (Some(start), Some(end)) if start < end => {
+            format!("{}{}", &message[..start], &message[end + 1..])
+        }
+        _ => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{SecretRef, StateLocation, StoreKind};
+
+    const BASE: &str = r#"
+[daemon]
+state = "file:state"
+
+[providers.openrouter]
+kind = "openrouter"
+management_key = "file:keys/management"
+
+[stores.aws]
+kind = "aws-secrets-manager"
+region = "us-east-1"
+
+[stores.local]
+kind = "file"
+dir = "/abs/secrets"
+"#;
+
+    fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rekey.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_overrides_replace_fields_in_any_section() {
+        let (_dir, path) = write_config(BASE);
+        let env = vars(&[
+            ("REKEY_DAEMON__MAX_CONCURRENT_ROTATIONS", "4"),
+            ("REKEY_STORES__AWS__ENDPOINT_URL", "http://127.0.0.1:5000"),
+        ]);
+        let config = load_file_with_env(&path, env).unwrap();
+        assert_eq!(config.daemon.max_concurrent_rotations, 4);
+        let aws = StoreKind::AwsSecretsManager {
+            region: "us-east-1".into(),
+            endpoint_url: Some("http://127.0.0.1:5000".into()),
+        };
+        assert_eq!(config.stores["aws"].kind, aws);
+    }
+
+    #[test]
+    fn rekey_variables_without_a_double_underscore_are_not_config() {
+        let (_dir, path) = write_config(BASE);
+        let env = vars(&[
+            ("REKEY_FAILPOINT", "after_create"),
+            ("REKEY_TEST_MOTO_URL", "http://127.0.0.1:5000"),
+            ("REKEY_LOG", "debug"),
+            ("OTHER__THING", "1"),
+        ]);
+        assert!(load_file_with_env(&path, env).is_ok());
+    }
+
+    #[test]
+    fn a_bad_env_override_is_reported_at_its_field() {
+        let (_dir, path) = write_config(BASE);
+        let env = vars(&[("REKEY_DAEMON__MAX_CONCURRENT_ROTATIONS", "0")]);
+        let Err(ConfigError::Invalid { problems, .. }) = load_file_with_env(&path, env) else {
+            panic!("expected Invalid");
+        };
+        assert_eq!(problems[0].path, "daemon.max_concurrent_rotations");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_files_directory() {
+        let (dir, path) = write_config(BASE);
+        let config = load_file_with_env(&path, Vec::new()).unwrap();
+        let base = std::path::absolute(dir.path()).unwrap();
+        assert_eq!(config.daemon.state, StateLocation::File(base.join("state")));
+        let key = SecretRef::File(base.join("keys/management"));
+        assert_eq!(config.providers["openrouter"].management_key, key);
+        let local = StoreKind::File {
+            dir: "/abs/secrets".into(),
+        };
+        assert_eq!(config.stores["local"].kind, local);
+    }
+
+    #[test]
+    fn the_extension_picks_the_format() {
+        assert_eq!(
+            SourceFormat::from_path(Path::new("a.toml")),
+            Some(SourceFormat::Toml)
+        );
+        assert_eq!(
+            SourceFormat::from_path(Path::new("a.yml")),
+            Some(SourceFormat::Yaml)
+        );
+        assert_eq!(
+            SourceFormat::from_path(Path::new("a.yaml")),
+            Some(SourceFormat::Yaml)
+        );
+        assert_eq!(SourceFormat::from_path(Path::new("a.json")), None);
+        let err = load_file_with_env(Path::new("/nonexistent/rekey.json"), Vec::new());
+        assert!(matches!(err, Err(ConfigError::Read { message, .. }) if message.contains(".toml")));
+    }
+
+    #[test]
+    fn a_missing_file_is_a_read_error_naming_the_file() {
+        let err = load_file_with_env(Path::new("/nonexistent/rekey.toml"), Vec::new()).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+        assert!(
+            err.to_string().starts_with("/nonexistent/rekey.toml: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_gives_position_and_reason_but_not_the_line() {
+        let text = "[providers.x]\nmanagement_key = \"sk-or-v1-secret\n";
+        let err = load_str(text, SourceFormat::Toml, Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(!err.contains("sk-or-v1"), "the line leaked: {err}");
+        let yaml = "daemon:\n  state: [\"sk-or-v1-secret\"\n";
+        let err = load_str(yaml, SourceFormat::Yaml, Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("sk-or-v1"), "the line leaked: {err}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_not_echoed() {
+        let text =
+            "[daemon]\nstate = \"file:/s\"\nmax_concurrent_rotations = \"sk-or-v1-secret\"\n";
+        let Err(ConfigError::Invalid { problems, .. }) =
+            load_str(text, SourceFormat::Toml, Path::new("/"))
+        else {
+            panic!("expected Invalid");
+        };
+        assert_eq!(problems[0].path, "daemon.max_concurrent_rotations");
+        assert!(
+            !problems[0].message.contains("sk-or"),
+            "{}",
+            problems[0].message
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_names_the_table_that_holds_it() {
+        let text =
+            "[daemon]\nstate = \"file:/s\"\n[[policy]]\nname = \"a\"\nverify = { modle = \"x\" }\n";
+        let Err(ConfigError::Invalid { problems, .. }) =
+            load_str(text, SourceFormat::Toml, Path::new("/"))
+        else {
+            panic!("expected Invalid");
+        };
+        assert_eq!(
+            problems[0].to_string(),
+            "policy[0].verify: unknown field \"modle\"; expected one of mode, model, timeout"
+        );
+        let top = shape_problem("unknown field `bogus`, expected one of `daemon`, `policy`");
+        assert_eq!(top.path, "(top level)");
+    }
+
+    #[test]
+    fn zero_policies_is_a_valid_config() {
+        let config = load_str(
+            "[daemon]\nstate = \"file:/s\"\n",
+            SourceFormat::Toml,
+            Path::new("/"),
+        )
+        .unwrap();
+        assert!(config.policies.is_empty());
+        assert_eq!(config.daemon.catch_up_jitter, Duration::from_secs(30));
+    }
 }

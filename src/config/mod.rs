@@ -10,6 +10,7 @@ use crate::policy::Policy;
 
 pub mod load;
 pub mod raw;
+mod validate;
 
 pub use load::{ConfigError, ConfigProblem, load_file};
 

@@ -1,0 +1,358 @@
+//! Raw config → typed [`Config`], collecting every problem with its field
+//! path instead of stopping at the first. The daemon, provider and store
+//! sections live here; policies (and the checks across them) in `policy`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::raw::{RawConfig, RawDaemon, RawProvider, RawStore};
+use super::{
+    Backoff, Config, ConfigProblem, DaemonConfig, ProviderConfig, ProviderKind, SecretRef,
+    StateLocation, StoreConfig, StoreKind,
+};
+
+mod policy;
+mod rules;
+
+const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9477";
+const DEFAULT_MAX_CONCURRENT: i64 = 8;
+const MAX_CONCURRENT_RANGE: std::ops::RangeInclusive<i64> = 1..=1024;
+const DEFAULT_BACKOFF: Backoff = Backoff {
+    min: Duration::from_secs(5 * 60),
+    max: Duration::from_secs(24 * 3600),
+};
+const DEFAULT_CATCH_UP_JITTER: Duration = Duration::from_secs(30);
+const DEFAULT_BASE_URL: &str = "https://openrouter.ai/api/v1";
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `now` anchors the schedule sampling behind the grace-vs-interval check.
+pub(crate) fn validate(
+    raw: RawConfig,
+    base_dir: &Path,
+    now: DateTime<Utc>,
+) -> Result<Config, Vec<ConfigProblem>> {
+    let mut p = Problems::default();
+    // Policies are checked against the names declared, valid or not, so a
+    // bad provider is reported once and not again by every policy using it.
+    let provider_names = raw.providers.keys().cloned().collect();
+    let store_names = raw.stores.keys().cloned().collect();
+    let daemon = daemon(&mut p, raw.daemon.unwrap_or_default(), base_dir);
+    let providers: BTreeMap<_, _> = (raw.providers.into_iter())
+        .filter_map(|(name, r)| Some((name.clone(), provider(&mut p, name, r, base_dir)?)))
+        .collect();
+    let stores: BTreeMap<_, _> = (raw.stores.into_iter())
+        .filter_map(|(name, r)| Some((name.clone(), store(&mut p, name, r, base_dir)?)))
+        .collect();
+    let names = policy::Known {
+        providers: &provider_names,
+        stores: &store_names,
+        now,
+    };
+    let policies = policy::policies(&mut p, raw.policy, &names);
+    match (daemon, p.0.is_empty()) {
+        (Some(daemon), true) => Ok(Config {
+            daemon,
+            providers,
+            stores,
+            policies,
+        }),
+        _ => Err(p.0),
+    }
+}
+
+/// The problems found so far. Helpers return `None` for a missing or bad
+/// value and record why, so callers only decide what is required.
+#[derive(Default)]
+pub(super) struct Problems(Vec<ConfigProblem>);
+
+impl Problems {
+    pub(super) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigProblem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    pub(super) fn required<'a>(&mut self, path: &str, raw: Option<&'a str>) -> Option<&'a str> {
+        match raw.map(str::trim) {
+            Some(value) if !value.is_empty() => Some(value),
+            _ => {
+                self.push(path, "required");
+                None
+            }
+        }
+    }
+
+    pub(super) fn duration(&mut self, path: &str, raw: Option<&str>) -> Option<Duration> {
+        let text = raw?;
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.push(path, format!("not a duration: {text:?} ({e}); write e.g. \"90s\", \"5m\", \"1h\", \"35d\""));
+                None
+            }
+        }
+    }
+
+    /// A duration that must not be zero (timeouts, ages, backoff).
+    pub(super) fn positive_duration(&mut self, path: &str, raw: Option<&str>) -> Option<Duration> {
+        let d = self.duration(path, raw)?;
+        if d.is_zero() {
+            self.push(path, "must be greater than zero");
+            return None;
+        }
+        Some(d)
+    }
+
+    pub(super) fn http_url(&mut self, path: &str, raw: &str) -> Option<String> {
+        if raw.starts_with("http://") || raw.starts_with("https://") {
+            Some(raw.trim_end_matches('/').to_string())
+        } else {
+            self.push(path, format!("{raw:?} is not an http:// or https:// URL"));
+            None
+        }
+    }
+}
+
+fn daemon(p: &mut Problems, raw: RawDaemon, base_dir: &Path) -> Option<DaemonConfig> {
+    let state = p
+        .required("daemon.state", raw.state.as_deref())
+        .and_then(|s| match s.strip_prefix("file:") {
+            Some(dir) if !dir.trim().is_empty() => {
+                Some(StateLocation::File(resolve(base_dir, dir)))
+            }
+            _ => {
+                p.push(
+                    "daemon.state",
+                    format!("{s:?} is not supported; only \"file:<dir>\" is"),
+                );
+                None
+            }
+        });
+    let listen = raw.admin_listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN);
+    let admin_listen = listen.parse::<SocketAddr>().map_err(|_| {
+        p.push(
+            "daemon.admin_listen",
+            format!("{listen:?} is not an address like \"127.0.0.1:9477\""),
+        );
+    });
+    let max = raw
+        .max_concurrent_rotations
+        .unwrap_or(DEFAULT_MAX_CONCURRENT);
+    if !MAX_CONCURRENT_RANGE.contains(&max) {
+        p.push(
+            "daemon.max_concurrent_rotations",
+            format!("must be between 1 and 1024, got {max}"),
+        );
+    }
+    let failure_backoff = backoff(p, raw.failure_backoff.unwrap_or_default());
+    let jitter = p.duration("daemon.catch_up_jitter", raw.catch_up_jitter.as_deref());
+    Some(DaemonConfig {
+        state: state?,
+        admin_listen: admin_listen.ok()?,
+        max_concurrent_rotations: usize::try_from(max).ok()?,
+        failure_backoff: failure_backoff?,
+        catch_up_jitter: jitter.unwrap_or(DEFAULT_CATCH_UP_JITTER),
+    })
+}
+
+fn backoff(p: &mut Problems, raw: super::raw::RawBackoff) -> Option<Backoff> {
+    let min = p.positive_duration("daemon.failure_backoff.min", raw.min.as_deref());
+    let max = p.positive_duration("daemon.failure_backoff.max", raw.max.as_deref());
+    // A bad value was already reported; comparing its stand-in would only add noise.
+    let min = if raw.min.is_some() {
+        min?
+    } else {
+        DEFAULT_BACKOFF.min
+    };
+    let max = if raw.max.is_some() {
+        max?
+    } else {
+        DEFAULT_BACKOFF.max
+    };
+    if min > max {
+        p.push(
+            "daemon.failure_backoff",
+            format!("min ({}) is longer than max ({})", human(min), human(max)),
+        );
+        return None;
+    }
+    Some(Backoff { min, max })
+}
+
+fn provider(
+    p: &mut Problems,
+    name: String,
+    raw: RawProvider,
+    base_dir: &Path,
+) -> Option<ProviderConfig> {
+    let at = |field: &str| format!("providers.{name}.{field}");
+    let kind = p
+        .required(&at("kind"), raw.kind.as_deref())
+        .and_then(|k| match k {
+            "openrouter" => Some(ProviderKind::OpenRouter),
+            other => {
+                p.push(
+                    at("kind"),
+                    format!("unknown provider kind {other:?}; expected \"openrouter\""),
+                );
+                None
+            }
+        });
+    let key = p.required(&at("management_key"), raw.management_key.as_deref());
+    let management_key = key.and_then(|k| secret_ref(p, &at("management_key"), k, base_dir));
+    let base_url = p.http_url(
+        &at("base_url"),
+        raw.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL),
+    );
+    let timeout = p.positive_duration(&at("request_timeout"), raw.request_timeout.as_deref());
+    let request_timeout = if raw.request_timeout.is_some() {
+        timeout?
+    } else {
+        DEFAULT_REQUEST_TIMEOUT
+    };
+    Some(ProviderConfig {
+        name,
+        kind: kind?,
+        base_url: base_url?,
+        management_key: management_key?,
+        request_timeout,
+    })
+}
+
+fn store(p: &mut Problems, name: String, raw: RawStore, base_dir: &Path) -> Option<StoreConfig> {
+    let at = |field: &str| format!("stores.{name}.{field}");
+    let kind = match p.required(&at("kind"), raw.kind.as_deref())? {
+        "aws-secrets-manager" => {
+            refuse_field(p, &at("dir"), raw.dir.is_some(), "file");
+            let region = p
+                .required(&at("region"), raw.region.as_deref())
+                .map(str::to_string);
+            let endpoint_url = match raw.endpoint_url.as_deref() {
+                Some(url) => Some(p.http_url(&at("endpoint_url"), url)?),
+                None => None,
+            };
+            StoreKind::AwsSecretsManager {
+                region: region?,
+                endpoint_url,
+            }
+        }
+        "file" => {
+            refuse_field(
+                p,
+                &at("region"),
+                raw.region.is_some(),
+                "aws-secrets-manager",
+            );
+            refuse_field(
+                p,
+                &at("endpoint_url"),
+                raw.endpoint_url.is_some(),
+                "aws-secrets-manager",
+            );
+            let dir = p.required(&at("dir"), raw.dir.as_deref())?;
+            StoreKind::File {
+                dir: resolve(base_dir, dir),
+            }
+        }
+        other => {
+            p.push(
+                at("kind"),
+                format!(
+                    "unknown store kind {other:?}; expected \"aws-secrets-manager\" or \"file\""
+                ),
+            );
+            return None;
+        }
+    };
+    Some(StoreConfig { name, kind })
+}
+
+fn refuse_field(p: &mut Problems, path: &str, present: bool, owner_kind: &str) {
+    if present {
+        p.push(
+            path,
+            format!("only applies to stores of kind {owner_kind:?}"),
+        );
+    }
+}
+
+/// Parses `env:VAR`, `file:PATH` or `aws-sm:SECRET_ID[#field]`. The value is
+/// never echoed in a problem: a mistake here may well be the secret itself.
+pub(super) fn secret_ref(
+    p: &mut Problems,
+    path: &str,
+    raw: &str,
+    base_dir: &Path,
+) -> Option<SecretRef> {
+    let parsed = if let Some(var) = raw.strip_prefix("env:") {
+        is_env_name(var).then(|| SecretRef::Env(var.to_string()))
+    } else if let Some(file) = raw.strip_prefix("file:") {
+        (!file.is_empty()).then(|| SecretRef::File(resolve(base_dir, file)))
+    } else if let Some(rest) = raw.strip_prefix("aws-sm:") {
+        let (secret_id, field) = match rest.split_once('#') {
+            Some((id, field)) => (id, Some(field)),
+            None => (rest, None),
+        };
+        let ok = !secret_id.is_empty() && field.is_none_or(|f| !f.is_empty());
+        ok.then(|| SecretRef::AwsSm {
+            secret_id: secret_id.to_string(),
+            field: field.map(str::to_string),
+        })
+    } else {
+        p.push(
+            path,
+            "must be a reference: env:VAR, file:PATH or aws-sm:SECRET_ID[#field] \
+             (literal secrets are not allowed in the config file; value not shown)",
+        );
+        return None;
+    };
+    if parsed.is_none() {
+        p.push(path, "malformed reference: expected env:VAR, file:PATH or aws-sm:SECRET_ID[#field] (value not shown)");
+    }
+    parsed
+}
+
+pub(super) fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Relative paths in the file are relative to the file, not to the daemon's working directory.
+fn resolve(base_dir: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    }
+}
+
+/// "35d", "1d 12h", "90s" → "1m 30s": humantime's own formatting counts
+/// months of 30.44 days, which reads badly next to a "35d" in the file.
+pub(super) fn human(d: Duration) -> String {
+    let units = [(86400, "d"), (3600, "h"), (60, "m"), (1, "s")];
+    let mut left = d.as_secs();
+    let mut parts = Vec::new();
+    for (size, unit) in units {
+        if left >= size {
+            parts.push(format!("{}{unit}", left / size));
+            left %= size;
+        }
+    }
+    if parts.is_empty() {
+        format!("{}ms", d.as_millis())
+    } else {
+        parts.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests;

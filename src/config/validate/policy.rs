@@ -1,0 +1,367 @@
+//! `[[policy]]` entries → typed [`Policy`], plus the checks that span
+//! policies: unique names and no two policies writing the same field.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::{Problems, is_env_name, rules};
+use crate::config::raw::{RawKey, RawPolicy, RawRevoke, RawTarget, RawVerify};
+use crate::policy::{
+    AdoptSpec, Format, KeyTemplate, LimitReset, Policy, RevokeMode, RevokeSpec, Target, VerifyMode,
+    VerifySpec,
+};
+use crate::schedule::Schedule;
+
+const DEFAULT_KEY_NAME: &str = "rekey-{policy}-{rotation}";
+const KEY_NAME_PLACEHOLDERS: [&str; 3] = ["{policy}", "{date}", "{rotation}"];
+const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(120);
+const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
+
+/// What policies may refer to, and the instant schedules are sampled from.
+pub(super) struct Known<'a> {
+    pub providers: &'a BTreeSet<String>,
+    pub stores: &'a BTreeSet<String>,
+    pub now: DateTime<Utc>,
+}
+
+pub(super) fn policies(p: &mut Problems, raw: Vec<RawPolicy>, known: &Known) -> Vec<Policy> {
+    let parsed: Vec<(usize, Policy)> = (raw.into_iter().enumerate())
+        .filter_map(|(i, r)| Some((i, policy(&mut At { p, i, name: None }, r, known)?)))
+        .collect();
+    rules::duplicate_names(p, &parsed);
+    rules::conflicting_targets(p, &parsed);
+    parsed.into_iter().map(|(_, policy)| policy).collect()
+}
+
+/// Records problems under `policy[i].<field>`, naming the policy once known.
+pub(super) struct At<'p> {
+    p: &'p mut Problems,
+    i: usize,
+    name: Option<String>,
+}
+
+impl At<'_> {
+    fn path(&self, field: &str) -> String {
+        format!("policy[{}].{field}", self.i)
+    }
+
+    pub(super) fn push(&mut self, field: &str, message: impl Into<String>) {
+        let mut message = message.into();
+        if let Some(name) = &self.name {
+            message = format!("{message} (policy {name:?})");
+        }
+        self.p.push(self.path(field), message);
+    }
+
+    fn required<'a>(&mut self, field: &str, raw: Option<&'a str>) -> Option<&'a str> {
+        let found = raw.map(str::trim).filter(|s| !s.is_empty());
+        if found.is_none() {
+            self.push(field, "required");
+        }
+        found
+    }
+
+    fn duration(&mut self, field: &str, raw: Option<&str>) -> Option<Duration> {
+        self.p.positive_duration(&self.path(field), raw)
+    }
+
+    /// `raw` must be one of `allowed` (by name); `None` if absent or not allowed.
+    fn choice<T: Copy>(
+        &mut self,
+        field: &str,
+        raw: Option<&str>,
+        allowed: &[(&str, T)],
+    ) -> Option<T> {
+        let raw = raw?;
+        let found = allowed
+            .iter()
+            .find(|(name, _)| *name == raw)
+            .map(|(_, v)| *v);
+        if found.is_none() {
+            let names: Vec<String> = allowed.iter().map(|(n, _)| format!("{n:?}")).collect();
+            self.push(field, format!("{raw:?} is not one of {}", names.join(", ")));
+        }
+        found
+    }
+}
+
+fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
+    let name = at.required("name", raw.name.as_deref()).map(str::to_string);
+    if let Some(name) = &name {
+        if !is_policy_name(name) {
+            at.push(
+                "name",
+                format!(
+                    "{name:?} must be 1-63 of a-z, 0-9, '_', '-', starting with a letter or digit"
+                ),
+            );
+        }
+        at.name = Some(name.clone());
+    }
+    let provider = at
+        .required("provider", raw.provider.as_deref())
+        .map(str::to_string);
+    if let Some(provider) = provider
+        .as_deref()
+        .filter(|p| !known.providers.contains(*p))
+    {
+        at.push(
+            "provider",
+            format!(
+                "no provider named {provider:?}; {}",
+                defined(known.providers)
+            ),
+        );
+    }
+    let (schedule, max_age) = when(at, &raw, known.now);
+    let key = key(at, raw.key.unwrap_or_default());
+    let target = match raw.target {
+        Some(t) => target(at, t, known),
+        None => {
+            at.push("target", "required");
+            None
+        }
+    };
+    let verify = verify(at, raw.verify.unwrap_or_default());
+    let revoke = revoke(at, raw.revoke.unwrap_or_default());
+    let key_id = raw.adopt.and_then(|a| a.key_id);
+    if key_id.as_deref().is_some_and(|k| k.trim().is_empty()) {
+        at.push("adopt.key_id", "must not be empty");
+    }
+    let (schedule, key, revoke) = (schedule?, key?, revoke?);
+    rules::check_grace(at, schedule.as_ref(), max_age, &revoke, known.now);
+    rules::check_expiry(at, max_age, &key, &revoke);
+    Some(Policy {
+        name: name?,
+        provider: provider?,
+        schedule,
+        max_age,
+        key,
+        target: target?,
+        verify: verify?,
+        revoke,
+        adopt: AdoptSpec { key_id },
+    })
+}
+
+/// Schedule (in its time zone) and max_age; the outer `None` means invalid.
+fn when(
+    at: &mut At,
+    raw: &RawPolicy,
+    now: DateTime<Utc>,
+) -> (Option<Option<Schedule>>, Option<Duration>) {
+    if raw.schedule.is_none() && raw.max_age.is_none() {
+        at.push("schedule", "a policy needs a schedule, a max_age, or both");
+    }
+    let tz = raw.timezone.as_deref().and_then(|name| match name.parse::<Tz>() {
+        Ok(tz) => Some(tz),
+        Err(_) => {
+            at.push("timezone", format!("unknown time zone {name:?}; use an IANA name like \"Europe/Berlin\" or \"UTC\""));
+            None
+        }
+    });
+    if raw.timezone.is_some() && raw.schedule.is_none() {
+        at.push(
+            "timezone",
+            "is set but there is no schedule for it to apply to",
+        );
+    }
+    let schedule = match raw
+        .schedule
+        .as_deref()
+        .map(|expr| Schedule::parse(expr, tz))
+    {
+        None => Some(None),
+        Some(Ok(s)) if s.next_after(now).is_none() => {
+            at.push("schedule", format!("{:?} never fires", s.expression));
+            None
+        }
+        Some(Ok(s)) => Some(Some(s)),
+        Some(Err(e)) => {
+            at.push("schedule", e);
+            None
+        }
+    };
+    let max_age = at.duration("max_age", raw.max_age.as_deref());
+    (schedule, max_age)
+}
+
+fn key(at: &mut At, raw: RawKey) -> Option<KeyTemplate> {
+    let name = raw.name.unwrap_or_else(|| DEFAULT_KEY_NAME.to_string());
+    let mut ok = true;
+    if !name.contains("{rotation}") {
+        // Recovery after a crash finds keys it created by the rotation id in their name.
+        at.push("key.name", format!("{name:?} must contain {{rotation}}"));
+        ok = false;
+    }
+    if let Some(unknown) = unknown_placeholder(&name) {
+        at.push(
+            "key.name",
+            format!("unknown placeholder {unknown}; use {{policy}}, {{date}}, {{rotation}}"),
+        );
+        ok = false;
+    }
+    if let Some(limit) = raw.limit.filter(|l| !l.is_finite() || *l < 0.0) {
+        at.push("key.limit", format!("must be zero or more, got {limit}"));
+        ok = false;
+    }
+    let resets = [
+        ("daily", LimitReset::Daily),
+        ("weekly", LimitReset::Weekly),
+        ("monthly", LimitReset::Monthly),
+    ];
+    let limit_reset = at.choice("key.limit_reset", raw.limit_reset.as_deref(), &resets);
+    let expires_after = at.duration("key.expires_after", raw.expires_after.as_deref());
+    let all_ok = ok
+        && raw.limit_reset.is_some() == limit_reset.is_some()
+        && raw.expires_after.is_some() == expires_after.is_some();
+    all_ok.then_some(KeyTemplate {
+        name,
+        limit: raw.limit,
+        limit_reset,
+        include_byok_in_limit: raw.include_byok_in_limit,
+        expires_after,
+    })
+}
+
+fn unknown_placeholder(name: &str) -> Option<&str> {
+    let mut rest = name;
+    while let Some(start) = rest.find('{') {
+        let end = rest[start..]
+            .find('}')
+            .map_or(rest.len(), |e| start + e + 1);
+        let placeholder = &rest[start..end];
+        if !KEY_NAME_PLACEHOLDERS.contains(&placeholder) {
+            return Some(placeholder);
+        }
+        rest = &rest[end..];
+    }
+    None
+}
+
+fn target(at: &mut At, raw: RawTarget, known: &Known) -> Option<Target> {
+    let store = at
+        .required("target.store", raw.store.as_deref())
+        .map(str::to_string);
+    if let Some(store) = store.as_deref().filter(|s| !known.stores.contains(*s)) {
+        at.push(
+            "target.store",
+            format!("no store named {store:?}; {}", defined(known.stores)),
+        );
+    }
+    let secret_id = at
+        .required("target.secret_id", raw.secret_id.as_deref())
+        .map(str::to_string);
+    let formats = [
+        ("raw", Format::Raw),
+        ("json", Format::Json),
+        ("env", Format::Env),
+    ];
+    let format = match raw.format.as_deref() {
+        None => Some(Format::Raw),
+        given => at.choice("target.format", given, &formats),
+    };
+    let field_ok = match (format, raw.field.as_deref()) {
+        (Some(Format::Raw), Some(_)) => {
+            field_problem(at, "is only used by the json and env formats")
+        }
+        (Some(Format::Json | Format::Env), None) => {
+            field_problem(at, "required for the json and env formats")
+        }
+        (Some(Format::Env), Some(f)) if !is_env_name(f) => field_problem(
+            at,
+            &format!("{f:?} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"),
+        ),
+        (Some(_), Some("")) => field_problem(at, "must not be empty"),
+        _ => true,
+    };
+    field_ok.then_some(())?;
+    Some(Target {
+        store: store?,
+        secret_id: secret_id?,
+        format: format?,
+        field: raw.field,
+        create: raw.create.unwrap_or(false),
+    })
+}
+
+fn field_problem(at: &mut At, message: &str) -> bool {
+    at.push("target.field", message);
+    false
+}
+
+fn verify(at: &mut At, raw: RawVerify) -> Option<VerifySpec> {
+    // Naming a model is enough to ask for a chat check.
+    let default_mode = if raw.model.is_some() {
+        "chat"
+    } else {
+        "key-info"
+    };
+    let mode = match (raw.mode.as_deref().unwrap_or(default_mode), raw.model) {
+        ("chat", Some(model)) if !model.trim().is_empty() => Some(VerifyMode::Chat { model }),
+        ("chat", _) => {
+            at.push("verify.model", "required when verify.mode is \"chat\"");
+            None
+        }
+        ("key-info", None) => Some(VerifyMode::KeyInfo),
+        ("key-info", Some(_)) => {
+            at.push("verify.model", "only used when verify.mode is \"chat\"");
+            None
+        }
+        (other, _) => {
+            at.push(
+                "verify.mode",
+                format!("{other:?} is not one of \"chat\", \"key-info\""),
+            );
+            None
+        }
+    };
+    let timeout = at.duration("verify.timeout", raw.timeout.as_deref());
+    let timeout = if raw.timeout.is_some() {
+        timeout?
+    } else {
+        DEFAULT_VERIFY_TIMEOUT
+    };
+    Some(VerifySpec {
+        mode: mode?,
+        timeout,
+    })
+}
+
+fn revoke(at: &mut At, raw: RawRevoke) -> Option<RevokeSpec> {
+    let grace = match raw.grace.as_deref() {
+        Some(text) => at.p.duration(&at.path("revoke.grace"), Some(text))?,
+        None => DEFAULT_GRACE,
+    };
+    let modes = [
+        ("delete", RevokeMode::Delete),
+        ("disable", RevokeMode::Disable),
+    ];
+    let mode = match raw.mode.as_deref() {
+        None => RevokeMode::Delete,
+        given => at.choice("revoke.mode", given, &modes)?,
+    };
+    Some(RevokeSpec { grace, mode })
+}
+
+fn defined(names: &BTreeSet<String>) -> String {
+    let names: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    if names.is_empty() {
+        "none are defined".to_string()
+    } else {
+        format!("defined: {}", names.join(", "))
+    }
+}
+
+/// `[a-z0-9][a-z0-9_-]{0,62}`: safe in key names, metric labels and file names.
+fn is_policy_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 63
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}

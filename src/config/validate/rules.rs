@@ -1,0 +1,159 @@
+//! Checks that relate values to each other: the grace period against the
+//! rotation interval, key expiry against max_age, and policies against one
+//! another (unique names, no two writers of one field).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::policy::At;
+use super::{Problems, human};
+use crate::policy::{Format, KeyTemplate, Policy, RevokeSpec};
+use crate::schedule::Schedule;
+
+/// The old key must be revoked before the next rotation starts, or keys pile up.
+pub(super) fn check_grace(
+    at: &mut At,
+    schedule: Option<&Schedule>,
+    max_age: Option<Duration>,
+    revoke: &RevokeSpec,
+    now: DateTime<Utc>,
+) {
+    let from_schedule = schedule.and_then(|s| s.min_interval(now));
+    let interval = match (from_schedule, max_age) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => match a.or(b) {
+            Some(interval) => interval,
+            None => return,
+        },
+    };
+    if revoke.grace >= interval {
+        let message = format!(
+            "grace {} must be shorter than the rotation interval {} (the smaller of max_age and the shortest gap between schedule ticks)",
+            human(revoke.grace),
+            human(interval)
+        );
+        at.push("revoke.grace", message);
+    }
+}
+
+/// A key must outlive its turn: it stays current until max_age, then serves the grace period.
+pub(super) fn check_expiry(
+    at: &mut At,
+    max_age: Option<Duration>,
+    key: &KeyTemplate,
+    revoke: &RevokeSpec,
+) {
+    let (Some(expires), Some(max_age)) = (key.expires_after, max_age) else {
+        return;
+    };
+    if expires <= max_age + revoke.grace {
+        let message = format!(
+            "{} would expire keys before they are replaced and revoked (max_age {} + grace {})",
+            human(expires),
+            human(max_age),
+            human(revoke.grace)
+        );
+        at.push("key.expires_after", message);
+    }
+}
+
+pub(super) fn duplicate_names(p: &mut Problems, parsed: &[(usize, Policy)]) {
+    for (n, (j, later)) in parsed.iter().enumerate() {
+        if let Some((i, _)) = parsed[..n]
+            .iter()
+            .find(|(_, earlier)| earlier.name == later.name)
+        {
+            p.push(
+                format!("policy[{j}].name"),
+                format!("duplicate policy name {:?} (also policy[{i}])", later.name),
+            );
+        }
+    }
+}
+
+/// Two policies may share a secret only as different fields of one json or env secret.
+pub(super) fn conflicting_targets(p: &mut Problems, parsed: &[(usize, Policy)]) {
+    for (n, (j, later)) in parsed.iter().enumerate() {
+        let b = &later.target;
+        let clash = parsed[..n].iter().find(|(_, earlier)| {
+            let a = &earlier.target;
+            a.lock_key() == b.lock_key()
+                && (a.format != b.format || a.format == Format::Raw || a.field == b.field)
+        });
+        if let Some((i, earlier)) = clash {
+            let what = match (&b.field, b.format == earlier.target.format) {
+                (Some(field), true) => format!("the same field {field:?} of"),
+                _ => "the same".to_string(),
+            };
+            let message = format!(
+                "writes {what} secret {:?} in store {:?} as policy[{i}] ({:?}) (policy {:?})",
+                b.secret_id, b.store, earlier.name, later.name
+            );
+            p.push(format!("policy[{j}].target"), message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::validate::tests::problems_with;
+
+    fn policy(name: &str, extra: &str) -> String {
+        format!("[[policy]]\nname = \"{name}\"\nprovider = \"or\"\n{extra}\n")
+    }
+
+    #[test]
+    fn grace_counts_against_the_short_dst_day_of_a_local_schedule() {
+        // 03:00 Berlin daily: on 29 March the gap is 23h, so 23h of grace is too long.
+        let berlin = "schedule = \"0 3 * * *\"\ntimezone = \"Europe/Berlin\"\n\
+                      target = { store = \"local\", secret_id = \"s\" }\n";
+        let too_long = problems_with(&policy(
+            "p",
+            &format!("{berlin}revoke = {{ grace = \"23h\" }}"),
+        ));
+        assert_eq!(too_long.len(), 1);
+        assert!(too_long[0].starts_with(
+            "policy[0].revoke.grace: grace 23h must be shorter than the rotation interval 23h"
+        ));
+        let fits = problems_with(&policy(
+            "p",
+            &format!("{berlin}revoke = {{ grace = \"22h\" }}"),
+        ));
+        assert!(fits.is_empty(), "{fits:?}");
+    }
+
+    #[test]
+    fn grace_counts_against_max_age_when_it_is_the_shorter_interval() {
+        let t = "schedule = \"0 3 1 * *\"\nmax_age = \"2h\"\ntarget = { store = \"local\", secret_id = \"s\" }\n";
+        let got = problems_with(&policy("p", &format!("{t}revoke = {{ grace = \"2h\" }}")));
+        assert_eq!(got.len(), 1);
+        assert!(got[0].contains("interval 2h"), "{got:?}");
+    }
+
+    #[test]
+    fn policies_may_share_a_secret_only_through_different_fields_of_one_format() {
+        let at = |format: &str, field: &str| {
+            format!(
+                "max_age = \"30d\"\ntarget = {{ store = \"aws\", secret_id = \"s\", format = \"{format}\", field = \"{field}\" }}"
+            )
+        };
+        let different_fields = policy("a", &at("json", "A")) + &policy("b", &at("json", "B"));
+        assert!(problems_with(&different_fields).is_empty());
+        let same_field = policy("a", &at("json", "A")) + &policy("b", &at("json", "A"));
+        assert_eq!(problems_with(&same_field).len(), 1);
+        let mixed_formats = policy("a", &at("json", "A")) + &policy("b", &at("env", "B"));
+        let got = problems_with(&mixed_formats);
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].starts_with("policy[1].target: writes the same secret \"s\""),
+            "{got:?}"
+        );
+        let other_store = policy("a", &at("json", "A"))
+            + &policy(
+                "b",
+                "max_age = \"30d\"\ntarget = { store = \"local\", secret_id = \"s\" }",
+            );
+        assert!(problems_with(&other_store).is_empty());
+    }
+}

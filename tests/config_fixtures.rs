@@ -1,0 +1,355 @@
+//! Every config fixture against what it must produce: the valid ones load
+//! into the expected types, each invalid one yields exactly its listed
+//! problems. A fixture without a table entry fails the run, so none rots.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rekey::config::load::load_file_with_env;
+use rekey::config::{Config, ConfigError, ConfigProblem, SecretRef, StateLocation, StoreKind};
+use rekey::policy::{Format, LimitReset, RevokeMode, VerifyMode};
+
+/// (fixture file name, [(problem path, fragment of its message)]).
+const INVALID: &[(&str, &[(&str, &str)])] = &[
+    (
+        "unknown-field.toml",
+        &[("policy[0].verify", "unknown field \"modle\"")],
+    ),
+    (
+        "unknown-field.yaml",
+        &[("daemon", "unknown field \"max_concurent_rotations\"")],
+    ),
+    (
+        "bad-cron.toml",
+        &[("policy[0].schedule", "minute field `61`")],
+    ),
+    (
+        "bad-duration.toml",
+        &[("policy[0].max_age", "not a duration")],
+    ),
+    (
+        "bad-timezone.toml",
+        &[("policy[0].timezone", "unknown time zone \"Europe/Berlinn\"")],
+    ),
+    (
+        "grace-too-long.toml",
+        &[(
+            "policy[0].revoke.grace",
+            "shorter than the rotation interval 1d (",
+        )],
+    ),
+    (
+        "literal-secret.toml",
+        &[(
+            "providers.openrouter-prod.management_key",
+            "literal secrets are not allowed",
+        )],
+    ),
+    (
+        "same-field-twice.toml",
+        &[(
+            "policy[1].target",
+            "same field \"OPENROUTER_API_KEY\" of secret \"prod/llm\"",
+        )],
+    ),
+    (
+        "raw-shares-secret.toml",
+        &[("policy[1].target", "writes the same secret \"prod/llm\"")],
+    ),
+    (
+        "unknown-provider.toml",
+        &[(
+            "policy[0].provider",
+            "no provider named \"openrouter-staging\"",
+        )],
+    ),
+    (
+        "unknown-store.toml",
+        &[(
+            "policy[0].target.store",
+            "no store named \"vault\"; defined: \"aws\"",
+        )],
+    ),
+    (
+        "duplicate-policy.toml",
+        &[(
+            "policy[1].name",
+            "duplicate policy name \"prod-openrouter\"",
+        )],
+    ),
+    (
+        "no-schedule.toml",
+        &[("policy[0].schedule", "needs a schedule, a max_age, or both")],
+    ),
+    (
+        "missing-field-for-json.toml",
+        &[(
+            "policy[0].target.field",
+            "required for the json and env formats",
+        )],
+    ),
+    (
+        "field-for-raw.toml",
+        &[(
+            "policy[0].target.field",
+            "only used by the json and env formats",
+        )],
+    ),
+    (
+        "name-without-rotation.toml",
+        &[("policy[0].key.name", "must contain {rotation}")],
+    ),
+    (
+        "bad-state.toml",
+        &[("daemon.state", "only \"file:<dir>\" is")],
+    ),
+    ("missing-state.toml", &[("daemon.state", "required")]),
+    (
+        "chat-without-model.toml",
+        &[(
+            "policy[0].verify.model",
+            "required when verify.mode is \"chat\"",
+        )],
+    ),
+    (
+        "bad-policy-name.toml",
+        &[("policy[0].name", "must be 1-63 of a-z")],
+    ),
+    (
+        "store-field-of-other-kind.toml",
+        &[(
+            "stores.local.region",
+            "only applies to stores of kind \"aws-secrets-manager\"",
+        )],
+    ),
+    (
+        "backoff-min-over-max.toml",
+        &[("daemon.failure_backoff", "min (2h) is longer than max (1h)")],
+    ),
+    (
+        "wrong-type.toml",
+        &[(
+            "daemon.max_concurrent_rotations",
+            "invalid type: string, expected an integer",
+        )],
+    ),
+    ("never-fires.toml", &[("policy[0].schedule", "never fires")]),
+    (
+        "expires-before-replaced.toml",
+        &[("policy[0].key.expires_after", "would expire keys before")],
+    ),
+    (
+        "multiple-problems.toml",
+        &[
+            (
+                "daemon.max_concurrent_rotations",
+                "between 1 and 1024, got 0",
+            ),
+            ("policy[0].schedule", "found 4"),
+            ("policy[0].target.store", "no store named \"vault\""),
+        ],
+    ),
+];
+
+fn resources() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/resources/configs")
+}
+
+fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_file_with_env(path, Vec::new())
+}
+
+fn problems_of(path: &Path) -> Vec<ConfigProblem> {
+    match load(path) {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        other => panic!("{}: expected Invalid, got {other:?}", path.display()),
+    }
+}
+
+#[test]
+fn every_invalid_fixture_yields_exactly_its_listed_problems() {
+    let dir = resources().join("invalid");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let Some((_, expected)) = INVALID.iter().find(|(file, _)| *file == name) else {
+            panic!("fixture {name} has no entry in INVALID");
+        };
+        let problems = problems_of(&path);
+        for (want_path, fragment) in *expected {
+            let found = problems
+                .iter()
+                .any(|p| p.path == *want_path && p.message.contains(fragment));
+            assert!(
+                found,
+                "{name}: no problem at {want_path} containing {fragment:?}; got {problems:#?}"
+            );
+        }
+        assert_eq!(
+            problems.len(),
+            expected.len(),
+            "{name}: unexpected extra problems: {problems:#?}"
+        );
+        seen += 1;
+    }
+    assert_eq!(
+        seen,
+        INVALID.len(),
+        "INVALID lists fixtures that do not exist"
+    );
+}
+
+#[test]
+fn a_literal_secret_is_refused_without_echoing_it() {
+    let path = resources().join("invalid/literal-secret.toml");
+    let err = load(&path).unwrap_err().to_string();
+    assert!(err.contains("literal secrets are not allowed"), "{err}");
+    assert!(
+        !err.contains("sk-or-v1"),
+        "the secret leaked into the error: {err}"
+    );
+}
+
+#[test]
+fn an_invalid_config_prints_every_problem_on_its_own_line() {
+    let path = resources().join("invalid/multiple-problems.toml");
+    let text = load(&path).unwrap_err().to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].ends_with("multiple-problems.toml: 3 problem(s):"),
+        "{text}"
+    );
+    assert!(
+        lines[1..]
+            .iter()
+            .any(|l| l.trim().starts_with("daemon.max_concurrent_rotations: "))
+    );
+    assert!(
+        lines[1..]
+            .iter()
+            .any(|l| l.trim().starts_with("policy[0].schedule: "))
+    );
+    assert!(
+        lines[1..]
+            .iter()
+            .any(|l| l.trim().starts_with("policy[0].target.store: "))
+    );
+}
+
+#[test]
+fn the_minimal_config_gets_every_default() {
+    let config = load(&resources().join("valid-minimal.toml")).unwrap();
+    let d = &config.daemon;
+    assert_eq!(d.state, StateLocation::File(resources().join("state")));
+    assert_eq!(d.admin_listen.to_string(), "127.0.0.1:9477");
+    assert_eq!(d.max_concurrent_rotations, 8);
+    assert_eq!(
+        (d.failure_backoff.min, d.failure_backoff.max),
+        (mins(5), hours(24))
+    );
+    assert_eq!(d.catch_up_jitter, Duration::from_secs(30));
+    let provider = &config.providers["openrouter"];
+    assert_eq!(provider.base_url, "https://openrouter.ai/api/v1");
+    assert_eq!(provider.request_timeout, Duration::from_secs(30));
+    let store = &config.stores["local"].kind;
+    assert_eq!(
+        *store,
+        StoreKind::File {
+            dir: resources().join("secrets")
+        }
+    );
+    let policy = config.policy("dev").unwrap();
+    assert!(policy.schedule.is_none());
+    assert_eq!(policy.key.name, "rekey-{policy}-{rotation}");
+    assert_eq!(
+        (policy.target.format, policy.target.create),
+        (Format::Raw, false)
+    );
+    assert_eq!(policy.verify.mode, VerifyMode::KeyInfo);
+    assert_eq!(policy.verify.timeout, mins(2));
+    assert_eq!(
+        (policy.revoke.grace, policy.revoke.mode),
+        (hours(1), RevokeMode::Delete)
+    );
+}
+
+#[test]
+fn the_example_config_loads_with_every_field_as_written() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rekey.example.toml");
+    assert_example(&load(&path).unwrap());
+}
+
+#[test]
+fn the_yaml_twin_loads_to_the_same_config_as_the_example() {
+    assert_example(&load(&resources().join("valid.yaml")).unwrap());
+}
+
+fn assert_example(config: &Config) {
+    assert_eq!(
+        config.daemon.state,
+        StateLocation::File("/var/lib/rekey/state".into())
+    );
+    let key = SecretRef::AwsSm {
+        secret_id: "rekey/openrouter-management".into(),
+        field: Some("key".into()),
+    };
+    assert_eq!(config.providers["openrouter-prod"].management_key, key);
+    let batch_key = SecretRef::File("/etc/rekey/openrouter-batch.key".into());
+    assert_eq!(
+        config.providers["openrouter-batch"].management_key,
+        batch_key
+    );
+    let aws = StoreKind::AwsSecretsManager {
+        region: "eu-central-1".into(),
+        endpoint_url: None,
+    };
+    assert_eq!(config.stores["aws"].kind, aws);
+    let prod = config.policy("prod-openrouter").unwrap();
+    assert_eq!(
+        prod.schedule.as_ref().unwrap().to_string(),
+        "0 3 1 * * (Europe/Berlin)"
+    );
+    assert_eq!(prod.max_age, Some(days(35)));
+    assert_eq!(
+        (prod.key.limit, prod.key.limit_reset),
+        (Some(500.0), Some(LimitReset::Monthly))
+    );
+    assert_eq!(
+        (prod.key.include_byok_in_limit, prod.key.expires_after),
+        (Some(false), Some(days(60)))
+    );
+    assert_eq!(
+        (prod.target.format, prod.target.field.as_deref()),
+        (Format::Json, Some("OPENROUTER_API_KEY"))
+    );
+    assert_eq!(
+        prod.verify.mode,
+        VerifyMode::Chat {
+            model: "openai/gpt-4o-mini".into()
+        }
+    );
+    assert_eq!(prod.adopt.key_id.as_deref(), Some("0f3c6a1e9b"));
+    let batch = config.policy("batch-worker").unwrap();
+    assert_eq!(
+        (batch.target.format, batch.target.create),
+        (Format::Env, true)
+    );
+    assert_eq!(
+        (batch.revoke.grace, batch.revoke.mode),
+        (hours(6), RevokeMode::Disable)
+    );
+    assert_eq!(batch.verify.mode, VerifyMode::KeyInfo);
+}
+
+fn mins(n: u64) -> Duration {
+    Duration::from_secs(n * 60)
+}
+
+fn hours(n: u64) -> Duration {
+    mins(n * 60)
+}
+
+fn days(n: u64) -> Duration {
+    hours(n * 24)
+}
