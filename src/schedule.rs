@@ -288,17 +288,3 @@ mod tests {
         );
     }
 }
-
-impl Schedule {
-    pub fn parse(expr: &str, _tz: Option<chrono_tz::Tz>) -> Result<Schedule, String> {
-        Ok(Schedule {
-            expression: expr.to_string(),
-        })
-    }
-}
-
-impl std::fmt::Display for Schedule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.expression)
-    }
-}
