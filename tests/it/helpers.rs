@@ -210,8 +210,14 @@ pub fn extract(content: &str, format: &str, field: &str) -> Option<String> {
     }
 }
 
-/// A `[[policy]]` table with sensible test defaults; `extra` adds or overrides lines.
+/// A `[[policy]]` table with sensible test defaults; `extra` adds lines
+/// (a `verify = ...` line in it replaces the default one).
 pub fn policy(name: &str, target: &str, extra: &str) -> String {
+    let verify = if extra.contains("verify =") {
+        ""
+    } else {
+        r#"verify = { mode = "chat", model = "openai/gpt-4o-mini", timeout = "10s" }"#
+    };
     format!(
         r#"
 [[policy]]
@@ -220,7 +226,7 @@ provider = "sim"
 max_age = "30d"
 key = {{ name = "it-{{policy}}-{{rotation}}" }}
 target = {target}
-verify = {{ mode = "chat", model = "openai/gpt-4o-mini", timeout = "10s" }}
+{verify}
 {extra}
 "#
     )
