@@ -353,3 +353,41 @@ fn hours(n: u64) -> Duration {
 fn days(n: u64) -> Duration {
     hours(n * 24)
 }
+
+#[test]
+fn rekey_check_refuses_every_invalid_fixture_with_exit_2_and_its_field_paths() {
+    for (name, expected) in INVALID {
+        let path = resources().join("invalid").join(name);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rekey"))
+            .args(["check", "-c"])
+            .arg(&path)
+            .env_remove("REKEY_DAEMON__STATE")
+            .output()
+            .expect("rekey runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: exit code; stderr: {stderr}");
+        for (want_path, fragment) in *expected {
+            assert!(
+                stderr.contains(&format!("{want_path}: ")) && stderr.contains(fragment),
+                "{name}: stderr names {want_path} and {fragment:?}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn rekey_check_accepts_the_shipped_example_and_prints_each_policys_next_due_time() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rekey.example.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rekey"))
+        .args(["check", "-c"])
+        .arg(&example)
+        .output()
+        .expect("rekey runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let config = load(&example).unwrap();
+    for policy in &config.policies {
+        let line = stdout.lines().find(|l| l.trim_start().starts_with(&format!("{}:", policy.name)));
+        assert!(line.is_some_and(|l| l.contains("next due")), "{}: {stdout}", policy.name);
+    }
+}

@@ -3,8 +3,10 @@
 
 mod aws_store;
 mod crash_matrix;
+mod faults;
 mod helpers;
 mod moto;
 mod rotation_aws;
 mod rotation_file;
+mod scheduling;
 mod sim_openrouter;
