@@ -365,7 +365,11 @@ fn rekey_check_refuses_every_invalid_fixture_with_exit_2_and_its_field_paths() {
             .output()
             .expect("rekey runs");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{name}: exit code; stderr: {stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{name}: exit code; stderr: {stderr}"
+        );
         for (want_path, fragment) in *expected {
             assert!(
                 stderr.contains(&format!("{want_path}: ")) && stderr.contains(fragment),
@@ -384,10 +388,21 @@ fn rekey_check_accepts_the_shipped_example_and_prints_each_policys_next_due_time
         .output()
         .expect("rekey runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let config = load(&example).unwrap();
     for policy in &config.policies {
-        let line = stdout.lines().find(|l| l.trim_start().starts_with(&format!("{}:", policy.name)));
-        assert!(line.is_some_and(|l| l.contains("next due")), "{}: {stdout}", policy.name);
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{}:", policy.name)));
+        assert!(
+            line.is_some_and(|l| l.contains("next due")),
+            "{}: {stdout}",
+            policy.name
+        );
     }
 }

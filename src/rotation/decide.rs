@@ -35,16 +35,16 @@ pub enum WaitReason {
 
 /// The pure decision for one policy at `now`.
 pub fn decide(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> Decision {
-    if let Some(rotation) = &state.in_flight {
-        if let Some(at) = rotation
-            .revoke_after
-            .filter(|at| rotation.step == Step::Promoted && *at > now)
-        {
-            return Decision::Wait {
-                until: Some(at),
-                why: WaitReason::InGrace,
-            };
-        }
+    let grace_ends = state
+        .in_flight
+        .as_ref()
+        .filter(|r| r.step == Step::Promoted)
+        .and_then(|r| r.revoke_after);
+    if let Some(at) = grace_ends.filter(|at| *at > now) {
+        return Decision::Wait {
+            until: Some(at),
+            why: WaitReason::InGrace,
+        };
     }
     if let Some(at) = state.retry_not_before.filter(|at| *at > now) {
         return Decision::Wait {
@@ -59,15 +59,12 @@ pub fn decide(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> Decis
         return Decision::Rotate(Trigger::FirstKey);
     };
     let born = current.created_at;
-    if let Some(max_age) = policy.max_age {
-        if now >= born + max_age {
-            return Decision::Rotate(Trigger::Overdue);
-        }
+    if policy.max_age.is_some_and(|age| now >= born + age) {
+        return Decision::Rotate(Trigger::Overdue);
     }
-    if let Some(tick) = policy.schedule.as_ref().and_then(|s| s.next_after(born)) {
-        if tick <= now {
-            return Decision::Rotate(Trigger::Schedule);
-        }
+    let tick = policy.schedule.as_ref().and_then(|s| s.next_after(born));
+    if tick.is_some_and(|tick| tick <= now) {
+        return Decision::Rotate(Trigger::Schedule);
     }
     Decision::Wait {
         until: next_due(policy, state),

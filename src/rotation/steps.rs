@@ -446,11 +446,10 @@ impl Run<'_> {
     pub async fn drop_own_pending(&self) -> Result<(), RotationError> {
         let rotation = self.rotation_ref();
         let ours = [Some(rotation.id.as_str()), rotation.version_id.as_deref()];
-        if let Some(pending) = self.ctx.store.read_pending(&self.policy.target).await? {
-            if ours.contains(&Some(pending.version_id.as_str())) {
-                self.ctx.store.drop_pending(&self.policy.target).await?;
-                info!(version_id = %pending.version_id, "dropped the pending version");
-            }
+        let pending = self.ctx.store.read_pending(&self.policy.target).await?;
+        if let Some(pending) = pending.filter(|p| ours.contains(&Some(p.version_id.as_str()))) {
+            self.ctx.store.drop_pending(&self.policy.target).await?;
+            info!(version_id = %pending.version_id, "dropped the pending version");
         }
         Ok(())
     }

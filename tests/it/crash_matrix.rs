@@ -48,7 +48,14 @@ impl Fixture {
             }
             Store::Aws => {
                 let id = unique_secret_name("it/crash");
-                sm_client().await.create_secret().name(&id).secret_string(&old).send().await.unwrap();
+                sm_client()
+                    .await
+                    .create_secret()
+                    .name(&id)
+                    .secret_string(&old)
+                    .send()
+                    .await
+                    .unwrap();
                 id
             }
         };
@@ -57,13 +64,27 @@ impl Fixture {
             Store::Aws => "aws",
         };
         let target = format!(r#"{{ store = "{store_name}", secret_id = "{secret_id}" }}"#);
-        env.write_config(&policy("p", &target, &format!("revoke = {{ grace = \"{grace}\" }}")));
-        (Fixture { env, store, secret_id }, old)
+        env.write_config(&policy(
+            "p",
+            &target,
+            &format!("revoke = {{ grace = \"{grace}\" }}"),
+        ));
+        (
+            Fixture {
+                env,
+                store,
+                secret_id,
+            },
+            old,
+        )
     }
 
     async fn current(&self) -> String {
         match self.store {
-            Store::Files => std::fs::read_to_string(self.env.path(&format!("secrets/{}", self.secret_id))).unwrap(),
+            Store::Files => {
+                std::fs::read_to_string(self.env.path(&format!("secrets/{}", self.secret_id)))
+                    .unwrap()
+            }
             Store::Aws => {
                 let out = sm_client()
                     .await
@@ -80,10 +101,22 @@ impl Fixture {
 
     async fn has_pending(&self) -> bool {
         match self.store {
-            Store::Files => self.env.path(&format!("secrets/{}.pending", self.secret_id)).exists(),
+            Store::Files => self
+                .env
+                .path(&format!("secrets/{}.pending", self.secret_id))
+                .exists(),
             Store::Aws => {
-                let out = sm_client().await.describe_secret().secret_id(&self.secret_id).send().await.unwrap();
-                out.version_ids_to_stages().into_iter().flatten().any(|(_, s)| s.iter().any(|s| s == "AWSPENDING"))
+                let out = sm_client()
+                    .await
+                    .describe_secret()
+                    .secret_id(&self.secret_id)
+                    .send()
+                    .await
+                    .unwrap();
+                out.version_ids_to_stages()
+                    .into_iter()
+                    .flatten()
+                    .any(|(_, s)| s.iter().any(|s| s == "AWSPENDING"))
             }
         }
     }
@@ -91,29 +124,60 @@ impl Fixture {
     /// Invariants 1 and 2 right after a crash.
     async fn assert_safe_after_crash(&self, old: &str, point: &str) {
         let current = self.current().await;
-        assert!(self.env.works(&current), "{point}: the store's current key works after the crash");
+        assert!(
+            self.env.works(&current),
+            "{point}: the store's current key works after the crash"
+        );
         if !self.env.live_secrets().contains(&old.to_string()) {
-            assert_ne!(current, old, "{point}: the old key was revoked only after its successor became current");
+            assert_ne!(
+                current, old,
+                "{point}: the old key was revoked only after its successor became current"
+            );
         }
     }
 }
 
 async fn crash_and_recover(store: Store, point: &str) {
     let (fx, old) = Fixture::new(store, "0s").await;
-    let crashed = fx.env.command(&["rotate", "-c", fx.env.config_path().to_str().unwrap(), "p", "--now"], &[("REKEY_FAILPOINT", point)]);
+    let crashed = fx.env.command(
+        &[
+            "rotate",
+            "-c",
+            fx.env.config_path().to_str().unwrap(),
+            "p",
+            "--now",
+        ],
+        &[("REKEY_FAILPOINT", point)],
+    );
     let out = fx.env.keep(output(crashed).await);
-    assert_eq!(out.code, None, "{store:?}/{point}: the process aborted at the failpoint; stderr:\n{}", out.stderr);
+    assert_eq!(
+        out.code, None,
+        "{store:?}/{point}: the process aborted at the failpoint; stderr:\n{}",
+        out.stderr
+    );
     fx.assert_safe_after_crash(&old, point).await;
 
     fx.env.cmd("run", &["--once"]).await.assert_code(0);
 
     let current = fx.current().await;
-    assert_ne!(current, old, "{store:?}/{point}: the rotation completed after the restart");
+    assert_ne!(
+        current, old,
+        "{store:?}/{point}: the rotation completed after the restart"
+    );
     fx.env.assert_settled(&current, &[]);
-    assert!(!fx.has_pending().await, "{store:?}/{point}: no pending version is left");
+    assert!(
+        !fx.has_pending().await,
+        "{store:?}/{point}: no pending version is left"
+    );
     let journal = fx.env.journal("p");
-    assert!(journal["in_flight"].is_null(), "{store:?}/{point}: nothing left in flight");
-    assert_eq!(journal["current"]["label"], rekey::secret::redacted_label(&current.clone().into()));
+    assert!(
+        journal["in_flight"].is_null(),
+        "{store:?}/{point}: nothing left in flight"
+    );
+    assert_eq!(
+        journal["current"]["label"],
+        rekey::secret::redacted_label(&current.clone().into())
+    );
     fx.env.assert_no_secret_leaked();
 }
 
@@ -134,12 +198,24 @@ async fn a_crash_at_any_step_boundary_is_resumed_or_rolled_back_on_secrets_manag
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_during_grace_waits_out_the_rest_of_it_before_revoking() {
     let (fx, old) = Fixture::new(Store::Files, "2s").await;
-    let crashed = fx.env.command(&["rotate", "-c", fx.env.config_path().to_str().unwrap(), "p", "--now"], &[("REKEY_FAILPOINT", "promote")]);
+    let crashed = fx.env.command(
+        &[
+            "rotate",
+            "-c",
+            fx.env.config_path().to_str().unwrap(),
+            "p",
+            "--now",
+        ],
+        &[("REKEY_FAILPOINT", "promote")],
+    );
     assert_eq!(fx.env.keep(output(crashed).await).code, None);
     let new = fx.current().await;
 
     fx.env.cmd("run", &["--once"]).await.assert_code(0);
-    assert!(fx.env.works(&old), "the old key lives on while the grace runs");
+    assert!(
+        fx.env.works(&old),
+        "the old key lives on while the grace runs"
+    );
     fx.env.assert_settled(&new, &[&old]);
 
     tokio::time::sleep(Duration::from_millis(2200)).await;
@@ -149,5 +225,8 @@ async fn a_crash_during_grace_waits_out_the_rest_of_it_before_revoking() {
 }
 
 async fn output(mut cmd: tokio::process::Command) -> std::process::Output {
-    tokio::time::timeout(Duration::from_secs(60), cmd.output()).await.expect("finished within 60s").expect("ran")
+    tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("finished within 60s")
+        .expect("ran")
 }

@@ -2,6 +2,7 @@
 //! against the simulator (in-process) and moto (started by ./scripts/test).
 
 mod aws_store;
+mod cli;
 mod crash_matrix;
 mod faults;
 mod helpers;

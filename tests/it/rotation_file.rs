@@ -19,17 +19,32 @@ const FIELD: &str = "OPENROUTER_API_KEY";
 
 fn cases() -> Vec<Case> {
     vec![
-        Case { format: "raw", secret_id: "app/raw", initial: |k| k.to_string(), kept: &[] },
+        Case {
+            format: "raw",
+            secret_id: "app/raw",
+            initial: |k| k.to_string(),
+            kept: &[],
+        },
         Case {
             format: "json",
             secret_id: "app/creds.json",
-            initial: |k| format!(r#"{{"DB_URL": "postgres://db/x", "ratio": 1.10, "OPENROUTER_API_KEY": "{k}", "n": 12345678901234567890}}"#),
-            kept: &[r#""DB_URL": "postgres://db/x""#, r#""ratio": 1.10"#, r#""n": 12345678901234567890"#],
+            initial: |k| {
+                format!(
+                    r#"{{"DB_URL": "postgres://db/x", "ratio": 1.10, "OPENROUTER_API_KEY": "{k}", "n": 12345678901234567890}}"#
+                )
+            },
+            kept: &[
+                r#""DB_URL": "postgres://db/x""#,
+                r#""ratio": 1.10"#,
+                r#""n": 12345678901234567890"#,
+            ],
         },
         Case {
             format: "env",
             secret_id: "app.env",
-            initial: |k| format!("# app settings\nLOG_LEVEL=debug\nOPENROUTER_API_KEY={k}\nOTHER=1\n"),
+            initial: |k| {
+                format!("# app settings\nLOG_LEVEL=debug\nOPENROUTER_API_KEY={k}\nOTHER=1\n")
+            },
             kept: &["# app settings\n", "LOG_LEVEL=debug\n", "OTHER=1\n"],
         },
     ]
@@ -43,8 +58,15 @@ async fn a_rotation_on_the_file_store_replaces_only_the_key_and_revokes_the_old_
         let current_path = env.path(&format!("secrets/{}", case.secret_id));
         std::fs::create_dir_all(current_path.parent().unwrap()).unwrap();
         std::fs::write(&current_path, (case.initial)(&old)).unwrap();
-        let field = if case.format == "raw" { String::new() } else { format!(", field = \"{FIELD}\"") };
-        let target = format!(r#"{{ store = "files", secret_id = "{}", format = "{}"{field} }}"#, case.secret_id, case.format);
+        let field = if case.format == "raw" {
+            String::new()
+        } else {
+            format!(", field = \"{FIELD}\"")
+        };
+        let target = format!(
+            r#"{{ store = "files", secret_id = "{}", format = "{}"{field} }}"#,
+            case.secret_id, case.format
+        );
         env.write_config(&policy("p", &target, "revoke = { grace = \"1s\" }"));
 
         env.cmd("rotate", &["p", "--now"]).await.assert_code(0);
@@ -55,15 +77,32 @@ async fn a_rotation_on_the_file_store_replaces_only_the_key_and_revokes_the_old_
         for kept in case.kept {
             assert!(content.contains(kept), "{}: {kept:?} survived", case.format);
         }
-        let previous = std::fs::read_to_string(env.path(&format!("secrets/{}.previous", case.secret_id))).unwrap();
-        assert_eq!(extract(&previous, case.format, FIELD).as_deref(), Some(old.as_str()));
-        assert!(!env.path(&format!("secrets/{}.pending", case.secret_id)).exists(), "no pending left");
+        let previous =
+            std::fs::read_to_string(env.path(&format!("secrets/{}.previous", case.secret_id)))
+                .unwrap();
+        assert_eq!(
+            extract(&previous, case.format, FIELD).as_deref(),
+            Some(old.as_str())
+        );
+        assert!(
+            !env.path(&format!("secrets/{}.pending", case.secret_id))
+                .exists(),
+            "no pending left"
+        );
         env.assert_settled(&new, &[&old]);
-        assert!(env.works(&old), "{}: the old key keeps working during the grace", case.format);
+        assert!(
+            env.works(&old),
+            "{}: the old key keeps working during the grace",
+            case.format
+        );
 
         tokio::time::sleep(Duration::from_millis(1200)).await;
         env.cmd("run", &["--once"]).await.assert_code(0);
-        assert!(!env.live_secrets().contains(&old), "{}: the old key is gone after the grace", case.format);
+        assert!(
+            !env.live_secrets().contains(&old),
+            "{}: the old key is gone after the grace",
+            case.format
+        );
         env.assert_settled(&new, &[]);
 
         let status = env.cmd("status", &["--json"]).await;
@@ -76,20 +115,35 @@ async fn a_rotation_on_the_file_store_replaces_only_the_key_and_revokes_the_old_
 
 #[tokio::test]
 async fn verify_failure_rolls_back_and_keeps_the_old_key_current() {
-    let env = TestEnv::with_faults(Faults { reject_new_keys: true, ..Faults::default() }).await;
+    let env = TestEnv::with_faults(Faults {
+        reject_new_keys: true,
+        ..Faults::default()
+    })
+    .await;
     let (_, old) = env.seed_key("existing");
     std::fs::create_dir_all(env.path("secrets")).unwrap();
     std::fs::write(env.path("secrets/k"), &old).unwrap();
     let target = r#"{ store = "files", secret_id = "k" }"#;
-    env.write_config(&policy("p", target, "verify = { mode = \"key-info\", timeout = \"2s\" }"));
+    env.write_config(&policy(
+        "p",
+        target,
+        "verify = { mode = \"key-info\", timeout = \"2s\" }",
+    ));
 
     let run = env.cmd("rotate", &["p", "--now", "--grace", "0"]).await;
     run.assert_code(1);
     assert!(run.stderr.contains("rolled back"), "{}", run.stderr);
 
     assert_eq!(std::fs::read_to_string(env.path("secrets/k")).unwrap(), old);
-    assert!(!env.path("secrets/k.pending").exists(), "the pending version is dropped");
-    assert_eq!(env.live_secrets(), vec![old.clone()], "the new key is deleted at the provider");
+    assert!(
+        !env.path("secrets/k.pending").exists(),
+        "the pending version is dropped"
+    );
+    assert_eq!(
+        env.live_secrets(),
+        vec![old.clone()],
+        "the new key is deleted at the provider"
+    );
     env.assert_settled(&old, &[]);
     let journal = env.journal("p");
     assert_eq!(journal["last_result"]["kind"], "rolled_back");
@@ -101,7 +155,11 @@ async fn verify_failure_rolls_back_and_keeps_the_old_key_current() {
 #[tokio::test]
 async fn an_empty_store_gets_its_first_key_on_the_first_run() {
     let env = TestEnv::new().await;
-    env.write_config(&policy("p", r#"{ store = "files", secret_id = "fresh", create = true }"#, ""));
+    env.write_config(&policy(
+        "p",
+        r#"{ store = "files", secret_id = "fresh", create = true }"#,
+        "",
+    ));
 
     env.cmd("run", &["--once"]).await.assert_code(0);
 
@@ -119,7 +177,9 @@ async fn a_key_rekey_did_not_create_is_adopted_and_revoked_after_the_first_rotat
     std::fs::write(env.path("secrets/k"), &old).unwrap();
     env.write_config(&policy("p", r#"{ store = "files", secret_id = "k" }"#, ""));
 
-    env.cmd("rotate", &["p", "--now", "--grace", "0"]).await.assert_code(0);
+    env.cmd("rotate", &["p", "--now", "--grace", "0"])
+        .await
+        .assert_code(0);
 
     let new = std::fs::read_to_string(env.path("secrets/k")).unwrap();
     assert_ne!(new, old);
