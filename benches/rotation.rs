@@ -199,7 +199,7 @@ fn per_rotation(counts: &BTreeMap<String, u64>, rotations: usize) -> String {
 }
 
 async fn bench() {
-    let mgmt = format!("sk-or-v1-mgmt-{}", uuid::Uuid::new_v4().simple());
+    let mgmt = format!("sk-or-v1-mgmt-{:032x}", rand::random::<u128>());
     let sim = Simulator::new(&mgmt)
         .with_faults(faults(0))
         .spawn()

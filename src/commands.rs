@@ -244,7 +244,14 @@ pub async fn run(path: &Path, once: bool) -> ExitCode {
 }
 
 /// `rekey sim`: the provider simulator alone, until SIGINT/SIGTERM.
-pub async fn sim(listen: &str, management_key_env: &str) -> ExitCode {
+pub async fn sim(listen: &str, management_key_env: &str, faults: Option<&Path>) -> ExitCode {
+    let faults = match faults.map(read_faults).transpose() {
+        Ok(f) => f.unwrap_or_default(),
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(USAGE);
+        }
+    };
     let Ok(management_key) = std::env::var(management_key_env) else {
         eprintln!(
             "error: set {management_key_env} to the management key the simulator should accept"
@@ -265,7 +272,7 @@ pub async fn sim(listen: &str, management_key_env: &str) -> ExitCode {
     println!("simulator listening on http://{addr}/api/v1");
     let cancel = tokio_util::sync::CancellationToken::new();
     crate::signals::cancel_on_signal(cancel.clone());
-    let sim = crate::sim::Simulator::new(&management_key);
+    let sim = crate::sim::Simulator::new(&management_key).with_faults(faults);
     match sim
         .serve(listener, async move { cancel.cancelled().await })
         .await
@@ -276,4 +283,10 @@ pub async fn sim(listen: &str, management_key_env: &str) -> ExitCode {
             ExitCode::from(FAILURE)
         }
     }
+}
+
+fn read_faults(path: &Path) -> Result<crate::sim::Faults, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not a valid faults file: {e}", path.display()))
 }

@@ -24,7 +24,7 @@ pub async fn run(dir: Option<PathBuf>) -> ExitCode {
 async fn prepare(dir: &Path) -> Result<ExitCode, String> {
     crate::fsutil::create_private_dir(dir)
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let management_key = format!("sim-mgmt-{}", uuid::Uuid::new_v4().simple());
+    let management_key = format!("sim-mgmt-{:032x}", rand::random::<u128>());
     let key_file = dir.join("management-key");
     crate::fsutil::write(&key_file, management_key.as_bytes()).map_err(|e| e.to_string())?;
     // A short propagation delay shows verification retrying, as real providers need.

@@ -75,6 +75,9 @@ enum Command {
         /// Environment variable holding the management key the simulator accepts.
         #[arg(long, default_value = "REKEY_SIM_MANAGEMENT_KEY")]
         management_key_env: String,
+        /// JSON file of fault knobs to start with (also settable at run time: PUT /_sim/faults).
+        #[arg(long)]
+        faults: Option<PathBuf>,
     },
 }
 
@@ -120,6 +123,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Sim {
             listen,
             management_key_env,
-        } => commands::sim(&listen, &management_key_env).await,
+            faults,
+        } => commands::sim(&listen, &management_key_env, faults.as_deref()).await,
     }
 }

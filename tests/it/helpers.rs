@@ -46,7 +46,7 @@ impl TestEnv {
     }
 
     pub async fn with_faults(faults: Faults) -> Self {
-        let mgmt_key = format!("sk-or-v1-mgmt-{}", uuid::Uuid::new_v4().simple());
+        let mgmt_key = format!("sk-or-v1-mgmt-{:032x}", rand::random::<u128>());
         let sim = Simulator::new(&mgmt_key)
             .with_faults(faults)
             .spawn()
