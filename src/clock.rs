@@ -1,6 +1,4 @@
-//! Injectable wall clock: production uses [`SystemClock`], tests a [`ManualClock`].
-
-use std::sync::Mutex;
+//! Injectable wall clock ([`App::build_with_clock`](crate::app::App::build_with_clock)); production uses [`SystemClock`].
 
 use chrono::{DateTime, Utc};
 
@@ -14,30 +12,5 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
-    }
-}
-
-/// A clock that only moves when told to.
-#[derive(Debug)]
-pub struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    pub fn new(start: DateTime<Utc>) -> Self {
-        Self(Mutex::new(start))
-    }
-
-    pub fn set(&self, to: DateTime<Utc>) {
-        *self.0.lock().expect("clock mutex poisoned") = to;
-    }
-
-    pub fn advance(&self, by: chrono::Duration) {
-        let mut now = self.0.lock().expect("clock mutex poisoned");
-        *now += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().expect("clock mutex poisoned")
     }
 }

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use tracing::{info, warn};
 
 use super::RotationError;
-use super::steps::Run;
+use super::run::Run;
 use crate::secret::{label_matches, redacted_label};
 use crate::state::KeyRecord;
 

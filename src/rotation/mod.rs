@@ -22,6 +22,7 @@ pub mod decide;
 mod plan;
 mod recover;
 mod retry;
+mod run;
 mod steps;
 
 pub use decide::{Decision, WaitReason, decide, failure_backoff, next_due};
@@ -127,7 +128,7 @@ pub async fn run_policy(
             return Ok(RunOutcome::Busy);
         };
         let state = ctx.state.load(&policy.name).await?;
-        let mut run = steps::Run { ctx, policy, state };
+        let mut run = run::Run { ctx, policy, state };
         run.execute(request, until).await
     }
     .instrument(span)

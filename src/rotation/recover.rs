@@ -1,10 +1,12 @@
-//! Recovery rules of DESIGN.md for a rotation a crash left in flight: what a
-//! restart does depends on the last step the journal recorded.
+//! Recovery rules of DESIGN.md for a rotation a crash left in flight (what a
+//! restart does depends on the last step the journal recorded), and what a
+//! run does when a step fails: undo, or record and retry later.
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use super::steps::Run;
+use super::run::Run;
 use super::{RotationError, RunOutcome, Until};
+use crate::providers::ProviderError;
 use crate::state::{OutcomeKind, Step};
 
 impl Run<'_> {
@@ -17,8 +19,7 @@ impl Run<'_> {
             // A create may have succeeded without being recorded: its key
             // carries this rotation id in its name. Remove it and create anew.
             if let Err(e) = self.delete_new_key().await {
-                self.record_failure(&e).await?;
-                return Err(e);
+                return self.fail(e).await;
             }
         }
         self.drive(until).await
@@ -43,5 +44,68 @@ impl Run<'_> {
             Some("interrupted before the new key was stored".into()),
         );
         self.begin(lost.trigger, lost.grace).await
+    }
+
+    /// The new key at the provider: by id when recorded, else by the rotation
+    /// id in its name (a create whose answer was lost).
+    pub async fn delete_new_key(&self) -> Result<(), RotationError> {
+        let rotation = self.rotation_ref();
+        if let Some(id) = rotation.new_key.as_ref().and_then(|k| k.id.as_deref()) {
+            self.provider_call("delete new key", || self.ctx.provider.delete_key(id))
+                .await?;
+            info!(key_id = %id, "deleted the new key");
+            return Ok(());
+        }
+        let keys = self
+            .provider_call("list keys", || self.ctx.provider.list_keys())
+            .await?;
+        for orphan in keys.iter().filter(|k| k.name.contains(&rotation.id)) {
+            self.provider_call("delete orphan key", || {
+                self.ctx.provider.delete_key(&orphan.id)
+            })
+            .await?;
+            warn!(key_id = %orphan.id, name = %orphan.name, "deleted orphan key of this rotation");
+        }
+        Ok(())
+    }
+
+    /// Drops the pending version only if it is this rotation's.
+    pub async fn drop_own_pending(&self) -> Result<(), RotationError> {
+        let rotation = self.rotation_ref();
+        let ours = [Some(rotation.id.as_str()), rotation.version_id.as_deref()];
+        let pending = self.ctx.store.read_pending(&self.policy.target).await?;
+        if let Some(pending) = pending.filter(|p| ours.contains(&Some(p.version_id.as_str()))) {
+            self.ctx.store.drop_pending(&self.policy.target).await?;
+            info!(version_id = %pending.version_id, "dropped the pending version");
+        }
+        Ok(())
+    }
+
+    /// create/stage failed: nothing reached the store's current version.
+    /// Undo when the provider may hold a key of ours; otherwise just record.
+    pub async fn abandon(&mut self, e: RotationError) -> Result<RunOutcome, RotationError> {
+        let maybe_created = self.rotation_ref().new_key.is_some()
+            || matches!(&e, RotationError::Provider(ProviderError::Transient { .. }));
+        if maybe_created {
+            return self.rollback(e.to_string()).await;
+        }
+        error!(error = %e, kind = e.kind(), "rotation failed before any key was created");
+        let rotation = self
+            .state
+            .in_flight
+            .take()
+            .expect("abandon runs on a rotation in flight");
+        self.finish(&rotation, OutcomeKind::Failed, Some(e.to_string()));
+        self.fail(e).await
+    }
+
+    /// promote failed: retry later when it may work then; otherwise undo.
+    pub async fn fail_or_abandon(&mut self, e: RotationError) -> Result<RunOutcome, RotationError> {
+        let retryable = matches!(&e, RotationError::Store(s) if s.is_retryable());
+        if !retryable {
+            return self.rollback(e.to_string()).await;
+        }
+        error!(error = %e, kind = e.kind(), "promote failed; will retry");
+        self.fail(e).await
     }
 }

@@ -5,28 +5,20 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
-use super::decide::{Decision, decide, failure_backoff};
+use super::decide::{Decision, decide};
 use super::retry::{self, Idempotent};
-use super::{Ctx, Request, RotationError, RunOutcome, Until, adopt};
+use super::run::Run;
+use super::{Request, RotationError, RunOutcome, Until, adopt};
 use crate::failpoint;
-use crate::policy::{Policy, RevokeMode};
+use crate::policy::RevokeMode;
 use crate::providers::{CreatedKey, KeySpec, ProviderError};
 use crate::secret::redacted_label;
-use crate::state::{
-    HistoryEntry, KeyRecord, Outcome, OutcomeKind, PolicyState, Rotation, Step, Trigger,
-};
+use crate::state::{KeyRecord, OutcomeKind, Rotation, Step, Trigger};
 
 /// The longest pause between two verification attempts.
 const MAX_VERIFY_PAUSE: Duration = Duration::from_secs(10);
-
-pub(super) struct Run<'a> {
-    pub ctx: &'a Ctx,
-    pub policy: &'a Policy,
-    pub state: PolicyState,
-}
 
 pub(super) enum Verified {
     Yes,
@@ -112,8 +104,7 @@ impl Run<'_> {
                 }
                 Step::Created => {
                     if let Err(e) = self.restart_lost_key().await {
-                        self.record_failure(&e).await?;
-                        return Err(e);
+                        return self.fail(e).await;
                     }
                 }
                 Step::Staged => match self.verify().await? {
@@ -338,8 +329,7 @@ impl Run<'_> {
         if let Err(e) = self.revoke_old_key().await {
             self.rotation().revoke_failures += 1;
             error!(error = %e, kind = e.kind(), "revoke failed; will retry");
-            self.record_failure(&e).await?;
-            return Err(e);
+            return self.fail(e).await;
         }
         failpoint::hit("revoke:before-record");
         let rotation = self
@@ -409,148 +399,12 @@ impl Run<'_> {
             .take()
             .expect("rollback runs on a rotation in flight");
         self.finish(&rotation, OutcomeKind::RolledBack, Some(reason.clone()));
-        self.state.failures += 1;
-        self.state.retry_not_before =
-            Some(self.now() + failure_backoff(self.state.failures, self.ctx.backoff));
+        self.back_off();
         self.save().await?;
         Ok(RunOutcome::RolledBack {
             rotation_id: rotation.id,
             reason,
         })
-    }
-
-    /// The new key at the provider: by id when recorded, else by the rotation
-    /// id in its name (a create whose answer was lost).
-    pub async fn delete_new_key(&self) -> Result<(), RotationError> {
-        let rotation = self.rotation_ref();
-        if let Some(id) = rotation.new_key.as_ref().and_then(|k| k.id.as_deref()) {
-            self.provider_call("delete new key", || self.ctx.provider.delete_key(id))
-                .await?;
-            info!(key_id = %id, "deleted the new key");
-            return Ok(());
-        }
-        let keys = self
-            .provider_call("list keys", || self.ctx.provider.list_keys())
-            .await?;
-        for orphan in keys.iter().filter(|k| k.name.contains(&rotation.id)) {
-            self.provider_call("delete orphan key", || {
-                self.ctx.provider.delete_key(&orphan.id)
-            })
-            .await?;
-            warn!(key_id = %orphan.id, name = %orphan.name, "deleted orphan key of this rotation");
-        }
-        Ok(())
-    }
-
-    /// Drops the pending version only if it is this rotation's.
-    pub async fn drop_own_pending(&self) -> Result<(), RotationError> {
-        let rotation = self.rotation_ref();
-        let ours = [Some(rotation.id.as_str()), rotation.version_id.as_deref()];
-        let pending = self.ctx.store.read_pending(&self.policy.target).await?;
-        if let Some(pending) = pending.filter(|p| ours.contains(&Some(p.version_id.as_str()))) {
-            self.ctx.store.drop_pending(&self.policy.target).await?;
-            info!(version_id = %pending.version_id, "dropped the pending version");
-        }
-        Ok(())
-    }
-
-    /// create/stage failed: nothing reached the store's current version.
-    /// Undo when the provider may hold a key of ours; otherwise just record.
-    async fn abandon(&mut self, e: RotationError) -> Result<RunOutcome, RotationError> {
-        let maybe_created = self.rotation_ref().new_key.is_some()
-            || matches!(&e, RotationError::Provider(ProviderError::Transient { .. }));
-        if maybe_created {
-            return self.rollback(e.to_string()).await;
-        }
-        error!(error = %e, kind = e.kind(), "rotation failed before any key was created");
-        let rotation = self
-            .state
-            .in_flight
-            .take()
-            .expect("abandon runs on a rotation in flight");
-        self.finish(&rotation, OutcomeKind::Failed, Some(e.to_string()));
-        self.record_failure(&e).await?;
-        Err(e)
-    }
-
-    /// promote failed: retry later when it may work then; otherwise undo.
-    async fn fail_or_abandon(&mut self, e: RotationError) -> Result<RunOutcome, RotationError> {
-        let retryable = matches!(&e, RotationError::Store(s) if s.is_retryable());
-        if !retryable {
-            return self.rollback(e.to_string()).await;
-        }
-        error!(error = %e, kind = e.kind(), "promote failed; will retry");
-        self.record_failure(&e).await?;
-        Err(e)
-    }
-
-    pub async fn record_failure(&mut self, e: &RotationError) -> Result<(), RotationError> {
-        let now = self.now();
-        self.state.failures += 1;
-        self.state.retry_not_before =
-            Some(now + failure_backoff(self.state.failures, self.ctx.backoff));
-        let rotation_id = self.state.in_flight.as_ref().map(|r| r.id.clone());
-        if let Some(rotation_id) = rotation_id {
-            self.state.last_result = Some(Outcome {
-                kind: OutcomeKind::Failed,
-                rotation_id,
-                at: now,
-                error: Some(e.to_string()),
-            });
-        }
-        self.save().await
-    }
-
-    /// Closes `rotation` into the history and the last result.
-    pub fn finish(&mut self, rotation: &Rotation, kind: OutcomeKind, error: Option<String>) {
-        let now = self.now();
-        self.state.last_result = Some(Outcome {
-            kind,
-            rotation_id: rotation.id.clone(),
-            at: now,
-            error: error.clone(),
-        });
-        self.state.push_history(HistoryEntry {
-            rotation_id: rotation.id.clone(),
-            trigger: rotation.trigger,
-            started_at: rotation.started_at,
-            finished_at: now,
-            kind,
-            old_key: rotation.old_key.clone(),
-            new_key: rotation.new_key.clone(),
-            error,
-        });
-    }
-
-    /// An idempotent provider call, retried on rate limits and transient failures.
-    pub async fn provider_call<T, F, Fut>(&self, what: &str, f: F) -> Result<T, ProviderError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, ProviderError>>,
-    {
-        retry::call(self.ctx, what, Idempotent::Yes, f).await
-    }
-
-    pub fn now(&self) -> DateTime<Utc> {
-        self.ctx.clock.now()
-    }
-
-    pub async fn save(&self) -> Result<(), RotationError> {
-        Ok(self.ctx.state.save(&self.state).await?)
-    }
-
-    pub fn rotation(&mut self) -> &mut Rotation {
-        self.state
-            .in_flight
-            .as_mut()
-            .expect("a step runs only on a rotation in flight")
-    }
-
-    pub fn rotation_ref(&self) -> &Rotation {
-        self.state
-            .in_flight
-            .as_ref()
-            .expect("a step runs only on a rotation in flight")
     }
 }
 

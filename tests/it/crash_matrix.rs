@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{TestEnv, policy};
+use crate::helpers::{Run, TestEnv, policy};
 use crate::moto::{sm_client, unique_secret_name};
 
 /// Every step boundary, on both sides of each journal write.
@@ -121,6 +121,18 @@ impl Fixture {
         }
     }
 
+    /// `rekey rotate p --now` with the process aborting at `point`.
+    async fn rotate_crashing_at(&self, point: &str) -> Run {
+        let config = self.env.config_path();
+        let args = ["rotate", "-c", config.to_str().unwrap(), "p", "--now"];
+        let mut cmd = self.env.command(&args, &[("REKEY_FAILPOINT", point)]);
+        let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+            .await
+            .expect("finished within 60s")
+            .expect("ran");
+        self.env.keep(out)
+    }
+
     /// Invariants 1 and 2 right after a crash.
     async fn assert_safe_after_crash(&self, old: &str, point: &str) {
         let current = self.current().await;
@@ -139,17 +151,7 @@ impl Fixture {
 
 async fn crash_and_recover(store: Store, point: &str) {
     let (fx, old) = Fixture::new(store, "0s").await;
-    let crashed = fx.env.command(
-        &[
-            "rotate",
-            "-c",
-            fx.env.config_path().to_str().unwrap(),
-            "p",
-            "--now",
-        ],
-        &[("REKEY_FAILPOINT", point)],
-    );
-    let out = fx.env.keep(output(crashed).await);
+    let out = fx.rotate_crashing_at(point).await;
     assert_eq!(
         out.code, None,
         "{store:?}/{point}: the process aborted at the failpoint; stderr:\n{}",
@@ -198,17 +200,7 @@ async fn a_crash_at_any_step_boundary_is_resumed_or_rolled_back_on_secrets_manag
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_during_grace_waits_out_the_rest_of_it_before_revoking() {
     let (fx, old) = Fixture::new(Store::Files, "2s").await;
-    let crashed = fx.env.command(
-        &[
-            "rotate",
-            "-c",
-            fx.env.config_path().to_str().unwrap(),
-            "p",
-            "--now",
-        ],
-        &[("REKEY_FAILPOINT", "promote")],
-    );
-    assert_eq!(fx.env.keep(output(crashed).await).code, None);
+    assert_eq!(fx.rotate_crashing_at("promote").await.code, None);
     let new = fx.current().await;
 
     fx.env.cmd("run", &["--once"]).await.assert_code(0);
@@ -222,11 +214,4 @@ async fn a_crash_during_grace_waits_out_the_rest_of_it_before_revoking() {
     fx.env.cmd("run", &["--once"]).await.assert_code(0);
     fx.env.assert_settled(&new, &[]);
     fx.env.assert_no_secret_leaked();
-}
-
-async fn output(mut cmd: tokio::process::Command) -> std::process::Output {
-    tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("finished within 60s")
-        .expect("ran")
 }

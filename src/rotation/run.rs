@@ -1,0 +1,95 @@
+//! The state one run of a policy carries — its context, the policy and the
+//! journal in memory — and the bookkeeping every step shares: saving,
+//! closing a rotation into the history, recording failures with backoff.
+
+use chrono::{DateTime, Utc};
+
+use super::decide::failure_backoff;
+use super::retry::{self, Idempotent};
+use super::{Ctx, RotationError};
+use crate::policy::Policy;
+use crate::providers::ProviderError;
+use crate::state::{HistoryEntry, Outcome, OutcomeKind, PolicyState, Rotation};
+
+pub(super) struct Run<'a> {
+    pub ctx: &'a Ctx,
+    pub policy: &'a Policy,
+    pub state: PolicyState,
+}
+
+impl Run<'_> {
+    /// A step failed in a way a later run may get past: journal the failure
+    /// (the rotation stays in flight, if one is), back off, hand the error up.
+    pub async fn fail<T>(&mut self, e: RotationError) -> Result<T, RotationError> {
+        self.back_off();
+        if let Some(rotation) = &self.state.in_flight {
+            self.state.last_result = Some(Outcome {
+                kind: OutcomeKind::Failed,
+                rotation_id: rotation.id.clone(),
+                at: self.now(),
+                error: Some(e.to_string()),
+            });
+        }
+        self.save().await?;
+        Err(e)
+    }
+
+    /// One more consecutive failure: no new attempt before the backoff has passed.
+    pub fn back_off(&mut self) {
+        self.state.failures += 1;
+        let delay = failure_backoff(self.state.failures, self.ctx.backoff);
+        self.state.retry_not_before = Some(self.now() + delay);
+    }
+
+    /// Closes `rotation` into the history and the last result.
+    pub fn finish(&mut self, rotation: &Rotation, kind: OutcomeKind, error: Option<String>) {
+        let now = self.now();
+        self.state.last_result = Some(Outcome {
+            kind,
+            rotation_id: rotation.id.clone(),
+            at: now,
+            error: error.clone(),
+        });
+        self.state.push_history(HistoryEntry {
+            rotation_id: rotation.id.clone(),
+            trigger: rotation.trigger,
+            started_at: rotation.started_at,
+            finished_at: now,
+            kind,
+            old_key: rotation.old_key.clone(),
+            new_key: rotation.new_key.clone(),
+            error,
+        });
+    }
+
+    /// An idempotent provider call, retried on rate limits and transient failures.
+    pub async fn provider_call<T, F, Fut>(&self, what: &str, f: F) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ProviderError>>,
+    {
+        retry::call(self.ctx, what, Idempotent::Yes, f).await
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.ctx.clock.now()
+    }
+
+    pub async fn save(&self) -> Result<(), RotationError> {
+        Ok(self.ctx.state.save(&self.state).await?)
+    }
+
+    pub fn rotation(&mut self) -> &mut Rotation {
+        self.state
+            .in_flight
+            .as_mut()
+            .expect("a step runs only on a rotation in flight")
+    }
+
+    pub fn rotation_ref(&self) -> &Rotation {
+        self.state
+            .in_flight
+            .as_ref()
+            .expect("a step runs only on a rotation in flight")
+    }
+}
