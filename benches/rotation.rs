@@ -18,6 +18,7 @@ use rekey::app::App;
 use rekey::policy::{Policy, Target};
 use rekey::rotation::{Ctx, Request, RunOutcome, Until, run_policy};
 use rekey::sim::{Faults, SimHandle, Simulator};
+use rekey::state::Trigger;
 use rekey::stores::{Pending, SecretStore, StoreError};
 use secrecy::SecretString;
 
@@ -161,6 +162,7 @@ async fn rotate(ctx: &Ctx, policy: &Policy) {
         policy,
         Request::Manual {
             grace: Some(Duration::ZERO),
+            trigger: Trigger::Manual,
         },
         Until::Revoked,
     )

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, SecretRef, StateLocation};
+use crate::events::Observer;
 use crate::policy::Policy;
 use crate::providers::{self, Provider, ProviderError};
 use crate::rotation::Ctx;
@@ -25,6 +26,10 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Cancelled on shutdown; rotations stop at their next step boundary.
     pub cancel: CancellationToken,
+    /// Where rotation events go: audit log, metrics, notifiers.
+    pub observer: Arc<Observer>,
+    /// For verification through `verify.base_url` gateways.
+    gateway_http: reqwest::Client,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +42,12 @@ pub enum BuildError {
     Store(#[from] StoreError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("{0}")]
+    Observer(String),
 }
+
+/// Per-request timeout of verification calls through a `verify.base_url` gateway.
+const GATEWAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl App {
     pub async fn build(config: Config) -> Result<App, BuildError> {
@@ -66,6 +76,8 @@ impl App {
         let state: Arc<dyn StateStore> = match &config.daemon.state {
             StateLocation::File(dir) => Arc::new(FileStateStore::open(dir)?),
         };
+        let observer = Arc::new(Observer::build(&config).await?);
+        let gateway_http = providers::http_client("verify.base_url", GATEWAY_TIMEOUT)?;
         Ok(App {
             config: Arc::new(config),
             providers: provider_map,
@@ -73,18 +85,25 @@ impl App {
             state,
             clock,
             cancel: CancellationToken::new(),
+            observer,
+            gateway_http,
         })
     }
 
     /// The rotation context of one policy. Validation guarantees its provider and store exist.
     pub fn ctx(&self, policy: &Policy) -> Ctx {
         Ctx {
-            provider: self.providers[&policy.provider].clone(),
+            provider: providers::for_policy(
+                &self.providers[&policy.provider],
+                policy,
+                &self.gateway_http,
+            ),
             store: self.stores[&policy.target.store].clone(),
             state: self.state.clone(),
             clock: self.clock.clone(),
             backoff: self.config.daemon.failure_backoff,
             cancel: self.cancel.clone(),
+            observer: self.observer.clone(),
         }
     }
 }

@@ -10,8 +10,8 @@ use crate::app::{App, BuildError};
 use crate::config::{self, Config, ConfigError, StateLocation};
 use crate::daemon::{self, Mode};
 use crate::rotation::{self, Request, RunOutcome, Until};
-use crate::state::StateStore;
 use crate::state::file::FileStateStore;
+use crate::state::{StateStore, Trigger};
 use crate::status;
 
 pub const OK: u8 = 0;
@@ -157,7 +157,10 @@ pub async fn rotate(path: &Path, args: RotateArgs) -> ExitCode {
         };
     }
     let request = if args.now || args.grace.is_some() {
-        Request::Manual { grace: args.grace }
+        Request::Manual {
+            grace: args.grace,
+            trigger: Trigger::Manual,
+        }
     } else {
         Request::Due
     };

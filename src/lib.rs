@@ -5,14 +5,18 @@
 //! time injectable. Everything else is plain structs and functions.
 
 pub mod app;
+pub mod audit;
 pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod dev;
+pub mod events;
 pub mod failpoint;
 pub mod fsutil;
 pub mod logging;
+pub mod metrics;
+pub mod notify;
 pub mod policy;
 pub mod providers;
 pub mod rotation;

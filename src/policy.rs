@@ -19,10 +19,14 @@ pub struct Policy {
     pub verify: VerifySpec,
     pub revoke: RevokeSpec,
     pub adopt: AdoptSpec,
+    /// OpenAI only: the project whose service accounts carry the keys.
+    pub project_id: Option<String>,
+    /// Names of `[notify.<name>]` entries alerted for this policy.
+    pub notify: Vec<String>,
 }
 
 /// How new keys are named and limited at the provider.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct KeyTemplate {
     /// Name template; always contains `{rotation}`. Also `{policy}`, `{date}`.
     pub name: String,
@@ -31,6 +35,16 @@ pub struct KeyTemplate {
     pub include_byok_in_limit: Option<bool>,
     /// New keys expire this long after creation.
     pub expires_after: Option<Duration>,
+    /// ARouter: providers the key may reach.
+    pub allowed_providers: Option<Vec<String>>,
+    /// ARouter: models the key may call.
+    pub allowed_models: Option<Vec<String>>,
+    /// LiteLLM: models the key may call.
+    pub models: Option<Vec<String>>,
+    /// LiteLLM: budget in USD.
+    pub max_budget: Option<f64>,
+    /// LiteLLM: budget period as LiteLLM writes it ("30d", "1h").
+    pub budget_duration: Option<String>,
 }
 
 impl KeyTemplate {
@@ -93,14 +107,47 @@ pub enum Format {
 pub struct VerifySpec {
     pub mode: VerifyMode,
     pub timeout: Duration,
+    /// Verify through this OpenAI-compatible inference URL instead of the
+    /// provider's own (`{base_url}/models`, `{base_url}/chat/completions`).
+    pub base_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VerifyMode {
     /// `POST /chat/completions` with `max_tokens: 1` against this model.
     Chat { model: String },
-    /// `GET /key` (OpenRouter): free, proves the key authenticates.
+    /// `GET /key` (OpenRouter, ARouter): free, proves the key authenticates.
     KeyInfo,
+    /// `GET /models` with the key: free where the provider requires auth for it.
+    Models,
+}
+
+impl VerifyMode {
+    pub fn kind(&self) -> VerifyKind {
+        match self {
+            VerifyMode::Chat { .. } => VerifyKind::Chat,
+            VerifyMode::KeyInfo => VerifyKind::KeyInfo,
+            VerifyMode::Models => VerifyKind::Models,
+        }
+    }
+}
+
+/// The names of verification modes, as written in `verify.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyKind {
+    Chat,
+    KeyInfo,
+    Models,
+}
+
+impl VerifyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyKind::Chat => "chat",
+            VerifyKind::KeyInfo => "key-info",
+            VerifyKind::Models => "models",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -112,7 +159,20 @@ pub struct RevokeSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokeMode {
     Delete,
+    /// Disabled at the provider (Anthropic: status `inactive`).
     Disable,
+    /// Anthropic: status `archived`.
+    Archive,
+}
+
+impl RevokeMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokeMode::Delete => "delete",
+            RevokeMode::Disable => "disable",
+            RevokeMode::Archive => "archive",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]

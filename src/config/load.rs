@@ -345,7 +345,7 @@ dir = "/abs/secrets"
         };
         assert_eq!(
             problems[0].to_string(),
-            "policy[0].verify: unknown field \"modle\"; expected one of mode, model, timeout"
+            "policy[0].verify: unknown field \"modle\"; expected one of mode, model, timeout, base_url"
         );
         let top = shape_problem("unknown field `bogus`, expected one of `daemon`, `policy`");
         assert_eq!(top.path, "(top level)");

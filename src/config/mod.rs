@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::policy::Policy;
+use crate::policy::{Policy, RevokeMode, VerifyKind};
 
 pub mod load;
 pub mod raw;
@@ -20,6 +20,8 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     pub stores: BTreeMap<String, StoreConfig>,
     pub policies: Vec<Policy>,
+    /// `[notify.<name>]` webhooks; policies pick theirs by name.
+    pub notify: BTreeMap<String, NotifierConfig>,
 }
 
 impl Config {
@@ -38,6 +40,12 @@ pub struct DaemonConfig {
     pub failure_backoff: Backoff,
     /// Overdue policies found at start are spread over this window.
     pub catch_up_jitter: Duration,
+    /// Append-only JSON-lines audit log; `None`: no audit log.
+    pub audit_log: Option<PathBuf>,
+    /// Bearer token for `POST /v1/policies/{name}/rotate`; `None`: endpoint off.
+    pub admin_token: Option<SecretRef>,
+    /// After SIGTERM, running rotations get this long to reach a step boundary.
+    pub shutdown_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,21 +63,174 @@ pub enum StateLocation {
 pub struct ProviderConfig {
     pub name: String,
     pub kind: ProviderKind,
+    /// Without a trailing slash. Defaults per kind (`ProviderKind::default_base_url`).
     pub base_url: String,
+    /// The management credential: OpenRouter/ARouter management key, OpenAI
+    /// admin key, LiteLLM master key, Anthropic Admin API key.
     pub management_key: SecretRef,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// ARouter only: which of its documented API shapes to speak.
+    pub api: ApiShape,
+    /// ARouter only: overrides the shape's key-management path (e.g. `/api/v1/keys`).
+    pub keys_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
     OpenRouter,
+    ARouter,
+    OpenAi,
+    LiteLlm,
+    Anthropic,
+}
+
+/// ARouter's documents disagree (PROVIDERS.md): the API reference uses
+/// `/api/v1/keys`, `hash` ids and `limit`; the rotation guide `/v1/keys`,
+/// `id` and `spending_limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ApiShape {
+    #[default]
+    Reference,
+    Guide,
 }
 
 impl ProviderKind {
+    pub const ALL: [ProviderKind; 5] = [
+        ProviderKind::OpenRouter,
+        ProviderKind::ARouter,
+        ProviderKind::OpenAi,
+        ProviderKind::LiteLlm,
+        ProviderKind::Anthropic,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::OpenRouter => "openrouter",
+            ProviderKind::ARouter => "arouter",
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::LiteLlm => "litellm",
+            ProviderKind::Anthropic => "anthropic",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ProviderKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// `None`: there is no public default (LiteLLM is self-hosted).
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::OpenRouter => Some("https://openrouter.ai/api/v1"),
+            ProviderKind::ARouter => Some("https://api.arouter.ai"),
+            ProviderKind::OpenAi => Some("https://api.openai.com/v1"),
+            ProviderKind::LiteLlm => None,
+            ProviderKind::Anthropic => Some("https://api.anthropic.com"),
+        }
+    }
+
+    /// Assisted rotation: the provider cannot mint keys; a person places the
+    /// new key as the store's pending value and rekey verifies, promotes and retires.
+    pub fn is_assisted(self) -> bool {
+        self == ProviderKind::Anthropic
+    }
+
+    /// The `key = {...}` parameters this provider understands (besides `name`).
+    pub fn key_params(self) -> &'static [&'static str] {
+        match self {
+            ProviderKind::OpenRouter => &[
+                "limit",
+                "limit_reset",
+                "include_byok_in_limit",
+                "expires_after",
+            ],
+            ProviderKind::ARouter => &[
+                "limit",
+                "limit_reset",
+                "expires_after",
+                "allowed_providers",
+                "allowed_models",
+            ],
+            ProviderKind::LiteLlm => &["models", "max_budget", "budget_duration"],
+            ProviderKind::OpenAi | ProviderKind::Anthropic => &[],
+        }
+    }
+
+    pub fn revoke_modes(self) -> &'static [RevokeMode] {
+        match self {
+            ProviderKind::OpenRouter | ProviderKind::ARouter => {
+                &[RevokeMode::Delete, RevokeMode::Disable]
+            }
+            ProviderKind::OpenAi | ProviderKind::LiteLlm => &[RevokeMode::Delete],
+            ProviderKind::Anthropic => &[RevokeMode::Disable, RevokeMode::Archive],
+        }
+    }
+
+    pub fn default_revoke_mode(self) -> RevokeMode {
+        self.revoke_modes()[0]
+    }
+
+    /// Verification modes, the default first. OpenRouter's `/models` needs no
+    /// key, so it proves nothing there and is not offered.
+    pub fn verify_modes(self) -> &'static [VerifyKind] {
+        match self {
+            ProviderKind::OpenRouter => &[VerifyKind::KeyInfo, VerifyKind::Chat],
+            ProviderKind::ARouter => &[VerifyKind::KeyInfo, VerifyKind::Models, VerifyKind::Chat],
+            ProviderKind::OpenAi | ProviderKind::LiteLlm => &[VerifyKind::Models, VerifyKind::Chat],
+            ProviderKind::Anthropic => &[VerifyKind::Models],
+        }
+    }
+}
+
+/// A `[notify.<name>]` webhook.
+#[derive(Debug, Clone)]
+pub struct NotifierConfig {
+    pub name: String,
+    pub format: NotifyFormat,
+    pub url: SecretRef,
+    pub timeout: Duration,
+    /// Attempts after the first one, with exponential backoff.
+    pub retries: u32,
+    /// Which events this notifier receives.
+    pub on: Vec<NotifyEvent>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyFormat {
+    /// `{"event": ..., "policy": ..., ...}`
+    Json,
+    /// `{"text": "..."}` (Slack incoming webhooks and compatible chat tools).
+    Slack,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NotifyEvent {
+    Failure,
+    Rollback,
+    RevokeFailing,
+    Overdue,
+    ConfigRejected,
+    Success,
+}
+
+impl NotifyEvent {
+    pub const ALL: [NotifyEvent; 6] = [
+        NotifyEvent::Failure,
+        NotifyEvent::Rollback,
+        NotifyEvent::RevokeFailing,
+        NotifyEvent::Overdue,
+        NotifyEvent::ConfigRejected,
+        NotifyEvent::Success,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Failure => "failure",
+            NotifyEvent::Rollback => "rollback",
+            NotifyEvent::RevokeFailing => "revoke_failing",
+            NotifyEvent::Overdue => "overdue",
+            NotifyEvent::ConfigRejected => "config_rejected",
+            NotifyEvent::Success => "success",
         }
     }
 }

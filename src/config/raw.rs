@@ -19,6 +19,8 @@ pub struct RawConfig {
     pub stores: BTreeMap<String, RawStore>,
     #[serde(default)]
     pub policy: Vec<RawPolicy>,
+    #[serde(default)]
+    pub notify: BTreeMap<String, RawNotify>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -29,6 +31,9 @@ pub struct RawDaemon {
     pub max_concurrent_rotations: Option<i64>,
     pub failure_backoff: Option<RawBackoff>,
     pub catch_up_jitter: Option<String>,
+    pub audit_log: Option<String>,
+    pub admin_token: Option<String>,
+    pub shutdown_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -45,6 +50,8 @@ pub struct RawProvider {
     pub management_key: Option<String>,
     pub base_url: Option<String>,
     pub request_timeout: Option<String>,
+    pub api: Option<String>,
+    pub keys_path: Option<String>,
 }
 
 /// Fields of every store kind; `validate` refuses the ones the kind does not use.
@@ -70,6 +77,8 @@ pub struct RawPolicy {
     pub verify: Option<RawVerify>,
     pub revoke: Option<RawRevoke>,
     pub adopt: Option<RawAdopt>,
+    pub project_id: Option<String>,
+    pub notify: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +89,11 @@ pub struct RawKey {
     pub limit_reset: Option<String>,
     pub include_byok_in_limit: Option<bool>,
     pub expires_after: Option<String>,
+    pub allowed_providers: Option<Vec<String>>,
+    pub allowed_models: Option<Vec<String>>,
+    pub models: Option<Vec<String>>,
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +112,7 @@ pub struct RawVerify {
     pub mode: Option<String>,
     pub model: Option<String>,
     pub timeout: Option<String>,
+    pub base_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,4 +126,14 @@ pub struct RawRevoke {
 #[serde(deny_unknown_fields)]
 pub struct RawAdopt {
     pub key_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub format: Option<String>,
+    pub url: Option<String>,
+    pub timeout: Option<String>,
+    pub retries: Option<i64>,
+    pub on: Option<Vec<String>>,
 }

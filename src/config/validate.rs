@@ -11,10 +11,11 @@ use chrono::{DateTime, Utc};
 
 use super::raw::{RawConfig, RawDaemon, RawProvider, RawStore};
 use super::{
-    Backoff, Config, ConfigProblem, DaemonConfig, ProviderConfig, ProviderKind, SecretRef,
-    StateLocation, StoreConfig, StoreKind,
+    ApiShape, Backoff, Config, ConfigProblem, DaemonConfig, ProviderConfig, ProviderKind,
+    SecretRef, StateLocation, StoreConfig, StoreKind,
 };
 
+mod notify;
 mod policy;
 mod rules;
 
@@ -26,7 +27,7 @@ const DEFAULT_BACKOFF: Backoff = Backoff {
     max: Duration::from_secs(24 * 3600),
 };
 const DEFAULT_CATCH_UP_JITTER: Duration = Duration::from_secs(30);
-const DEFAULT_BASE_URL: &str = "https://openrouter.ai/api/v1";
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `now` anchors the schedule sampling behind the grace-vs-interval check.
@@ -38,18 +39,29 @@ pub(crate) fn validate(
     let mut p = Problems::default();
     // Policies are checked against the names declared, valid or not, so a
     // bad provider is reported once and not again by every policy using it.
-    let provider_names = raw.providers.keys().cloned().collect();
+    // A provider whose kind is unknown still counts as declared (kind `None`).
+    let provider_kinds = (raw.providers.iter())
+        .map(|(name, r)| {
+            (
+                name.clone(),
+                r.kind.as_deref().and_then(ProviderKind::parse),
+            )
+        })
+        .collect();
     let store_names = raw.stores.keys().cloned().collect();
+    let notifier_names = raw.notify.keys().cloned().collect();
     let daemon = daemon(&mut p, raw.daemon.unwrap_or_default(), base_dir);
     let providers: BTreeMap<_, _> = (raw.providers.into_iter())
         .filter_map(|(name, r)| Some((name.clone(), provider(&mut p, name, r, base_dir)?)))
         .collect();
+    let notify = notify::notifiers(&mut p, raw.notify, base_dir);
     let stores: BTreeMap<_, _> = (raw.stores.into_iter())
         .filter_map(|(name, r)| Some((name.clone(), store(&mut p, name, r, base_dir)?)))
         .collect();
     let names = policy::Known {
-        providers: &provider_names,
+        providers: &provider_kinds,
         stores: &store_names,
+        notifiers: &notifier_names,
         now,
     };
     let policies = policy::policies(&mut p, raw.policy, &names);
@@ -59,6 +71,7 @@ pub(crate) fn validate(
             providers,
             stores,
             policies,
+            notify,
         }),
         _ => Err(p.0),
     }
@@ -151,12 +164,35 @@ fn daemon(p: &mut Problems, raw: RawDaemon, base_dir: &Path) -> Option<DaemonCon
     }
     let failure_backoff = backoff(p, raw.failure_backoff.unwrap_or_default());
     let jitter = p.duration("daemon.catch_up_jitter", raw.catch_up_jitter.as_deref());
+    let audit_log = match raw.audit_log.as_deref().map(str::trim) {
+        Some("") => {
+            p.push(
+                "daemon.audit_log",
+                "must not be empty (leave it out for no audit log)",
+            );
+            None
+        }
+        other => Some(other.map(|path| resolve(base_dir, path))),
+    };
+    let admin_token = match raw.admin_token.as_deref() {
+        Some(r) => secret_ref(p, "daemon.admin_token", r, base_dir).map(Some),
+        None => Some(None),
+    };
+    let shutdown = p.positive_duration("daemon.shutdown_timeout", raw.shutdown_timeout.as_deref());
+    let shutdown_timeout = if raw.shutdown_timeout.is_some() {
+        shutdown
+    } else {
+        Some(DEFAULT_SHUTDOWN_TIMEOUT)
+    };
     Some(DaemonConfig {
         state: state?,
         admin_listen: admin_listen.ok()?,
         max_concurrent_rotations: usize::try_from(max).ok()?,
         failure_backoff: failure_backoff?,
         catch_up_jitter: jitter.unwrap_or(DEFAULT_CATCH_UP_JITTER),
+        audit_log: audit_log?,
+        admin_token: admin_token?,
+        shutdown_timeout: shutdown_timeout?,
     })
 }
 
@@ -191,44 +227,106 @@ fn provider(
     base_dir: &Path,
 ) -> Option<ProviderConfig> {
     let at = |field: &str| format!("providers.{name}.{field}");
-    let kind = p
-        .required(&at("kind"), raw.kind.as_deref())
-        .and_then(|k| match k {
-            "openrouter" => Some(ProviderKind::OpenRouter),
-            other => {
-                p.push(
-                    at("kind"),
-                    format!("unknown provider kind {other:?}; expected \"openrouter\""),
-                );
-                None
-            }
-        });
+    let kind =
+        p.required(&at("kind"), raw.kind.as_deref())
+            .and_then(|k| match ProviderKind::parse(k) {
+                Some(kind) => Some(kind),
+                None => {
+                    let known: Vec<String> = (ProviderKind::ALL.iter())
+                        .map(|k| format!("{:?}", k.as_str()))
+                        .collect();
+                    p.push(
+                        at("kind"),
+                        format!(
+                            "unknown provider kind {k:?}; expected one of {}",
+                            known.join(", ")
+                        ),
+                    );
+                    None
+                }
+            });
     let key = p.required(&at("management_key"), raw.management_key.as_deref());
     let management_key = key.and_then(|k| secret_ref(p, &at("management_key"), k, base_dir));
-    let base_url = p.http_url(
-        &at("base_url"),
-        raw.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL),
-    );
+    let base_url = match (
+        raw.base_url.as_deref(),
+        kind.and_then(ProviderKind::default_base_url),
+    ) {
+        (Some(url), _) | (None, Some(url)) => p.http_url(&at("base_url"), url),
+        (None, None) if kind.is_some() => {
+            p.push(
+                at("base_url"),
+                "required: a self-hosted LiteLLM proxy has no default address",
+            );
+            None
+        }
+        (None, None) => None,
+    };
     let timeout = p.positive_duration(&at("request_timeout"), raw.request_timeout.as_deref());
     let request_timeout = if raw.request_timeout.is_some() {
         timeout?
     } else {
         DEFAULT_REQUEST_TIMEOUT
     };
+    let (api, keys_path) = arouter_shape(p, &name, kind?, &raw)?;
     Some(ProviderConfig {
         name,
         kind: kind?,
         base_url: base_url?,
         management_key: management_key?,
         request_timeout,
+        api,
+        keys_path,
     })
+}
+
+/// `api` and `keys_path` exist for ARouter only.
+fn arouter_shape(
+    p: &mut Problems,
+    name: &str,
+    kind: ProviderKind,
+    raw: &RawProvider,
+) -> Option<(ApiShape, Option<String>)> {
+    let at = |field: &str| format!("providers.{name}.{field}");
+    if kind != ProviderKind::ARouter {
+        refuse_field(p, &at("api"), raw.api.is_some(), "provider", "arouter");
+        refuse_field(
+            p,
+            &at("keys_path"),
+            raw.keys_path.is_some(),
+            "provider",
+            "arouter",
+        );
+        return (raw.api.is_none() && raw.keys_path.is_none())
+            .then_some((ApiShape::default(), None));
+    }
+    let api = match raw.api.as_deref() {
+        None | Some("reference") => ApiShape::Reference,
+        Some("guide") => ApiShape::Guide,
+        Some(other) => {
+            p.push(
+                at("api"),
+                format!("{other:?} is not one of \"reference\" (the API reference: /api/v1/keys, hash, limit) or \"guide\" (the rotation guide: /v1/keys, id, spending_limit)"),
+            );
+            return None;
+        }
+    };
+    match raw.keys_path.as_deref() {
+        Some(path) if !path.starts_with('/') || path.contains(['?', '#']) => {
+            p.push(
+                at("keys_path"),
+                format!("{path:?} must be a path starting with '/', like \"/api/v1/keys\""),
+            );
+            None
+        }
+        path => Some((api, path.map(|p| p.trim_end_matches('/').to_string()))),
+    }
 }
 
 fn store(p: &mut Problems, name: String, raw: RawStore, base_dir: &Path) -> Option<StoreConfig> {
     let at = |field: &str| format!("stores.{name}.{field}");
     let kind = match p.required(&at("kind"), raw.kind.as_deref())? {
         "aws-secrets-manager" => {
-            refuse_field(p, &at("dir"), raw.dir.is_some(), "file");
+            refuse_field(p, &at("dir"), raw.dir.is_some(), "store", "file");
             let region = p
                 .required(&at("region"), raw.region.as_deref())
                 .map(str::to_string);
@@ -242,17 +340,14 @@ fn store(p: &mut Problems, name: String, raw: RawStore, base_dir: &Path) -> Opti
             }
         }
         "file" => {
-            refuse_field(
-                p,
-                &at("region"),
-                raw.region.is_some(),
-                "aws-secrets-manager",
-            );
+            let aws = "aws-secrets-manager";
+            refuse_field(p, &at("region"), raw.region.is_some(), "store", aws);
             refuse_field(
                 p,
                 &at("endpoint_url"),
                 raw.endpoint_url.is_some(),
-                "aws-secrets-manager",
+                "store",
+                aws,
             );
             let dir = p.required(&at("dir"), raw.dir.as_deref())?;
             StoreKind::File {
@@ -272,11 +367,11 @@ fn store(p: &mut Problems, name: String, raw: RawStore, base_dir: &Path) -> Opti
     Some(StoreConfig { name, kind })
 }
 
-fn refuse_field(p: &mut Problems, path: &str, present: bool, owner_kind: &str) {
+fn refuse_field(p: &mut Problems, path: &str, present: bool, what: &str, owner_kind: &str) {
     if present {
         p.push(
             path,
-            format!("only applies to stores of kind {owner_kind:?}"),
+            format!("only applies to {what}s of kind {owner_kind:?}"),
         );
     }
 }

@@ -8,10 +8,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use crate::config::ProviderConfig;
-use crate::policy::{LimitReset, VerifyMode};
+use crate::config::{ProviderConfig, ProviderKind};
+use crate::policy::{LimitReset, Policy, VerifyMode};
 
+pub mod anthropic;
+pub mod arouter;
+pub mod gateway;
 mod http;
+pub mod litellm;
+pub mod openai;
 pub mod openrouter;
 
 /// A key just created: the only moment its secret is visible.
@@ -42,7 +47,8 @@ pub struct KeyInfo {
     pub created_at: Option<DateTime<Utc>>,
 }
 
-/// Parameters for a new key.
+/// Parameters for a new key. Validation guarantees a provider only gets
+/// the parameters it supports (`ProviderKind::key_params`).
 #[derive(Debug, Clone, Default)]
 pub struct KeySpec {
     pub name: String,
@@ -50,6 +56,11 @@ pub struct KeySpec {
     pub limit_reset: Option<LimitReset>,
     pub include_byok_in_limit: Option<bool>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub allowed_providers: Option<Vec<String>>,
+    pub allowed_models: Option<Vec<String>>,
+    pub models: Option<Vec<String>>,
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
 }
 
 #[async_trait]
@@ -66,6 +77,31 @@ pub trait Provider: Send + Sync {
     async fn delete_key(&self, id: &str) -> Result<(), ProviderError>;
     /// One verification attempt with the key itself (not the management key).
     async fn verify_key(&self, key: &SecretString, mode: &VerifyMode) -> Result<(), ProviderError>;
+
+    /// Anthropic: status `archived`. Validation only offers it where supported.
+    async fn archive_key(&self, id: &str) -> Result<(), ProviderError> {
+        Err(self.unsupported("archive a key", id))
+    }
+
+    /// Assisted rotation: the provider cannot create keys; a person places
+    /// the new key as the store's pending value (`create_key` is never called).
+    fn assisted(&self) -> bool {
+        false
+    }
+
+    /// A client scoped to one policy (OpenAI: its `project_id`); `None`: this one serves all.
+    fn for_policy(&self, _policy: &Policy) -> Option<Arc<dyn Provider>> {
+        None
+    }
+
+    /// The error for an operation this provider's API does not offer.
+    fn unsupported(&self, op: &str, id: &str) -> ProviderError {
+        ProviderError::Permanent {
+            provider: self.entry().to_string(),
+            status: None,
+            message: format!("{op} ({id}): not offered by this provider's API"),
+        }
+    }
 }
 
 /// Errors classified the way callers branch on them.
@@ -146,10 +182,42 @@ pub fn build(
     config: &ProviderConfig,
     management_key: SecretString,
 ) -> Result<Arc<dyn Provider>, ProviderError> {
-    match config.kind {
-        crate::config::ProviderKind::OpenRouter => Ok(Arc::new(openrouter::OpenRouter::new(
-            config,
-            management_key,
-        )?)),
+    Ok(match config.kind {
+        ProviderKind::OpenRouter => Arc::new(openrouter::OpenRouter::new(config, management_key)?),
+        ProviderKind::ARouter => Arc::new(arouter::ARouter::new(config, management_key)?),
+        ProviderKind::OpenAi => Arc::new(openai::OpenAi::new(config, management_key)?),
+        ProviderKind::LiteLlm => Arc::new(litellm::LiteLlm::new(config, management_key)?),
+        ProviderKind::Anthropic => Arc::new(anthropic::Anthropic::new(config, management_key)?),
+    })
+}
+
+/// The client a policy's rotations use: scoped to the policy where the
+/// provider needs that, and verifying through `verify.base_url` when set.
+pub fn for_policy(
+    shared: &Arc<dyn Provider>,
+    policy: &Policy,
+    http: &reqwest::Client,
+) -> Arc<dyn Provider> {
+    let scoped = shared.for_policy(policy).unwrap_or_else(|| shared.clone());
+    match &policy.verify.base_url {
+        Some(url) => Arc::new(gateway::GatewayVerify::new(scoped, url, http.clone())),
+        None => scoped,
     }
+}
+
+/// The HTTP client every provider uses: the configured per-request timeout,
+/// and no redirects — a request carrying a key goes only where configured.
+pub(crate) fn http_client(
+    entry: &str,
+    timeout: Duration,
+) -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|err| ProviderError::Permanent {
+            provider: entry.to_string(),
+            status: None,
+            message: format!("cannot build the HTTP client: {err}"),
+        })
 }

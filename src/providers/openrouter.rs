@@ -31,16 +31,7 @@ impl OpenRouter {
         config: &ProviderConfig,
         management_key: SecretString,
     ) -> Result<Self, ProviderError> {
-        // Redirects are refused: a request carrying a key goes only where configured.
-        let http = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|err| ProviderError::Permanent {
-                provider: config.name.clone(),
-                status: None,
-                message: format!("cannot build the HTTP client: {err}"),
-            })?;
+        let http = super::http_client(&config.name, config.request_timeout)?;
         let base_url = config.base_url.trim_end_matches('/').to_string();
         Ok(Self {
             entry: config.name.clone(),
@@ -318,6 +309,11 @@ impl Provider for OpenRouter {
             VerifyMode::KeyInfo => (
                 "verify key (GET /key)",
                 self.request(Method::GET, "/key", key),
+            ),
+            // Validation does not offer this here: OpenRouter serves /models to anyone.
+            VerifyMode::Models => (
+                "verify key (GET /models)",
+                self.request(Method::GET, "/models", key),
             ),
         };
         let response = self.send(op, request).await?;

@@ -32,8 +32,10 @@ pub(super) async fn reconcile(run: &mut Run<'_>) -> Result<(), RotationError> {
         warn!(%label, "the store's current key is not the one rekey put there; adopting it");
     }
     let record = adopt(run, &key, label).await?;
-    run.state.current = Some(record);
-    run.save().await
+    run.state.current = Some(record.clone());
+    run.save().await?;
+    run.emit_adopted(&record);
+    Ok(())
 }
 
 async fn adopt(

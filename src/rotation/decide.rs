@@ -111,10 +111,7 @@ mod tests {
             max_age,
             key: KeyTemplate {
                 name: "rekey-{policy}-{rotation}".into(),
-                limit: None,
-                limit_reset: None,
-                include_byok_in_limit: None,
-                expires_after: None,
+                ..KeyTemplate::default()
             },
             target: Target {
                 store: "s".into(),
@@ -126,12 +123,15 @@ mod tests {
             verify: VerifySpec {
                 mode: VerifyMode::KeyInfo,
                 timeout: Duration::from_secs(5),
+                base_url: None,
             },
             revoke: RevokeSpec {
                 grace: Duration::from_secs(60),
                 mode: RevokeMode::Delete,
             },
             adopt: AdoptSpec::default(),
+            project_id: None,
+            notify: Vec::new(),
         }
     }
 

@@ -12,9 +12,10 @@ use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::config::Backoff;
+use crate::events::Observer;
 use crate::policy::Policy;
 use crate::providers::{Provider, ProviderError};
-use crate::state::{KeyRecord, StateError, StateStore};
+use crate::state::{KeyRecord, StateError, StateStore, Trigger};
 use crate::stores::{SecretStore, StoreError};
 
 mod adopt;
@@ -38,14 +39,20 @@ pub struct Ctx {
     pub backoff: Backoff,
     /// Cancelled on shutdown: the rotation stops at the next step boundary.
     pub cancel: CancellationToken,
+    /// Audit log, metrics and notifiers hear every state change.
+    pub observer: Arc<Observer>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
     /// Do whatever is due (daemon, `run --once`).
     Due,
-    /// Rotate now (`rotate --now`, or `rotate` when nothing is due), with an optional grace override.
-    Manual { grace: Option<Duration> },
+    /// Rotate now (`rotate --now`, `rotate` when nothing is due, the admin
+    /// API), with an optional grace override.
+    Manual {
+        grace: Option<Duration>,
+        trigger: Trigger,
+    },
 }
 
 /// How far one run goes.
@@ -99,6 +106,9 @@ pub enum RotationError {
     },
     #[error("refusing to revoke key {key_id}: the store's current key is still that key")]
     RevokeWouldBreakCurrent { key_id: String },
+    /// Not returned by runs (they report `RunOutcome::RolledBack`); names a rollback's cause in events.
+    #[error("rolled back: {0}")]
+    RolledBack(String),
 }
 
 impl RotationError {
@@ -109,6 +119,7 @@ impl RotationError {
             RotationError::State(e) => e.kind(),
             RotationError::InGrace { .. } => "in_grace",
             RotationError::RevokeWouldBreakCurrent { .. } => "revoke_refused",
+            RotationError::RolledBack(_) => "verify_failed",
         }
     }
 }
@@ -128,7 +139,7 @@ pub async fn run_policy(
             return Ok(RunOutcome::Busy);
         };
         let state = ctx.state.load(&policy.name).await?;
-        let mut run = run::Run { ctx, policy, state };
+        let mut run = run::Run::new(ctx, policy, state);
         run.execute(request, until).await
     }
     .instrument(span)

@@ -2,26 +2,95 @@
 //! journal in memory — and the bookkeeping every step shares: saving,
 //! closing a rotation into the history, recording failures with backoff.
 
+use std::time::Instant;
+
 use chrono::{DateTime, Utc};
 
 use super::decide::failure_backoff;
 use super::retry::{self, Idempotent};
 use super::{Ctx, RotationError};
+use crate::events::{Event, EventOutcome, EventStep, KeyRef};
 use crate::policy::Policy;
 use crate::providers::ProviderError;
-use crate::state::{HistoryEntry, Outcome, OutcomeKind, PolicyState, Rotation};
+use crate::state::{HistoryEntry, KeyRecord, Outcome, OutcomeKind, PolicyState, Rotation, Step};
 
 pub(super) struct Run<'a> {
     pub ctx: &'a Ctx,
     pub policy: &'a Policy,
     pub state: PolicyState,
+    /// When the step now running started (the last event, or the run's start).
+    pub mark: Instant,
+}
+
+impl<'a> Run<'a> {
+    pub fn new(ctx: &'a Ctx, policy: &'a Policy, state: PolicyState) -> Self {
+        Run {
+            ctx,
+            policy,
+            state,
+            mark: Instant::now(),
+        }
+    }
 }
 
 impl Run<'_> {
+    /// Tells the observer about a state change of the rotation in flight.
+    pub fn emit(&mut self, step: EventStep, outcome: EventOutcome, error: Option<&RotationError>) {
+        let rotation = self.state.in_flight.clone();
+        self.emit_for(rotation.as_ref(), step, outcome, error);
+    }
+
+    /// Like [`Run::emit`], for a rotation already taken out of flight.
+    pub fn emit_for(
+        &mut self,
+        rotation: Option<&Rotation>,
+        step: EventStep,
+        outcome: EventOutcome,
+        error: Option<&RotationError>,
+    ) {
+        let mut event = Event::new(&self.policy.name, &self.policy.provider, step, outcome);
+        event.time = self.now();
+        event.duration = Some(self.mark.elapsed());
+        event.failures = self.state.failures;
+        if let Some(rotation) = rotation {
+            event.rotation_id = Some(rotation.id.clone());
+            event.trigger = Some(rotation.trigger.as_str());
+            event.new_key = rotation.new_key.as_ref().map(KeyRef::from);
+            event.old_key = rotation.old_key.as_ref().map(KeyRef::from);
+        }
+        if let Some(e) = error {
+            event.error_kind = Some(e.kind());
+            event.error = Some(e.to_string());
+        }
+        self.ctx.observer.emit(event);
+        self.mark = Instant::now();
+    }
+
+    /// The store's current key was taken over (not a rotation: no rotation id).
+    pub fn emit_adopted(&mut self, record: &KeyRecord) {
+        let mut event = Event::new(
+            &self.policy.name,
+            &self.policy.provider,
+            EventStep::Adopt,
+            EventOutcome::Ok,
+        );
+        event.time = self.now();
+        event.new_key = Some(KeyRef::from(record));
+        self.ctx.observer.emit(event);
+    }
+
     /// A step failed in a way a later run may get past: journal the failure
     /// (the rotation stays in flight, if one is), back off, hand the error up.
     pub async fn fail<T>(&mut self, e: RotationError) -> Result<T, RotationError> {
         self.back_off();
+        let step = match self.state.in_flight.as_ref().map(|r| r.step) {
+            None | Some(Step::Begun) => EventStep::Create,
+            Some(Step::Created) => EventStep::Stage,
+            Some(Step::Staged) => EventStep::Verify,
+            Some(Step::Verified) => EventStep::Promote,
+            Some(Step::Promoted) => EventStep::Revoke,
+        };
+        self.emit(step, EventOutcome::Failed, Some(&e));
         if let Some(rotation) = &self.state.in_flight {
             self.state.last_result = Some(Outcome {
                 kind: OutcomeKind::Failed,

@@ -11,6 +11,7 @@ use super::decide::{Decision, decide};
 use super::retry::{self, Idempotent};
 use super::run::Run;
 use super::{Request, RotationError, RunOutcome, Until, adopt};
+use crate::events::{EventOutcome, EventStep};
 use crate::failpoint;
 use crate::policy::RevokeMode;
 use crate::providers::{CreatedKey, KeySpec, ProviderError};
@@ -44,7 +45,7 @@ impl Run<'_> {
                 }
                 Decision::Wait { until, why } => Ok(RunOutcome::NotDue { until, why }),
             },
-            Request::Manual { grace } => self.manual(grace, until).await,
+            Request::Manual { grace, trigger } => self.manual(grace, trigger, until).await,
         }
     }
 
@@ -53,6 +54,7 @@ impl Run<'_> {
     async fn manual(
         &mut self,
         grace: Option<Duration>,
+        trigger: Trigger,
         until: Until,
     ) -> Result<RunOutcome, RotationError> {
         let now = self.now();
@@ -71,7 +73,7 @@ impl Run<'_> {
                 other => return Ok(other),
             }
         }
-        self.begin(Trigger::Manual, grace.unwrap_or(self.policy.revoke.grace))
+        self.begin(trigger, grace.unwrap_or(self.policy.revoke.grace))
             .await?;
         self.drive(until).await
     }
@@ -150,6 +152,7 @@ impl Run<'_> {
             rollback: None,
         });
         self.save().await?;
+        self.emit(EventStep::Begin, EventOutcome::Ok, None);
         info!(trigger = trigger.as_str(), "begin");
         failpoint::hit("begin");
         Ok(())
@@ -165,6 +168,11 @@ impl Run<'_> {
             limit_reset: template.limit_reset,
             include_byok_in_limit: template.include_byok_in_limit,
             expires_at: template.expires_after.map(|d| now + d),
+            allowed_providers: template.allowed_providers.clone(),
+            allowed_models: template.allowed_models.clone(),
+            models: template.models.clone(),
+            max_budget: template.max_budget,
+            budget_duration: template.budget_duration.clone(),
         };
         let provider = &self.ctx.provider;
         let key = retry::call(self.ctx, "create key", Idempotent::No, || {
@@ -182,6 +190,7 @@ impl Run<'_> {
         rotation.new_key = Some(record.clone());
         rotation.step = Step::Created;
         self.save().await?;
+        self.emit(EventStep::Create, EventOutcome::Ok, None);
         info!(key_id = %key.id, label = %record.label, name = %key.name, "created new key");
         failpoint::hit("create");
         Ok(key)
@@ -200,6 +209,7 @@ impl Run<'_> {
         rotation.version_id = Some(version.clone());
         rotation.step = Step::Staged;
         self.save().await?;
+        self.emit(EventStep::Stage, EventOutcome::Ok, None);
         info!(version_id = %version, secret = %self.policy.target.secret_id, "staged as pending");
         failpoint::hit("stage");
         Ok(())
@@ -213,7 +223,10 @@ impl Run<'_> {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            let failure = match self.verify_once().await {
+            let result = self.verify_once().await;
+            let observer = &self.ctx.observer;
+            observer.verify_attempt(&self.policy.name, &self.policy.provider, result.is_ok());
+            let failure = match result {
                 Ok(()) => break,
                 Err(Attempt::Final(reason)) => return Ok(Verified::No(reason)),
                 Err(Attempt::Retry(reason, after)) => (reason, after.unwrap_or(pause)),
@@ -237,6 +250,7 @@ impl Run<'_> {
         rotation.verified_at = Some(now);
         rotation.step = Step::Verified;
         self.save().await?;
+        self.emit(EventStep::Verify, EventOutcome::Ok, None);
         info!(attempts, "verified new key at the provider");
         failpoint::hit("verify");
         Ok(Verified::Yes)
@@ -294,6 +308,7 @@ impl Run<'_> {
         rotation.revoke_after = Some(revoke_after);
         self.state.current = rotation.new_key.clone();
         self.save().await?;
+        self.emit(EventStep::Promote, EventOutcome::Ok, None);
         info!(version_id = %version, %revoke_after, "promoted: the new key is current");
         failpoint::hit("promote");
         Ok(())
@@ -345,6 +360,12 @@ impl Run<'_> {
         self.state.failures = 0;
         self.state.retry_not_before = None;
         self.save().await?;
+        self.emit_for(
+            Some(&rotation),
+            EventStep::Revoke,
+            EventOutcome::Rotated,
+            None,
+        );
         info!(key_id = new_key.id.as_deref().unwrap_or("-"), label = %new_key.label, "rotation complete");
         failpoint::hit("revoke");
         Ok(RunOutcome::Rotated {
@@ -377,6 +398,10 @@ impl Run<'_> {
                 self.provider_call("disable old key", || self.ctx.provider.disable_key(&id))
                     .await?
             }
+            RevokeMode::Archive => {
+                self.provider_call("archive old key", || self.ctx.provider.archive_key(&id))
+                    .await?
+            }
         }
         info!(key_id = %id, label = %old.label, mode = ?self.policy.revoke.mode, "revoked old key");
         Ok(())
@@ -401,6 +426,13 @@ impl Run<'_> {
         self.finish(&rotation, OutcomeKind::RolledBack, Some(reason.clone()));
         self.back_off();
         self.save().await?;
+        let why = RotationError::RolledBack(reason.clone());
+        self.emit_for(
+            Some(&rotation),
+            EventStep::Rollback,
+            EventOutcome::RolledBack,
+            Some(&why),
+        );
         Ok(RunOutcome::RolledBack {
             rotation_id: rotation.id,
             reason,

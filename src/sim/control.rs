@@ -12,9 +12,9 @@ use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::routes::Failure;
+use super::openrouter::Failure;
 use super::state::ApiError;
-use super::{Faults, Simulator};
+use super::{Api, Faults, Simulator};
 
 pub(super) fn router() -> Router<Simulator> {
     Router::new()
@@ -42,12 +42,21 @@ async fn set_faults(State(sim): State<Simulator>, body: Bytes) -> Result<StatusC
 #[derive(Deserialize)]
 struct SeedRequest {
     name: String,
+    /// `openrouter` (default), `arouter`, `openai`, `litellm`, `anthropic`.
+    api: Option<String>,
 }
 
 async fn seed_key(State(sim): State<Simulator>, body: Bytes) -> Result<Response, Failure> {
     let req: SeedRequest = serde_json::from_slice(&body)
         .map_err(|err| ApiError::new(400, format!("Invalid seed request: {err}")))?;
-    let (hash, key) = sim.insert_key(&req.name);
+    let api = match req.api.as_deref() {
+        None => Api::OpenRouter,
+        Some(name) => Api::ALL
+            .into_iter()
+            .find(|a| a.as_str() == name)
+            .ok_or_else(|| ApiError::new(400, format!("unknown api {name:?}")))?,
+    };
+    let (hash, key) = sim.insert_key_in(api, &req.name);
     Ok((
         StatusCode::CREATED,
         Json(json!({ "hash": hash, "key": key })),

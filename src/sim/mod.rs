@@ -1,7 +1,9 @@
-//! In-memory provider simulator speaking the OpenRouter API of PROVIDERS.md
-//! over real HTTP, with fault knobs. Used by `rekey sim`, `rekey dev` and the
-//! tests. Key bookkeeping lives in `state`, fault decisions in `faults`, the
-//! HTTP surface in `routes` (provider API) and `control` (`/_sim`).
+//! In-memory provider simulator speaking the provider APIs of PROVIDERS.md
+//! over real HTTP, with fault knobs. One process serves all of them, each
+//! under its own prefix (see [`Api::base_path`]) with its own account.
+//! Used by `rekey sim`, `rekey dev` and the tests. Key bookkeeping lives in
+//! `state`, fault decisions in `faults`, each API's HTTP surface in its own
+//! module, and test control in `control` (`/_sim`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -10,13 +12,71 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+mod anthropic;
+mod arouter;
 mod control;
 mod faults;
-mod routes;
+mod litellm;
+mod openai;
+mod openrouter;
 mod state;
 
-use faults::FaultState;
-use state::State;
+use faults::{Endpoint, FaultState, Injected};
+use state::{ApiError, State};
+
+/// The provider APIs the simulator speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Api {
+    OpenRouter,
+    ARouter,
+    OpenAi,
+    LiteLlm,
+    Anthropic,
+}
+
+impl Api {
+    pub const ALL: [Api; 5] = [
+        Api::OpenRouter,
+        Api::ARouter,
+        Api::OpenAi,
+        Api::LiteLlm,
+        Api::Anthropic,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::OpenRouter => "openrouter",
+            Api::ARouter => "arouter",
+            Api::OpenAi => "openai",
+            Api::LiteLlm => "litellm",
+            Api::Anthropic => "anthropic",
+        }
+    }
+
+    /// What a provider entry's `base_url` is, relative to the simulator's
+    /// address: the same shape as the real provider's default base URL.
+    pub fn base_path(self) -> &'static str {
+        match self {
+            Api::OpenRouter => "/openrouter/api/v1",
+            Api::ARouter => "/arouter",
+            Api::OpenAi => "/openai/v1",
+            Api::LiteLlm => "/litellm",
+            Api::Anthropic => "/anthropic",
+        }
+    }
+
+    /// A fresh secret in the provider's own format.
+    fn new_secret(self) -> String {
+        let hex = state::random_hex();
+        match self {
+            Api::OpenRouter => format!("sk-or-v1-{hex}"),
+            Api::ARouter => format!("lr_live_{hex}"),
+            Api::OpenAi => format!("sk-svcacct-{hex}"),
+            Api::LiteLlm => format!("sk-{}", &hex[..40]),
+            Api::Anthropic => format!("sk-ant-api03-{hex}-{}AA", &hex[..8]),
+        }
+    }
+}
 
 /// Fault knobs. Endpoint names: `create`, `list`, `get`, `update`, `delete`,
 /// `whoami`, `models`, `chat`; `*` applies to every endpoint without its own entry.
@@ -40,6 +100,10 @@ pub struct RateLimitFault {
 /// A key as the simulator holds it, secret included (it is a test tool).
 #[derive(Clone, serde::Serialize)]
 pub struct SimKey {
+    /// Which API's account holds it (`Api::as_str`).
+    pub api: &'static str,
+    /// API-specific fields (OpenAI `project_id`/`service_account_id`, Anthropic `status`...).
+    pub extra: serde_json::Map<String, serde_json::Value>,
     pub hash: String,
     pub name: String,
     pub label: String,
@@ -56,21 +120,41 @@ pub struct Simulator {
 }
 
 struct Inner {
-    state: State,
+    /// One account per API, all opened with the same management key.
+    states: BTreeMap<Api, State>,
     faults: FaultState,
+}
+
+impl Inner {
+    fn api(&mut self, api: Api) -> &mut State {
+        self.states.get_mut(&api).expect("every API has a state")
+    }
 }
 
 /// A simulator serving in the background; dropping the handle stops it.
 pub struct SimHandle {
+    /// The OpenRouter API (`http://127.0.0.1:PORT/api/v1`).
     pub base_url: String,
+    /// `http://127.0.0.1:PORT`
+    pub origin: String,
     pub sim: Simulator,
     _shutdown: oneshot::Sender<()>,
 }
 
+impl SimHandle {
+    /// The `base_url` a provider entry of this API uses.
+    pub fn url(&self, api: Api) -> String {
+        format!("{}{}", self.origin, api.base_path())
+    }
+}
+
 impl Simulator {
     pub fn new(management_key: &str) -> Self {
+        let states = (Api::ALL.into_iter())
+            .map(|api| (api, State::new(api, management_key)))
+            .collect();
         let inner = Inner {
-            state: State::new(management_key),
+            states,
             faults: FaultState::default(),
         };
         Self {
@@ -89,8 +173,14 @@ impl Simulator {
     }
 
     pub fn router(&self) -> axum::Router {
+        // `/api/v1` is OpenRouter's own path, kept for `rekey sim` users.
         axum::Router::new()
-            .nest("/api/v1", routes::router())
+            .nest("/api/v1", openrouter::router())
+            .nest(Api::OpenRouter.base_path(), openrouter::router())
+            .nest(Api::ARouter.base_path(), arouter::router())
+            .nest(Api::OpenAi.base_path(), openai::router())
+            .nest(Api::LiteLlm.base_path(), litellm::router())
+            .nest(Api::Anthropic.base_path(), anthropic::router())
             .nest("/_sim", control::router())
             .with_state(self.clone())
     }
@@ -110,7 +200,8 @@ impl Simulator {
     /// handle is dropped; the handle's `base_url` is `http://127.0.0.1:PORT/api/v1`.
     pub async fn spawn(self) -> std::io::Result<SimHandle> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let base_url = format!("http://{}/api/v1", listener.local_addr()?);
+        let origin = format!("http://{}", listener.local_addr()?);
+        let base_url = format!("{origin}/api/v1");
         let (tx, rx) = oneshot::channel::<()>();
         let server = self.clone();
         tokio::spawn(async move {
@@ -124,35 +215,76 @@ impl Simulator {
         });
         Ok(SimHandle {
             base_url,
+            origin,
             sim: self,
             _shutdown: tx,
         })
     }
 
-    /// Keys that still exist (deleted ones are gone), with their secrets.
+    /// Keys that still exist in every API (deleted ones are gone), with their secrets.
     pub fn keys(&self) -> Vec<SimKey> {
-        self.lock().state.sim_keys()
+        let inner = self.lock();
+        inner.states.values().flat_map(State::sim_keys).collect()
     }
 
-    /// Every secret ever issued (for "no secret in any log" tests).
+    /// Every secret ever issued by any API (for "no secret in any log" tests).
     pub fn issued_secrets(&self) -> Vec<String> {
-        self.lock().state.issued().to_vec()
+        let inner = self.lock();
+        (inner.states.values())
+            .flat_map(|s| s.issued().iter().cloned())
+            .collect()
     }
 
-    /// Whether a chat call with this secret would succeed right now (exists,
-    /// enabled, propagated), ignoring random faults.
+    /// Whether a call with this secret would succeed right now at the API
+    /// that issued it (exists, enabled/active, propagated), ignoring random faults.
     pub fn key_works(&self, secret: &str) -> bool {
-        self.lock().state.authenticate_normal(secret).is_ok()
+        let inner = self.lock();
+        inner
+            .states
+            .values()
+            .any(|s| s.authenticate_normal(secret).is_ok())
     }
 
-    /// Seeds a pre-existing, already working key; returns (hash, secret).
+    /// Seeds a pre-existing, already working OpenRouter key; returns (hash, secret).
     pub fn insert_key(&self, name: &str) -> (String, String) {
-        self.lock().state.seed(name)
+        self.insert_key_in(Api::OpenRouter, name)
     }
 
-    /// Number of requests received per endpoint name, faulted ones included.
+    /// Seeds a pre-existing, already working key of `api`, as a person would
+    /// have made it in the provider's console; returns (id, secret).
+    pub fn insert_key_in(&self, api: Api, name: &str) -> (String, String) {
+        self.lock().api(api).seed(name)
+    }
+
+    /// Number of requests received per endpoint name (all APIs), faulted ones included.
     pub fn call_counts(&self) -> BTreeMap<String, u64> {
-        self.lock().state.calls().clone()
+        let inner = self.lock();
+        let mut total = BTreeMap::new();
+        for (name, n) in inner.states.values().flat_map(|s| s.calls()) {
+            *total.entry(name.clone()).or_default() += n;
+        }
+        total
+    }
+
+    /// Counts the call, waits out the configured latency, then applies the
+    /// rate-limit and error-rate knobs. Every API handler starts here.
+    pub(crate) async fn admit(&self, api: Api, endpoint: Endpoint) -> Result<(), ApiError> {
+        let latency = {
+            let mut inner = self.lock();
+            inner.api(api).count_call(endpoint);
+            inner.faults.latency(endpoint)
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        match self.lock().faults.decide(endpoint) {
+            Injected::None => Ok(()),
+            Injected::RateLimited { retry_after_secs } => Err(ApiError {
+                retry_after_secs: Some(retry_after_secs),
+                ..ApiError::new(429, "Rate limit exceeded").with_code("rate_limit_exceeded")
+            }),
+            Injected::ServerError => Err(ApiError::new(500, "Internal server error")),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -11,18 +11,22 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::SimKey;
 use super::faults::Endpoint;
+use super::{Api, SimKey};
 
 const PAGE_SIZE: usize = 100;
 /// What one chat ping costs, in USD: enough to show up in usage counters.
 const CHAT_COST: f64 = 0.00002;
 
-/// An API error as OpenRouter reports it: HTTP status plus a message.
+/// An API error: HTTP status plus a message (and `Retry-After` for 429s).
+/// Each API module renders it in its provider's error shape.
 #[derive(Debug, PartialEq)]
 pub(crate) struct ApiError {
     pub status: u16,
     pub message: String,
+    /// Provider-specific error code/type (OpenAI `code`, Anthropic `error.type`).
+    pub code: Option<String>,
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -30,7 +34,14 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            code: None,
+            retry_after_secs: None,
         }
+    }
+
+    pub(crate) fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
     }
 }
 
@@ -64,36 +75,44 @@ where
     Option::<T>::deserialize(de).map(Some)
 }
 
-struct KeyRecord {
-    hash: String,
-    name: String,
-    secret: String,
-    label: String,
-    disabled: bool,
-    limit: Option<f64>,
-    limit_reset: Option<String>,
-    include_byok_in_limit: bool,
-    usage: f64,
-    created_at: DateTime<Utc>,
-    updated_at: Option<DateTime<Utc>>,
-    expires_at: Option<DateTime<Utc>>,
+/// One key of one API. The OpenRouter fields are shared by the
+/// OpenRouter-like APIs; anything else an API needs lives in `extra`.
+pub(crate) struct KeyRecord {
+    pub hash: String,
+    pub name: String,
+    pub secret: String,
+    pub label: String,
+    pub disabled: bool,
+    pub limit: Option<f64>,
+    pub limit_reset: Option<String>,
+    pub include_byok_in_limit: bool,
+    pub usage: f64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
     /// Answers 401 on chat/whoami until then (propagation delay).
-    ready_at: Instant,
+    pub ready_at: Instant,
     /// Created under `reject_new_keys`: never starts working.
-    never_works: bool,
+    pub never_works: bool,
+    /// API-specific fields (OpenAI project and service account, LiteLLM
+    /// models and budget, ARouter allow-lists, Anthropic status...).
+    pub extra: serde_json::Map<String, Value>,
 }
 
+/// The simulated account of one API.
 pub(crate) struct State {
-    management_key: String,
-    keys: Vec<KeyRecord>,
+    pub api: Api,
+    pub management_key: String,
+    pub keys: Vec<KeyRecord>,
     issued: Vec<String>,
     calls: BTreeMap<String, u64>,
 }
 
 impl State {
-    pub(crate) fn new(management_key: &str) -> Self {
+    pub(crate) fn new(api: Api, management_key: &str) -> Self {
         let management_key = management_key.to_string();
         Self {
+            api,
             management_key,
             keys: Vec::new(),
             issued: Vec::new(),
@@ -114,7 +133,7 @@ impl State {
     }
 
     pub(crate) fn sim_keys(&self) -> Vec<SimKey> {
-        self.keys.iter().map(KeyRecord::to_sim_key).collect()
+        self.keys.iter().map(|k| k.to_sim_key(self.api)).collect()
     }
 
     pub(crate) fn seed(&mut self, name: &str) -> (String, String) {
@@ -266,8 +285,14 @@ impl State {
         Ok(())
     }
 
-    fn issue(&mut self, name: &str, propagation: Duration, reject: bool) -> &mut KeyRecord {
-        let secret = format!("sk-or-v1-{}", random_hex());
+    /// A new key with a secret in this API's format, recorded as issued.
+    pub(crate) fn issue(
+        &mut self,
+        name: &str,
+        propagation: Duration,
+        reject: bool,
+    ) -> &mut KeyRecord {
+        let secret = self.api.new_secret();
         let now = Utc::now();
         self.issued.push(secret.clone());
         self.keys.push(KeyRecord {
@@ -285,6 +310,7 @@ impl State {
             expires_at: None,
             ready_at: Instant::now() + propagation,
             never_works: reject,
+            extra: serde_json::Map::new(),
         });
         let last = self.keys.len() - 1;
         &mut self.keys[last]
@@ -292,12 +318,12 @@ impl State {
 }
 
 impl KeyRecord {
-    fn limit_remaining(&self) -> Option<f64> {
+    pub(crate) fn limit_remaining(&self) -> Option<f64> {
         self.limit.map(|limit| (limit - self.usage).max(0.0))
     }
 
     /// The OpenRouter key object; the secret is never part of it.
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "hash": self.hash,
             "name": self.name,
@@ -318,8 +344,10 @@ impl KeyRecord {
         })
     }
 
-    fn to_sim_key(&self) -> SimKey {
+    fn to_sim_key(&self, api: Api) -> SimKey {
         SimKey {
+            api: api.as_str(),
+            extra: self.extra.clone(),
             hash: self.hash.clone(),
             name: self.name.clone(),
             label: self.label.clone(),
@@ -341,11 +369,11 @@ fn check_limit_reset(value: String) -> Result<String, ApiError> {
     }
 }
 
-fn not_found() -> ApiError {
+pub(crate) fn not_found() -> ApiError {
     ApiError::new(404, "Key not found")
 }
 
-fn random_hex() -> String {
+pub(crate) fn random_hex() -> String {
     let bytes: [u8; 32] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -361,7 +389,7 @@ mod tests {
 
     #[test]
     fn update_clears_a_limit_only_when_it_is_explicitly_null() {
-        let mut state = State::new("mgmt");
+        let mut state = State::new(Api::OpenRouter, "mgmt");
         let (hash, _) = state.seed("k");
         assert_eq!(
             update(&mut state, &hash, r#"{"limit": 3.0}"#)["limit"],
@@ -379,7 +407,7 @@ mod tests {
 
     #[test]
     fn a_key_still_propagating_or_rejected_does_not_authenticate() {
-        let mut state = State::new("mgmt");
+        let mut state = State::new(Api::OpenRouter, "mgmt");
         let req = || CreateRequest {
             name: Some("k".into()),
             ..CreateRequest::default()
@@ -394,7 +422,7 @@ mod tests {
 
     #[test]
     fn a_limit_reset_outside_the_three_periods_is_refused() {
-        let mut state = State::new("mgmt");
+        let mut state = State::new(Api::OpenRouter, "mgmt");
         let (hash, _) = state.seed("k");
         let req: UpdateRequest = serde_json::from_str(r#"{"limit_reset": "hourly"}"#).unwrap();
         assert_eq!(state.update(&hash, req).unwrap_err().status, 400);

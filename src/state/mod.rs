@@ -68,7 +68,14 @@ pub enum Trigger {
     /// The current key is older than `max_age`.
     Overdue,
     Schedule,
+    /// `rekey rotate` on the command line.
     Manual,
+    /// `POST /v1/policies/{name}/rotate` on the admin API.
+    Api,
+    /// A config reload made the policy due (a new policy, a changed schedule).
+    Reload,
+    /// Assisted rotation: a person placed a new key as the pending value.
+    Placed,
 }
 
 impl Trigger {
@@ -78,6 +85,9 @@ impl Trigger {
             Trigger::Overdue => "overdue",
             Trigger::Schedule => "schedule",
             Trigger::Manual => "manual",
+            Trigger::Api => "api",
+            Trigger::Reload => "reload",
+            Trigger::Placed => "placed",
         }
     }
 }

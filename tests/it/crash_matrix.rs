@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Run, TestEnv, policy};
+use crate::helpers::{Case, Run, TestEnv, policy};
 use crate::moto::{sm_client, unique_secret_name};
 
 /// Every step boundary, on both sides of each journal write.
-const FAILPOINTS: &[&str] = &[
+pub const FAILPOINTS: &[&str] = &[
     "begin",
     "create:before-record",
     "create",
@@ -25,7 +25,7 @@ const FAILPOINTS: &[&str] = &[
 ];
 
 #[derive(Clone, Copy, Debug)]
-enum Store {
+pub enum Store {
     Files,
     Aws,
 }
@@ -37,9 +37,9 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn new(store: Store, grace: &str) -> (Fixture, String) {
+    async fn new(case: &Case, store: Store, grace: &str) -> (Fixture, String) {
         let env = TestEnv::new().await;
-        let (_, old) = env.seed_key("before-the-crash");
+        let (_, old) = env.seed_key_in(case.api, "before-the-crash");
         let secret_id = match store {
             Store::Files => {
                 std::fs::create_dir_all(env.path("secrets")).unwrap();
@@ -64,11 +64,8 @@ impl Fixture {
             Store::Aws => "aws",
         };
         let target = format!(r#"{{ store = "{store_name}", secret_id = "{secret_id}" }}"#);
-        env.write_config(&policy(
-            "p",
-            &target,
-            &format!("revoke = {{ grace = \"{grace}\" }}"),
-        ));
+        let extra = format!("{}\nrevoke = {{ grace = \"{grace}\" }}", case.policy_lines);
+        env.write_config_case(case, &policy("p", &target, &extra));
         (
             Fixture {
                 env,
@@ -149,8 +146,15 @@ impl Fixture {
     }
 }
 
-async fn crash_and_recover(store: Store, point: &str) {
-    let (fx, old) = Fixture::new(store, "0s").await;
+/// Every failpoint in turn, each in a fresh environment, for one provider and store.
+pub async fn crash_matrix(case: &Case, store: Store, points: &[&str]) {
+    for point in points {
+        crash_and_recover(case, store, point).await;
+    }
+}
+
+async fn crash_and_recover(case: &Case, store: Store, point: &str) {
+    let (fx, old) = Fixture::new(case, store, "0s").await;
     let out = fx.rotate_crashing_at(point).await;
     assert_eq!(
         out.code, None,
@@ -185,21 +189,17 @@ async fn crash_and_recover(store: Store, point: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_any_step_boundary_is_resumed_or_rolled_back_on_the_file_store() {
-    for point in FAILPOINTS {
-        crash_and_recover(Store::Files, point).await;
-    }
+    crash_matrix(&Case::openrouter(), Store::Files, FAILPOINTS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_any_step_boundary_is_resumed_or_rolled_back_on_secrets_manager() {
-    for point in FAILPOINTS {
-        crash_and_recover(Store::Aws, point).await;
-    }
+    crash_matrix(&Case::openrouter(), Store::Aws, FAILPOINTS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_during_grace_waits_out_the_rest_of_it_before_revoking() {
-    let (fx, old) = Fixture::new(Store::Files, "2s").await;
+    let (fx, old) = Fixture::new(&Case::openrouter(), Store::Files, "2s").await;
     assert_eq!(fx.rotate_crashing_at("promote").await.code, None);
     let new = fx.current().await;
 

@@ -7,9 +7,29 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rekey::sim::{Faults, SimHandle, Simulator};
+use rekey::sim::{Api, Faults, SimHandle, Simulator};
 
 pub const MGMT_ENV: &str = "REKEY_IT_MANAGEMENT_KEY";
+
+/// One provider as the tests drive it: which simulated API, the lines its
+/// `[providers.sim]` entry needs beyond kind, base_url and management_key,
+/// and the lines every policy for it needs (verify mode, project_id...).
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub api: Api,
+    pub provider_lines: String,
+    pub policy_lines: String,
+}
+
+impl Case {
+    pub fn openrouter() -> Case {
+        Case {
+            api: Api::OpenRouter,
+            provider_lines: String::new(),
+            policy_lines: String::new(),
+        }
+    }
+}
 
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
@@ -68,9 +88,14 @@ impl TestEnv {
         self.path("rekey.toml")
     }
 
-    /// Writes `rekey.toml`: daemon, provider `sim`, stores `files` and `aws`
-    /// (moto), followed by `policies` (TOML `[[policy]]` tables).
+    /// Writes `rekey.toml`: daemon, provider `sim` (OpenRouter), stores
+    /// `files` and `aws` (moto), followed by `policies` (TOML `[[policy]]` tables).
     pub fn write_config(&self, policies: &str) {
+        self.write_config_case(&Case::openrouter(), policies)
+    }
+
+    /// Like [`TestEnv::write_config`], with provider `sim` speaking `case`'s API.
+    pub fn write_config_case(&self, case: &Case, policies: &str) {
         let aws = match std::env::var("REKEY_TEST_MOTO_URL") {
             Ok(url) => format!(
                 "[stores.aws]\nkind = \"aws-secrets-manager\"\nregion = \"us-east-1\"\nendpoint_url = \"{url}\"\n"
@@ -84,10 +109,11 @@ catch_up_jitter = "0s"
 failure_backoff = {{ min = "1s", max = "2s" }}
 
 [providers.sim]
-kind = "openrouter"
+kind = "{kind}"
 base_url = "{base}"
 management_key = "env:{MGMT_ENV}"
 request_timeout = "5s"
+{provider_lines}
 
 [stores.files]
 kind = "file"
@@ -97,7 +123,9 @@ dir = "{secrets}"
 {policies}"#,
             state = self.path("state").display(),
             secrets = self.path("secrets").display(),
-            base = self.sim.base_url,
+            kind = case.api.as_str(),
+            base = self.sim.url(case.api),
+            provider_lines = case.provider_lines,
         );
         std::fs::write(self.config_path(), text).expect("config written");
     }
@@ -156,6 +184,11 @@ dir = "{secrets}"
     /// Seeds a key at the simulator, as if a person had made it. Returns (hash, secret).
     pub fn seed_key(&self, name: &str) -> (String, String) {
         self.sim.sim.insert_key(name)
+    }
+
+    /// Seeds a key at `api`, as if a person had made it in its console. Returns (id, secret).
+    pub fn seed_key_in(&self, api: Api, name: &str) -> (String, String) {
+        self.sim.sim.insert_key_in(api, name)
     }
 
     pub fn live_secrets(&self) -> Vec<String> {

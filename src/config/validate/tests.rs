@@ -165,7 +165,9 @@ fn verify_mode_follows_the_model_unless_stated() {
     );
     assert_eq!(
         one("verify = { mode = \"ping\" }"),
-        ["policy[0].verify.mode: \"ping\" is not one of \"chat\", \"key-info\" (policy \"p\")"]
+        [
+            "policy[0].verify.mode: \"ping\" is not one of \"chat\", \"key-info\", \"models\" (policy \"p\")"
+        ]
     );
 }
 

@@ -6,7 +6,7 @@ mod simulator;
 
 use std::time::Duration;
 
-use rekey::config::{ProviderConfig, ProviderKind, SecretRef};
+use rekey::config::{ApiShape, ProviderConfig, ProviderKind, SecretRef};
 use rekey::providers::openrouter::OpenRouter;
 use rekey::sim::{Faults, SimHandle, Simulator};
 use secrecy::SecretString;
@@ -29,6 +29,8 @@ pub fn config(base_url: &str) -> ProviderConfig {
         base_url: base_url.to_string(),
         management_key: SecretRef::Env("X".into()),
         request_timeout: Duration::from_secs(5),
+        api: ApiShape::Reference,
+        keys_path: None,
     }
 }
 

@@ -72,6 +72,7 @@ async fn create_sends_limit_reset_byok_and_expiry() {
         limit_reset: Some(LimitReset::Weekly),
         include_byok_in_limit: Some(true),
         expires_at: Some(expires),
+        ..KeySpec::default()
     };
     let created = client(&sim).create_key(&spec).await.unwrap();
 

@@ -1,6 +1,6 @@
-//! The OpenRouter HTTP surface under `/api/v1`: each handler admits the
-//! request through the fault knobs, checks the credential, decodes the body
-//! and hands over to `State`.
+//! The OpenRouter HTTP surface (`/openrouter/api/v1`, and `/api/v1`): each
+//! handler admits the request through the fault knobs, checks the
+//! credential, decodes the body and hands over to `State`.
 
 use axum::Json;
 use axum::Router;
@@ -13,9 +13,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::Simulator;
-use super::faults::{Endpoint, Injected};
+use super::faults::Endpoint;
 use super::state::{ApiError, CreateRequest, UpdateRequest};
+use super::{Api, Simulator};
+
+const API: Api = Api::OpenRouter;
 
 pub(super) fn router() -> Router<Simulator> {
     Router::new()
@@ -31,78 +33,56 @@ pub(super) fn router() -> Router<Simulator> {
 }
 
 /// An error response in OpenRouter's shape, with `Retry-After` on 429s.
-pub(super) struct Failure {
-    error: ApiError,
-    retry_after_secs: Option<u64>,
-}
+pub(super) struct Failure(pub ApiError);
 
 impl From<ApiError> for Failure {
     fn from(error: ApiError) -> Self {
-        Self {
-            error,
-            retry_after_secs: None,
-        }
+        Self(error)
     }
 }
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.error.status).unwrap_or(StatusCode::BAD_REQUEST);
-        let body = json!({ "error": { "code": self.error.status, "message": self.error.message } });
-        let mut response = (status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after_secs {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
+        let body = json!({ "error": { "code": self.0.status, "message": self.0.message } });
+        with_status(&self.0, body)
     }
+}
+
+/// `body` with the error's status and, on 429s, its `Retry-After` header:
+/// shared by every API's error shape.
+pub(super) fn with_status(error: &ApiError, body: Value) -> Response {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = (status, Json(body)).into_response();
+    if let Some(secs) = error.retry_after_secs {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
 
 type Reply = Result<Response, Failure>;
 
-impl Simulator {
-    /// Counts the call, waits out the configured latency, then applies the
-    /// rate-limit and error-rate knobs.
-    async fn admit(&self, endpoint: Endpoint) -> Result<(), Failure> {
-        let latency = {
-            let mut inner = self.lock();
-            inner.state.count_call(endpoint);
-            inner.faults.latency(endpoint)
-        };
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
-        match self.lock().faults.decide(endpoint) {
-            Injected::None => Ok(()),
-            Injected::RateLimited { retry_after_secs } => Err(Failure {
-                error: ApiError::new(429, "Rate limit exceeded"),
-                retry_after_secs: Some(retry_after_secs),
-            }),
-            Injected::ServerError => Err(ApiError::new(500, "Internal server error").into()),
-        }
-    }
-
-    async fn admit_management(
-        &self,
-        endpoint: Endpoint,
-        headers: &HeaderMap,
-    ) -> Result<(), Failure> {
-        self.admit(endpoint).await?;
-        Ok(self.lock().state.authorize_management(bearer(headers))?)
-    }
-
-    async fn admit_normal<'h>(
-        &self,
-        endpoint: Endpoint,
-        headers: &'h HeaderMap,
-    ) -> Result<&'h str, Failure> {
-        self.admit(endpoint).await?;
-        bearer(headers).ok_or_else(|| ApiError::new(401, "No auth credentials found").into())
-    }
+async fn admit_management(
+    sim: &Simulator,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+) -> Result<(), Failure> {
+    sim.admit(API, endpoint).await?;
+    Ok(sim.lock().api(API).authorize_management(bearer(headers))?)
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+async fn admit_normal<'h>(
+    sim: &Simulator,
+    endpoint: Endpoint,
+    headers: &'h HeaderMap,
+) -> Result<&'h str, Failure> {
+    sim.admit(API, endpoint).await?;
+    bearer(headers).ok_or_else(|| ApiError::new(401, "No auth credentials found").into())
+}
+
+/// The token of an `Authorization: Bearer` header.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     value
         .strip_prefix("Bearer ")
@@ -110,7 +90,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(super) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|err| ApiError::new(400, format!("Invalid JSON body: {err}")))
 }
@@ -120,14 +100,14 @@ fn ok(body: Value) -> Reply {
 }
 
 async fn create_key(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Reply {
-    sim.admit_management(Endpoint::Create, &headers).await?;
+    admit_management(&sim, Endpoint::Create, &headers).await?;
     let req: CreateRequest = parse(&body)?;
     let mut inner = sim.lock();
     let (delay, reject) = (
         inner.faults.propagation_delay(),
         inner.faults.reject_new_keys(),
     );
-    let (key, secret) = inner.state.create(req, delay, reject)?;
+    let (key, secret) = inner.api(API).create(req, delay, reject)?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "data": key, "key": secret })),
@@ -140,9 +120,9 @@ async fn list_keys(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Reply {
-    sim.admit_management(Endpoint::List, &headers).await?;
+    admit_management(&sim, Endpoint::List, &headers).await?;
     let (offset, include_disabled) = list_params(query.as_deref().unwrap_or(""))?;
-    ok(sim.lock().state.list(offset, include_disabled))
+    ok(sim.lock().api(API).list(offset, include_disabled))
 }
 
 /// `offset=N` and `include_disabled=true`; other parameters are ignored.
@@ -167,8 +147,8 @@ async fn get_key(
     headers: HeaderMap,
     Path(hash): Path<String>,
 ) -> Reply {
-    sim.admit_management(Endpoint::Get, &headers).await?;
-    ok(sim.lock().state.get(&hash)?)
+    admit_management(&sim, Endpoint::Get, &headers).await?;
+    ok(sim.lock().api(API).get(&hash)?)
 }
 
 async fn update_key(
@@ -177,9 +157,9 @@ async fn update_key(
     Path(hash): Path<String>,
     body: Bytes,
 ) -> Reply {
-    sim.admit_management(Endpoint::Update, &headers).await?;
+    admit_management(&sim, Endpoint::Update, &headers).await?;
     let req: UpdateRequest = parse(&body)?;
-    ok(sim.lock().state.update(&hash, req)?)
+    ok(sim.lock().api(API).update(&hash, req)?)
 }
 
 async fn delete_key(
@@ -187,18 +167,18 @@ async fn delete_key(
     headers: HeaderMap,
     Path(hash): Path<String>,
 ) -> Reply {
-    sim.admit_management(Endpoint::Delete, &headers).await?;
-    ok(sim.lock().state.delete(&hash)?)
+    admit_management(&sim, Endpoint::Delete, &headers).await?;
+    ok(sim.lock().api(API).delete(&hash)?)
 }
 
 async fn whoami(State(sim): State<Simulator>, headers: HeaderMap) -> Reply {
-    let token = sim.admit_normal(Endpoint::Whoami, &headers).await?;
-    ok(sim.lock().state.whoami(token)?)
+    let token = admit_normal(&sim, Endpoint::Whoami, &headers).await?;
+    ok(sim.lock().api(API).whoami(token)?)
 }
 
 /// Needs no key at all, like the real one: it proves nothing about a key.
 async fn models(State(sim): State<Simulator>) -> Reply {
-    sim.admit(Endpoint::Models).await?;
+    sim.admit(API, Endpoint::Models).await?;
     let ids = [
         "openai/gpt-4o-mini",
         "anthropic/claude-3.5-haiku",
@@ -219,15 +199,15 @@ struct ChatRequest {
 }
 
 async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Reply {
-    let token = sim.admit_normal(Endpoint::Chat, &headers).await?;
-    sim.lock().state.authenticate_normal(token)?;
+    let token = admit_normal(&sim, Endpoint::Chat, &headers).await?;
+    sim.lock().api(API).authenticate_normal(token)?;
     let req: ChatRequest = parse(&body)?;
     let model = req.model.filter(|m| !m.is_empty());
     let model = model.ok_or_else(|| ApiError::new(400, "model is required"))?;
     if req.messages.is_empty() {
         return Err(ApiError::new(400, "messages must not be empty").into());
     }
-    sim.lock().state.charge_chat(token)?;
+    sim.lock().api(API).charge_chat(token)?;
     ok(json!({
         "id": format!("gen-sim-{}", chrono::Utc::now().timestamp_micros()),
         "object": "chat.completion",

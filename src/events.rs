@@ -1,0 +1,190 @@
+//! What happened, told once: every state change of a rotation becomes an
+//! [`Event`], which the [`Observer`] hands to the audit log (a durable record),
+//! the metrics (counters and histograms) and the notifiers (webhooks).
+//! Events carry key ids and redacted labels only, never key material.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::app::BuildError;
+use crate::audit::AuditLog;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::notify::Notifier;
+use crate::state::KeyRecord;
+
+/// One state change of one policy's key.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub time: DateTime<Utc>,
+    pub policy: String,
+    /// The `[providers.<name>]` entry.
+    pub provider: String,
+    pub rotation_id: Option<String>,
+    pub step: EventStep,
+    pub outcome: EventOutcome,
+    /// What started the rotation: schedule, overdue, manual, api, reload, first_key, placed.
+    pub trigger: Option<&'static str>,
+    pub new_key: Option<KeyRef>,
+    pub old_key: Option<KeyRef>,
+    pub error_kind: Option<&'static str>,
+    pub error: Option<String>,
+    /// Consecutive failed attempts of this policy so far (a revoke failing
+    /// again and again alerts once this passes a threshold).
+    pub failures: u32,
+    /// How long the step took (for the step-duration histogram).
+    #[serde(skip)]
+    pub duration: Option<Duration>,
+}
+
+/// A key as events name it: provider id and redacted label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyRef {
+    pub id: Option<String>,
+    pub label: String,
+}
+
+impl From<&KeyRecord> for KeyRef {
+    fn from(record: &KeyRecord) -> Self {
+        KeyRef {
+            id: record.id.clone(),
+            label: record.label.clone(),
+        }
+    }
+}
+
+/// The protocol step an event belongs to (bounded: a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStep {
+    Begin,
+    Create,
+    /// Assisted rotation: a placed pending key was taken up.
+    Claim,
+    Stage,
+    Verify,
+    Promote,
+    Revoke,
+    Rollback,
+    /// The store's current key was adopted (first run, or replaced by hand).
+    Adopt,
+    /// Assisted rotation is due but nobody has placed a new key yet.
+    AwaitKey,
+}
+
+impl EventStep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStep::Begin => "begin",
+            EventStep::Create => "create",
+            EventStep::Claim => "claim",
+            EventStep::Stage => "stage",
+            EventStep::Verify => "verify",
+            EventStep::Promote => "promote",
+            EventStep::Revoke => "revoke",
+            EventStep::Rollback => "rollback",
+            EventStep::Adopt => "adopt",
+            EventStep::AwaitKey => "await_key",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventOutcome {
+    /// The step is done and recorded.
+    Ok,
+    /// The step failed; the rotation is retried later (journal unchanged or backing off).
+    Failed,
+    /// The whole rotation finished: the old key is revoked (step `revoke`).
+    Rotated,
+    /// The whole rotation was undone: old key current, new key gone (step `rollback`).
+    RolledBack,
+    /// Nothing could be done yet (step `await_key`).
+    Waiting,
+}
+
+impl EventOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventOutcome::Ok => "ok",
+            EventOutcome::Failed => "failed",
+            EventOutcome::Rotated => "rotated",
+            EventOutcome::RolledBack => "rolled_back",
+            EventOutcome::Waiting => "waiting",
+        }
+    }
+}
+
+impl Event {
+    pub fn new(policy: &str, provider: &str, step: EventStep, outcome: EventOutcome) -> Self {
+        Event {
+            time: Utc::now(),
+            policy: policy.to_string(),
+            provider: provider.to_string(),
+            rotation_id: None,
+            step,
+            outcome,
+            trigger: None,
+            new_key: None,
+            old_key: None,
+            error_kind: None,
+            error: None,
+            failures: 0,
+            duration: None,
+        }
+    }
+}
+
+/// Fans events out. Concrete on purpose: the sinks are ours, not seams.
+pub struct Observer {
+    pub metrics: Arc<Metrics>,
+    audit: Option<AuditLog>,
+    notifier: Option<Notifier>,
+}
+
+impl Observer {
+    /// Metrics only: for commands that do not run the daemon's sinks.
+    pub fn quiet() -> Self {
+        Observer {
+            metrics: Arc::new(Metrics::new()),
+            audit: None,
+            notifier: None,
+        }
+    }
+
+    pub async fn build(config: &Config) -> Result<Self, BuildError> {
+        let audit = match &config.daemon.audit_log {
+            Some(path) => Some(AuditLog::open(path).map_err(BuildError::Observer)?),
+            None => None,
+        };
+        let notifier = Notifier::build(config)
+            .await
+            .map_err(BuildError::Observer)?;
+        Ok(Observer {
+            metrics: Arc::new(Metrics::new()),
+            audit,
+            notifier,
+        })
+    }
+
+    /// Records one state change: durably in the audit log first (fsync'd),
+    /// then in metrics, then queued for the notifiers (never blocking).
+    pub fn emit(&self, event: Event) {
+        if let Some(audit) = &self.audit {
+            audit.append(&event);
+        }
+        self.metrics.record(&event);
+        if let Some(notifier) = &self.notifier {
+            notifier.notify(&event);
+        }
+    }
+
+    /// One verification attempt with the new key (not a state change: metrics only).
+    pub fn verify_attempt(&self, policy: &str, provider: &str, ok: bool) {
+        self.metrics.verify_attempt(policy, provider, ok);
+    }
+}

@@ -1,0 +1,30 @@
+//! Prometheus metrics: rotations, steps, verification attempts, provider and
+//! store calls, reloads, per-policy key age and due times. (Stub: being built.)
+
+use crate::events::Event;
+
+pub struct Metrics {}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Metrics {}
+    }
+
+    pub fn record(&self, _event: &Event) {}
+
+    pub fn verify_attempt(&self, _policy: &str, _provider: &str, _ok: bool) {}
+
+    /// `ok`: the new config was applied; otherwise it was refused.
+    pub fn config_reload(&self, _ok: bool) {}
+
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        String::new()
+    }
+}

@@ -1,0 +1,9 @@
+//! The ARouter (both documented shapes) HTTP surface. (Stub: being built.)
+
+use axum::Router;
+
+use super::Simulator;
+
+pub(super) fn router() -> Router<Simulator> {
+    Router::new()
+}
