@@ -14,7 +14,8 @@ use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::state::KeyRecord;
+use crate::policy::Policy;
+use crate::state::{KeyRecord, PolicyState};
 
 /// One state change of one policy's key.
 #[derive(Debug, Clone, Serialize)]
@@ -186,5 +187,29 @@ impl Observer {
     /// One verification attempt with the new key (not a state change: metrics only).
     pub fn verify_attempt(&self, policy: &str, provider: &str, ok: bool) {
         self.metrics.verify_attempt(policy, provider, ok);
+    }
+
+    /// The daemon's view of one policy after each pass and each run: feeds
+    /// the per-policy gauges (key age, next due, last success, in progress,
+    /// pending revoke) and fires the `overdue` alert once per key past `max_age`.
+    pub fn policy_snapshot(
+        &self,
+        policy: &Policy,
+        state: &PolicyState,
+        next_due: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) {
+        self.metrics.policy_snapshot(policy, state, next_due, now);
+    }
+
+    /// A policy removed by a reload: its per-policy series go away.
+    pub fn forget_policy(&self, policy: &str) {
+        self.metrics.forget_policy(policy);
+    }
+
+    /// A config reload was applied (`Ok`) or refused (`Err(reason)`): counted,
+    /// and a refusal is audited and alerted (`config_rejected`).
+    pub fn config_reload(&self, result: Result<(), &str>) {
+        self.metrics.config_reload(result.is_ok());
     }
 }

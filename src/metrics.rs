@@ -1,7 +1,11 @@
 //! Prometheus metrics: rotations, steps, verification attempts, provider and
 //! store calls, reloads, per-policy key age and due times. (Stub: being built.)
 
+use chrono::{DateTime, Utc};
+
 use crate::events::Event;
+use crate::policy::Policy;
+use crate::state::PolicyState;
 
 pub struct Metrics {}
 
@@ -22,6 +26,17 @@ impl Metrics {
 
     /// `ok`: the new config was applied; otherwise it was refused.
     pub fn config_reload(&self, _ok: bool) {}
+
+    pub fn policy_snapshot(
+        &self,
+        _policy: &Policy,
+        _state: &PolicyState,
+        _next_due: Option<DateTime<Utc>>,
+        _now: DateTime<Utc>,
+    ) {
+    }
+
+    pub fn forget_policy(&self, _policy: &str) {}
 
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
