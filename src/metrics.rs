@@ -38,6 +38,9 @@ impl Metrics {
 
     pub fn forget_policy(&self, _policy: &str) {}
 
+    /// The daemon's loop ran a pass (liveness: `rekey_scheduler_last_tick_timestamp_seconds`).
+    pub fn scheduler_tick(&self, _now: DateTime<Utc>) {}
+
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
         String::new()
