@@ -450,4 +450,6 @@ pub(super) fn human(d: Duration) -> String {
 }
 
 #[cfg(test)]
+mod kinds_tests;
+#[cfg(test)]
 mod tests;
