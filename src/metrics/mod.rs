@@ -80,8 +80,8 @@ impl Metrics {
                 idle(&mut r, policy);
             }
             (_, EventOutcome::RolledBack) => idle(&mut r, policy),
-            // A failure that took the rotation out of flight (nothing was created).
-            (_, EventOutcome::Failed) if event.rotation_id.is_none() => idle(&mut r, policy),
+            // A failure may leave the rotation in flight or close it: the
+            // snapshot after the run tells which.
             _ => {}
         }
     }
