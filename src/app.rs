@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, SecretRef, StateLocation};
 use crate::events::Observer;
+use crate::metrics::metered;
 use crate::policy::Policy;
 use crate::providers::{self, Provider, ProviderError};
 use crate::rotation::Ctx;
@@ -92,13 +93,15 @@ impl App {
 
     /// The rotation context of one policy. Validation guarantees its provider and store exist.
     pub fn ctx(&self, policy: &Policy) -> Ctx {
+        let provider = providers::for_policy(
+            &self.providers[&policy.provider],
+            policy,
+            &self.gateway_http,
+        );
+        let metrics = &self.observer.metrics;
         Ctx {
-            provider: providers::for_policy(
-                &self.providers[&policy.provider],
-                policy,
-                &self.gateway_http,
-            ),
-            store: self.stores[&policy.target.store].clone(),
+            provider: metered::provider(provider, metrics),
+            store: metered::store(self.stores[&policy.target.store].clone(), metrics),
             state: self.state.clone(),
             clock: self.clock.clone(),
             backoff: self.config.daemon.failure_backoff,

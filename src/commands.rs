@@ -170,7 +170,18 @@ pub async fn rotate(path: &Path, args: RotateArgs) -> ExitCode {
         Until::Promoted
     };
     let result = rotation::run_policy(&ctx, &policy, request, until).await;
-    print_outcome(&policy.name, result)
+    let code = print_outcome(&policy.name, result);
+    flush_alerts(&app).await;
+    code
+}
+
+/// How long a command waits at exit for alerts still being delivered.
+const ALERT_FLUSH: Duration = Duration::from_secs(10);
+
+async fn flush_alerts(app: &App) {
+    if !app.observer.flush(ALERT_FLUSH).await {
+        eprintln!("warning: some alerts were still being delivered at exit");
+    }
 }
 
 fn print_outcome(policy: &str, result: Result<RunOutcome, rotation::RotationError>) -> ExitCode {
@@ -238,7 +249,8 @@ pub async fn run(path: &Path, once: bool) -> ExitCode {
     };
     crate::signals::cancel_on_signal(app.cancel.clone());
     let mode = if once { Mode::Once } else { Mode::Forever };
-    let summary = daemon::run(app, mode).await;
+    let summary = daemon::run(app.clone(), mode).await;
+    flush_alerts(&app).await;
     if summary.failed > 0 {
         eprintln!("{} of {} rotations failed", summary.failed, summary.ran);
         return ExitCode::from(FAILURE);

@@ -157,18 +157,21 @@ impl Observer {
         }
     }
 
+    /// Opens the audit log and resolves the webhook URLs; starts the
+    /// notification task (needs a Tokio runtime).
     pub async fn build(config: &Config) -> Result<Self, BuildError> {
         let audit = match &config.daemon.audit_log {
             Some(path) => Some(AuditLog::open(path).map_err(BuildError::Observer)?),
             None => None,
         };
-        let notifier = Notifier::build(config)
+        let metrics = Arc::new(Metrics::new());
+        let notifier = Notifier::build(config, metrics.clone())
             .await
             .map_err(BuildError::Observer)?;
         Ok(Observer {
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             audit,
-            notifier,
+            notifier: Some(notifier),
         })
     }
 
@@ -176,11 +179,21 @@ impl Observer {
     /// then in metrics, then queued for the notifiers (never blocking).
     pub fn emit(&self, event: Event) {
         if let Some(audit) = &self.audit {
-            audit.append(&event);
+            let written = audit.append(&event);
+            self.audit_written(audit, written);
         }
         self.metrics.record(&event);
         if let Some(notifier) = &self.notifier {
             notifier.notify(&event);
+        }
+    }
+
+    /// A failed audit write is logged and counted; the rotation goes on (its
+    /// journal is the source of truth, the audit log a copy for people).
+    fn audit_written(&self, audit: &AuditLog, written: std::io::Result<()>) {
+        if let Err(e) = written {
+            self.metrics.audit_write_failure();
+            tracing::error!(path = %audit.path().display(), error = %e, "cannot write the audit log");
         }
     }
 
@@ -200,22 +213,56 @@ impl Observer {
         now: DateTime<Utc>,
     ) {
         self.metrics.policy_snapshot(policy, state, next_due, now);
+        let (Some(notifier), Some(max_age), Some(key)) =
+            (&self.notifier, policy.max_age, &state.current)
+        else {
+            return;
+        };
+        if now - key.created_at >= chrono::TimeDelta::from_std(max_age).unwrap_or_default() {
+            notifier.overdue(policy, key, max_age, now);
+        }
     }
 
     /// A reload was applied: notifiers and policy→notifier routes follow the
     /// new config; metrics (and their history) are kept.
-    pub async fn apply_config(&self, _config: &Config) -> Result<(), String> {
-        Ok(())
+    pub async fn apply_config(&self, config: &Config) -> Result<(), String> {
+        match &self.notifier {
+            Some(notifier) => notifier.apply(config).await,
+            None => Ok(()),
+        }
     }
 
     /// A policy removed by a reload: its per-policy series go away.
     pub fn forget_policy(&self, policy: &str) {
         self.metrics.forget_policy(policy);
+        if let Some(notifier) = &self.notifier {
+            notifier.forget_policy(policy);
+        }
     }
 
     /// A config reload was applied (`Ok`) or refused (`Err(reason)`): counted,
     /// and a refusal is audited and alerted (`config_rejected`).
     pub fn config_reload(&self, result: Result<(), &str>) {
         self.metrics.config_reload(result.is_ok());
+        let Err(reason) = result else {
+            return;
+        };
+        let now = Utc::now();
+        if let Some(audit) = &self.audit {
+            let written = audit.config_refused(reason, now);
+            self.audit_written(audit, written);
+        }
+        if let Some(notifier) = &self.notifier {
+            notifier.config_rejected(reason, now);
+        }
+    }
+
+    /// Before the process exits: waits up to `deadline` for queued alerts to
+    /// be delivered (or given up on). `true` when none is left.
+    pub async fn flush(&self, deadline: Duration) -> bool {
+        match &self.notifier {
+            Some(notifier) => notifier.flush(deadline).await,
+            None => true,
+        }
     }
 }

@@ -6,6 +6,7 @@ use tracing::{error, info, warn};
 
 use super::run::Run;
 use super::{RotationError, RunOutcome, Until};
+use crate::events::{EventOutcome, EventStep};
 use crate::providers::ProviderError;
 use crate::state::{OutcomeKind, Step};
 
@@ -96,7 +97,16 @@ impl Run<'_> {
             .take()
             .expect("abandon runs on a rotation in flight");
         self.finish(&rotation, OutcomeKind::Failed, Some(e.to_string()));
-        self.fail(e).await
+        // As `fail`, but the event names the rotation just closed (its id and trigger).
+        self.back_off();
+        self.emit_for(
+            Some(&rotation),
+            EventStep::Create,
+            EventOutcome::Failed,
+            Some(&e),
+        );
+        self.save().await?;
+        Err(e)
     }
 
     /// promote failed: retry later when it may work then; otherwise undo.

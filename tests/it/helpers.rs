@@ -173,6 +173,12 @@ dir = "{secrets}"
         run
     }
 
+    /// Keeps `text` (an audit log, a webhook body, a metrics scrape) for
+    /// [`TestEnv::assert_no_secret_leaked`].
+    pub fn capture(&self, text: String) {
+        self.captured.lock().unwrap().push(text);
+    }
+
     /// `rekey <cmd> -c <config> <rest...>`
     pub async fn cmd(&self, cmd: &str, rest: &[&str]) -> Run {
         let config = self.config_path();
