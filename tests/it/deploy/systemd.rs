@@ -110,8 +110,13 @@ fn systemd_waits_longer_than_the_shutdown_timeout_before_sigkill() {
 }
 
 #[test]
-fn the_example_configs_state_lives_in_the_units_state_directory() {
-    let StateLocation::File(state) = example_config().daemon.state;
+fn the_example_configs_state_and_audit_log_live_where_the_unit_lets_it_write() {
+    let config = example_config();
+    let StateLocation::File(state) = &config.daemon.state;
     let dir = format!("/var/lib/{}", one("StateDirectory"));
     assert!(state.starts_with(&dir), "{} under {dir}", state.display());
+    if let Some(audit) = &config.daemon.audit_log {
+        let dir = format!("/var/log/{}", one("LogsDirectory"));
+        assert!(audit.starts_with(&dir), "{} under {dir}", audit.display());
+    }
 }
