@@ -4,6 +4,7 @@
 mod aws_store;
 mod cli;
 mod crash_matrix;
+mod deploy;
 mod faults;
 mod helpers;
 mod moto;
