@@ -3,7 +3,8 @@
 //! it, verifies it with `GET /v1/models`, promotes it and, after the grace,
 //! sets the old key `inactive` (or `archived`) through the Admin API. Also
 //! waiting for a key, a placed key that does not work, and the crash matrix.
-//! The provider client's own behaviour over HTTP is in `api`.
+//! The provider client's own behaviour over HTTP is in `api`; the daemon
+//! noticing a placed key by itself in `daemon`.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use crate::helpers::{Case, Run, TestEnv, extract, policy};
 use crate::moto::{sm_client, unique_secret_name};
 
 mod api;
+mod daemon;
 
 const FIELD: &str = "ANTHROPIC_API_KEY";
 
