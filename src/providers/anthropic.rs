@@ -128,6 +128,10 @@ impl Anthropic {
         }
     }
 
+    fn paging(&self, what: &str) -> ProviderError {
+        http::malformed(&self.entry, "list keys", 200, what)
+    }
+
     /// Sets a key's status. Gone (404) counts as done: a key that does not
     /// exist cannot be used either; so does a refused change (400) of a key
     /// that is no longer active (an archived key cannot change any more).
@@ -248,13 +252,16 @@ impl Provider for Anthropic {
                 .last_id
                 .or_else(|| page.data.last().map(|k| k.id.clone()));
             keys.extend(page.data.into_iter().map(KeyObject::into_info));
+            if !page.has_more {
+                return Ok(keys);
+            }
+            // A partial list would make an old key look gone: fail instead.
             match next {
-                Some(id) if page.has_more && after.as_ref() != Some(&id) => after = Some(id),
-                _ => return Ok(keys),
+                Some(id) if after.as_ref() != Some(&id) => after = Some(id),
+                _ => return Err(self.paging("has_more without a new last_id")),
             }
         }
-        let op = "list keys";
-        Err(http::malformed(&self.entry, op, 200, "paging never ended"))
+        Err(self.paging("paging never ended"))
     }
 
     async fn get_key(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError> {

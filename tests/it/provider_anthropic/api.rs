@@ -5,13 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
+use axum::http::StatusCode;
+use axum::routing::get;
 use rekey::config::{ApiShape, ProviderConfig, ProviderKind, SecretRef};
 use rekey::policy::VerifyMode;
 use rekey::providers::{self, KeySpec, Provider, ProviderError};
 use rekey::secret::label_matches;
 use rekey::sim::{Api, Faults, RateLimitFault};
 use secrecy::SecretString;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::TestEnv;
 
@@ -20,10 +23,14 @@ pub fn client(env: &TestEnv) -> Arc<dyn Provider> {
 }
 
 fn client_with(env: &TestEnv, admin_key: &str) -> Arc<dyn Provider> {
+    client_at(&env.sim.url(Api::Anthropic), admin_key)
+}
+
+fn client_at(base_url: &str, admin_key: &str) -> Arc<dyn Provider> {
     let config = ProviderConfig {
         name: "anthropic-test".into(),
         kind: ProviderKind::Anthropic,
-        base_url: env.sim.url(Api::Anthropic),
+        base_url: base_url.to_string(),
         management_key: SecretRef::Env("X".into()),
         request_timeout: Duration::from_secs(5),
         api: ApiShape::Reference,
@@ -280,4 +287,46 @@ async fn the_simulator_answers_in_anthropic_error_shape_and_needs_its_headers() 
         (status, body["error"]["type"].as_str()),
         (404, Some("not_found_error"))
     );
+}
+
+/// A stand-in Anthropic answering every key list with `status` and `body`.
+async fn fake_anthropic(status: StatusCode, body: Value) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/v1/organizations/api_keys",
+        get(move || async move { (status, Json(body)) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn an_overloaded_answer_is_transient_and_names_its_error_type() {
+    let body = json!({ "type": "error", "error": { "type": "overloaded_error", "message": "Overloaded" } });
+    let status = StatusCode::from_u16(529).unwrap();
+    let url = fake_anthropic(status, body).await;
+    let err = client_at(&url, "sk-ant-admin01-x")
+        .list_keys()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Transient { .. }), "{err:?}");
+    assert!(err.is_retryable());
+    assert!(
+        err.to_string().contains("overloaded_error: Overloaded"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_key_list_that_never_advances_is_an_error_not_a_partial_list() {
+    let key = json!({ "id": "apikey_1", "partial_key_hint": "sk-ant-api03-R2D...igAA", "status": "active" });
+    let page = json!({ "data": [key], "has_more": true, "last_id": "apikey_1" });
+    let url = fake_anthropic(StatusCode::OK, page).await;
+    let err = client_at(&url, "sk-ant-admin01-x")
+        .list_keys()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Permanent { .. }), "{err:?}");
+    assert!(err.to_string().contains("has_more"), "{err}");
 }
