@@ -170,7 +170,8 @@ pub async fn rotate(path: &Path, args: RotateArgs) -> ExitCode {
         Until::Promoted
     };
     let result = rotation::run_policy(&ctx, &policy, request, until).await;
-    let code = print_outcome(&policy.name, result);
+    let placement = ctx.store.placement(&policy.target);
+    let code = print_outcome(&policy.name, &placement, result);
     flush_alerts(&app).await;
     code
 }
@@ -184,7 +185,12 @@ async fn flush_alerts(app: &App) {
     }
 }
 
-fn print_outcome(policy: &str, result: Result<RunOutcome, rotation::RotationError>) -> ExitCode {
+/// `placement`: how to place a new key, for an assisted policy still waiting for one.
+fn print_outcome(
+    policy: &str,
+    placement: &str,
+    result: Result<RunOutcome, rotation::RotationError>,
+) -> ExitCode {
     let (code, line) = match result {
         Ok(RunOutcome::Rotated {
             rotation_id,
@@ -212,6 +218,12 @@ fn print_outcome(policy: &str, result: Result<RunOutcome, rotation::RotationErro
                 Some(at) => format!("not due before {at}; use --now to rotate anyway"),
                 None => "not due; use --now to rotate anyway".into(),
             },
+        ),
+        Ok(RunOutcome::AwaitingKey { .. }) => (
+            FAILURE,
+            format!(
+                "waiting for a new key: this provider cannot create keys and none is placed as pending; {placement}, then run this again (a running daemon takes it up by itself)"
+            ),
         ),
         Ok(RunOutcome::RolledBack {
             rotation_id,

@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 
 use crate::app::App;
 use crate::policy::Policy;
-use crate::rotation::{Decision, Request, RunOutcome, Until, decide, run_policy};
+use crate::rotation::{Decision, Request, RunOutcome, Until, WaitReason, decide, run_policy};
 use crate::state::Trigger;
 
 /// The longest the loop sleeps without looking again.
@@ -51,6 +51,8 @@ struct Shared {
 
 /// How long to leave a secret alone that another process is rotating.
 const BUSY_COOLDOWN: Duration = Duration::from_secs(10);
+/// How often an assisted policy's store is looked at for a placed key.
+const ASSISTED_RECHECK: Duration = Duration::from_secs(30);
 
 pub async fn run(app: Arc<App>, mode: Mode) -> Summary {
     let shared = Arc::new(Shared {
@@ -89,9 +91,13 @@ pub async fn run(app: Arc<App>, mode: Mode) -> Summary {
                 }
             };
             let decision = decide(policy, &state, now);
-            if let Decision::Wait { until, .. } = decision {
-                wake = wake.min(until.unwrap_or(wake));
-                continue;
+            if let Decision::Wait { until, why } = decision {
+                // Assisted policies look for a placed key even when not due.
+                let assisted = app.providers[&policy.provider].assisted();
+                if !(assisted && why == WaitReason::NotDue) {
+                    wake = wake.min(until.unwrap_or(wake));
+                    continue;
+                }
             }
             if mode == Mode::Forever {
                 let start = *held_back
@@ -182,6 +188,8 @@ fn spawn_rotation(tracker: &TaskTracker, shared: &Arc<Shared>, policy: Policy) {
         let pause = match &result {
             Ok(RunOutcome::Busy) => Some(BUSY_COOLDOWN),
             Err(_) => Some(shared.app.config.daemon.failure_backoff.min),
+            Ok(RunOutcome::AwaitingKey { .. }) => Some(ASSISTED_RECHECK),
+            Ok(RunOutcome::NotDue { .. }) if ctx.provider.assisted() => Some(ASSISTED_RECHECK),
             Ok(_) => None,
         };
         if let Some(pause) = pause {
@@ -229,6 +237,9 @@ fn report(policy: &Policy, result: &Result<RunOutcome, crate::rotation::Rotation
         }
         Ok(RunOutcome::Busy) => warn!(policy = %name, "secret busy in another process"),
         Ok(RunOutcome::NotDue { .. }) => {}
+        Ok(RunOutcome::AwaitingKey { since }) => {
+            info!(policy = %name, ?since, "due; waiting for a new key to be placed as pending")
+        }
         Err(e) => {
             error!(policy = %name, error = %e, kind = e.kind(), "rotation failed");
             return false;

@@ -1,5 +1,6 @@
 //! `rekey status`: what the journal says about each policy — current key
-//! (redacted label), its age, next due, last result, rotation in flight.
+//! (redacted label), its age, next due, last result, rotation in flight, and
+//! whether an assisted policy is waiting for someone to place a new key.
 //! Read from the journal only, so it answers while a provider is down.
 
 use chrono::{DateTime, Utc};
@@ -20,6 +21,9 @@ pub struct PolicyStatus {
     pub key_age_seconds: Option<i64>,
     pub next_due: Option<DateTime<Utc>>,
     pub due_now: bool,
+    /// Assisted rotation: due, and no new key placed as pending yet.
+    pub waiting_for_key: bool,
+    pub waiting_since: Option<DateTime<Utc>>,
     pub consecutive_failures: u32,
     pub last_result: Option<Outcome>,
     pub in_flight: Option<InFlight>,
@@ -35,6 +39,11 @@ pub struct InFlight {
 
 pub fn of(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> PolicyStatus {
     let current = state.current.as_ref();
+    let due_now = matches!(
+        decide(policy, state, now),
+        Decision::Rotate(_) | Decision::Resume
+    );
+    let waiting_since = waiting_since(state).filter(|_| due_now);
     PolicyStatus {
         policy: policy.name.clone(),
         provider: policy.provider.clone(),
@@ -44,10 +53,9 @@ pub fn of(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> PolicySta
         adopted: current.is_some_and(|c| c.adopted),
         key_age_seconds: current.map(|c| (now - c.created_at).num_seconds()),
         next_due: next_due(policy, state),
-        due_now: matches!(
-            decide(policy, state, now),
-            Decision::Rotate(_) | Decision::Resume
-        ),
+        due_now,
+        waiting_for_key: waiting_since.is_some(),
+        waiting_since,
         consecutive_failures: state.failures,
         last_result: state.last_result.clone(),
         in_flight: state.in_flight.as_ref().map(|r| InFlight {
@@ -59,6 +67,13 @@ pub fn of(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> PolicySta
     }
 }
 
+/// Recorded by the last run that found the policy due with nothing placed.
+fn waiting_since(state: &PolicyState) -> Option<DateTime<Utc>> {
+    state
+        .awaiting_key_since
+        .filter(|_| state.in_flight.is_none())
+}
+
 /// A human table, one line per policy.
 pub fn render(rows: &[PolicyStatus]) -> String {
     let mut out = format!(
@@ -67,6 +82,7 @@ pub fn render(rows: &[PolicyStatus]) -> String {
     );
     for r in rows {
         let due = match (r.due_now, r.next_due) {
+            _ if r.waiting_for_key => "waiting for a new key".to_string(),
             (true, _) => "now".to_string(),
             (false, Some(at)) => at.format("%Y-%m-%d %H:%M:%SZ").to_string(),
             (false, None) => "-".to_string(),

@@ -19,6 +19,7 @@ use crate::state::{KeyRecord, StateError, StateStore, Trigger};
 use crate::stores::{SecretStore, StoreError};
 
 mod adopt;
+mod assisted;
 pub mod decide;
 mod plan;
 mod recover;
@@ -80,6 +81,9 @@ pub enum RunOutcome {
     RolledBack { rotation_id: String, reason: String },
     /// Another process (or task) holds this secret's lease.
     Busy,
+    /// Assisted rotation: due (or asked for), but no new key is placed as
+    /// pending yet; waiting since `since`. Not a failure.
+    AwaitingKey { since: Option<DateTime<Utc>> },
     /// Nothing due.
     NotDue {
         until: Option<DateTime<Utc>>,

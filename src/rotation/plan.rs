@@ -22,6 +22,8 @@ pub struct Plan {
     pub in_flight: Option<(String, String)>,
     pub lease_free: bool,
     pub decision: Decision,
+    /// Assisted: a person places the new key; rekey claims it.
+    pub assisted: bool,
 }
 
 pub async fn plan(ctx: &Ctx, policy: &Policy) -> Result<Plan, RotationError> {
@@ -46,6 +48,7 @@ pub async fn plan(ctx: &Ctx, policy: &Policy) -> Result<Plan, RotationError> {
         journal_agrees,
         lease_free,
         decision: decide(policy, &state, ctx.clock.now()),
+        assisted: ctx.provider.assisted(),
     })
 }
 
@@ -91,9 +94,13 @@ impl fmt::Display for Plan {
             Decision::Wait { until: None, .. } => "not due".into(),
         };
         writeln!(f, "  schedule: {why}")?;
+        let start = match self.assisted {
+            true => "claim the key placed as pending",
+            false => "create -> stage",
+        };
         writeln!(
             f,
-            "  plan: create -> stage -> verify -> promote -> grace -> revoke the old key"
+            "  plan: {start} -> verify -> promote -> grace -> revoke the old key"
         )?;
         Ok(())
     }

@@ -48,8 +48,12 @@ impl Run<'_> {
     }
 
     /// The new key at the provider: by id when recorded, else by the rotation
-    /// id in its name (a create whose answer was lost).
+    /// id in its name (a create whose answer was lost). Never for an assisted
+    /// rotation: a person made that key, rekey created nothing.
     pub async fn delete_new_key(&self) -> Result<(), RotationError> {
+        if self.assisted() {
+            return Ok(());
+        }
         let rotation = self.rotation_ref();
         if let Some(id) = rotation.new_key.as_ref().and_then(|k| k.id.as_deref()) {
             self.provider_call("delete new key", || self.ctx.provider.delete_key(id))

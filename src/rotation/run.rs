@@ -84,6 +84,7 @@ impl Run<'_> {
     pub async fn fail<T>(&mut self, e: RotationError) -> Result<T, RotationError> {
         self.back_off();
         let step = match self.state.in_flight.as_ref().map(|r| r.step) {
+            None | Some(Step::Begun) if self.assisted() => EventStep::Claim,
             None | Some(Step::Begun) => EventStep::Create,
             Some(Step::Created) => EventStep::Stage,
             Some(Step::Staged) => EventStep::Verify,

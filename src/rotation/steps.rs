@@ -1,13 +1,14 @@
 //! The protocol of DESIGN.md, one function per step, in order: begin, create,
 //! stage, verify, promote, grace, revoke — and rollback. Each step writes the
 //! journal before the next starts; a crash between any two is picked up by
-//! `recover.rs`.
+//! `recover.rs`. Assisted policies claim a placed key in place of create and
+//! stage (`assisted.rs`).
 
 use std::time::Duration;
 
 use tracing::{error, info, warn};
 
-use super::decide::{Decision, decide};
+use super::decide::{Decision, WaitReason, decide};
 use super::retry::{self, Idempotent};
 use super::run::Run;
 use super::{Request, RotationError, RunOutcome, Until, adopt};
@@ -40,8 +41,13 @@ impl Run<'_> {
             Request::Due => match decide(self.policy, &self.state, self.now()) {
                 Decision::Resume => self.resume(until).await,
                 Decision::Rotate(trigger) => {
-                    self.begin(trigger, self.policy.revoke.grace).await?;
-                    self.drive(until).await
+                    self.start(trigger, self.policy.revoke.grace, until).await
+                }
+                Decision::Wait { until: at, why }
+                    if self.assisted() && why == WaitReason::NotDue =>
+                {
+                    let not_due = RunOutcome::NotDue { until: at, why };
+                    self.look_for_placed_key(until, not_due).await
                 }
                 Decision::Wait { until, why } => Ok(RunOutcome::NotDue { until, why }),
             },
@@ -73,8 +79,22 @@ impl Run<'_> {
                 other => return Ok(other),
             }
         }
-        self.begin(trigger, grace.unwrap_or(self.policy.revoke.grace))
-            .await?;
+        self.start(trigger, grace.unwrap_or(self.policy.revoke.grace), until)
+            .await
+    }
+
+    /// A new rotation: a new key from the provider, or (assisted) the key a
+    /// person placed.
+    async fn start(
+        &mut self,
+        trigger: Trigger,
+        grace: Duration,
+        until: Until,
+    ) -> Result<RunOutcome, RotationError> {
+        if self.assisted() {
+            return self.start_assisted(trigger, grace, until).await;
+        }
+        self.begin(trigger, grace).await?;
         self.drive(until).await
     }
 
@@ -95,6 +115,11 @@ impl Run<'_> {
                 return self.rollback(reason).await;
             }
             match rotation.step {
+                Step::Begun if self.assisted() => match self.claim().await {
+                    Ok(true) => {}
+                    Ok(false) => return self.placed_key_gone().await,
+                    Err(e) => return self.fail(e).await,
+                },
                 Step::Begun => {
                     let key = match self.create().await {
                         Ok(key) => key,
@@ -111,7 +136,7 @@ impl Run<'_> {
                 }
                 Step::Staged => match self.verify().await? {
                     Verified::Yes => {}
-                    Verified::No(reason) => return self.rollback(reason).await,
+                    Verified::No(reason) => return self.rollback(self.not_verified(reason)).await,
                     Verified::Stopped => {
                         return Ok(RunOutcome::Stopped {
                             rotation_id: rotation.id,

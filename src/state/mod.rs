@@ -29,6 +29,10 @@ pub struct PolicyState {
     /// Newest last; at most [`HISTORY_LEN`].
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// Assisted rotation: since when the policy has been due with no new
+    /// key placed (cleared once a placed key is taken up or it is not due).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_key_since: Option<DateTime<Utc>>,
 }
 
 impl PolicyState {

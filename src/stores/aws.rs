@@ -284,6 +284,14 @@ impl SecretStore for AwsSecretsManager {
         }
     }
 
+    fn placement(&self, target: &Target) -> String {
+        format!(
+            "run: aws secretsmanager put-secret-value --secret-id {} --secret-string '<new value>' --version-stages {PENDING}{}",
+            target.secret_id,
+            super::placed_shape(target)
+        )
+    }
+
     async fn drop_pending(&self, target: &Target) -> Result<(), StoreError> {
         let Some(stages) = self.stages(target).await? else {
             return Ok(());

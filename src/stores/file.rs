@@ -2,7 +2,9 @@
 //! applications read), with `.pending` and `.previous` files next to it and a
 //! `.versions.json` sidecar holding the version ids (never key material).
 //! Every write is atomic (temp file, fsync, rename, fsync the directory),
-//! files are 0600 and created directories 0700.
+//! files are 0600 and created directories 0700. A `.pending` file a person
+//! placed by hand (assisted rotation) has no id in the sidecar; it is named
+//! by the file itself (see `placed`).
 //!
 //! The calls are plain blocking file I/O on a few small files; a rotation
 //! touches one secret at a time, so this does not starve the runtime.
@@ -106,19 +108,66 @@ impl FileStore {
         self.write(&paths.versions, &json)
     }
 
-    /// The pending file's key, when the sidecar says the pending file is complete.
+    /// The pending file's key, when the sidecar says the pending file is
+    /// complete, or when a person placed it (it has no id of rekey's then).
     fn pending(
         &self,
         target: &Target,
         paths: &Paths,
         versions: &Versions,
     ) -> Result<Option<Pending>, StoreError> {
-        let Some(version_id) = versions.pending.clone() else {
-            return Ok(None);
+        let version_id = match &versions.pending {
+            Some(id) if !placed::is_placed(id) => id.clone(),
+            _ => match self.placed_id(paths)? {
+                Some(id) => id,
+                None => return Ok(None),
+            },
         };
         let value = self.read(target, &paths.pending)?;
         let key = format::extract_key(target, value.as_deref())?;
+        if key.is_none() && value.is_some_and(|v| !v.trim().is_empty()) {
+            // Only a hand-placed file can lack the field: say so rather than
+            // look as if nothing were placed.
+            let field = target.field.as_deref().unwrap_or_default();
+            let what = format!(
+                "the pending file holds no {field} (place the whole secret, with the new key in {field})"
+            );
+            return Err(format::shape(target, &what));
+        }
         Ok(key.map(|key| Pending { version_id, key }))
+    }
+
+    fn placed_id(&self, paths: &Paths) -> Result<Option<String>, StoreError> {
+        placed::id_of(&paths.pending).map_err(|e| self.io("inspect", &paths.pending, e))
+    }
+
+    /// Before a placed file is promoted its id goes into the sidecar, so the
+    /// crash rule of `promote` holds for it as for a staged one — once it is
+    /// sure the file is still the one that was verified.
+    fn record_placed(
+        &self,
+        target: &Target,
+        paths: &Paths,
+        versions: &mut Versions,
+        version_id: &str,
+    ) -> Result<(), StoreError> {
+        match self.placed_id(paths)? {
+            Some(id) if id == version_id => {
+                placed::make_private(&paths.pending);
+                if versions.pending.as_deref() != Some(version_id) {
+                    versions.pending = Some(id);
+                    self.save_versions(paths, versions)?;
+                }
+                Ok(())
+            }
+            Some(_) => Err(self.permanent(format!(
+                "secret {:?}: the placed {} changed after it was verified (it is verified again on the next run)",
+                target.secret_id,
+                paths.pending.display()
+            ))),
+            // Recorded, and already renamed over current by a promote that crashed.
+            None => Ok(()),
+        }
     }
 
     fn permanent(&self, message: String) -> StoreError {
@@ -225,6 +274,9 @@ impl SecretStore for FileStore {
         if versions.current.as_deref() == Some(version_id) {
             return self.drop_pending(target).await;
         }
+        if placed::is_placed(version_id) {
+            self.record_placed(target, &paths, &mut versions, version_id)?;
+        }
         if versions.pending.as_deref() != Some(version_id) {
             return Err(self.permanent(format!(
                 "secret {:?}: version {version_id} is neither pending nor current",
@@ -248,6 +300,17 @@ impl SecretStore for FileStore {
         self.save_versions(&paths, &versions)
     }
 
+    fn placement(&self, target: &Target) -> String {
+        let pending = match self.paths(target) {
+            Ok(paths) => paths.pending.display().to_string(),
+            Err(e) => return e.to_string(),
+        };
+        format!(
+            "write the new key to {pending} atomically (a temp file in the same directory, then rename it){}",
+            super::placed_shape(target)
+        )
+    }
+
     async fn drop_pending(&self, target: &Target) -> Result<(), StoreError> {
         let paths = self.paths(target)?;
         let mut versions = self.load_versions(&paths)?;
@@ -260,5 +323,6 @@ impl SecretStore for FileStore {
     }
 }
 
+mod placed;
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use crate::config::{StoreConfig, StoreKind};
-use crate::policy::Target;
+use crate::policy::{Format, Target};
 
 pub mod aws;
 pub mod file;
@@ -57,6 +57,31 @@ pub trait SecretStore: Send + Sync {
 
     /// Removes the pending version; no-op when there is none.
     async fn drop_pending(&self, target: &Target) -> Result<(), StoreError>;
+
+    /// How a person places a new key as the pending value (assisted
+    /// rotation), as an instruction naming this store's exact location.
+    fn placement(&self, target: &Target) -> String {
+        format!(
+            "store the new value as the pending version of secret {:?} in store {}{}",
+            target.secret_id,
+            self.entry(),
+            placed_shape(target)
+        )
+    }
+}
+
+/// What a placed value holds, for formats where it is more than the key.
+pub(crate) fn placed_shape(target: &Target) -> String {
+    match (&target.format, &target.field) {
+        (Format::Raw, _) | (_, None) => String::new(),
+        (format, Some(field)) => format!(
+            " (the whole {} value as the current one holds it, with the new key in {field})",
+            match format {
+                Format::Json => "JSON",
+                _ => "env",
+            }
+        ),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

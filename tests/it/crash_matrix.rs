@@ -3,7 +3,9 @@
 //! restart that resumes or rolls back, DESIGN.md's invariants must hold:
 //! the store's current key works, the old key is revoked only once its
 //! successor is current, no key is left alive unaccounted for, and no key
-//! appears in any output or journal.
+//! appears in any output or journal. For an assisted provider (a person
+//! places the new key) the fixture places a console-made key as pending
+//! before the crash, and the rotation must end with that key current.
 
 use std::time::Duration;
 
@@ -30,10 +32,48 @@ pub enum Store {
     Aws,
 }
 
+/// The assisted steps: claim stands in for create and stage.
+pub const ASSISTED_FAILPOINTS: &[&str] = &[
+    "begin",
+    "claim:before-record",
+    "claim",
+    "verify",
+    "promote:before-record",
+    "promote",
+    "revoke:before-record",
+    "revoke",
+];
+
 struct Fixture {
     env: TestEnv,
     store: Store,
     secret_id: String,
+    /// Assisted: the key placed as pending before the crash.
+    placed: Option<String>,
+}
+
+/// Places `value` as the pending value, the way a person would: on the file
+/// store a temp file renamed over `<secret>.pending`, on Secrets Manager
+/// `PutSecretValue` with stage `AWSPENDING`.
+pub async fn place_pending(env: &TestEnv, store: Store, secret_id: &str, value: &str) {
+    match store {
+        Store::Files => {
+            let tmp = env.path(&format!("secrets/.{secret_id}.pending.tmp"));
+            std::fs::write(&tmp, value).unwrap();
+            std::fs::rename(&tmp, env.path(&format!("secrets/{secret_id}.pending"))).unwrap();
+        }
+        Store::Aws => {
+            sm_client()
+                .await
+                .put_secret_value()
+                .secret_id(secret_id)
+                .secret_string(value)
+                .version_stages("AWSPENDING")
+                .send()
+                .await
+                .unwrap();
+        }
+    }
 }
 
 impl Fixture {
@@ -66,11 +106,18 @@ impl Fixture {
         let target = format!(r#"{{ store = "{store_name}", secret_id = "{secret_id}" }}"#);
         let extra = format!("{}\nrevoke = {{ grace = \"{grace}\" }}", case.policy_lines);
         env.write_config_case(case, &policy("p", &target, &extra));
+        let mut placed = None;
+        if case.assisted() {
+            let (_, new) = env.seed_key_in(case.api, "placed-by-a-person");
+            place_pending(&env, store, &secret_id, &new).await;
+            placed = Some(new);
+        }
         (
             Fixture {
                 env,
                 store,
                 secret_id,
+                placed,
             },
             old,
         )
@@ -170,6 +217,12 @@ async fn crash_and_recover(case: &Case, store: Store, point: &str) {
         current, old,
         "{store:?}/{point}: the rotation completed after the restart"
     );
+    if let Some(placed) = &fx.placed {
+        assert_eq!(
+            &current, placed,
+            "{store:?}/{point}: the placed key is current"
+        );
+    }
     fx.env.assert_settled(&current, &[]);
     assert!(
         !fx.has_pending().await,

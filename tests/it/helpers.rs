@@ -29,6 +29,20 @@ impl Case {
             policy_lines: String::new(),
         }
     }
+
+    /// Assisted: no key parameters (no name either), verified with `GET /v1/models`.
+    pub fn anthropic() -> Case {
+        Case {
+            api: Api::Anthropic,
+            provider_lines: String::new(),
+            policy_lines: "key = {}\nverify = { mode = \"models\", timeout = \"5s\" }".into(),
+        }
+    }
+
+    /// A person places the new key as pending; rekey cannot create one.
+    pub fn assisted(&self) -> bool {
+        self.api == Api::Anthropic
+    }
 }
 
 pub struct TestEnv {
@@ -197,8 +211,10 @@ dir = "{secrets}"
         self.sim.sim.insert_key_in(api, name)
     }
 
+    /// Keys that exist and are not disabled (Anthropic: `inactive` or `archived`).
     pub fn live_secrets(&self) -> Vec<String> {
-        self.sim.sim.keys().into_iter().map(|k| k.secret).collect()
+        let keys = self.sim.sim.keys().into_iter();
+        keys.filter(|k| !k.disabled).map(|k| k.secret).collect()
     }
 
     pub fn works(&self, secret: &str) -> bool {
@@ -288,12 +304,17 @@ pub fn extract(content: &str, format: &str, field: &str) -> Option<String> {
 }
 
 /// A `[[policy]]` table with sensible test defaults; `extra` adds lines
-/// (a `verify = ...` line in it replaces the default one).
+/// (a `verify = ...` or `key = ...` line in it replaces the default one).
 pub fn policy(name: &str, target: &str, extra: &str) -> String {
     let verify = if extra.contains("verify =") {
         ""
     } else {
         r#"verify = { mode = "chat", model = "openai/gpt-4o-mini", timeout = "10s" }"#
+    };
+    let key = if extra.contains("key =") {
+        ""
+    } else {
+        r#"key = { name = "it-{policy}-{rotation}" }"#
     };
     format!(
         r#"
@@ -301,7 +322,7 @@ pub fn policy(name: &str, target: &str, extra: &str) -> String {
 name = "{name}"
 provider = "sim"
 max_age = "30d"
-key = {{ name = "it-{{policy}}-{{rotation}}" }}
+{key}
 target = {target}
 {verify}
 {extra}

@@ -9,6 +9,7 @@ mod faults;
 mod helpers;
 mod moto;
 mod observability;
+mod provider_anthropic;
 mod rotation_aws;
 mod rotation_file;
 mod scheduling;
