@@ -29,6 +29,33 @@ impl Case {
             policy_lines: String::new(),
         }
     }
+
+    /// ARouter as its API reference documents it (`/api/v1/keys`, `hash`).
+    pub fn arouter() -> Case {
+        Case {
+            api: Api::ARouter,
+            provider_lines: String::new(),
+            policy_lines: r#"verify = { mode = "key-info", timeout = "10s" }"#.to_string(),
+        }
+    }
+
+    /// ARouter as its rotation guide documents it (`/v1/keys`, `key_...` ids).
+    pub fn arouter_guide() -> Case {
+        Case {
+            api: Api::ARouter,
+            provider_lines: r#"api = "guide""#.to_string(),
+            policy_lines: r#"verify = { mode = "models", timeout = "10s" }"#.to_string(),
+        }
+    }
+
+    /// A LiteLLM proxy, its master key as management key.
+    pub fn litellm() -> Case {
+        Case {
+            api: Api::LiteLlm,
+            provider_lines: String::new(),
+            policy_lines: r#"verify = { mode = "models", timeout = "10s" }"#.to_string(),
+        }
+    }
 }
 
 pub struct TestEnv {
@@ -282,12 +309,17 @@ pub fn extract(content: &str, format: &str, field: &str) -> Option<String> {
 }
 
 /// A `[[policy]]` table with sensible test defaults; `extra` adds lines
-/// (a `verify = ...` line in it replaces the default one).
+/// (a `verify = ...` or `key = ...` line in it replaces the default one).
 pub fn policy(name: &str, target: &str, extra: &str) -> String {
     let verify = if extra.contains("verify =") {
         ""
     } else {
         r#"verify = { mode = "chat", model = "openai/gpt-4o-mini", timeout = "10s" }"#
+    };
+    let key = if extra.lines().any(|l| l.starts_with("key =")) {
+        ""
+    } else {
+        r#"key = { name = "it-{policy}-{rotation}" }"#
     };
     format!(
         r#"
@@ -295,7 +327,7 @@ pub fn policy(name: &str, target: &str, extra: &str) -> String {
 name = "{name}"
 provider = "sim"
 max_age = "30d"
-key = {{ name = "it-{{policy}}-{{rotation}}" }}
+{key}
 target = {target}
 {verify}
 {extra}
