@@ -149,6 +149,20 @@ impl Client {
     }
 }
 
+/// An id as one URL path segment or query value: unreserved characters as
+/// they are, everything else percent-encoded, so an id from the config
+/// (`adopt.key_id`) can never reach another path.
+pub(crate) fn encode(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// `{ "error": { "type": ... } }`, as ARouter and LiteLLM answer.
 #[derive(Deserialize)]
 struct TypedError {
@@ -165,4 +179,13 @@ struct TypedErrorDetail {
 pub(crate) fn chat_ping(model: &str) -> serde_json::Value {
     let messages = serde_json::json!([{ "role": "user", "content": "ping" }]);
     serde_json::json!({ "model": model, "messages": messages, "max_tokens": 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_encoded_into_a_single_segment() {
+        assert_eq!(super::encode("key_abc-1.2~"), "key_abc-1.2~");
+        assert_eq!(super::encode("../a b?c"), "..%2Fa%20b%3Fc");
+    }
 }

@@ -14,7 +14,7 @@ use secrecy::zeroize::Zeroize;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::client::Client;
+use super::client::{Client, encode};
 use super::http::{Caller, Quote};
 use super::{CreatedKey, KeyInfo, ProviderError};
 
@@ -138,13 +138,16 @@ impl KeysApi {
 
     /// `Ok(None)` when the provider says 404.
     pub(crate) async fn get(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError> {
-        self.key_call("get key", self.management(Method::GET, &format!("/{id}")))
-            .await
+        self.key_call(
+            "get key",
+            self.management(Method::GET, &format!("/{}", encode(id))),
+        )
+        .await
     }
 
     pub(crate) async fn disable(&self, id: &str) -> Result<(), ProviderError> {
         let request = self
-            .management(Method::PATCH, &format!("/{id}"))
+            .management(Method::PATCH, &format!("/{}", encode(id)))
             .json(&json!({ "disabled": true }));
         // A key that is already gone cannot be used either: the goal is met.
         self.key_call("disable key", request).await?;
@@ -155,7 +158,7 @@ impl KeysApi {
     /// 204); 404 means already gone.
     pub(crate) async fn delete(&self, id: &str) -> Result<(), ProviderError> {
         let op = "delete key";
-        let request = self.management(Method::DELETE, &format!("/{id}"));
+        let request = self.management(Method::DELETE, &format!("/{}", encode(id)));
         let response = self.client.send(op, request).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(());

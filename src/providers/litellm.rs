@@ -191,7 +191,10 @@ impl Provider for LiteLlm {
 
     async fn get_key(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError> {
         let op = "get key";
-        let request = self.management(Method::GET, &format!("/key/info?key={id}"));
+        let request = self.management(
+            Method::GET,
+            &format!("/key/info?key={}", client::encode(id)),
+        );
         let response = self.client.send(op, request).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
