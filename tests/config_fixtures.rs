@@ -139,6 +139,20 @@ const INVALID: &[(&str, &[(&str, &str)])] = &[
         &[("policy[0].key.expires_after", "would expire keys before")],
     ),
     (
+        "arouter-with-litellm-param.toml",
+        &[(
+            "policy[0].key.models",
+            "not supported by arouter providers (it supports limit, limit_reset, expires_after, allowed_providers, allowed_models)",
+        )],
+    ),
+    (
+        "litellm-with-arouter-param.toml",
+        &[(
+            "policy[0].key.allowed_models",
+            "not supported by litellm providers (it supports models, max_budget, budget_duration)",
+        )],
+    ),
+    (
         "multiple-problems.toml",
         &[
             (

@@ -1,58 +1,130 @@
-//! ARouter key management and verification, per PROVIDERS.md. (Stub: being built.)
+//! ARouter key management and verification, per PROVIDERS.md. Its key API
+//! is OpenRouter's (`keys_api`) in one of two documented shapes: the API
+//! reference (`/api/v1/keys`, `hash`, `limit`) or the rotation guide
+//! (`/v1/keys`, `id`, `spending_limit`). Inference lives under `/v1`.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use reqwest::Method;
 use secrecy::SecretString;
+use serde::Serialize;
 
+use super::client::{self, Client};
+use super::keys_api::{IdField, KeysApi};
 use super::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
-use crate::config::ProviderConfig;
+use crate::config::{ApiShape, ProviderConfig};
 use crate::policy::VerifyMode;
 
 pub struct ARouter {
-    entry: String,
+    keys: KeysApi,
+    shape: ApiShape,
 }
 
 impl ARouter {
     pub fn new(
         config: &ProviderConfig,
-        _management_key: SecretString,
+        management_key: SecretString,
     ) -> Result<Self, ProviderError> {
+        let client = Client::new(config)?;
+        let (default_path, id_field) = match config.api {
+            ApiShape::Reference => ("/api/v1/keys", IdField::Hash),
+            ApiShape::Guide => ("/v1/keys", IdField::Id),
+        };
+        let path = config.keys_path.as_deref().unwrap_or(default_path);
         Ok(Self {
-            entry: config.name.clone(),
+            keys: KeysApi::new(client, management_key, path, id_field),
+            shape: config.api,
         })
     }
+
+    fn client(&self) -> &Client {
+        self.keys.client()
+    }
+}
+
+/// A 403 whose type says the key may not reach a provider or model
+/// (`provider_not_allowed`, `model_not_allowed`) will not fix itself by waiting.
+fn lasting(status: u16, kind: &str) -> bool {
+    status == 403 && kind.ends_with("_not_allowed")
+}
+
+/// Both shapes' create body: the spending cap is `limit` in the API
+/// reference and `spending_limit` in the rotation guide.
+#[derive(Serialize)]
+struct CreateBody<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spending_limit: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit_reset: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_providers: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_models: Option<&'a [String]>,
 }
 
 #[async_trait]
 impl Provider for ARouter {
     fn entry(&self) -> &str {
-        &self.entry
+        self.client().entry()
     }
 
     async fn create_key(&self, spec: &KeySpec) -> Result<CreatedKey, ProviderError> {
-        Err(self.unsupported("create key", &spec.name))
+        let (limit, spending_limit) = match self.shape {
+            ApiShape::Reference => (spec.limit, None),
+            ApiShape::Guide => (None, spec.limit),
+        };
+        let body = CreateBody {
+            name: &spec.name,
+            limit,
+            spending_limit,
+            limit_reset: spec.limit_reset.map(|r| r.as_str()),
+            expires_at: spec.expires_at,
+            allowed_providers: spec.allowed_providers.as_deref(),
+            allowed_models: spec.allowed_models.as_deref(),
+        };
+        self.keys.create(&spec.name, &body).await
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyInfo>, ProviderError> {
-        Err(self.unsupported("list keys", "-"))
+        self.keys.list().await
     }
 
     async fn get_key(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError> {
-        Err(self.unsupported("get key", id))
+        self.keys.get(id).await
     }
 
     async fn disable_key(&self, id: &str) -> Result<(), ProviderError> {
-        Err(self.unsupported("disable key", id))
+        self.keys.disable(id).await
     }
 
     async fn delete_key(&self, id: &str) -> Result<(), ProviderError> {
-        Err(self.unsupported("delete key", id))
+        self.keys.delete(id).await
     }
 
-    async fn verify_key(
-        &self,
-        _key: &SecretString,
-        _mode: &VerifyMode,
-    ) -> Result<(), ProviderError> {
-        Err(self.unsupported("verify key", "-"))
+    async fn verify_key(&self, key: &SecretString, mode: &VerifyMode) -> Result<(), ProviderError> {
+        let client = self.client();
+        let (op, request) = match mode {
+            VerifyMode::KeyInfo => (
+                "verify key (GET /api/v1/key)",
+                client.request(Method::GET, "/api/v1/key", key),
+            ),
+            // Unlike OpenRouter's, ARouter's model list requires a valid key.
+            VerifyMode::Models => (
+                "verify key (GET /v1/models)",
+                client.request(Method::GET, "/v1/models", key),
+            ),
+            VerifyMode::Chat { model } => (
+                "verify key (chat)",
+                client
+                    .request(Method::POST, "/v1/chat/completions", key)
+                    .json(&client::chat_ping(model)),
+            ),
+        };
+        client.verify_typed(op, request, lasting).await
     }
 }

@@ -1,29 +1,30 @@
 //! Verification through an OpenAI-compatible gateway (`verify.base_url`):
-//! every call but `verify_key` goes to the wrapped provider. (Stub: being built.)
+//! the key under test is tried where the applications use it (a LiteLLM
+//! proxy, an internal gateway), as `GET {base_url}/models` or a one-token
+//! `POST {base_url}/chat/completions`. Every other call goes to the wrapped
+//! provider.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use secrecy::SecretString;
 
+use reqwest::Method;
+
+use super::client::{self, Client};
 use super::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
 use crate::policy::VerifyMode;
 
 pub struct GatewayVerify {
     inner: Arc<dyn Provider>,
-    #[allow(dead_code)]
-    base_url: String,
-    #[allow(dead_code)]
-    http: reqwest::Client,
+    /// Talks for the provider entry (its name is in every message).
+    gateway: Client,
 }
 
 impl GatewayVerify {
     pub fn new(inner: Arc<dyn Provider>, base_url: &str, http: reqwest::Client) -> Self {
-        Self {
-            inner,
-            base_url: base_url.trim_end_matches('/').to_string(),
-            http,
-        }
+        let gateway = Client::with_http(inner.entry(), base_url, http);
+        Self { inner, gateway }
     }
 }
 
@@ -62,6 +63,23 @@ impl Provider for GatewayVerify {
     }
 
     async fn verify_key(&self, key: &SecretString, mode: &VerifyMode) -> Result<(), ProviderError> {
-        self.inner.verify_key(key, mode).await
+        let gateway = &self.gateway;
+        let (op, request) = match mode {
+            VerifyMode::Models => (
+                "verify key through verify.base_url (GET /models)",
+                gateway.request(Method::GET, "/models", key),
+            ),
+            VerifyMode::Chat { model } => (
+                "verify key through verify.base_url (chat)",
+                gateway
+                    .request(Method::POST, "/chat/completions", key)
+                    .json(&client::chat_ping(model)),
+            ),
+            // Validation offers only models and chat with a base_url.
+            VerifyMode::KeyInfo => {
+                return Err(self.unsupported("a key-info check through verify.base_url", "-"));
+            }
+        };
+        gateway.verify(op, request).await
     }
 }

@@ -13,8 +13,10 @@ use crate::policy::{LimitReset, Policy, VerifyMode};
 
 pub mod anthropic;
 pub mod arouter;
+mod client;
 pub mod gateway;
 mod http;
+mod keys_api;
 pub mod litellm;
 pub mod openai;
 pub mod openrouter;

@@ -1,9 +1,382 @@
-//! The ARouter (both documented shapes) HTTP surface. (Stub: being built.)
+//! The ARouter HTTP surface (`/arouter`): both documented key-management
+//! shapes over the same account — the API reference at `/api/v1/keys`
+//! (`hash`, `limit`, secret at top-level `key`, DELETE answers
+//! `{data: {deleted: true}}`) and the rotation guide at `/v1/keys`
+//! (`id` = `key_<hash>`, `spending_limit`, `last_used_at`, secret at
+//! `data.key`, DELETE answers 204) — plus whoami at `/api/v1/key` and
+//! inference under `/v1`, where the model list needs a key and chat
+//! enforces a key's allow-lists. Errors are `{error: {message, type}}`.
 
+use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
-use super::Simulator;
+use super::faults::Endpoint;
+use super::openrouter::{bearer, parse, with_status};
+use super::state::{self, ApiError, CreateRequest, KeyRecord, UpdateRequest};
+use super::{Api, Simulator};
+
+const API: Api = Api::ARouter;
+const PAGE_SIZE: usize = 100;
+const MODELS: [&str; 3] = [
+    "openai/gpt-4o-mini",
+    "anthropic/claude-3.5-haiku",
+    "meta-llama/llama-3.1-8b-instruct",
+];
+
+/// Which of ARouter's documents a keys route follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Reference,
+    Guide,
+}
 
 pub(super) fn router() -> Router<Simulator> {
-    Router::new()
+    keys_routes(Router::new(), "/api/v1/keys", Shape::Reference)
+        .route("/api/v1/key", get(whoami))
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .fallback(|| async { Failure::from(ApiError::new(404, "Not found")) })
+}
+
+fn keys_routes(router: Router<Simulator>, at: &str, shape: Shape) -> Router<Simulator> {
+    let router = router
+        .route(
+            at,
+            post(move |State(sim), headers, body| create_key(shape, sim, headers, body)).get(
+                move |State(sim), headers, RawQuery(query)| list_keys(shape, sim, headers, query),
+            ),
+        )
+        .route(
+            &format!("{at}/{{id}}"),
+            get(move |State(sim), headers, Path(id)| get_key(shape, sim, headers, id))
+                .patch(move |State(sim), headers, Path(id), body| {
+                    update_key(shape, sim, headers, id, body)
+                })
+                .delete(move |State(sim), headers, Path(id)| delete_key(shape, sim, headers, id)),
+        );
+    match shape {
+        Shape::Reference => keys_routes(router, "/v1/keys", Shape::Guide),
+        Shape::Guide => router,
+    }
+}
+
+/// An error response in ARouter's shape, with `Retry-After` on 429s.
+pub(super) struct Failure(ApiError);
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let kind = self.0.code.as_deref().unwrap_or(match self.0.status {
+            400 => "invalid_request_error",
+            401 => "authentication_error",
+            402 => "insufficient_credits",
+            403 => "permission_denied",
+            404 => "not_found",
+            429 => "rate_limit_exceeded",
+            _ => "server_error",
+        });
+        let body = json!({ "error": { "message": self.0.message, "type": kind } });
+        with_status(&self.0, body)
+    }
+}
+
+type Reply = Result<Response, Failure>;
+
+fn ok(body: Value) -> Reply {
+    Ok(Json(body).into_response())
+}
+
+async fn admit_management(
+    sim: &Simulator,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+) -> Result<(), Failure> {
+    sim.admit(API, endpoint).await?;
+    Ok(sim.lock().api(API).authorize_management(bearer(headers))?)
+}
+
+/// Admits a call made with a normal key and returns the key's index.
+async fn admit_normal(
+    sim: &Simulator,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+) -> Result<(String, usize), Failure> {
+    sim.admit(API, endpoint).await?;
+    let token = bearer(headers).ok_or_else(|| ApiError::new(401, "Missing API key"))?;
+    let index = sim.lock().api(API).authenticate_normal(token)?;
+    Ok((token.to_string(), index))
+}
+
+/// The create body of both shapes; each refuses the other's limit field.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: Option<String>,
+    limit: Option<f64>,
+    spending_limit: Option<f64>,
+    limit_reset: Option<String>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    allowed_providers: Option<Vec<String>>,
+    allowed_models: Option<Vec<String>>,
+}
+
+impl CreateBody {
+    fn limit(&self, shape: Shape) -> Result<Option<f64>, ApiError> {
+        let (wanted, other, wrong) = match shape {
+            Shape::Reference => (self.limit, self.spending_limit, "spending_limit"),
+            Shape::Guide => (self.spending_limit, self.limit, "limit"),
+        };
+        match other {
+            Some(_) => Err(ApiError::new(400, format!("Unknown field: {wrong}"))),
+            None => Ok(wanted),
+        }
+    }
+}
+
+async fn create_key(shape: Shape, sim: Simulator, headers: HeaderMap, body: Bytes) -> Reply {
+    admit_management(&sim, Endpoint::Create, &headers).await?;
+    let body: CreateBody = parse(&body)?;
+    let req = CreateRequest {
+        name: body.name.clone(),
+        limit: body.limit(shape)?,
+        limit_reset: body.limit_reset.clone(),
+        include_byok_in_limit: None,
+        expires_at: body.expires_at,
+    };
+    let mut inner = sim.lock();
+    let (delay, reject) = (
+        inner.faults.propagation_delay(),
+        inner.faults.reject_new_keys(),
+    );
+    let state = inner.api(API);
+    let (_, secret) = state.create(req, delay, reject)?;
+    let key = state.keys.last_mut().expect("the key just created");
+    for (field, list) in [
+        ("allowed_providers", body.allowed_providers),
+        ("allowed_models", body.allowed_models),
+    ] {
+        key.extra.insert(field.into(), json!(list));
+    }
+    let data = render(key, shape);
+    let answer = match shape {
+        Shape::Reference => json!({ "data": data, "key": secret }),
+        Shape::Guide => {
+            let mut data = data;
+            data["key"] = json!(secret);
+            json!({ "data": data })
+        }
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// A key object as `shape` shows it; never the secret.
+fn render(key: &KeyRecord, shape: Shape) -> Value {
+    let extra = |field: &str| key.extra.get(field).cloned().unwrap_or(Value::Null);
+    match shape {
+        Shape::Reference => {
+            let mut object = key.to_json();
+            object["allowed_providers"] = extra("allowed_providers");
+            object["allowed_models"] = extra("allowed_models");
+            object
+        }
+        Shape::Guide => json!({
+            "id": format!("key_{}", key.hash),
+            "name": key.name,
+            "label": key.label,
+            "disabled": key.disabled,
+            "spending_limit": key.limit,
+            "limit_reset": key.limit_reset,
+            "usage": key.usage,
+            "allowed_providers": extra("allowed_providers"),
+            "allowed_models": extra("allowed_models"),
+            "created_at": key.created_at,
+            "updated_at": key.updated_at,
+            "expires_at": key.expires_at,
+            "last_used_at": extra("last_used_at"),
+        }),
+    }
+}
+
+/// The simulator's hash behind an id of `shape`.
+fn hash_of(shape: Shape, id: &str) -> Result<&str, ApiError> {
+    match shape {
+        Shape::Reference => Ok(id),
+        Shape::Guide => id.strip_prefix("key_").ok_or_else(state::not_found),
+    }
+}
+
+fn find(state: &state::State, hash: &str) -> Result<usize, ApiError> {
+    (state.keys.iter())
+        .position(|k| k.hash == hash)
+        .ok_or_else(state::not_found)
+}
+
+async fn list_keys(
+    shape: Shape,
+    sim: Simulator,
+    headers: HeaderMap,
+    query: Option<String>,
+) -> Reply {
+    admit_management(&sim, Endpoint::List, &headers).await?;
+    let (mut offset, mut include_disabled) = (0, false);
+    for pair in query.as_deref().unwrap_or("").split('&') {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("offset", v) => {
+                offset = v
+                    .parse()
+                    .map_err(|_| ApiError::new(400, "offset must be an integer"))?;
+            }
+            ("include_disabled", v) => include_disabled = v == "true",
+            _ => {}
+        }
+    }
+    let mut inner = sim.lock();
+    let page: Vec<Value> = (inner.api(API).keys.iter())
+        .filter(|k| include_disabled || !k.disabled)
+        .skip(offset)
+        .take(PAGE_SIZE)
+        .map(|k| render(k, shape))
+        .collect();
+    ok(json!({ "data": page }))
+}
+
+async fn get_key(shape: Shape, sim: Simulator, headers: HeaderMap, id: String) -> Reply {
+    admit_management(&sim, Endpoint::Get, &headers).await?;
+    let mut inner = sim.lock();
+    let state = inner.api(API);
+    let index = find(state, hash_of(shape, &id)?)?;
+    ok(json!({ "data": render(&state.keys[index], shape) }))
+}
+
+/// ARouter's PATCH also takes the allow-lists; the rest is OpenRouter's.
+#[derive(Deserialize)]
+struct AllowLists {
+    allowed_providers: Option<Vec<String>>,
+    allowed_models: Option<Vec<String>>,
+}
+
+async fn update_key(
+    shape: Shape,
+    sim: Simulator,
+    headers: HeaderMap,
+    id: String,
+    body: Bytes,
+) -> Reply {
+    admit_management(&sim, Endpoint::Update, &headers).await?;
+    let req: UpdateRequest = parse(&body)?;
+    let lists: AllowLists = parse(&body)?;
+    let mut inner = sim.lock();
+    let state = inner.api(API);
+    let hash = hash_of(shape, &id)?;
+    state.update(hash, req)?;
+    let index = find(state, hash)?;
+    let key = &mut state.keys[index];
+    for (field, list) in [
+        ("allowed_providers", lists.allowed_providers),
+        ("allowed_models", lists.allowed_models),
+    ] {
+        if let Some(list) = list {
+            key.extra.insert(field.into(), json!(list));
+        }
+    }
+    ok(json!({ "data": render(key, shape) }))
+}
+
+async fn delete_key(shape: Shape, sim: Simulator, headers: HeaderMap, id: String) -> Reply {
+    admit_management(&sim, Endpoint::Delete, &headers).await?;
+    sim.lock().api(API).delete(hash_of(shape, &id)?)?;
+    match shape {
+        Shape::Reference => ok(json!({ "data": { "deleted": true } })),
+        Shape::Guide => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+async fn whoami(State(sim): State<Simulator>, headers: HeaderMap) -> Reply {
+    let (token, _) = admit_normal(&sim, Endpoint::Whoami, &headers).await?;
+    ok(sim.lock().api(API).whoami(&token)?)
+}
+
+/// Unlike OpenRouter's, this list needs a working key.
+async fn models(State(sim): State<Simulator>, headers: HeaderMap) -> Reply {
+    let (_, index) = admit_normal(&sim, Endpoint::Models, &headers).await?;
+    let mut inner = sim.lock();
+    let key = &inner.api(API).keys[index];
+    let data: Vec<Value> = (MODELS.iter())
+        .filter(|model| allowed(key, model).is_ok())
+        .map(|id| json!({ "id": id, "object": "model" }))
+        .collect();
+    ok(json!({ "object": "list", "data": data }))
+}
+
+/// A key's allow-lists: the provider is the model's prefix (`openai/...`).
+fn allowed(key: &KeyRecord, model: &str) -> Result<(), ApiError> {
+    let listed = |field: &str, name: &str| match key.extra.get(field) {
+        Some(Value::Array(names)) => names.iter().any(|n| n == name),
+        _ => true,
+    };
+    let provider = model.split('/').next().unwrap_or(model);
+    if !listed("allowed_providers", provider) {
+        return Err(ApiError::new(
+            403,
+            format!("Provider {provider} is not allowed for this key"),
+        )
+        .with_code("provider_not_allowed"));
+    }
+    if !listed("allowed_models", model) {
+        return Err(
+            ApiError::new(403, format!("Model {model} is not allowed for this key"))
+                .with_code("model_not_allowed"),
+        );
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct ChatRequest {
+    model: Option<String>,
+    #[serde(default)]
+    messages: Vec<Value>,
+}
+
+async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Reply {
+    let (token, index) = admit_normal(&sim, Endpoint::Chat, &headers).await?;
+    let req: ChatRequest = parse(&body)?;
+    let model = req.model.filter(|m| MODELS.contains(&m.as_str()));
+    let model = model.ok_or_else(|| ApiError::new(400, "model is missing or unknown"))?;
+    if req.messages.is_empty() {
+        return Err(ApiError::new(400, "messages must not be empty").into());
+    }
+    let mut inner = sim.lock();
+    let state = inner.api(API);
+    allowed(&state.keys[index], &model)?;
+    (state.charge_chat(&token)).map_err(|e| match e.status {
+        402 => e.with_code("insufficient_credits"),
+        _ => e,
+    })?;
+    let now = chrono::Utc::now();
+    (state.keys[index].extra).insert("last_used_at".into(), json!(now));
+    ok(json!({
+        "id": format!("gen-arouter-{}", now.timestamp_micros()),
+        "object": "chat.completion",
+        "created": now.timestamp(),
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": "pong" },
+            "finish_reason": "length",
+        }],
+        "usage": { "prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2 },
+    }))
 }

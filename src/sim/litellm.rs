@@ -1,9 +1,322 @@
-//! The LiteLLM proxy HTTP surface. (Stub: being built.)
+//! The LiteLLM proxy HTTP surface (`/litellm`): virtual keys made with the
+//! master key (`/key/generate`, `/key/delete`, `/key/list`, `/key/info`), a
+//! key's id being its `token` (the proxy's hash of it) and its name its
+//! `key_alias`; inference at `/v1/models` (needs a key) and
+//! `/v1/chat/completions`, where a key's `models` and `max_budget` are
+//! enforced. Errors are `{error: {message, type, param, code}}`.
 
+use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
-use super::Simulator;
+use super::faults::Endpoint;
+use super::openrouter::{bearer, parse, with_status};
+use super::state::{ApiError, KeyRecord, State as Account};
+use super::{Api, Simulator};
+
+const API: Api = Api::LiteLlm;
+/// The models this proxy's config routes to.
+const MODELS: [&str; 3] = ["gpt-4o-mini", "claude-3-5-haiku", "llama-3.1-8b"];
 
 pub(super) fn router() -> Router<Simulator> {
     Router::new()
+        .route("/key/generate", post(generate))
+        .route("/key/delete", post(delete))
+        .route("/key/list", get(list))
+        .route("/key/info", get(info))
+        .route("/v1/models", get(models))
+        .route("/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .route("/chat/completions", post(chat))
+        .fallback(|| async { Failure::from(ApiError::new(404, "Not Found")) })
+}
+
+/// An error response in LiteLLM's shape (its `code` is a string).
+struct Failure(ApiError);
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let status = self.0.status;
+        let kind = self.0.code.as_deref().unwrap_or(match status {
+            400 => "bad_request_error",
+            401 | 403 => "auth_error",
+            404 => "not_found_error",
+            429 => "throttling_error",
+            _ => "internal_server_error",
+        });
+        let body = json!({ "error": {
+            "message": self.0.message,
+            "type": kind,
+            "param": "None",
+            "code": status.to_string(),
+        }});
+        with_status(&self.0, body)
+    }
+}
+
+type Reply = Result<Response, Failure>;
+
+fn ok(body: Value) -> Reply {
+    Ok(Json(body).into_response())
+}
+
+async fn admit_master(
+    sim: &Simulator,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+) -> Result<(), Failure> {
+    sim.admit(API, endpoint).await?;
+    Ok(sim.lock().api(API).authorize_management(bearer(headers))?)
+}
+
+/// Admits a call made with a virtual key and returns the key's index.
+async fn admit_key(
+    sim: &Simulator,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+) -> Result<(String, usize), Failure> {
+    sim.admit(API, endpoint).await?;
+    let invalid = || {
+        ApiError::new(
+            401,
+            "Authentication Error, Invalid proxy server token passed.",
+        )
+    };
+    let token = bearer(headers).ok_or_else(invalid)?;
+    let index = (sim.lock().api(API).authenticate_normal(token)).map_err(|_| invalid())?;
+    Ok((token.to_string(), index))
+}
+
+#[derive(Deserialize)]
+struct GenerateBody {
+    key_alias: Option<String>,
+    models: Option<Vec<String>>,
+    max_budget: Option<f64>,
+    budget_duration: Option<String>,
+    metadata: Option<Value>,
+}
+
+async fn generate(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Reply {
+    admit_master(&sim, Endpoint::Create, &headers).await?;
+    let body: GenerateBody = parse(&body)?;
+    if let Some(period) = body.budget_duration.as_deref().filter(|d| !is_duration(d)) {
+        return Err(ApiError::new(400, format!("Invalid budget_duration: {period}")).into());
+    }
+    let mut inner = sim.lock();
+    let (delay, reject) = (
+        inner.faults.propagation_delay(),
+        inner.faults.reject_new_keys(),
+    );
+    let alias = body.key_alias.unwrap_or_default();
+    let key = inner.api(API).issue(&alias, delay, reject);
+    let fields = [
+        ("models", json!(body.models.unwrap_or_default())),
+        ("max_budget", json!(body.max_budget)),
+        ("budget_duration", json!(body.budget_duration)),
+        ("metadata", body.metadata.unwrap_or_else(|| json!({}))),
+    ];
+    for (field, value) in fields {
+        key.extra.insert(field.into(), value);
+    }
+    let mut answer = render(key);
+    answer["key"] = json!(key.secret);
+    ok(answer)
+}
+
+/// `30s`, `30m`, `1h`, `30d`.
+fn is_duration(text: &str) -> bool {
+    let digits = text.trim_end_matches(['s', 'm', 'h', 'd']);
+    text.len() == digits.len() + 1
+        && !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit())
+}
+
+/// A key as `/key/list` and `/key/info` show it; never the secret.
+fn render(key: &KeyRecord) -> Value {
+    let extra = |field: &str| key.extra.get(field).cloned().unwrap_or(Value::Null);
+    let tail: String = key.secret.chars().skip(key.secret.len() - 4).collect();
+    json!({
+        "token": key.hash,
+        "key_name": format!("sk-...{tail}"),
+        "key_alias": key.name,
+        "spend": key.usage,
+        "max_budget": extra("max_budget"),
+        "budget_duration": extra("budget_duration"),
+        "models": extra("models"),
+        "metadata": extra("metadata"),
+        "blocked": key.disabled.then_some(true),
+        "expires": null,
+        "created_at": key.created_at,
+        "updated_at": key.updated_at,
+    })
+}
+
+/// A key named by its token or by the key itself, as LiteLLM accepts both.
+fn find(state: &Account, key: &str) -> Option<usize> {
+    (state.keys.iter()).position(|k| k.hash == key || k.secret == key)
+}
+
+#[derive(Deserialize)]
+struct DeleteBody {
+    keys: Vec<String>,
+}
+
+async fn delete(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Reply {
+    admit_master(&sim, Endpoint::Delete, &headers).await?;
+    let body: DeleteBody = parse(&body)?;
+    let mut inner = sim.lock();
+    let state = inner.api(API);
+    let mut deleted = Vec::new();
+    for key in &body.keys {
+        if let Some(index) = find(state, key) {
+            deleted.push(state.keys.remove(index).hash);
+        }
+    }
+    if deleted.len() < body.keys.len() {
+        let message = format!(
+            "Failed to delete all keys. Keys passed in: {}. Deleted keys: {}",
+            body.keys.len(),
+            deleted.len()
+        );
+        return Err(ApiError::new(404, message).into());
+    }
+    ok(json!({ "deleted_keys": deleted }))
+}
+
+/// `page` (from 1), `size` (1-100), `return_full_object`.
+fn list_params(query: &str) -> Result<(usize, usize, bool), ApiError> {
+    let (mut page, mut size, mut full) = (1, 10, false);
+    let number = |v: &str, what: &str| {
+        (v.parse::<usize>().ok())
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| ApiError::new(422, format!("{what} must be a positive integer")))
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("page", v) => page = number(v, "page")?,
+            ("size", v) => size = number(v, "size")?,
+            ("return_full_object", v) => full = v == "true",
+            _ => {}
+        }
+    }
+    if size > 100 {
+        return Err(ApiError::new(422, "size must be at most 100"));
+    }
+    Ok((page, size, full))
+}
+
+async fn list(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(q): RawQuery) -> Reply {
+    admit_master(&sim, Endpoint::List, &headers).await?;
+    let (page, size, full) = list_params(q.as_deref().unwrap_or(""))?;
+    let mut inner = sim.lock();
+    let keys = &inner.api(API).keys;
+    let shown: Vec<Value> = (keys.iter().skip((page - 1) * size).take(size))
+        .map(|k| if full { render(k) } else { json!(k.hash) })
+        .collect();
+    ok(json!({
+        "keys": shown,
+        "total_count": keys.len(),
+        "current_page": page,
+        "total_pages": keys.len().div_ceil(size),
+    }))
+}
+
+async fn info(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(q): RawQuery) -> Reply {
+    admit_master(&sim, Endpoint::Get, &headers).await?;
+    let query = q.unwrap_or_default();
+    let wanted = (query.split('&'))
+        .find_map(|p| p.strip_prefix("key="))
+        .ok_or_else(|| ApiError::new(400, "key is required"))?;
+    let mut inner = sim.lock();
+    let state = inner.api(API);
+    let index = find(state, wanted).ok_or_else(|| ApiError::new(404, "Key not found"))?;
+    let key = &state.keys[index];
+    ok(json!({ "key": key.hash, "info": render(key) }))
+}
+
+/// The models a key may call: its own list, or every model when it has none.
+fn models_of(key: &KeyRecord) -> Vec<&'static str> {
+    let own = key.extra.get("models").and_then(Value::as_array);
+    let own = own.filter(|list| !list.is_empty());
+    (MODELS.into_iter())
+        .filter(|m| own.is_none_or(|list| list.iter().any(|n| n == m)))
+        .collect()
+}
+
+async fn models(State(sim): State<Simulator>, headers: HeaderMap) -> Reply {
+    let (_, index) = admit_key(&sim, Endpoint::Models, &headers).await?;
+    let mut inner = sim.lock();
+    let key = &inner.api(API).keys[index];
+    let data: Vec<Value> = (models_of(key).into_iter())
+        .map(|id| json!({ "id": id, "object": "model", "created": 1677610602, "owned_by": "openai" }))
+        .collect();
+    ok(json!({ "object": "list", "data": data }))
+}
+
+#[derive(Deserialize)]
+struct ChatRequest {
+    model: Option<String>,
+    #[serde(default)]
+    messages: Vec<Value>,
+}
+
+async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Reply {
+    let (token, index) = admit_key(&sim, Endpoint::Chat, &headers).await?;
+    let req: ChatRequest = parse(&body)?;
+    let model = req.model.unwrap_or_default();
+    if !MODELS.contains(&model.as_str()) {
+        let message = format!("Invalid model name passed in model={model}");
+        return Err(ApiError::new(400, message).into());
+    }
+    if req.messages.is_empty() {
+        return Err(ApiError::new(400, "messages must not be empty").into());
+    }
+    let mut inner = sim.lock();
+    let state = inner.api(API);
+    let key = &state.keys[index];
+    if !models_of(key).contains(&model.as_str()) {
+        let message = format!(
+            "key not allowed to access model. This key can only access models={:?}. Tried to access {model}",
+            models_of(key)
+        );
+        return Err(ApiError::new(401, message)
+            .with_code("key_model_access_denied")
+            .into());
+    }
+    let budget = key.extra.get("max_budget").and_then(Value::as_f64);
+    if let Some(budget) = budget.filter(|b| key.usage >= *b) {
+        let message = format!(
+            "Budget has been exceeded! Current cost: {}, Max budget: {budget}",
+            key.usage
+        );
+        return Err(ApiError::new(400, message)
+            .with_code("budget_exceeded")
+            .into());
+    }
+    state.charge_chat(&token)?;
+    let now = chrono::Utc::now();
+    ok(json!({
+        "id": format!("chatcmpl-litellm-{}", now.timestamp_micros()),
+        "object": "chat.completion",
+        "created": now.timestamp(),
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": "pong" },
+            "finish_reason": "length",
+        }],
+        "usage": { "prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2 },
+    }))
 }

@@ -16,6 +16,7 @@ mod anthropic;
 mod arouter;
 mod control;
 mod faults;
+mod gateway;
 mod litellm;
 mod openai;
 mod openrouter;
@@ -123,6 +124,7 @@ struct Inner {
     /// One account per API, all opened with the same management key.
     states: BTreeMap<Api, State>,
     faults: FaultState,
+    gateway_calls: gateway::Calls,
 }
 
 impl Inner {
@@ -146,6 +148,11 @@ impl SimHandle {
     pub fn url(&self, api: Api) -> String {
         format!("{}{}", self.origin, api.base_path())
     }
+
+    /// The OpenAI-compatible gateway in front of every API (`verify.base_url`).
+    pub fn gateway_url(&self) -> String {
+        format!("{}{}", self.origin, gateway::PATH)
+    }
 }
 
 impl Simulator {
@@ -156,6 +163,7 @@ impl Simulator {
         let inner = Inner {
             states,
             faults: FaultState::default(),
+            gateway_calls: gateway::Calls::new(),
         };
         Self {
             inner: Arc::new(Mutex::new(inner)),
@@ -181,6 +189,7 @@ impl Simulator {
             .nest(Api::OpenAi.base_path(), openai::router())
             .nest(Api::LiteLlm.base_path(), litellm::router())
             .nest(Api::Anthropic.base_path(), anthropic::router())
+            .nest(gateway::PATH, gateway::router())
             .nest("/_sim", control::router())
             .with_state(self.clone())
     }
@@ -264,6 +273,11 @@ impl Simulator {
             *total.entry(name.clone()).or_default() += n;
         }
         total
+    }
+
+    /// Requests the gateway at `/gateway/v1` received, per endpoint name.
+    pub fn gateway_calls(&self) -> BTreeMap<String, u64> {
+        self.lock().gateway_calls.clone()
     }
 
     /// Counts the call, waits out the configured latency, then applies the

@@ -43,6 +43,33 @@ impl Case {
     pub fn assisted(&self) -> bool {
         self.api == Api::Anthropic
     }
+
+    /// ARouter as its API reference documents it (`/api/v1/keys`, `hash`).
+    pub fn arouter() -> Case {
+        Case {
+            api: Api::ARouter,
+            provider_lines: String::new(),
+            policy_lines: r#"verify = { mode = "key-info", timeout = "10s" }"#.to_string(),
+        }
+    }
+
+    /// ARouter as its rotation guide documents it (`/v1/keys`, `key_...` ids).
+    pub fn arouter_guide() -> Case {
+        Case {
+            api: Api::ARouter,
+            provider_lines: r#"api = "guide""#.to_string(),
+            policy_lines: r#"verify = { mode = "models", timeout = "10s" }"#.to_string(),
+        }
+    }
+
+    /// A LiteLLM proxy, its master key as management key.
+    pub fn litellm() -> Case {
+        Case {
+            api: Api::LiteLlm,
+            provider_lines: String::new(),
+            policy_lines: r#"verify = { mode = "models", timeout = "10s" }"#.to_string(),
+        }
+    }
 }
 
 pub struct TestEnv {
@@ -311,7 +338,7 @@ pub fn policy(name: &str, target: &str, extra: &str) -> String {
     } else {
         r#"verify = { mode = "chat", model = "openai/gpt-4o-mini", timeout = "10s" }"#
     };
-    let key = if extra.contains("key =") {
+    let key = if extra.lines().any(|l| l.starts_with("key =")) {
         ""
     } else {
         r#"key = { name = "it-{policy}-{rotation}" }"#
