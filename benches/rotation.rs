@@ -67,6 +67,10 @@ impl SecretStore for CountingStore {
         self.inner.entry()
     }
 
+    fn placement(&self, target: &Target) -> String {
+        self.inner.placement(target)
+    }
+
     async fn read_current(&self, target: &Target) -> Result<Option<SecretString>, StoreError> {
         self.hit(0);
         self.inner.read_current(target).await

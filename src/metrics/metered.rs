@@ -110,6 +110,10 @@ impl MeteredStore {
 
 #[async_trait]
 impl SecretStore for MeteredStore {
+    fn placement(&self, target: &Target) -> String {
+        self.inner.placement(target)
+    }
+
     fn entry(&self) -> &str {
         self.inner.entry()
     }

@@ -60,14 +60,8 @@ pub trait SecretStore: Send + Sync {
 
     /// How a person places a new key as the pending value (assisted
     /// rotation), as an instruction naming this store's exact location.
-    fn placement(&self, target: &Target) -> String {
-        format!(
-            "store the new value as the pending version of secret {:?} in store {}{}",
-            target.secret_id,
-            self.entry(),
-            placed_shape(target)
-        )
-    }
+    /// Required (no default) so that wrappers cannot silently lose it.
+    fn placement(&self, target: &Target) -> String;
 }
 
 /// What a placed value holds, for formats where it is more than the key.
