@@ -3,24 +3,41 @@
 //! due under the global concurrency limit, and sleeps until the earliest next
 //! due instant — computed from the cron expression in its time zone each time,
 //! so daylight-saving changes are honoured — or until a rotation finishes.
+//!
+//! [`Daemon`] is the handle the admin API and the reloader share with the
+//! loop: the current [`App`] (a reload swaps it; running rotations keep the
+//! one they started with), the set of running rotations, liveness and
+//! readiness. Shutdown: the app's cancel token stops the loop; running
+//! rotations get `daemon.shutdown_timeout` to reach a step boundary.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::app::App;
 use crate::policy::Policy;
-use crate::rotation::{Decision, Request, RunOutcome, Until, decide, run_policy};
+use crate::rotation::{Decision, Request, RunOutcome, Until, decide, next_due, run_policy};
 use crate::state::Trigger;
 
-/// The longest the loop sleeps without looking again.
-const MAX_SLEEP: Duration = Duration::from_secs(300);
+pub mod probe;
+mod trigger;
+
+pub use probe::Readiness;
+pub use trigger::Refusal;
+
+/// The longest the loop sleeps without looking again: also its liveness
+/// heartbeat (`/healthz` fails after [`UNHEALTHY_AFTER`] without a pass).
+pub const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// No pass for this long: the loop is stuck.
+pub const UNHEALTHY_AFTER: Duration = Duration::from_secs(3 * MAX_SLEEP.as_secs());
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -38,95 +55,203 @@ pub struct Summary {
 }
 
 struct Shared {
-    app: Arc<App>,
+    /// The app new rotations start with; a reload replaces it.
+    app: RwLock<Arc<App>>,
+    /// Shutdown: shared by every app a reload builds.
+    cancel: CancellationToken,
     limit: Semaphore,
     running: Mutex<HashSet<String>>,
     finished: Notify,
+    /// A reload swapped the app: look at the new policies now.
+    reloaded: Notify,
     failed: Mutex<usize>,
     /// Policies not to try again before an instant: after a failure the
     /// journal could not record (e.g. the store was unreachable), or while
     /// another process holds the secret.
     cooldown: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// When the loop last finished a pass (monotonic: immune to clock jumps).
+    last_tick: Mutex<tokio::time::Instant>,
+    readiness: Mutex<Readiness>,
 }
 
 /// How long to leave a secret alone that another process is rotating.
 const BUSY_COOLDOWN: Duration = Duration::from_secs(10);
 
+/// The running daemon, shared by the loop, the admin API and the reloader.
+#[derive(Clone)]
+pub struct Daemon {
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+}
+
 pub async fn run(app: Arc<App>, mode: Mode) -> Summary {
-    let shared = Arc::new(Shared {
-        limit: Semaphore::new(app.config.daemon.max_concurrent_rotations),
-        app: app.clone(),
-        running: Mutex::new(HashSet::new()),
-        finished: Notify::new(),
-        failed: Mutex::new(0),
-        cooldown: Mutex::new(HashMap::new()),
-    });
-    let tracker = TaskTracker::new();
-    let mut held_back: HashMap<String, DateTime<Utc>> = HashMap::new();
-    let mut first_pass = true;
-    let mut ran = 0;
-    info!(
-        policies = app.config.policies.len(),
-        ?mode,
-        "daemon started"
-    );
-    loop {
-        let now = app.clock.now();
-        let mut wake = now + MAX_SLEEP;
-        for policy in &app.config.policies {
-            if is_running(&shared, &policy.name) {
-                continue;
+    Daemon::new(app).run(mode).await
+}
+
+impl Daemon {
+    pub fn new(app: Arc<App>) -> Daemon {
+        let shared = Shared {
+            limit: Semaphore::new(app.config.daemon.max_concurrent_rotations),
+            cancel: app.cancel.clone(),
+            app: RwLock::new(app),
+            running: Mutex::new(HashSet::new()),
+            finished: Notify::new(),
+            reloaded: Notify::new(),
+            failed: Mutex::new(0),
+            cooldown: Mutex::new(HashMap::new()),
+            last_tick: Mutex::new(tokio::time::Instant::now()),
+            readiness: Mutex::new(Readiness::Probing),
+        };
+        Daemon {
+            shared: Arc::new(shared),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// The app new rotations start with.
+    pub fn app(&self) -> Arc<App> {
+        self.shared.app.read().expect("app lock poisoned").clone()
+    }
+
+    /// Switches to a reloaded app; the loop looks at its policies at once.
+    pub fn replace_app(&self, app: Arc<App>) {
+        *self.shared.app.write().expect("app lock poisoned") = app;
+        self.shared.reloaded.notify_one();
+    }
+
+    /// Policies with a rotation running in this process, sorted.
+    pub fn running(&self) -> Vec<String> {
+        let running = self.shared.running.lock().expect("running set poisoned");
+        let mut names: Vec<String> = running.iter().cloned().collect();
+        names.sort();
+        names
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.cancel.is_cancelled()
+    }
+
+    /// Time since the loop last finished a pass.
+    pub fn since_last_tick(&self) -> Duration {
+        self.shared
+            .last_tick
+            .lock()
+            .expect("tick lock poisoned")
+            .elapsed()
+    }
+
+    pub async fn run(&self, mode: Mode) -> Summary {
+        let shared = &self.shared;
+        let tracker = &self.tracker;
+        let mut app = self.app();
+        let mut held_back: HashMap<String, DateTime<Utc>> = HashMap::new();
+        let mut first_pass = true;
+        let mut ran = 0;
+        info!(
+            policies = app.config.policies.len(),
+            ?mode,
+            "daemon started"
+        );
+        loop {
+            let current = self.app();
+            if !Arc::ptr_eq(&current, &app) {
+                // Reloaded: forget removed policies; overdue work the new
+                // config brings is spread out like work found at start-up.
+                app = current;
+                held_back.retain(|name, _| app.config.policy(name).is_some());
+                first_pass = true;
             }
-            if let Some(until) = cooling_down(&shared, &policy.name, now) {
-                wake = wake.min(until);
-                continue;
-            }
-            let state = match app.state.load(&policy.name).await {
-                Ok(state) => state,
-                Err(e) => {
-                    error!(policy = %policy.name, error = %e, "cannot read the journal; skipping this policy");
+            let now = app.clock.now();
+            let mut wake = now + MAX_SLEEP;
+            for policy in &app.config.policies {
+                let state = match app.state.load(&policy.name).await {
+                    Ok(state) => state,
+                    Err(e) => {
+                        error!(policy = %policy.name, error = %e, "cannot read the journal; skipping this policy");
+                        continue;
+                    }
+                };
+                app.observer
+                    .policy_snapshot(policy, &state, next_due(policy, &state), now);
+                if is_running(shared, &policy.name) {
                     continue;
                 }
-            };
-            let decision = decide(policy, &state, now);
-            if let Decision::Wait { until, .. } = decision {
-                wake = wake.min(until.unwrap_or(wake));
-                continue;
-            }
-            if mode == Mode::Forever {
-                let start = *held_back
-                    .entry(policy.name.clone())
-                    .or_insert_with(|| now + catch_up_delay(&app, &decision, first_pass));
-                if start > now {
-                    wake = wake.min(start);
+                if let Some(until) = cooling_down(shared, &policy.name, now) {
+                    wake = wake.min(until);
                     continue;
                 }
-                held_back.remove(&policy.name);
+                let decision = decide(policy, &state, now);
+                if let Decision::Wait { until, .. } = decision {
+                    wake = wake.min(until.unwrap_or(wake));
+                    continue;
+                }
+                if mode == Mode::Forever {
+                    let start = *held_back
+                        .entry(policy.name.clone())
+                        .or_insert_with(|| now + catch_up_delay(&app, &decision, first_pass));
+                    if start > now {
+                        wake = wake.min(start);
+                        continue;
+                    }
+                    held_back.remove(&policy.name);
+                }
+                if spawn_rotation(tracker, shared, &app, policy.clone(), Request::Due) {
+                    ran += 1;
+                }
             }
-            ran += 1;
-            spawn_rotation(&tracker, &shared, policy.clone());
+            first_pass = false;
+            self.tick(&app);
+            if mode == Mode::Once {
+                break;
+            }
+            let sleep = (wake - app.clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(MAX_SLEEP);
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = shared.finished.notified() => {}
+                _ = shared.reloaded.notified() => {}
+                _ = shared.cancel.cancelled() => break,
+            }
         }
-        first_pass = false;
-        if mode == Mode::Once {
-            break;
+        tracker.close();
+        if mode == Mode::Forever {
+            info!(
+                "shutting down: no new rotations; waiting for running ones to reach a step boundary"
+            );
         }
-        let sleep = (wake - app.clock.now())
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-            .min(MAX_SLEEP);
+        self.drain().await;
+        let failed = *shared.failed.lock().expect("failed counter poisoned");
+        Summary { ran, failed }
+    }
+
+    /// The loop finished a pass: liveness for `/healthz` and the metrics.
+    fn tick(&self, app: &App) {
+        *self.shared.last_tick.lock().expect("tick lock poisoned") = tokio::time::Instant::now();
+        app.observer.metrics.scheduler_tick(app.clock.now());
+    }
+
+    /// Waits for running rotations; once shutdown is requested, for at most
+    /// `daemon.shutdown_timeout` — the journal resumes whatever is cut off.
+    async fn drain(&self) {
+        let timeout = self.app().config.daemon.shutdown_timeout;
+        let deadline = async {
+            self.shared.cancel.cancelled().await;
+            tokio::time::sleep(timeout).await;
+        };
         tokio::select! {
-            _ = tokio::time::sleep(sleep) => {}
-            _ = shared.finished.notified() => {}
-            _ = app.cancel.cancelled() => break,
+            _ = self.tracker.wait() => {}
+            _ = deadline => {
+                let running = self.running();
+                warn!(
+                    policies = %running.join(","),
+                    timeout = %humantime::format_duration(timeout),
+                    "shutdown timeout: exiting with rotations still running; the journal resumes them on the next start"
+                );
+            }
         }
     }
-    tracker.close();
-    if mode == Mode::Forever {
-        info!("shutting down: no new rotations; waiting for running ones to reach a step boundary");
-    }
-    tracker.wait().await;
-    let failed = *shared.failed.lock().expect("failed counter poisoned");
-    Summary { ran, failed }
 }
 
 /// Overdue work found at start-up is spread over `catch_up_jitter`, so a
@@ -163,13 +288,25 @@ fn is_running(shared: &Shared, policy: &str) -> bool {
         .contains(policy)
 }
 
-fn spawn_rotation(tracker: &TaskTracker, shared: &Arc<Shared>, policy: Policy) {
-    shared
+/// Starts a rotation task unless one runs for this policy already (`false`).
+/// The task keeps `app`: a reload does not change a rotation under way.
+fn spawn_rotation(
+    tracker: &TaskTracker,
+    shared: &Arc<Shared>,
+    app: &Arc<App>,
+    policy: Policy,
+    request: Request,
+) -> bool {
+    let started = shared
         .running
         .lock()
         .expect("running set poisoned")
         .insert(policy.name.clone());
+    if !started {
+        return false;
+    }
     let shared = shared.clone();
+    let app = app.clone();
     tracker.spawn(async move {
         // The semaphore is never closed, so acquire only fails if it were.
         let _permit = shared
@@ -177,23 +314,27 @@ fn spawn_rotation(tracker: &TaskTracker, shared: &Arc<Shared>, policy: Policy) {
             .acquire()
             .await
             .expect("rotation semaphore closed");
-        let ctx = shared.app.ctx(&policy);
-        let result = run_policy(&ctx, &policy, Request::Due, Until::Promoted).await;
-        let pause = match &result {
-            Ok(RunOutcome::Busy) => Some(BUSY_COOLDOWN),
-            Err(_) => Some(shared.app.config.daemon.failure_backoff.min),
-            Ok(_) => None,
-        };
-        if let Some(pause) = pause {
-            let until = shared.app.clock.now() + pause;
-            shared
-                .cooldown
-                .lock()
-                .expect("cooldown map poisoned")
-                .insert(policy.name.clone(), until);
-        }
-        if !report(&policy, &result) {
-            *shared.failed.lock().expect("failed counter poisoned") += 1;
+        // Queued behind the limit when shutdown came: do not start.
+        if !shared.cancel.is_cancelled() {
+            let ctx = app.ctx(&policy);
+            let result = run_policy(&ctx, &policy, request, Until::Promoted).await;
+            let pause = match &result {
+                Ok(RunOutcome::Busy) => Some(BUSY_COOLDOWN),
+                Err(_) => Some(app.config.daemon.failure_backoff.min),
+                Ok(_) => None,
+            };
+            if let Some(pause) = pause {
+                let until = app.clock.now() + pause;
+                shared
+                    .cooldown
+                    .lock()
+                    .expect("cooldown map poisoned")
+                    .insert(policy.name.clone(), until);
+            }
+            if !report(&policy, &result) {
+                *shared.failed.lock().expect("failed counter poisoned") += 1;
+            }
+            snapshot(&app, &policy).await;
         }
         shared
             .running
@@ -202,6 +343,16 @@ fn spawn_rotation(tracker: &TaskTracker, shared: &Arc<Shared>, policy: Policy) {
             .remove(&policy.name);
         shared.finished.notify_one();
     });
+    true
+}
+
+/// The policy's journal after a run, for the observer's per-policy gauges.
+async fn snapshot(app: &App, policy: &Policy) {
+    if let Ok(state) = app.state.load(&policy.name).await {
+        let now = app.clock.now();
+        app.observer
+            .policy_snapshot(policy, &state, next_due(policy, &state), now);
+    }
 }
 
 /// Logs the end of a run; `false` when it failed.
