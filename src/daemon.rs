@@ -23,11 +23,14 @@ use tracing::{error, info, warn};
 
 use crate::app::App;
 use crate::policy::Policy;
-use crate::rotation::{Decision, Request, RunOutcome, Until, decide, next_due, run_policy};
+use crate::rotation::{Decision, Request, RunOutcome, Until, decide, run_policy};
 use crate::state::Trigger;
 
+mod observe;
 pub mod probe;
 mod trigger;
+
+use observe::{observe, snapshot_after_run};
 
 pub use probe::Readiness;
 pub use trigger::Refusal;
@@ -72,6 +75,8 @@ struct Shared {
     /// When the loop last finished a pass (monotonic: immune to clock jumps).
     last_tick: Mutex<tokio::time::Instant>,
     readiness: Mutex<Readiness>,
+    /// Orders policy snapshots against a reload's forgetting of removed policies.
+    gate: Mutex<()>,
 }
 
 /// How long to leave a secret alone that another process is rotating.
@@ -101,6 +106,7 @@ impl Daemon {
             cooldown: Mutex::new(HashMap::new()),
             last_tick: Mutex::new(tokio::time::Instant::now()),
             readiness: Mutex::new(Readiness::Probing),
+            gate: Mutex::new(()),
         };
         Daemon {
             shared: Arc::new(shared),
@@ -114,8 +120,14 @@ impl Daemon {
     }
 
     /// Switches to a reloaded app; the loop looks at its policies at once.
-    pub fn replace_app(&self, app: Arc<App>) {
-        *self.shared.app.write().expect("app lock poisoned") = app;
+    /// The observer forgets `removed` policies in the same step, so no late
+    /// snapshot of theirs brings their series back.
+    pub fn replace_app(&self, app: Arc<App>, removed: &[String]) {
+        let _gate = self.shared.gate.lock().expect("snapshot gate poisoned");
+        *self.shared.app.write().expect("app lock poisoned") = app.clone();
+        for name in removed {
+            app.observer.forget_policy(name);
+        }
         self.shared.reloaded.notify_one();
     }
 
@@ -141,89 +153,7 @@ impl Daemon {
     }
 
     pub async fn run(&self, mode: Mode) -> Summary {
-        let shared = &self.shared;
-        let tracker = &self.tracker;
-        let mut app = self.app();
-        let mut held_back: HashMap<String, DateTime<Utc>> = HashMap::new();
-        let mut first_pass = true;
-        let mut ran = 0;
-        info!(
-            policies = app.config.policies.len(),
-            ?mode,
-            "daemon started"
-        );
-        loop {
-            let current = self.app();
-            if !Arc::ptr_eq(&current, &app) {
-                // Reloaded: forget removed policies; overdue work the new
-                // config brings is spread out like work found at start-up.
-                app = current;
-                held_back.retain(|name, _| app.config.policy(name).is_some());
-                first_pass = true;
-            }
-            let now = app.clock.now();
-            let mut wake = now + MAX_SLEEP;
-            for policy in &app.config.policies {
-                let state = match app.state.load(&policy.name).await {
-                    Ok(state) => state,
-                    Err(e) => {
-                        error!(policy = %policy.name, error = %e, "cannot read the journal; skipping this policy");
-                        continue;
-                    }
-                };
-                app.observer
-                    .policy_snapshot(policy, &state, next_due(policy, &state), now);
-                if is_running(shared, &policy.name) {
-                    continue;
-                }
-                if let Some(until) = cooling_down(shared, &policy.name, now) {
-                    wake = wake.min(until);
-                    continue;
-                }
-                let decision = decide(policy, &state, now);
-                if let Decision::Wait { until, .. } = decision {
-                    wake = wake.min(until.unwrap_or(wake));
-                    continue;
-                }
-                if mode == Mode::Forever {
-                    let start = *held_back
-                        .entry(policy.name.clone())
-                        .or_insert_with(|| now + catch_up_delay(&app, &decision, first_pass));
-                    if start > now {
-                        wake = wake.min(start);
-                        continue;
-                    }
-                    held_back.remove(&policy.name);
-                }
-                if spawn_rotation(tracker, shared, &app, policy.clone(), Request::Due) {
-                    ran += 1;
-                }
-            }
-            first_pass = false;
-            self.tick(&app);
-            if mode == Mode::Once {
-                break;
-            }
-            let sleep = (wake - app.clock.now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(MAX_SLEEP);
-            tokio::select! {
-                _ = tokio::time::sleep(sleep) => {}
-                _ = shared.finished.notified() => {}
-                _ = shared.reloaded.notified() => {}
-                _ = shared.cancel.cancelled() => break,
-            }
-        }
-        tracker.close();
-        if mode == Mode::Forever {
-            info!(
-                "shutting down: no new rotations; waiting for running ones to reach a step boundary"
-            );
-        }
-        self.drain().await;
-        let failed = *shared.failed.lock().expect("failed counter poisoned");
-        Summary { ran, failed }
+        run_loop(self, mode).await
     }
 
     /// The loop finished a pass: liveness for `/healthz` and the metrics.
@@ -252,6 +182,90 @@ impl Daemon {
             }
         }
     }
+}
+
+/// The loop itself: one pass over every policy, then sleep (see the module doc).
+async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
+    let shared = daemon.shared.clone();
+    let tracker = daemon.tracker.clone();
+    let mut app = daemon.app();
+    let mut held_back: HashMap<String, DateTime<Utc>> = HashMap::new();
+    let mut first_pass = true;
+    let mut ran = 0;
+    info!(
+        policies = app.config.policies.len(),
+        ?mode,
+        "daemon started"
+    );
+    loop {
+        let current = daemon.app();
+        if !Arc::ptr_eq(&current, &app) {
+            // Reloaded: drop the held-back starts of removed policies; overdue
+            // work the new config brings is spread out like work found at start-up.
+            app = current;
+            held_back.retain(|name, _| app.config.policy(name).is_some());
+            first_pass = true;
+        }
+        let now = app.clock.now();
+        let mut wake = now + MAX_SLEEP;
+        for policy in &app.config.policies {
+            let state = match app.state.load(&policy.name).await {
+                Ok(state) => state,
+                Err(e) => {
+                    error!(policy = %policy.name, error = %e, "cannot read the journal; skipping this policy");
+                    continue;
+                }
+            };
+            observe(&shared, &app, policy, &state, now);
+            if is_running(&shared, &policy.name) {
+                continue;
+            }
+            if let Some(until) = cooling_down(&shared, &policy.name, now) {
+                wake = wake.min(until);
+                continue;
+            }
+            let decision = decide(policy, &state, now);
+            if let Decision::Wait { until, .. } = decision {
+                wake = wake.min(until.unwrap_or(wake));
+                continue;
+            }
+            if mode == Mode::Forever {
+                let start = *held_back
+                    .entry(policy.name.clone())
+                    .or_insert_with(|| now + catch_up_delay(&app, &decision, first_pass));
+                if start > now {
+                    wake = wake.min(start);
+                    continue;
+                }
+                held_back.remove(&policy.name);
+            }
+            if spawn_rotation(&tracker, &shared, &app, policy.clone(), Request::Due) {
+                ran += 1;
+            }
+        }
+        first_pass = false;
+        daemon.tick(&app);
+        if mode == Mode::Once {
+            break;
+        }
+        let sleep = (wake - app.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_SLEEP);
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = shared.finished.notified() => {}
+            _ = shared.reloaded.notified() => {}
+            _ = shared.cancel.cancelled() => break,
+        }
+    }
+    tracker.close();
+    if mode == Mode::Forever {
+        info!("shutting down: no new rotations; waiting for running ones to reach a step boundary");
+    }
+    daemon.drain().await;
+    let failed = *shared.failed.lock().expect("failed counter poisoned");
+    Summary { ran, failed }
 }
 
 /// Overdue work found at start-up is spread over `catch_up_jitter`, so a
@@ -315,44 +329,41 @@ fn spawn_rotation(
             .await
             .expect("rotation semaphore closed");
         // Queued behind the limit when shutdown came: do not start.
-        if !shared.cancel.is_cancelled() {
-            let ctx = app.ctx(&policy);
-            let result = run_policy(&ctx, &policy, request, Until::Promoted).await;
-            let pause = match &result {
-                Ok(RunOutcome::Busy) => Some(BUSY_COOLDOWN),
-                Err(_) => Some(app.config.daemon.failure_backoff.min),
-                Ok(_) => None,
-            };
-            if let Some(pause) = pause {
-                let until = app.clock.now() + pause;
-                shared
-                    .cooldown
-                    .lock()
-                    .expect("cooldown map poisoned")
-                    .insert(policy.name.clone(), until);
-            }
-            if !report(&policy, &result) {
-                *shared.failed.lock().expect("failed counter poisoned") += 1;
-            }
-            snapshot(&app, &policy).await;
+        if shared.cancel.is_cancelled() {
+            return done(&shared, &policy.name);
         }
-        shared
-            .running
-            .lock()
-            .expect("running set poisoned")
-            .remove(&policy.name);
-        shared.finished.notify_one();
+        let ctx = app.ctx(&policy);
+        let result = run_policy(&ctx, &policy, request, Until::Promoted).await;
+        let pause = match &result {
+            Ok(RunOutcome::Busy) => Some(BUSY_COOLDOWN),
+            Err(_) => Some(app.config.daemon.failure_backoff.min),
+            Ok(_) => None,
+        };
+        if let Some(pause) = pause {
+            let until = app.clock.now() + pause;
+            shared
+                .cooldown
+                .lock()
+                .expect("cooldown map poisoned")
+                .insert(policy.name.clone(), until);
+        }
+        if !report(&policy, &result) {
+            *shared.failed.lock().expect("failed counter poisoned") += 1;
+        }
+        snapshot_after_run(&shared, &app, &policy).await;
+        done(&shared, &policy.name);
     });
     true
 }
 
-/// The policy's journal after a run, for the observer's per-policy gauges.
-async fn snapshot(app: &App, policy: &Policy) {
-    if let Ok(state) = app.state.load(&policy.name).await {
-        let now = app.clock.now();
-        app.observer
-            .policy_snapshot(policy, &state, next_due(policy, &state), now);
-    }
+/// A rotation task ends: the policy may be scheduled again.
+fn done(shared: &Shared, policy: &str) {
+    shared
+        .running
+        .lock()
+        .expect("running set poisoned")
+        .remove(policy);
+    shared.finished.notify_one();
 }
 
 /// Logs the end of a run; `false` when it failed.

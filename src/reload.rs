@@ -67,21 +67,28 @@ pub async fn reload(path: &Path, daemon: &Daemon, cause: &str) -> Result<Diff, S
             field, "changed in the config; takes effect at the next restart"
         );
     }
-    daemon.replace_app(app.clone());
+    daemon.replace_app(app.clone(), &diff.removed);
     for name in &diff.removed {
-        app.observer.forget_policy(name);
         warn_if_in_flight(&old, name).await;
     }
     info!(
         cause,
-        added = %diff.added.join(","),
-        removed = %diff.removed.join(","),
-        changed = %diff.changed.join(","),
+        added = %listed(&diff.added),
+        removed = %listed(&diff.removed),
+        changed = %listed(&diff.changed),
         policies = app.config.policies.len(),
         "config reloaded"
     );
     app.observer.config_reload(Ok(()));
     Ok(diff)
+}
+
+/// Policy names for a log line: `a,b`, or `-` for none.
+fn listed(names: &[String]) -> String {
+    if names.is_empty() {
+        return "-".into();
+    }
+    names.join(",")
 }
 
 /// The new app, or why not: validation problems one per line with their
