@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -25,8 +24,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// Problems named in the reason; the rest are counted.
 const SHOWN_PROBLEMS: usize = 5;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", content = "reason", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
     /// The start-up probe has not finished yet.
     Probing,
@@ -80,13 +78,13 @@ pub async fn probe(app: &App) -> Result<(), String> {
     let limit = Arc::new(Semaphore::new(CONCURRENCY));
     let mut checks = JoinSet::new();
     for (what, policy) in targets(app) {
-        let ctx = app.ctx(policy);
+        // Validation guarantees the store entry exists.
+        let store = app.stores[&policy.target.store].clone();
         let target = policy.target.clone();
         let limit = limit.clone();
         checks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let read = ctx.store.read_current(&target);
-            bounded(what, read).await
+            bounded(what, store.read_current(&target)).await
         });
     }
     for (entry, provider) in providers(app) {
