@@ -59,21 +59,8 @@ impl App {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<App, BuildError> {
-        let mut provider_map = BTreeMap::new();
-        for (name, entry) in &config.providers {
-            let key =
-                resolve(&entry.management_key)
-                    .await
-                    .map_err(|message| BuildError::Credential {
-                        entry: name.clone(),
-                        message,
-                    })?;
-            provider_map.insert(name.clone(), providers::build(entry, key)?);
-        }
-        let mut store_map = BTreeMap::new();
-        for (name, entry) in &config.stores {
-            store_map.insert(name.clone(), stores::build(entry).await?);
-        }
+        let providers = build_providers(&config).await?;
+        let stores = build_stores(&config).await?;
         let state: Arc<dyn StateStore> = match &config.daemon.state {
             StateLocation::File(dir) => Arc::new(FileStateStore::open(dir)?),
         };
@@ -81,13 +68,31 @@ impl App {
         let gateway_http = providers::http_client("verify.base_url", GATEWAY_TIMEOUT)?;
         Ok(App {
             config: Arc::new(config),
-            providers: provider_map,
-            stores: store_map,
+            providers,
+            stores,
             state,
             clock,
             cancel: CancellationToken::new(),
             observer,
             gateway_http,
+        })
+    }
+
+    /// The app for a reloaded config: providers and stores are built anew
+    /// (credentials read again); the journal, clock, shutdown token and
+    /// observer carry over, so metrics keep their history and one shutdown
+    /// stops rotations started under either config. The caller has checked
+    /// that `daemon.state` did not change.
+    pub async fn rebuild(&self, config: Config) -> Result<App, BuildError> {
+        Ok(App {
+            providers: build_providers(&config).await?,
+            stores: build_stores(&config).await?,
+            config: Arc::new(config),
+            state: self.state.clone(),
+            clock: self.clock.clone(),
+            cancel: self.cancel.clone(),
+            observer: self.observer.clone(),
+            gateway_http: self.gateway_http.clone(),
         })
     }
 
@@ -109,6 +114,33 @@ impl App {
             observer: self.observer.clone(),
         }
     }
+}
+
+async fn build_providers(
+    config: &Config,
+) -> Result<BTreeMap<String, Arc<dyn Provider>>, BuildError> {
+    let mut map = BTreeMap::new();
+    for (name, entry) in &config.providers {
+        let key =
+            resolve(&entry.management_key)
+                .await
+                .map_err(|message| BuildError::Credential {
+                    entry: name.clone(),
+                    message,
+                })?;
+        map.insert(name.clone(), providers::build(entry, key)?);
+    }
+    Ok(map)
+}
+
+async fn build_stores(
+    config: &Config,
+) -> Result<BTreeMap<String, Arc<dyn SecretStore>>, BuildError> {
+    let mut map = BTreeMap::new();
+    for (name, entry) in &config.stores {
+        map.insert(name.clone(), stores::build(entry).await?);
+    }
+    Ok(map)
 }
 
 /// Reads a credential from where the config points. Errors never echo a value.

@@ -10,6 +10,7 @@ use crate::app::{App, BuildError};
 use crate::config::{self, Config, ConfigError, StateLocation};
 use crate::daemon::{self, Mode};
 use crate::rotation::{self, Request, RunOutcome, Until};
+use crate::service::{Service, StartError};
 use crate::state::file::FileStateStore;
 use crate::state::{StateStore, Trigger};
 use crate::status;
@@ -88,22 +89,15 @@ pub async fn status(path: &Path, json: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let now = chrono::Utc::now();
-    let mut rows = Vec::new();
     let journal = existing_journal(&config);
-    for policy in &config.policies {
-        let state = match &journal {
-            Some(store) => match store.load(&policy.name).await {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(FAILURE);
-                }
-            },
-            None => crate::state::PolicyState::new(&policy.name),
-        };
-        rows.push(status::of(policy, &state, now));
-    }
+    let journal = journal.as_ref().map(|j| j as &dyn StateStore);
+    let rows = match status::collect(&config.policies, journal, chrono::Utc::now()).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(FAILURE);
+        }
+    };
     if json {
         // Serializing plain data structs cannot fail.
         println!(
@@ -250,6 +244,8 @@ fn print_outcome(
     ExitCode::from(code)
 }
 
+/// `rekey run`: the service (admin API, reload, graceful shutdown), or
+/// with `--once` one pass of what is due, exiting 1 if any rotation failed.
 pub async fn run(path: &Path, once: bool) -> ExitCode {
     let config = match load(path) {
         Ok(c) => c,
@@ -260,14 +256,36 @@ pub async fn run(path: &Path, once: bool) -> ExitCode {
         Err(code) => return code,
     };
     crate::signals::cancel_on_signal(app.cancel.clone());
-    let mode = if once { Mode::Once } else { Mode::Forever };
-    let summary = daemon::run(app.clone(), mode).await;
+    if !once {
+        let code = match start_service(path, app.clone()).await {
+            Ok(service) => {
+                service.run().await;
+                ExitCode::from(OK)
+            }
+            Err(code) => code,
+        };
+        flush_alerts(&app).await;
+        return code;
+    }
+    let summary = daemon::run(app.clone(), Mode::Once).await;
     flush_alerts(&app).await;
     if summary.failed > 0 {
         eprintln!("{} of {} rotations failed", summary.failed, summary.ran);
         return ExitCode::from(FAILURE);
     }
     ExitCode::from(OK)
+}
+
+/// Binds the admin port and resolves its token; a bad token reference is a
+/// config error (2), a port in use a runtime failure (1).
+pub async fn start_service(path: &Path, app: Arc<App>) -> Result<Service, ExitCode> {
+    Service::start(path, app).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(match e {
+            StartError::Token(_) => USAGE,
+            StartError::Listen { .. } => FAILURE,
+        })
+    })
 }
 
 /// `rekey sim`: the provider simulator alone, until SIGINT/SIGTERM.

@@ -3,14 +3,21 @@
 //! due under the global concurrency limit, and sleeps until the earliest next
 //! due instant — computed from the cron expression in its time zone each time,
 //! so daylight-saving changes are honoured — or until a rotation finishes.
+//!
+//! [`Daemon`] is the handle the admin API and the reloader share with the
+//! loop: the current [`App`] (a reload swaps it; running rotations keep the
+//! one they started with), the set of running rotations, liveness and
+//! readiness. Shutdown: the app's cancel token stops the loop; running
+//! rotations get `daemon.shutdown_timeout` to reach a step boundary.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
@@ -19,8 +26,21 @@ use crate::policy::Policy;
 use crate::rotation::{Decision, Request, RunOutcome, Until, WaitReason, decide, run_policy};
 use crate::state::Trigger;
 
-/// The longest the loop sleeps without looking again.
-const MAX_SLEEP: Duration = Duration::from_secs(300);
+mod observe;
+pub mod probe;
+mod trigger;
+
+use observe::{observe, snapshot_after_run};
+
+pub use probe::Readiness;
+pub use trigger::Refusal;
+
+/// The longest the loop sleeps without looking again: also its liveness
+/// heartbeat (`/healthz` fails after [`UNHEALTHY_AFTER`] without a pass).
+pub const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// No pass for this long: the loop is stuck.
+pub const UNHEALTHY_AFTER: Duration = Duration::from_secs(3 * MAX_SLEEP.as_secs());
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -38,15 +58,35 @@ pub struct Summary {
 }
 
 struct Shared {
-    app: Arc<App>,
+    /// The app new rotations start with; a reload replaces it.
+    app: RwLock<Arc<App>>,
+    /// Shutdown: shared by every app a reload builds.
+    cancel: CancellationToken,
     limit: Semaphore,
     running: Mutex<HashSet<String>>,
     finished: Notify,
+    /// A reload swapped the app: look at the new policies now.
+    reloaded: Notify,
     failed: Mutex<usize>,
     /// Policies not to try again before an instant: after a failure the
     /// journal could not record (e.g. the store was unreachable), or while
     /// another process holds the secret.
     cooldown: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// When the loop last finished a pass (monotonic: immune to clock jumps).
+    last_tick: Mutex<tokio::time::Instant>,
+    readiness: Mutex<Readiness>,
+    /// Orders policy snapshots against a reload's forgetting of removed policies.
+    gate: Mutex<()>,
+    /// Policies a reload added or changed: a rotation the next pass begins
+    /// for one of them is recorded with trigger `reload`.
+    touched_by_reload: Mutex<HashSet<String>>,
+}
+
+/// Whether a reload added or changed `policy` since its last decision (asked once).
+fn touched_by_reload(shared: &Shared, policy: &str) -> bool {
+    (shared.touched_by_reload.lock())
+        .expect("reload set poisoned")
+        .remove(policy)
 }
 
 /// How long to leave a secret alone that another process is rotating.
@@ -54,16 +94,117 @@ const BUSY_COOLDOWN: Duration = Duration::from_secs(10);
 /// How often an assisted policy's store is looked at for a placed key.
 const ASSISTED_RECHECK: Duration = Duration::from_secs(30);
 
+/// The running daemon, shared by the loop, the admin API and the reloader.
+#[derive(Clone)]
+pub struct Daemon {
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+}
+
 pub async fn run(app: Arc<App>, mode: Mode) -> Summary {
-    let shared = Arc::new(Shared {
-        limit: Semaphore::new(app.config.daemon.max_concurrent_rotations),
-        app: app.clone(),
-        running: Mutex::new(HashSet::new()),
-        finished: Notify::new(),
-        failed: Mutex::new(0),
-        cooldown: Mutex::new(HashMap::new()),
-    });
-    let tracker = TaskTracker::new();
+    Daemon::new(app).run(mode).await
+}
+
+impl Daemon {
+    pub fn new(app: Arc<App>) -> Daemon {
+        let shared = Shared {
+            limit: Semaphore::new(app.config.daemon.max_concurrent_rotations),
+            cancel: app.cancel.clone(),
+            app: RwLock::new(app),
+            running: Mutex::new(HashSet::new()),
+            finished: Notify::new(),
+            reloaded: Notify::new(),
+            failed: Mutex::new(0),
+            cooldown: Mutex::new(HashMap::new()),
+            last_tick: Mutex::new(tokio::time::Instant::now()),
+            readiness: Mutex::new(Readiness::Probing),
+            gate: Mutex::new(()),
+            touched_by_reload: Mutex::new(HashSet::new()),
+        };
+        Daemon {
+            shared: Arc::new(shared),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// The app new rotations start with.
+    pub fn app(&self) -> Arc<App> {
+        self.shared.app.read().expect("app lock poisoned").clone()
+    }
+
+    /// Switches to a reloaded app; the loop looks at its policies at once.
+    /// The observer forgets `removed` policies in the same step, so no late
+    /// snapshot of theirs brings their series back.
+    pub fn replace_app(&self, app: Arc<App>, removed: &[String], touched: &[String]) {
+        let _gate = self.shared.gate.lock().expect("snapshot gate poisoned");
+        (self.shared.touched_by_reload.lock())
+            .expect("reload set poisoned")
+            .extend(touched.iter().cloned());
+        *self.shared.app.write().expect("app lock poisoned") = app.clone();
+        for name in removed {
+            app.observer.forget_policy(name);
+        }
+        self.shared.reloaded.notify_one();
+    }
+
+    /// Policies with a rotation running in this process, sorted.
+    pub fn running(&self) -> Vec<String> {
+        let running = self.shared.running.lock().expect("running set poisoned");
+        let mut names: Vec<String> = running.iter().cloned().collect();
+        names.sort();
+        names
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.cancel.is_cancelled()
+    }
+
+    /// Time since the loop last finished a pass.
+    pub fn since_last_tick(&self) -> Duration {
+        self.shared
+            .last_tick
+            .lock()
+            .expect("tick lock poisoned")
+            .elapsed()
+    }
+
+    pub async fn run(&self, mode: Mode) -> Summary {
+        run_loop(self, mode).await
+    }
+
+    /// The loop finished a pass: liveness for `/healthz` and the metrics.
+    fn tick(&self, app: &App) {
+        *self.shared.last_tick.lock().expect("tick lock poisoned") = tokio::time::Instant::now();
+        app.observer.metrics.scheduler_tick(app.clock.now());
+    }
+
+    /// Waits for running rotations; once shutdown is requested, for at most
+    /// `daemon.shutdown_timeout` — the journal resumes whatever is cut off.
+    async fn drain(&self) {
+        let timeout = self.app().config.daemon.shutdown_timeout;
+        let deadline = async {
+            self.shared.cancel.cancelled().await;
+            tokio::time::sleep(timeout).await;
+        };
+        tokio::select! {
+            _ = self.tracker.wait() => {}
+            _ = deadline => {
+                let running = self.running();
+                warn!(
+                    policies = %running.join(","),
+                    timeout = %humantime::format_duration(timeout),
+                    "shutdown timeout: exiting with rotations still running; the journal resumes them on the next start"
+                );
+            }
+        }
+    }
+}
+
+/// The loop itself: one pass over every policy, then sleep (see the module doc).
+async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
+    let shared = daemon.shared.clone();
+    let tracker = daemon.tracker.clone();
+    let mut app = daemon.app();
     let mut held_back: HashMap<String, DateTime<Utc>> = HashMap::new();
     let mut first_pass = true;
     let mut ran = 0;
@@ -73,16 +214,17 @@ pub async fn run(app: Arc<App>, mode: Mode) -> Summary {
         "daemon started"
     );
     loop {
+        let current = daemon.app();
+        if !Arc::ptr_eq(&current, &app) {
+            // Reloaded: drop the held-back starts of removed policies; overdue
+            // work the new config brings is spread out like work found at start-up.
+            app = current;
+            held_back.retain(|name, _| app.config.policy(name).is_some());
+            first_pass = true;
+        }
         let now = app.clock.now();
         let mut wake = now + MAX_SLEEP;
         for policy in &app.config.policies {
-            if is_running(&shared, &policy.name) {
-                continue;
-            }
-            if let Some(until) = cooling_down(&shared, &policy.name, now) {
-                wake = wake.min(until);
-                continue;
-            }
             let state = match app.state.load(&policy.name).await {
                 Ok(state) => state,
                 Err(e) => {
@@ -90,7 +232,20 @@ pub async fn run(app: Arc<App>, mode: Mode) -> Summary {
                     continue;
                 }
             };
+            observe(&shared, &app, policy, &state, now);
+            if is_running(&shared, &policy.name) {
+                continue;
+            }
+            if let Some(until) = cooling_down(&shared, &policy.name, now) {
+                wake = wake.min(until);
+                continue;
+            }
             let decision = decide(policy, &state, now);
+            let request = if touched_by_reload(&shared, &policy.name) {
+                Request::DueAfterReload
+            } else {
+                Request::Due
+            };
             if let Decision::Wait { until, why } = decision {
                 // Assisted policies look for a placed key even when not due.
                 let assisted = app.providers[&policy.provider].assisted();
@@ -109,10 +264,12 @@ pub async fn run(app: Arc<App>, mode: Mode) -> Summary {
                 }
                 held_back.remove(&policy.name);
             }
-            ran += 1;
-            spawn_rotation(&tracker, &shared, policy.clone());
+            if spawn_rotation(&tracker, &shared, &app, policy.clone(), request) {
+                ran += 1;
+            }
         }
         first_pass = false;
+        daemon.tick(&app);
         if mode == Mode::Once {
             break;
         }
@@ -123,14 +280,15 @@ pub async fn run(app: Arc<App>, mode: Mode) -> Summary {
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
             _ = shared.finished.notified() => {}
-            _ = app.cancel.cancelled() => break,
+            _ = shared.reloaded.notified() => {}
+            _ = shared.cancel.cancelled() => break,
         }
     }
     tracker.close();
     if mode == Mode::Forever {
         info!("shutting down: no new rotations; waiting for running ones to reach a step boundary");
     }
-    tracker.wait().await;
+    daemon.drain().await;
     let failed = *shared.failed.lock().expect("failed counter poisoned");
     Summary { ran, failed }
 }
@@ -169,13 +327,25 @@ fn is_running(shared: &Shared, policy: &str) -> bool {
         .contains(policy)
 }
 
-fn spawn_rotation(tracker: &TaskTracker, shared: &Arc<Shared>, policy: Policy) {
-    shared
+/// Starts a rotation task unless one runs for this policy already (`false`).
+/// The task keeps `app`: a reload does not change a rotation under way.
+fn spawn_rotation(
+    tracker: &TaskTracker,
+    shared: &Arc<Shared>,
+    app: &Arc<App>,
+    policy: Policy,
+    request: Request,
+) -> bool {
+    let started = shared
         .running
         .lock()
         .expect("running set poisoned")
         .insert(policy.name.clone());
+    if !started {
+        return false;
+    }
     let shared = shared.clone();
+    let app = app.clone();
     tracker.spawn(async move {
         // The semaphore is never closed, so acquire only fails if it were.
         let _permit = shared
@@ -183,17 +353,21 @@ fn spawn_rotation(tracker: &TaskTracker, shared: &Arc<Shared>, policy: Policy) {
             .acquire()
             .await
             .expect("rotation semaphore closed");
-        let ctx = shared.app.ctx(&policy);
-        let result = run_policy(&ctx, &policy, Request::Due, Until::Promoted).await;
+        // Queued behind the limit when shutdown came: do not start.
+        if shared.cancel.is_cancelled() {
+            return done(&shared, &policy.name);
+        }
+        let ctx = app.ctx(&policy);
+        let result = run_policy(&ctx, &policy, request, Until::Promoted).await;
         let pause = match &result {
             Ok(RunOutcome::Busy) => Some(BUSY_COOLDOWN),
-            Err(_) => Some(shared.app.config.daemon.failure_backoff.min),
+            Err(_) => Some(app.config.daemon.failure_backoff.min),
             Ok(RunOutcome::AwaitingKey { .. }) => Some(ASSISTED_RECHECK),
             Ok(RunOutcome::NotDue { .. }) if ctx.provider.assisted() => Some(ASSISTED_RECHECK),
             Ok(_) => None,
         };
         if let Some(pause) = pause {
-            let until = shared.app.clock.now() + pause;
+            let until = app.clock.now() + pause;
             shared
                 .cooldown
                 .lock()
@@ -203,13 +377,20 @@ fn spawn_rotation(tracker: &TaskTracker, shared: &Arc<Shared>, policy: Policy) {
         if !report(&policy, &result) {
             *shared.failed.lock().expect("failed counter poisoned") += 1;
         }
-        shared
-            .running
-            .lock()
-            .expect("running set poisoned")
-            .remove(&policy.name);
-        shared.finished.notify_one();
+        snapshot_after_run(&shared, &app, &policy).await;
+        done(&shared, &policy.name);
     });
+    true
+}
+
+/// A rotation task ends: the policy may be scheduled again.
+fn done(shared: &Shared, policy: &str) {
+    shared
+        .running
+        .lock()
+        .expect("running set poisoned")
+        .remove(policy);
+    shared.finished.notify_one();
 }
 
 /// Logs the end of a run; `false` when it failed.

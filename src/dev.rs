@@ -1,12 +1,12 @@
 //! `rekey dev`: the whole cycle on one machine, no cloud account. Starts the
 //! provider simulator on loopback, writes a config with a file store under a
-//! directory it names, and runs the daemon exactly as `rekey run` does.
+//! directory it names, and runs the daemon exactly as `rekey run` does
+//! (admin API on a free loopback port, config reload, graceful shutdown).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::commands;
-use crate::daemon::{self, Mode};
 use crate::sim::{Faults, Simulator};
 
 pub async fn run(dir: Option<PathBuf>) -> ExitCode {
@@ -48,6 +48,12 @@ async fn prepare(dir: &Path) -> Result<ExitCode, String> {
         Ok(app) => app,
         Err(code) => return Ok(code),
     };
+    crate::signals::cancel_on_signal(app.cancel.clone());
+    let service = match commands::start_service(&config_path, app).await {
+        Ok(service) => service,
+        Err(code) => return Ok(code),
+    };
+    let admin = service.admin_addr().map_err(|e| e.to_string())?;
     println!("rekey dev");
     println!("  simulator:  {}", sim.base_url);
     println!("  config:     {}", config_path.display());
@@ -56,9 +62,11 @@ async fn prepare(dir: &Path) -> Result<ExitCode, String> {
         dir.join("secrets/demo.env").display()
     );
     println!("  journal:    {}", dir.join("state").display());
-    println!("  rotating policy \"demo\" every 20 seconds (grace 5s); Ctrl-C stops.");
-    crate::signals::cancel_on_signal(app.cancel.clone());
-    daemon::run(app, Mode::Forever).await;
+    println!("  admin API:  http://{admin}/v1/status (also /metrics, /healthz, /readyz)");
+    println!(
+        "  rotating policy \"demo\" every 20 seconds (grace 5s); edits to the config apply live; Ctrl-C stops."
+    );
+    service.run().await;
     drop(sim);
     println!("stopped; files kept in {}", dir.display());
     Ok(ExitCode::from(commands::OK))
@@ -69,6 +77,7 @@ fn dev_config(dir: &Path, base_url: &str, key_file: &Path) -> String {
         r#"# Written by `rekey dev`.
 [daemon]
 state = "file:{state}"
+admin_listen = "127.0.0.1:0"
 catch_up_jitter = "0s"
 failure_backoff = {{ min = "5s", max = "1m" }}
 

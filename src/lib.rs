@@ -4,6 +4,7 @@
 //! [`stores::SecretStore`] and [`state::StateStore`]; [`clock::Clock`] makes
 //! time injectable. Everything else is plain structs and functions.
 
+pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod clock;
@@ -19,9 +20,11 @@ pub mod metrics;
 pub mod notify;
 pub mod policy;
 pub mod providers;
+pub mod reload;
 pub mod rotation;
 pub mod schedule;
 pub mod secret;
+pub mod service;
 pub mod signals;
 pub mod sim;
 pub mod state;

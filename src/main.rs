@@ -91,8 +91,15 @@ fn main() -> ExitCode {
             return ExitCode::from(commands::FAILURE);
         }
     };
-    runtime.block_on(dispatch(cli.command))
+    let code = runtime.block_on(dispatch(cli.command));
+    // After a shutdown timeout, rotations may still be in a provider call or
+    // a blocking file write: exit anyway, the journal resumes them.
+    runtime.shutdown_timeout(EXIT_TIMEOUT);
+    code
 }
+
+/// How long tasks still running at exit may hold the process.
+const EXIT_TIMEOUT: Duration = Duration::from_millis(500);
 
 async fn dispatch(command: Command) -> ExitCode {
     match command {

@@ -1,6 +1,7 @@
-//! SIGTERM / SIGINT → cancel: no new rotations, running ones stop at the next step boundary.
+//! SIGTERM / SIGINT → cancel: no new rotations, running ones stop at the next
+//! step boundary. SIGHUP → reload the config (the daemon only).
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 pub fn cancel_on_signal(cancel: CancellationToken) {
@@ -14,4 +15,11 @@ pub fn cancel_on_signal(cancel: CancellationToken) {
         }
         cancel.cancel();
     });
+}
+
+/// SIGHUP as a stream of reload requests. Installing it also replaces
+/// SIGHUP's default action (terminate) for the rest of the process.
+pub fn hangups() -> Signal {
+    // Fails only outside a Tokio runtime with signals enabled.
+    signal(SignalKind::hangup()).expect("SIGHUP handler")
 }

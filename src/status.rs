@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::policy::Policy;
 use crate::rotation::{Decision, decide, next_due};
-use crate::state::{Outcome, PolicyState};
+use crate::state::{Outcome, PolicyState, StateError, StateStore};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyStatus {
@@ -35,6 +35,24 @@ pub struct InFlight {
     pub step: &'static str,
     pub started_at: DateTime<Utc>,
     pub revoke_after: Option<DateTime<Utc>>,
+}
+
+/// One row per policy, from `journal` (fresh states when there is none yet).
+/// Shared by `rekey status` and the admin API's `GET /v1/status`.
+pub async fn collect(
+    policies: &[Policy],
+    journal: Option<&dyn StateStore>,
+    now: DateTime<Utc>,
+) -> Result<Vec<PolicyStatus>, StateError> {
+    let mut rows = Vec::with_capacity(policies.len());
+    for policy in policies {
+        let state = match journal {
+            Some(store) => store.load(&policy.name).await?,
+            None => PolicyState::new(&policy.name),
+        };
+        rows.push(of(policy, &state, now));
+    }
+    Ok(rows)
 }
 
 pub fn of(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> PolicyStatus {

@@ -48,6 +48,9 @@ pub struct Ctx {
 pub enum Request {
     /// Do whatever is due (daemon, `run --once`).
     Due,
+    /// Like `Due`, for a policy a config reload just added or changed: a
+    /// rotation it begins is recorded with trigger `reload`.
+    DueAfterReload,
     /// Rotate now (`rotate --now`, `rotate` when nothing is due, the admin
     /// API), with an optional grace override.
     Manual {

@@ -38,19 +38,25 @@ impl Run<'_> {
             adopt::reconcile(self).await?;
         }
         match request {
-            Request::Due => match decide(self.policy, &self.state, self.now()) {
-                Decision::Resume => self.resume(until).await,
-                Decision::Rotate(trigger) => {
-                    self.start(trigger, self.policy.revoke.grace, until).await
+            Request::Due | Request::DueAfterReload => {
+                match decide(self.policy, &self.state, self.now()) {
+                    Decision::Resume => self.resume(until).await,
+                    Decision::Rotate(trigger) => {
+                        let trigger = match request {
+                            Request::DueAfterReload => Trigger::Reload,
+                            _ => trigger,
+                        };
+                        self.start(trigger, self.policy.revoke.grace, until).await
+                    }
+                    Decision::Wait { until: at, why }
+                        if self.assisted() && why == WaitReason::NotDue =>
+                    {
+                        let not_due = RunOutcome::NotDue { until: at, why };
+                        self.look_for_placed_key(until, not_due).await
+                    }
+                    Decision::Wait { until, why } => Ok(RunOutcome::NotDue { until, why }),
                 }
-                Decision::Wait { until: at, why }
-                    if self.assisted() && why == WaitReason::NotDue =>
-                {
-                    let not_due = RunOutcome::NotDue { until: at, why };
-                    self.look_for_placed_key(until, not_due).await
-                }
-                Decision::Wait { until, why } => Ok(RunOutcome::NotDue { until, why }),
-            },
+            }
             Request::Manual { grace, trigger } => self.manual(grace, trigger, until).await,
         }
     }

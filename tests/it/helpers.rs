@@ -146,6 +146,7 @@ impl TestEnv {
         let text = format!(
             r#"[daemon]
 state = "file:{state}"
+admin_listen = "127.0.0.1:0"
 catch_up_jitter = "0s"
 failure_backoff = {{ min = "1s", max = "2s" }}
 
@@ -189,7 +190,7 @@ dir = "{secrets}"
     }
 
     pub fn command(&self, args: &[&str], envs: &[(&str, &str)]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rekey"));
+        let mut cmd = tokio::process::Command::new(binary());
         cmd.args(args)
             .env(MGMT_ENV, &self.mgmt_key)
             .env("RUST_LOG", "info")
@@ -295,6 +296,12 @@ dir = "{secrets}"
             );
         }
     }
+}
+
+/// The binary under test: `REKEY_TEST_BIN` when set (a build cache shared
+/// by several checkouts can replace `target/debug/rekey` mid-run), else Cargo's.
+pub fn binary() -> String {
+    std::env::var("REKEY_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rekey").to_string())
 }
 
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {

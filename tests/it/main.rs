@@ -1,9 +1,11 @@
 //! All integration tests in one binary: the real `rekey` binary and library
 //! against the simulator (in-process) and moto (started by ./scripts/test).
 
+mod admin;
 mod aws_store;
 mod cli;
 mod crash_matrix;
+mod daemon_proc;
 mod deploy;
 mod faults;
 mod helpers;
@@ -12,8 +14,10 @@ mod observability;
 mod provider_anthropic;
 mod provider_arouter;
 mod provider_litellm;
+mod reload;
 mod rotation_aws;
 mod rotation_file;
 mod scheduling;
+mod shutdown;
 mod sim_openrouter;
 mod verify_gateway;

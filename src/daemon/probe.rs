@@ -1,0 +1,156 @@
+//! Readiness: a cheap start-up probe that the stores and providers the
+//! config names answer — one read of each policy's target secret and one
+//! management read (list keys) per provider entry, each bounded by a timeout.
+//! Until it succeeds `/readyz` answers 503 with the reason; a failed probe is
+//! retried, so a store that comes up late makes the daemon ready.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use super::Daemon;
+use crate::app::App;
+
+/// Each read gets this long.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Reads in flight at once (a fleet of secrets must not stampede the store).
+const CONCURRENCY: usize = 16;
+/// Pause before probing again after a failure.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// Problems named in the reason; the rest are counted.
+const SHOWN_PROBLEMS: usize = 5;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// The start-up probe has not finished yet.
+    Probing,
+    Ready,
+    /// The last probe failed; why (store and provider entries named).
+    Failed(String),
+}
+
+impl Daemon {
+    pub fn readiness(&self) -> Readiness {
+        self.shared
+            .readiness
+            .lock()
+            .expect("readiness lock poisoned")
+            .clone()
+    }
+
+    fn set_readiness(&self, readiness: Readiness) {
+        *self
+            .shared
+            .readiness
+            .lock()
+            .expect("readiness lock poisoned") = readiness;
+    }
+
+    /// Probes until the app's stores and providers answer (or shutdown).
+    pub async fn probe_until_ready(&self) {
+        loop {
+            match probe(&self.app()).await {
+                Ok(()) => {
+                    info!("ready: every store and provider answered");
+                    self.set_readiness(Readiness::Ready);
+                    return;
+                }
+                Err(reason) => {
+                    warn!(%reason, retry_in_s = RETRY_AFTER.as_secs(), "not ready");
+                    self.set_readiness(Readiness::Failed(reason));
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(RETRY_AFTER) => {}
+                _ = self.shared.cancel.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// One read per distinct target secret and one list per provider entry.
+/// `Err` names every entry that did not answer (the first few in full).
+pub async fn probe(app: &App) -> Result<(), String> {
+    let limit = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut checks = JoinSet::new();
+    for (what, policy) in targets(app) {
+        // Validation guarantees the store entry exists.
+        let store = app.stores[&policy.target.store].clone();
+        let target = policy.target.clone();
+        let limit = limit.clone();
+        checks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            bounded(what, store.read_current(&target)).await
+        });
+    }
+    for (entry, provider) in providers(app) {
+        let limit = limit.clone();
+        checks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            bounded(format!("providers.{entry}"), provider.list_keys()).await
+        });
+    }
+    let mut problems: Vec<String> = checks
+        .join_all()
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    problems.sort();
+    let more = problems.len().saturating_sub(SHOWN_PROBLEMS);
+    problems.truncate(SHOWN_PROBLEMS);
+    let mut reason = problems.join("; ");
+    if more > 0 {
+        reason.push_str(&format!("; and {more} more"));
+    }
+    Err(reason)
+}
+
+/// Each target secret once, named by the first policy that writes it.
+fn targets(app: &App) -> Vec<(String, &crate::policy::Policy)> {
+    let mut seen = BTreeMap::new();
+    for policy in &app.config.policies {
+        let target = &policy.target;
+        seen.entry((target.store.clone(), target.secret_id.clone()))
+            .or_insert(policy);
+    }
+    seen.into_iter()
+        .map(|((store, secret), policy)| (format!("stores.{store} (secret {secret})"), policy))
+        .collect()
+}
+
+/// Each provider entry once, scoped the way its first policy uses it (OpenAI
+/// lists a project's keys); an entry no policy uses is asked as it is.
+fn providers(app: &App) -> Vec<(String, Arc<dyn crate::providers::Provider>)> {
+    app.providers
+        .iter()
+        .map(|(entry, shared)| {
+            let client = match app.config.policies.iter().find(|p| &p.provider == entry) {
+                Some(policy) => app.ctx(policy).provider,
+                None => shared.clone(),
+            };
+            (entry.clone(), client)
+        })
+        .collect()
+}
+
+async fn bounded<T, E: std::fmt::Display>(
+    what: String,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(CHECK_TIMEOUT, call).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!(
+            "{what}: no answer within {}s",
+            CHECK_TIMEOUT.as_secs()
+        )),
+    }
+}

@@ -1,0 +1,252 @@
+//! Hot reload of the config: on SIGHUP, or when the file changed and has
+//! settled (polled every second: mtime, size and a hash of the content; a
+//! change is taken once two polls agree, so a half-written file is not read).
+//!
+//! A config that fails validation (or whose credentials cannot be read) is
+//! refused: the running one stays, every problem is logged with its field
+//! path, and the observer counts and alerts it. A valid one is applied as a
+//! diff: the daemon switches to an app built from it, so added policies are
+//! scheduled, removed ones are not, changed ones follow their new settings —
+//! and rotations already running finish with the app they started with.
+
+use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::{self, Config, ConfigError};
+use crate::daemon::Daemon;
+
+/// How often the file is looked at.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Watches for SIGHUP and file changes until `cancel`; reloads on each.
+pub async fn watch(path: PathBuf, daemon: Daemon, cancel: CancellationToken) {
+    let mut hangups = crate::signals::hangups();
+    let mut debounce = Debounce::new(fingerprint(&path));
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    info!(config = %path.display(), "reloading the config on SIGHUP or when the file changes");
+    loop {
+        let cause = tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = hangups.recv() => "SIGHUP",
+            _ = poll.tick() => {
+                if !debounce.settled_change(fingerprint(&path)) {
+                    continue;
+                }
+                "file change"
+            }
+        };
+        debounce.attempted(fingerprint(&path));
+        // Outcomes are logged and reported to the observer inside.
+        let _ = reload(&path, &daemon, cause).await;
+    }
+}
+
+/// Loads `path` and applies it, or refuses it and keeps the running config.
+pub async fn reload(path: &Path, daemon: &Daemon, cause: &str) -> Result<Diff, String> {
+    let old = daemon.app();
+    let result = build(path, &old).await;
+    let app = match result {
+        Ok(app) => app,
+        Err(reason) => {
+            error!(cause, %reason, "config reload refused; the running config stays");
+            old.observer.config_reload(Err(&reason));
+            return Err(reason);
+        }
+    };
+    let diff = Diff::between(&old.config, &app.config);
+    for field in &diff.restart_only {
+        warn!(
+            cause,
+            field, "changed in the config; takes effect at the next restart"
+        );
+    }
+    let touched: Vec<String> = diff.added.iter().chain(&diff.changed).cloned().collect();
+    daemon.replace_app(app.clone(), &diff.removed, &touched);
+    for name in &diff.removed {
+        warn_if_in_flight(&old, name).await;
+    }
+    info!(
+        cause,
+        added = %listed(&diff.added),
+        removed = %listed(&diff.removed),
+        changed = %listed(&diff.changed),
+        policies = app.config.policies.len(),
+        "config reloaded"
+    );
+    app.observer.config_reload(Ok(()));
+    Ok(diff)
+}
+
+/// Policy names for a log line: `a,b`, or `-` for none.
+fn listed(names: &[String]) -> String {
+    if names.is_empty() {
+        return "-".into();
+    }
+    names.join(",")
+}
+
+/// The new app, or why not: validation problems one per line with their
+/// field paths, a refused state move, unreadable credentials.
+async fn build(path: &Path, old: &crate::app::App) -> Result<Arc<crate::app::App>, String> {
+    let config = config::load_file(path).map_err(|e| match e {
+        ConfigError::Invalid { problems, .. } => {
+            for p in &problems {
+                error!(field = %p.path, problem = %p.message, "invalid config");
+            }
+            let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            format!("{}: {}", path.display(), lines.join("; "))
+        }
+        read @ ConfigError::Read { .. } => read.to_string(),
+    })?;
+    if config.daemon.state != old.config.daemon.state {
+        return Err(
+            "daemon.state: the journal cannot move while rotations may be running; restart rekey to change it"
+                .into(),
+        );
+    }
+    let app = old.rebuild(config).await.map_err(|e| e.to_string())?;
+    old.observer.apply_config(&app.config).await?;
+    Ok(Arc::new(app))
+}
+
+/// A removed policy's rotation in flight stays where it is (its old key is
+/// not revoked) until the policy comes back: say so.
+async fn warn_if_in_flight(old: &crate::app::App, policy: &str) {
+    let Ok(state) = old.state.load(policy).await else {
+        return;
+    };
+    if let Some(rotation) = state.in_flight {
+        warn!(
+            policy,
+            rotation = %rotation.id,
+            step = rotation.step.as_str(),
+            "removed policy has a rotation in flight; it is finished when the policy is back in the config"
+        );
+    }
+}
+
+/// What a reload changes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Diff {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Any setting of the policy, its provider entry or its store entry.
+    pub changed: Vec<String>,
+    /// `daemon.*` settings read only at start.
+    pub restart_only: Vec<&'static str>,
+}
+
+impl Diff {
+    pub fn between(old: &Config, new: &Config) -> Diff {
+        let names = |c: &Config| -> BTreeSet<String> {
+            c.policies.iter().map(|p| p.name.clone()).collect()
+        };
+        let (before, after) = (names(old), names(new));
+        let changed = after
+            .intersection(&before)
+            .filter(|name| described(old, name) != described(new, name))
+            .cloned()
+            .collect();
+        Diff {
+            added: after.difference(&before).cloned().collect(),
+            removed: before.difference(&after).cloned().collect(),
+            changed,
+            restart_only: restart_only(old, new),
+        }
+    }
+}
+
+/// A policy with the provider and store entries it uses, as text: `Policy`
+/// has no `PartialEq` (its schedule holds croner's parsed form), and its
+/// `Debug` shows every setting (the schedule as written, credentials as
+/// references, never values).
+fn described(config: &Config, name: &str) -> Option<String> {
+    let policy = config.policy(name)?;
+    Some(format!(
+        "{policy:?} {:?} {:?}",
+        config.providers.get(&policy.provider),
+        config.stores.get(&policy.target.store)
+    ))
+}
+
+fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (a, b) = (&old.daemon, &new.daemon);
+    [
+        ("daemon.admin_listen", a.admin_listen != b.admin_listen),
+        ("daemon.admin_token", a.admin_token != b.admin_token),
+        (
+            "daemon.max_concurrent_rotations",
+            a.max_concurrent_rotations != b.max_concurrent_rotations,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(field, changed)| changed.then_some(field))
+    .collect()
+}
+
+/// What the watcher knows of the file: enough to see any edit, cheaply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    modified: Option<SystemTime>,
+    len: u64,
+    hash: u64,
+}
+
+/// `None` while the file cannot be read (e.g. mid-replace).
+pub fn fingerprint(path: &Path) -> Option<Fingerprint> {
+    let bytes = std::fs::read(path).ok()?;
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    Some(Fingerprint {
+        modified,
+        len: bytes.len() as u64,
+        hash: hasher.finish(),
+    })
+}
+
+/// Decides when a changed file has settled: it differs from what was last
+/// loaded (or refused), and two polls in a row saw the same thing.
+#[derive(Debug)]
+pub struct Debounce {
+    seen: Option<Fingerprint>,
+    candidate: Option<Fingerprint>,
+}
+
+impl Debounce {
+    pub fn new(loaded: Option<Fingerprint>) -> Self {
+        Debounce {
+            seen: loaded,
+            candidate: None,
+        }
+    }
+
+    /// One poll: `true` when the file changed and has not moved since the last poll.
+    pub fn settled_change(&mut self, now: Option<Fingerprint>) -> bool {
+        if now.is_none() || now == self.seen {
+            self.candidate = None;
+            return false;
+        }
+        if self.candidate == now {
+            return true;
+        }
+        self.candidate = now;
+        false
+    }
+
+    /// A reload of this version ran (applied or refused): do not repeat it.
+    pub fn attempted(&mut self, version: Option<Fingerprint>) {
+        self.seen = version;
+        self.candidate = None;
+    }
+}
+
+#[cfg(test)]
+mod tests;
