@@ -7,6 +7,7 @@ mod crash_matrix;
 mod faults;
 mod helpers;
 mod moto;
+mod provider_openai;
 mod rotation_aws;
 mod rotation_file;
 mod scheduling;
