@@ -133,6 +133,13 @@ const INVALID: &[(&str, &[(&str, &str)])] = &[
             "invalid type: string, expected an integer",
         )],
     ),
+    (
+        "openai-default-project.toml",
+        &[(
+            "policy[0].project_id",
+            "OpenAI's Default project cannot hold service accounts",
+        )],
+    ),
     ("never-fires.toml", &[("policy[0].schedule", "never fires")]),
     (
         "expires-before-replaced.toml",

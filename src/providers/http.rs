@@ -137,6 +137,8 @@ struct ErrorBody {
 #[derive(Deserialize)]
 struct ErrorDetail {
     message: Option<String>,
+    /// OpenAI: a string like `insufficient_quota`; OpenRouter: the HTTP status.
+    code: Option<serde_json::Value>,
 }
 
 /// The provider's `error.message`, cut to a bounded length.
@@ -148,6 +150,17 @@ pub(crate) fn error_message(body: &[u8]) -> Option<String> {
         cut.push('…');
     }
     Some(cut)
+}
+
+/// The provider's `error.code` when it is a short identifier (OpenAI's
+/// `insufficient_quota`, `invalid_api_key`): safe to branch on and to show.
+pub(crate) fn error_code(body: &[u8]) -> Option<String> {
+    let parsed: ErrorBody = serde_json::from_slice(body).ok()?;
+    let code = parsed.error.code?.as_str()?.to_string();
+    let identifier = code.len() <= 64
+        && !code.is_empty()
+        && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    identifier.then_some(code)
 }
 
 #[cfg(test)]
@@ -229,5 +242,17 @@ mod tests {
             Some(201)
         );
         assert_eq!(error_message(b"<html>gateway</html>"), None);
+    }
+
+    #[test]
+    fn only_an_identifier_like_string_code_is_read() {
+        let code = |body: &str| error_code(body.as_bytes());
+        let quota =
+            r#"{"error":{"message":"m","type":"insufficient_quota","code":"insufficient_quota"}}"#;
+        assert_eq!(code(quota).as_deref(), Some("insufficient_quota"));
+        assert_eq!(code(r#"{"error":{"code":429,"message":"m"}}"#), None);
+        assert_eq!(code(r#"{"error":{"code":null}}"#), None);
+        assert_eq!(code(r#"{"error":{"code":"sk-abc def"}}"#), None);
+        assert_eq!(code("not json"), None);
     }
 }

@@ -1,58 +1,374 @@
-//! OpenAI key management and verification, per PROVIDERS.md. (Stub: being built.)
+//! OpenAI keys by service account (PROVIDERS.md "OpenAI"): no API mints a
+//! plain project key, so each rotation creates a new service account in the
+//! policy's project (its key comes back once, in that answer) and revoking
+//! deletes the old account, which invalidates its key. Management calls
+//! carry the admin key and name a project, hence one client per policy
+//! (`for_policy`); verification calls `/models` or a chat ping with the key
+//! itself. Owns these wire shapes and what OpenAI's errors mean.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use secrecy::SecretString;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use secrecy::zeroize::Zeroize;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde_json::json;
 
+use super::http::{self, Caller, Quote};
 use super::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
 use crate::config::ProviderConfig;
-use crate::policy::VerifyMode;
+use crate::policy::{Policy, VerifyMode};
+
+mod wire;
+
+use wire::{CreatedAccount, Page, ProjectApiKey, ServiceAccount};
+
+/// OpenAI's largest page for the admin list endpoints.
+const PAGE_SIZE: usize = 100;
+/// Stops paging through a provider that always says `has_more`.
+const MAX_PAGES: usize = 10_000;
+/// The `error.code` of a 429 that waiting will not fix.
+const QUOTA_EXHAUSTED: &str = "insufficient_quota";
+
+/// What every client of one `[providers.<name>]` entry shares.
+struct Client {
+    entry: String,
+    base_url: String,
+    admin_key: SecretString,
+    http: reqwest::Client,
+}
 
 pub struct OpenAi {
-    entry: String,
+    client: Arc<Client>,
+    /// `None` on the entry's shared instance, which cannot manage keys.
+    project: Option<String>,
 }
 
 impl OpenAi {
-    pub fn new(
-        config: &ProviderConfig,
-        _management_key: SecretString,
-    ) -> Result<Self, ProviderError> {
-        Ok(Self {
+    pub fn new(config: &ProviderConfig, admin_key: SecretString) -> Result<Self, ProviderError> {
+        let http = super::http_client(&config.name, config.request_timeout)?;
+        let client = Client {
             entry: config.name.clone(),
+            base_url: config.base_url.trim_end_matches('/').to_string(),
+            admin_key,
+            http,
+        };
+        Ok(Self {
+            client: Arc::new(client),
+            project: None,
+        })
+    }
+
+    /// This client, managing service accounts of `project`.
+    pub fn in_project(&self, project: &str) -> OpenAi {
+        OpenAi {
+            client: self.client.clone(),
+            project: Some(project.to_string()),
+        }
+    }
+
+    fn entry_name(&self) -> &str {
+        &self.client.entry
+    }
+
+    /// `/organization/projects/{project}/service_accounts`, or why there is none.
+    fn accounts_path(&self, op: &str) -> Result<String, ProviderError> {
+        Ok(format!("{}/service_accounts", self.project_path(op)?))
+    }
+
+    fn project_path(&self, op: &str) -> Result<String, ProviderError> {
+        let project = self.project.as_deref().ok_or_else(|| ProviderError::Permanent {
+            provider: self.entry_name().to_string(),
+            status: None,
+            message: format!(
+                "{op}: OpenAI keys are service accounts inside a project; the policy needs a project_id"
+            ),
+        })?;
+        Ok(format!("/organization/projects/{project}"))
+    }
+
+    fn request(&self, method: Method, path: &str, key: &SecretString) -> RequestBuilder {
+        let url = format!("{}{path}", self.client.base_url);
+        (self.client.http.request(method, url)).bearer_auth(key.expose_secret())
+    }
+
+    fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request(method, path, &self.client.admin_key)
+    }
+
+    async fn send(&self, op: &str, request: RequestBuilder) -> Result<Response, ProviderError> {
+        let sent = request.send().await;
+        sent.map_err(|err| http::transport(self.entry_name(), op, &err))
+    }
+
+    /// The body of a successful response; any other status becomes an error.
+    async fn success_body(
+        &self,
+        op: &str,
+        caller: Caller,
+        quote: Quote,
+        response: Response,
+    ) -> Result<(u16, Vec<u8>), ProviderError> {
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            return Err(self.failure(op, caller, quote, response).await);
+        }
+        let body = response.bytes().await;
+        let body = body.map_err(|err| http::transport(self.entry_name(), op, &err))?;
+        Ok((status, body.into()))
+    }
+
+    /// OpenAI's meanings on top of the shared classification: a 429 for an
+    /// exhausted quota is permanent, and the management failures a person
+    /// must fix say what to fix.
+    async fn failure(
+        &self,
+        op: &str,
+        caller: Caller,
+        quote: Quote,
+        response: Response,
+    ) -> ProviderError {
+        let failed = Failed::read(quote, response).await;
+        let (status, detail) = (failed.status, failed.detail());
+        let project = self.project.as_deref().unwrap_or("-");
+        let message = match (status, caller) {
+            (429, _) if failed.code.as_deref() == Some(QUOTA_EXHAUSTED) => format!(
+                "{op}: HTTP 429 {QUOTA_EXHAUSTED}: the OpenAI organization's quota is exhausted; add credits (platform.openai.com, Settings, Billing) — not retried"
+            ),
+            (400, Caller::Management) if op == CREATE => format!(
+                "{op}: HTTP 400 ({detail}): OpenAI refused a service account in project {project}; the Default project cannot hold service accounts, so project_id must name a project of its own"
+            ),
+            (404, Caller::Management) => format!(
+                "{op}: HTTP 404 ({detail}): no project {project} in this organization; check the policy's project_id"
+            ),
+            (401 | 403, Caller::Management) => {
+                let hint =
+                    format!("{detail}; OpenAI management calls need an admin key (sk-admin-...)");
+                return http::classify(
+                    self.entry_name(),
+                    op,
+                    caller,
+                    status,
+                    failed.retry_after,
+                    Some(hint),
+                );
+            }
+            _ => {
+                return http::classify(
+                    self.entry_name(),
+                    op,
+                    caller,
+                    status,
+                    failed.retry_after,
+                    Some(detail),
+                );
+            }
+        };
+        ProviderError::Permanent {
+            provider: self.entry_name().to_string(),
+            status: Some(status),
+            message,
+        }
+    }
+
+    /// A management GET whose answer is JSON of type `T`.
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        op: &str,
+        path: &str,
+    ) -> Result<T, ProviderError> {
+        let response = self.send(op, self.admin(Method::GET, path)).await?;
+        let (status, body) = self
+            .success_body(op, Caller::Management, Quote::ProviderMessage, response)
+            .await?;
+        wire::parse(self.entry_name(), op, status, &body)
+    }
+
+    /// Every item of a cursor-paged admin list (`limit`, `after`, `has_more`).
+    async fn list_all<T: DeserializeOwned>(
+        &self,
+        op: &str,
+        path: &str,
+    ) -> Result<Vec<T>, ProviderError> {
+        let mut items = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let cursor = after
+                .as_deref()
+                .map(|a| format!("&after={a}"))
+                .unwrap_or_default();
+            let url = format!("{path}?limit={PAGE_SIZE}{cursor}");
+            let page: Page<T> = self.get_json(op, &url).await?;
+            items.extend(page.data);
+            if !page.has_more {
+                return Ok(items);
+            }
+            let next = page.last_id.filter(|id| wire::is_id(id));
+            if next.is_none() || next == after {
+                return Err(http::malformed(
+                    self.entry_name(),
+                    op,
+                    200,
+                    "has_more without a new last_id",
+                ));
+            }
+            after = next;
+        }
+        Err(http::malformed(
+            self.entry_name(),
+            op,
+            200,
+            "paging never ended",
+        ))
+    }
+
+    /// A service account id as a path segment, refused when it could change the path.
+    fn account_id<'a>(&self, op: &str, id: &'a str) -> Result<&'a str, ProviderError> {
+        if wire::is_id(id) {
+            return Ok(id);
+        }
+        Err(ProviderError::Permanent {
+            provider: self.entry_name().to_string(),
+            status: None,
+            message: format!("{op}: {id:?} is not a service account id (svc_acct_...)"),
         })
     }
 }
 
+/// What a failed response said, as far as it may be shown.
+struct Failed {
+    status: u16,
+    retry_after: Option<std::time::Duration>,
+    /// `error.code`, only when it is a plain identifier.
+    code: Option<String>,
+    message: String,
+}
+
+impl Failed {
+    async fn read(quote: Quote, response: Response) -> Failed {
+        let status = response.status().as_u16();
+        let retry_after = http::retry_after(response.headers());
+        let body = response.bytes().await.unwrap_or_default();
+        let message = match quote {
+            Quote::ProviderMessage => http::error_message(&body),
+            Quote::Nothing => Some("provider message withheld".to_string()),
+        };
+        Failed {
+            status,
+            retry_after,
+            code: http::error_code(&body),
+            message: message.unwrap_or_else(|| "no error message".to_string()),
+        }
+    }
+
+    /// The message with its code, e.g. `Incorrect API key provided: sk-ad...xyz. (invalid_api_key)`.
+    fn detail(&self) -> String {
+        match &self.code {
+            Some(code) => format!("{} ({code})", self.message),
+            None => self.message.clone(),
+        }
+    }
+}
+
+/// The one call whose 400 means "this project cannot hold service accounts".
+const CREATE: &str = "create service account";
+
 #[async_trait]
 impl Provider for OpenAi {
     fn entry(&self) -> &str {
-        &self.entry
+        self.entry_name()
+    }
+
+    fn for_policy(&self, policy: &Policy) -> Option<Arc<dyn Provider>> {
+        // Validation requires project_id for openai; without one the
+        // unscoped instance's management calls say what is missing.
+        let project = policy.project_id.as_deref()?;
+        Some(Arc::new(self.in_project(project)))
     }
 
     async fn create_key(&self, spec: &KeySpec) -> Result<CreatedKey, ProviderError> {
-        Err(self.unsupported("create key", &spec.name))
+        let path = self.accounts_path(CREATE)?;
+        let request = self
+            .admin(Method::POST, &path)
+            .json(&json!({ "name": spec.name }));
+        let response = self.send(CREATE, request).await?;
+        let (status, mut raw) = self
+            .success_body(CREATE, Caller::Management, Quote::Nothing, response)
+            .await?;
+        // Nothing of serde's error is kept: it could quote the key.
+        let parsed = serde_json::from_slice::<CreatedAccount>(&raw);
+        raw.zeroize();
+        let malformed = |what| http::malformed(self.entry_name(), CREATE, status, what);
+        let created = parsed.map_err(|_| malformed("not the expected JSON"))?;
+        created.into_created(&spec.name).map_err(malformed)
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyInfo>, ProviderError> {
-        Err(self.unsupported("list keys", "-"))
+        let accounts_path = self.accounts_path("list service accounts")?;
+        let accounts: Vec<ServiceAccount> = self
+            .list_all("list service accounts", &accounts_path)
+            .await?;
+        let keys_path = format!("{}/api_keys", self.project_path("list project keys")?);
+        let keys: Vec<ProjectApiKey> = self.list_all("list project keys", &keys_path).await?;
+        Ok(accounts
+            .into_iter()
+            .map(|account| {
+                let label = wire::label_of(&account.id, &keys);
+                account.into_info(label)
+            })
+            .collect())
     }
 
+    /// The account alone (label empty): its key's redacted value is only in the key list.
     async fn get_key(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError> {
-        Err(self.unsupported("get key", id))
+        let op = "get service account";
+        let path = format!("{}/{}", self.accounts_path(op)?, self.account_id(op, id)?);
+        let response = self.send(op, self.admin(Method::GET, &path)).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let (status, body) = self
+            .success_body(op, Caller::Management, Quote::ProviderMessage, response)
+            .await?;
+        let account: ServiceAccount = wire::parse(self.entry_name(), op, status, &body)?;
+        Ok(Some(account.into_info(String::new())))
     }
 
     async fn disable_key(&self, id: &str) -> Result<(), ProviderError> {
-        Err(self.unsupported("disable key", id))
+        Err(self.unsupported("disable a service account", id))
     }
 
+    /// Deleting the service account invalidates its key; 404 = already gone.
     async fn delete_key(&self, id: &str) -> Result<(), ProviderError> {
-        Err(self.unsupported("delete key", id))
+        let op = "delete service account";
+        let path = format!("{}/{}", self.accounts_path(op)?, self.account_id(op, id)?);
+        let response = self.send(op, self.admin(Method::DELETE, &path)).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        self.success_body(op, Caller::Management, Quote::ProviderMessage, response)
+            .await?;
+        Ok(())
     }
 
-    async fn verify_key(
-        &self,
-        _key: &SecretString,
-        _mode: &VerifyMode,
-    ) -> Result<(), ProviderError> {
-        Err(self.unsupported("verify key", "-"))
+    async fn verify_key(&self, key: &SecretString, mode: &VerifyMode) -> Result<(), ProviderError> {
+        let (op, request) = match mode {
+            VerifyMode::Chat { model } => {
+                let messages = json!([{ "role": "user", "content": "ping" }]);
+                let ping = json!({ "model": model, "messages": messages, "max_tokens": 1 });
+                let request = self.request(Method::POST, "/chat/completions", key);
+                ("verify key (chat)", request.json(&ping))
+            }
+            // Validation offers only models and chat here; /models needs a working key.
+            VerifyMode::Models | VerifyMode::KeyInfo => (
+                "verify key (GET /models)",
+                self.request(Method::GET, "/models", key),
+            ),
+        };
+        let response = self.send(op, request).await?;
+        self.success_body(op, Caller::KeyUnderTest, Quote::ProviderMessage, response)
+            .await?;
+        Ok(())
     }
 }

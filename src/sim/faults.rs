@@ -82,6 +82,10 @@ impl FaultState {
         self.faults.reject_new_keys
     }
 
+    pub(crate) fn quota_exhausted(&self) -> bool {
+        self.faults.quota_exhausted
+    }
+
     /// Decides the fault for one request, spending one rate-limited answer if due.
     pub(crate) fn decide(&mut self, endpoint: Endpoint) -> Injected {
         if let Some(retry_after_secs) = self.take_rate_limit(endpoint) {

@@ -23,6 +23,7 @@ mod openrouter;
 mod state;
 
 use faults::{Endpoint, FaultState, Injected};
+pub use openai::{SIM_OPENAI_DEFAULT_PROJECT, SIM_OPENAI_PROJECT};
 use state::{ApiError, State};
 
 /// The provider APIs the simulator speaks.
@@ -90,6 +91,8 @@ pub struct Faults {
     pub rate_limit: BTreeMap<String, RateLimitFault>,
     pub propagation_delay_ms: u64,
     pub reject_new_keys: bool,
+    /// OpenAI: `models` and `chat` answer 429 `insufficient_quota` (the organization is out of credits).
+    pub quota_exhausted: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

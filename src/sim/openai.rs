@@ -1,9 +1,267 @@
-//! The OpenAI organization admin API (projects, service accounts) and /models, /chat/completions HTTP surface. (Stub: being built.)
+//! The OpenAI surface (`/openai/v1`): the organization admin API for a
+//! project's service accounts and their keys (admin key only), and
+//! `/models` and `/chat/completions` for the keys themselves. Every error
+//! has OpenAI's shape `{error: {message, type, param, code}}`. What a
+//! service account is in the shared `State` lives in `openai/accounts.rs`.
 
+use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
 
-use super::Simulator;
+use super::faults::Endpoint;
+use super::openrouter::{bearer, parse, with_status};
+use super::state::ApiError;
+use super::{Api, Simulator};
+
+mod accounts;
+
+pub(super) use accounts::seed;
+
+/// The project `Simulator::insert_key_in(Api::OpenAi, ..)` seeds service accounts in.
+pub const SIM_OPENAI_PROJECT: &str = "proj_rekeysim";
+/// The organization's Default project: it cannot hold service accounts.
+pub const SIM_OPENAI_DEFAULT_PROJECT: &str = "proj_default";
+
+const API: Api = Api::OpenAi;
+const MODELS: [&str; 3] = ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"];
 
 pub(super) fn router() -> Router<Simulator> {
+    let accounts = "/organization/projects/{project}/service_accounts";
     Router::new()
+        .route(accounts, post(create).get(list_accounts))
+        .route(
+            &format!("{accounts}/{{id}}"),
+            get(get_account).delete(delete_account),
+        )
+        .route("/organization/projects/{project}/api_keys", get(list_keys))
+        .route("/models", get(models))
+        .route("/chat/completions", post(chat))
+        .fallback(|| async { Failure::from(ApiError::new(404, "Invalid URL")) })
+}
+
+/// An error response in OpenAI's shape; `type` follows from status and code.
+struct Failure(ApiError);
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let e = &self.0;
+        let kind = match (e.status, e.code.as_deref()) {
+            (429, Some("insufficient_quota")) => "insufficient_quota",
+            (429, _) => "requests",
+            (500..=599, _) => "server_error",
+            _ => "invalid_request_error",
+        };
+        let body = json!({ "error": {
+            "message": e.message, "type": kind, "param": Value::Null, "code": e.code,
+        }});
+        with_status(e, body)
+    }
+}
+
+type Reply = Result<Response, Failure>;
+
+/// Admin endpoints: only the admin key gets through; a project key is
+/// recognised and refused for lack of scopes.
+async fn admit_admin(
+    sim: &Simulator,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+) -> Result<(), Failure> {
+    sim.admit(API, endpoint).await?;
+    let inner = sim.lock();
+    let state = &inner.states[&API];
+    match bearer(headers) {
+        Some(token) if token == state.management_key => Ok(()),
+        Some(token) if state.authenticate_normal(token).is_ok() => Err(ApiError::new(
+            403,
+            "You have insufficient permissions for this operation. Missing scopes: api.management.read.",
+        )
+        .into()),
+        token => Err(incorrect_key(token).into()),
+    }
+}
+
+/// Inference endpoints: a project key that exists and has propagated, in
+/// an organization that still has quota. Returns the key.
+async fn admit_key<'h>(
+    sim: &Simulator,
+    endpoint: Endpoint,
+    headers: &'h HeaderMap,
+) -> Result<&'h str, Failure> {
+    sim.admit(API, endpoint).await?;
+    let token = bearer(headers);
+    let mut inner = sim.lock();
+    let quota_exhausted = inner.faults.quota_exhausted();
+    let state = inner.api(API);
+    let found = token.and_then(|t| Some((t, state.authenticate_normal(t).ok()?)));
+    let (token, index) = found.ok_or_else(|| incorrect_key(token))?;
+    accounts::used(state, index);
+    if quota_exhausted {
+        let message =
+            "You exceeded your current quota, please check your plan and billing details.";
+        return Err(ApiError::new(429, message)
+            .with_code("insufficient_quota")
+            .into());
+    }
+    Ok(token)
+}
+
+/// OpenAI's 401 shows a redacted form of the key it was given, never all of it.
+fn incorrect_key(token: Option<&str>) -> ApiError {
+    let message = match token {
+        None => "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).".to_string(),
+        Some(t) => format!(
+            "Incorrect API key provided: {}. You can find your API key at https://platform.openai.com/account/api-keys.",
+            crate::secret::redacted_label(&SecretString::from(t))
+        ),
+    };
+    ApiError::new(401, message).with_code("invalid_api_key")
+}
+
+#[derive(Deserialize)]
+struct CreateRequest {
+    name: Option<String>,
+}
+
+async fn create(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+    body: Bytes,
+) -> Reply {
+    admit_admin(&sim, Endpoint::Create, &headers).await?;
+    let req: CreateRequest = parse(&body)?;
+    let name = req.name.filter(|n| !n.trim().is_empty());
+    let name = name.ok_or_else(|| ApiError::new(400, "Missing required parameter: 'name'."))?;
+    let mut inner = sim.lock();
+    let (delay, reject) = (
+        inner.faults.propagation_delay(),
+        inner.faults.reject_new_keys(),
+    );
+    let created = accounts::create(inner.api(API), &project, &name, delay, reject)?;
+    Ok(Json(created).into_response())
+}
+
+/// `limit` (1-100, default 20) and `after` (the last id of the previous page).
+#[derive(Deserialize)]
+struct ListParams {
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+impl ListParams {
+    fn read(
+        query: Result<Query<ListParams>, QueryRejection>,
+    ) -> Result<(usize, Option<String>), ApiError> {
+        let Query(params) = query.map_err(|e| ApiError::new(400, e.body_text()))?;
+        let limit = match params.limit.as_deref() {
+            None => 20,
+            Some(text) => text
+                .parse()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| ApiError::new(400, "limit must be an integer between 1 and 100"))?,
+        };
+        Ok((limit, params.after))
+    }
+}
+
+async fn list_accounts(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Reply {
+    admit_admin(&sim, Endpoint::List, &headers).await?;
+    let (limit, after) = ListParams::read(query)?;
+    let page = accounts::list_accounts(sim.lock().api(API), &project, limit, after.as_deref())?;
+    Ok(Json(page).into_response())
+}
+
+async fn list_keys(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Reply {
+    admit_admin(&sim, Endpoint::List, &headers).await?;
+    let (limit, after) = ListParams::read(query)?;
+    let page = accounts::list_keys(sim.lock().api(API), &project, limit, after.as_deref())?;
+    Ok(Json(page).into_response())
+}
+
+async fn get_account(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Path((project, id)): Path<(String, String)>,
+) -> Reply {
+    admit_admin(&sim, Endpoint::Get, &headers).await?;
+    let account = accounts::get(sim.lock().api(API), &project, &id)?;
+    Ok(Json(account).into_response())
+}
+
+async fn delete_account(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Path((project, id)): Path<(String, String)>,
+) -> Reply {
+    admit_admin(&sim, Endpoint::Delete, &headers).await?;
+    let deleted = accounts::delete(sim.lock().api(API), &project, &id)?;
+    Ok(Json(deleted).into_response())
+}
+
+/// Unlike OpenRouter's, this one needs a working key: it is a free check.
+async fn models(State(sim): State<Simulator>, headers: HeaderMap) -> Reply {
+    admit_key(&sim, Endpoint::Models, &headers).await?;
+    let data: Vec<Value> = MODELS
+        .iter()
+        .map(|id| json!({ "id": id, "object": "model", "created": 1_686_935_002, "owned_by": "system" }))
+        .collect();
+    Ok(Json(json!({ "object": "list", "data": data })).into_response())
+}
+
+#[derive(Deserialize)]
+struct ChatRequest {
+    model: Option<String>,
+    #[serde(default)]
+    messages: Vec<Value>,
+}
+
+async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Reply {
+    let token = admit_key(&sim, Endpoint::Chat, &headers).await?;
+    let req: ChatRequest = parse(&body)?;
+    let model = req.model.filter(|m| !m.is_empty());
+    let model = model.ok_or_else(|| ApiError::new(400, "you must provide a model parameter"))?;
+    if req.messages.is_empty() {
+        return Err(ApiError::new(400, "[] is too short - 'messages'").into());
+    }
+    sim.lock().api(API).charge_chat(token)?;
+    let now = chrono::Utc::now();
+    Ok(Json(json!({
+        "id": format!("chatcmpl-sim{}", now.timestamp_micros()),
+        "object": "chat.completion",
+        "created": now.timestamp(),
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": "pong" },
+            "finish_reason": "length",
+        }],
+        "usage": { "prompt_tokens": 8, "completion_tokens": 1, "total_tokens": 9 },
+    }))
+    .into_response())
 }

@@ -137,6 +137,9 @@ impl State {
     }
 
     pub(crate) fn seed(&mut self, name: &str) -> (String, String) {
+        if self.api == Api::OpenAi {
+            return super::openai::seed(self, name);
+        }
         let key = self.issue(name, Duration::ZERO, false);
         (key.hash.clone(), key.secret.clone())
     }

@@ -70,6 +70,19 @@ impl Case {
             policy_lines: r#"verify = { mode = "models", timeout = "10s" }"#.to_string(),
         }
     }
+
+    /// OpenAI: keys are service accounts in the simulator's project,
+    /// verified with a free `GET /models`.
+    pub fn openai() -> Case {
+        Case {
+            api: Api::OpenAi,
+            provider_lines: String::new(),
+            policy_lines: format!(
+                "project_id = \"{}\"\nverify = {{ mode = \"models\", timeout = \"10s\" }}",
+                rekey::sim::SIM_OPENAI_PROJECT
+            ),
+        }
+    }
 }
 
 pub struct TestEnv {

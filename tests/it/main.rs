@@ -14,6 +14,7 @@ mod observability;
 mod provider_anthropic;
 mod provider_arouter;
 mod provider_litellm;
+mod provider_openai;
 mod reload;
 mod rotation_aws;
 mod rotation_file;

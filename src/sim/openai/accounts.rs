@@ -1,0 +1,186 @@
+//! Service accounts in the shared `State`: one `KeyRecord` per service
+//! account, `hash` being its id (`svc_acct_...`) and `extra` holding
+//! `project_id`, `service_account_id` and the id of its one key (`key_id`).
+//! Deleting the account deletes its key, as at OpenAI.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{SIM_OPENAI_DEFAULT_PROJECT, SIM_OPENAI_PROJECT};
+use crate::sim::state::{ApiError, KeyRecord, State, random_hex};
+
+/// A working service account key in the tests' project, as a person would
+/// have made it in the dashboard; returns (service account id, secret).
+pub(in crate::sim) fn seed(state: &mut State, name: &str) -> (String, String) {
+    let record = issue(state, SIM_OPENAI_PROJECT, name, Duration::ZERO, false);
+    (record.hash.clone(), record.secret.clone())
+}
+
+/// `POST .../service_accounts`: the account with its key, whose value is
+/// shown only in this answer.
+pub(super) fn create(
+    state: &mut State,
+    project: &str,
+    name: &str,
+    propagation: Duration,
+    reject: bool,
+) -> Result<Value, ApiError> {
+    check_project(project)?;
+    if project == SIM_OPENAI_DEFAULT_PROJECT {
+        return Err(ApiError::new(
+            400,
+            "Service accounts cannot be created in the Default project. Create a new project to use service accounts.",
+        ));
+    }
+    let record = issue(state, project, name, propagation, reject);
+    let mut body = account_json(record);
+    body["api_key"] = json!({
+        "object": "organization.project.service_account.api_key",
+        "value": record.secret,
+        "name": "Secret Key",
+        "created_at": record.created_at.timestamp(),
+        "id": extra(record, "key_id"),
+    });
+    Ok(body)
+}
+
+pub(super) fn list_accounts(
+    state: &State,
+    project: &str,
+    limit: usize,
+    after: Option<&str>,
+) -> Result<Value, ApiError> {
+    check_project(project)?;
+    let all = in_project(state, project).map(account_json).collect();
+    Ok(page(all, limit, after))
+}
+
+/// `GET .../api_keys`: the project's keys as `ProjectApiKey`s, each owned
+/// by its service account, with only a redacted value.
+pub(super) fn list_keys(
+    state: &State,
+    project: &str,
+    limit: usize,
+    after: Option<&str>,
+) -> Result<Value, ApiError> {
+    check_project(project)?;
+    let all = in_project(state, project).map(key_json).collect();
+    Ok(page(all, limit, after))
+}
+
+pub(super) fn get(state: &State, project: &str, id: &str) -> Result<Value, ApiError> {
+    check_project(project)?;
+    let mut found = in_project(state, project).filter(|k| k.hash == id);
+    found.next().map(account_json).ok_or_else(|| no_account(id))
+}
+
+pub(super) fn delete(state: &mut State, project: &str, id: &str) -> Result<Value, ApiError> {
+    check_project(project)?;
+    let index = (state.keys.iter())
+        .position(|k| k.hash == id && extra(k, "project_id") == project)
+        .ok_or_else(|| no_account(id))?;
+    state.keys.remove(index);
+    Ok(json!({
+        "object": "organization.project.service_account.deleted",
+        "id": id,
+        "deleted": true,
+    }))
+}
+
+/// Notes a successful call with the key (OpenAI shows `last_used_at`).
+pub(super) fn used(state: &mut State, index: usize) {
+    let now = chrono::Utc::now().timestamp();
+    state.keys[index]
+        .extra
+        .insert("last_used_at".into(), now.into());
+}
+
+fn issue<'s>(
+    state: &'s mut State,
+    project: &str,
+    name: &str,
+    propagation: Duration,
+    reject: bool,
+) -> &'s mut KeyRecord {
+    let record = state.issue(name, propagation, reject);
+    record.hash = format!("svc_acct_{}", &random_hex()[..24]);
+    let key_id = format!("key_{}", &random_hex()[..16]);
+    let hash = record.hash.clone();
+    record.extra.insert("project_id".into(), project.into());
+    record
+        .extra
+        .insert("service_account_id".into(), hash.into());
+    record.extra.insert("key_id".into(), key_id.into());
+    record
+}
+
+/// Any `proj_...` id is a project of the organization; anything else is not.
+fn check_project(project: &str) -> Result<(), ApiError> {
+    match project.strip_prefix("proj_") {
+        Some(rest) if !rest.is_empty() => Ok(()),
+        _ => Err(ApiError::new(404, format!("No such project: '{project}'."))),
+    }
+}
+
+fn no_account(id: &str) -> ApiError {
+    ApiError::new(404, format!("No such service account: '{id}'."))
+}
+
+fn in_project<'s>(state: &'s State, project: &'s str) -> impl Iterator<Item = &'s KeyRecord> {
+    (state.keys.iter()).filter(move |k| extra(k, "project_id") == project)
+}
+
+fn extra<'k>(record: &'k KeyRecord, field: &str) -> &'k str {
+    record
+        .extra
+        .get(field)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn account_json(record: &KeyRecord) -> Value {
+    json!({
+        "object": "organization.project.service_account",
+        "id": record.hash,
+        "name": record.name,
+        "role": "member",
+        "created_at": record.created_at.timestamp(),
+    })
+}
+
+fn key_json(record: &KeyRecord) -> Value {
+    json!({
+        "object": "organization.project.api_key",
+        "id": extra(record, "key_id"),
+        "name": "Secret Key",
+        "redacted_value": record.label,
+        "created_at": record.created_at.timestamp(),
+        "last_used_at": record.extra.get("last_used_at").cloned().unwrap_or(Value::Null),
+        "owner": {
+            "type": "service_account",
+            "service_account": account_json(record),
+        },
+    })
+}
+
+/// One page of a cursor-paged list: the items after `after`, at most `limit`.
+fn page(all: Vec<Value>, limit: usize, after: Option<&str>) -> Value {
+    let start = match after {
+        None => 0,
+        // A cursor that is gone (deleted meanwhile) ends the listing.
+        Some(id) => all
+            .iter()
+            .position(|v| v["id"] == id)
+            .map_or(all.len(), |i| i + 1),
+    };
+    let data: Vec<Value> = all[start..].iter().take(limit).cloned().collect();
+    let has_more = start + data.len() < all.len();
+    json!({
+        "object": "list",
+        "first_id": data.first().map(|v| v["id"].clone()),
+        "last_id": data.last().map(|v| v["id"].clone()),
+        "has_more": has_more,
+        "data": data,
+    })
+}
