@@ -126,7 +126,10 @@ async fn a_broken_file_change_is_refused_and_a_fixed_one_adds_a_policy_that_gets
     assert_eq!(field_of(&reloaded, "added"), "q");
     assert_eq!(field_of(&reloaded, "cause"), "file change");
     let journal = wait_for_history(&env, "q", 1).await;
-    assert_eq!(journal["history"][0]["trigger"], "first_key");
+    assert_eq!(
+        journal["history"][0]["trigger"], "reload",
+        "the rotation the reload caused says so"
+    );
     let key = std::fs::read_to_string(env.path("secrets/q")).unwrap();
     assert!(env.works(&key), "q's first key works");
     assert!(daemon.is_alive(), "no restart");
