@@ -10,6 +10,7 @@ use crate::daemon_proc::{
     RunningDaemon, TOKEN_ENV, history_len, token_line, wait_for_history, write_config_with_daemon,
 };
 use crate::helpers::{MGMT_ENV, TestEnv, policy};
+use crate::observability::{FAMILIES, sample};
 
 const TOKEN: &str = "it-admin-token-7f3a9c0d2b41";
 const TARGET: &str = r#"{ store = "files", secret_id = "k", create = true }"#;
@@ -210,8 +211,44 @@ async fn a_rotate_request_with_the_token_rotates_the_policy_now() {
         !daemon.stderr().contains(TOKEN),
         "the admin token is never logged"
     );
+    assert_metrics_after_three_rotations(&env, &daemon).await;
     daemon.stop().await;
     env.assert_no_secret_leaked();
+}
+
+/// `GET /metrics` of the running daemon, parsed by an independent
+/// Prometheus text parser: every family of the contract, with the values
+/// three finished rotations of `p` imply.
+async fn assert_metrics_after_three_rotations(env: &TestEnv, daemon: &RunningDaemon<'_>) {
+    let text = daemon.get("/metrics").await.text().await.unwrap();
+    env.capture(text.clone());
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("the metrics text parses");
+    for family in FAMILIES {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("# TYPE {family} "))),
+            "{family} is exported:\n{text}"
+        );
+    }
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        sample(&scrape, name, labels).unwrap_or_else(|| panic!("{name} {labels:?}:\n{text}"))
+    };
+    let rotated = [("policy", "p"), ("provider", "sim"), ("result", "rotated")];
+    assert_eq!(value("rekey_rotations_total", &rotated), 3.0);
+    assert_eq!(
+        value(
+            "rekey_verify_attempts_total",
+            &[("policy", "p"), ("result", "ok")]
+        ),
+        3.0
+    );
+    let creates = [("provider", "sim"), ("op", "create"), ("result", "ok")];
+    assert_eq!(value("rekey_provider_requests_total", &creates), 3.0);
+    assert_eq!(value("rekey_rotation_in_progress", &[("policy", "p")]), 0.0);
+    assert_eq!(value("rekey_pending_revokes", &[("policy", "p")]), 0.0);
+    assert!(value("rekey_last_success_timestamp_seconds", &[("policy", "p")]) > 0.0);
+    assert!(value("rekey_scheduler_last_tick_timestamp_seconds", &[]) > 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ use super::{Receiver, in_process, notifier, sample, scrape, with_audit_log};
 use crate::helpers::{TestEnv, policy};
 
 /// The fixed contract shared with the admin API, alerts and dashboards.
-const FAMILIES: [&str; 19] = [
+pub const FAMILIES: [&str; 19] = [
     "rekey_rotations_total",
     "rekey_step_duration_seconds",
     "rekey_verify_attempts_total",

@@ -15,6 +15,8 @@ use crate::helpers::{MGMT_ENV, TestEnv};
 
 mod audit;
 mod metrics;
+
+pub use metrics::FAMILIES;
 mod webhooks;
 
 /// Adds `daemon.audit_log = path` to the config the env wrote.
