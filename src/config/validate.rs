@@ -15,6 +15,7 @@ use super::{
     SecretRef, StateLocation, StoreConfig, StoreKind,
 };
 
+mod kind;
 mod notify;
 mod policy;
 mod rules;
