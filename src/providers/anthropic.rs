@@ -5,7 +5,6 @@
 //! its error body; what a failure means is decided in `http`.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -106,7 +105,7 @@ impl Anthropic {
         let Some((status, body)) = self.call(op, Caller::Management, request).await? else {
             return Ok(None);
         };
-        let key: KeyObject = parse(&self.entry, op, status, &body)?;
+        let key: KeyObject = http::parse(&self.entry, op, status, &body)?;
         Ok(Some(key.into_info()))
     }
 
@@ -118,7 +117,7 @@ impl Anthropic {
         }
         let request = self.admin(Method::GET, &path);
         match self.call(op, Caller::Management, request).await? {
-            Some((status, body)) => parse(&self.entry, op, status, &body),
+            Some((status, body)) => http::parse(&self.entry, op, status, &body),
             None => Err(http::malformed(
                 &self.entry,
                 op,
@@ -146,24 +145,6 @@ impl Anthropic {
             other => other.map(|_| ()),
         }
     }
-}
-
-/// Parses a response body; serde's message is left out because it can quote
-/// values from the body.
-fn parse<'a, T: Deserialize<'a>>(
-    entry: &str,
-    op: &str,
-    status: u16,
-    body: &'a [u8],
-) -> Result<T, ProviderError> {
-    serde_json::from_slice(body).map_err(|err| {
-        let what = format!(
-            "not the expected JSON (line {}, column {})",
-            err.line(),
-            err.column()
-        );
-        http::malformed(entry, op, status, &what)
-    })
 }
 
 /// `{"type": "error", "error": {"type": "not_found_error", "message": "..."}}`
@@ -217,15 +198,9 @@ impl KeyObject {
             name: self.name.unwrap_or_default(),
             label: self.partial_key_hint.unwrap_or_default(),
             disabled: self.status.as_deref() != Some("active"),
-            created_at: self.created_at.as_deref().and_then(parse_time),
+            created_at: self.created_at.as_deref().and_then(http::parse_time),
         }
     }
-}
-
-fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 #[async_trait]

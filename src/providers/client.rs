@@ -126,22 +126,14 @@ impl Client {
         })
     }
 
-    /// Parses a management response; serde's message is left out because
-    /// it can quote values from the body.
+    /// Parses a management response without quoting it (`http::parse`).
     pub(crate) fn parse<'a, T: Deserialize<'a>>(
         &self,
         op: &str,
         status: u16,
         body: &'a [u8],
     ) -> Result<T, ProviderError> {
-        serde_json::from_slice(body).map_err(|err| {
-            let what = format!(
-                "not the expected JSON (line {}, column {})",
-                err.line(),
-                err.column()
-            );
-            http::malformed(&self.entry, op, status, &what)
-        })
+        http::parse(&self.entry, op, status, body)
     }
 
     pub(crate) fn malformed(&self, op: &str, status: u16, what: &str) -> ProviderError {

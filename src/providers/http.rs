@@ -122,6 +122,31 @@ pub(crate) fn malformed(provider: &str, op: &str, status: u16, what: &str) -> Pr
     }
 }
 
+/// Parses a response body; serde's message is left out because it can
+/// quote values from the body.
+pub(crate) fn parse<'a, T: serde::Deserialize<'a>>(
+    provider: &str,
+    op: &str,
+    status: u16,
+    body: &'a [u8],
+) -> Result<T, ProviderError> {
+    serde_json::from_slice(body).map_err(|err| {
+        let what = format!(
+            "not the expected JSON (line {}, column {})",
+            err.line(),
+            err.column()
+        );
+        malformed(provider, op, status, &what)
+    })
+}
+
+/// An RFC 3339 timestamp as providers write `created_at`; `None` if it is not one.
+pub(crate) fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 /// `Retry-After` in seconds; the HTTP-date form is treated as absent.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();

@@ -7,7 +7,6 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use secrecy::SecretString;
 use secrecy::zeroize::Zeroize;
@@ -219,15 +218,9 @@ impl KeyObject {
             name: self.name.unwrap_or_default(),
             label: self.label.unwrap_or_default(),
             disabled: self.disabled.unwrap_or(false),
-            created_at: self.created_at.as_deref().and_then(parse_time),
+            created_at: self.created_at.as_deref().and_then(super::http::parse_time),
         })
     }
-}
-
-pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 /// The create answer. The secret goes straight into a `SecretString`

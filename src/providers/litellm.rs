@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::client::{self, Client};
+use super::http::parse_time;
 use super::http::{Caller, Quote};
-use super::keys_api::parse_time;
 use super::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
 use crate::config::ProviderConfig;
 use crate::policy::VerifyMode;

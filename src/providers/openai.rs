@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use secrecy::SecretString;
 use secrecy::zeroize::Zeroize;
-use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use super::client::Client;
 use super::http::{self, Caller, Quote};
 use super::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
 use crate::config::ProviderConfig;
@@ -32,27 +33,22 @@ const MAX_PAGES: usize = 10_000;
 const QUOTA_EXHAUSTED: &str = "insufficient_quota";
 
 /// What every client of one `[providers.<name>]` entry shares.
-struct Client {
-    entry: String,
-    base_url: String,
+struct Shared {
+    http: Client,
     admin_key: SecretString,
-    http: reqwest::Client,
 }
 
 pub struct OpenAi {
-    client: Arc<Client>,
+    client: Arc<Shared>,
     /// `None` on the entry's shared instance, which cannot manage keys.
     project: Option<String>,
 }
 
 impl OpenAi {
     pub fn new(config: &ProviderConfig, admin_key: SecretString) -> Result<Self, ProviderError> {
-        let http = super::http_client(&config.name, config.request_timeout)?;
-        let client = Client {
-            entry: config.name.clone(),
-            base_url: config.base_url.trim_end_matches('/').to_string(),
+        let client = Shared {
+            http: Client::new(config)?,
             admin_key,
-            http,
         };
         Ok(Self {
             client: Arc::new(client),
@@ -69,7 +65,7 @@ impl OpenAi {
     }
 
     fn entry_name(&self) -> &str {
-        &self.client.entry
+        self.client.http.entry()
     }
 
     /// `/organization/projects/{project}/service_accounts`, or why there is none.
@@ -89,8 +85,7 @@ impl OpenAi {
     }
 
     fn request(&self, method: Method, path: &str, key: &SecretString) -> RequestBuilder {
-        let url = format!("{}{path}", self.client.base_url);
-        (self.client.http.request(method, url)).bearer_auth(key.expose_secret())
+        self.client.http.request(method, path, key)
     }
 
     fn admin(&self, method: Method, path: &str) -> RequestBuilder {
@@ -98,8 +93,7 @@ impl OpenAi {
     }
 
     async fn send(&self, op: &str, request: RequestBuilder) -> Result<Response, ProviderError> {
-        let sent = request.send().await;
-        sent.map_err(|err| http::transport(self.entry_name(), op, &err))
+        self.client.http.send(op, request).await
     }
 
     /// The body of a successful response; any other status becomes an error.
@@ -182,7 +176,7 @@ impl OpenAi {
         let (status, body) = self
             .success_body(op, Caller::Management, Quote::ProviderMessage, response)
             .await?;
-        wire::parse(self.entry_name(), op, status, &body)
+        http::parse(self.entry_name(), op, status, &body)
     }
 
     /// Every item of a cursor-paged admin list (`limit`, `after`, `has_more`).
@@ -331,7 +325,7 @@ impl Provider for OpenAi {
         let (status, body) = self
             .success_body(op, Caller::Management, Quote::ProviderMessage, response)
             .await?;
-        let account: ServiceAccount = wire::parse(self.entry_name(), op, status, &body)?;
+        let account: ServiceAccount = http::parse(self.entry_name(), op, status, &body)?;
         Ok(Some(account.into_info(String::new())))
     }
 

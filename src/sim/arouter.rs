@@ -98,15 +98,6 @@ fn ok(body: Value) -> Reply {
     Ok(Json(body).into_response())
 }
 
-async fn admit_management(
-    sim: &Simulator,
-    endpoint: Endpoint,
-    headers: &HeaderMap,
-) -> Result<(), Failure> {
-    sim.admit(API, endpoint).await?;
-    Ok(sim.lock().api(API).authorize_management(bearer(headers))?)
-}
-
 /// Admits a call made with a normal key and returns the key's index.
 async fn admit_normal(
     sim: &Simulator,
@@ -146,7 +137,8 @@ impl CreateBody {
 }
 
 async fn create_key(shape: Shape, sim: Simulator, headers: HeaderMap, body: Bytes) -> Reply {
-    admit_management(&sim, Endpoint::Create, &headers).await?;
+    sim.admit_management(API, Endpoint::Create, &headers)
+        .await?;
     let body: CreateBody = parse(&body)?;
     let req = CreateRequest {
         name: body.name.clone(),
@@ -229,7 +221,7 @@ async fn list_keys(
     headers: HeaderMap,
     query: Option<String>,
 ) -> Reply {
-    admit_management(&sim, Endpoint::List, &headers).await?;
+    sim.admit_management(API, Endpoint::List, &headers).await?;
     let (mut offset, mut include_disabled) = (0, false);
     for pair in query.as_deref().unwrap_or("").split('&') {
         match pair.split_once('=').unwrap_or((pair, "")) {
@@ -253,7 +245,7 @@ async fn list_keys(
 }
 
 async fn get_key(shape: Shape, sim: Simulator, headers: HeaderMap, id: String) -> Reply {
-    admit_management(&sim, Endpoint::Get, &headers).await?;
+    sim.admit_management(API, Endpoint::Get, &headers).await?;
     let mut inner = sim.lock();
     let state = inner.api(API);
     let index = find(state, hash_of(shape, &id)?)?;
@@ -274,7 +266,8 @@ async fn update_key(
     id: String,
     body: Bytes,
 ) -> Reply {
-    admit_management(&sim, Endpoint::Update, &headers).await?;
+    sim.admit_management(API, Endpoint::Update, &headers)
+        .await?;
     let req: UpdateRequest = parse(&body)?;
     let lists: AllowLists = parse(&body)?;
     let mut inner = sim.lock();
@@ -295,7 +288,8 @@ async fn update_key(
 }
 
 async fn delete_key(shape: Shape, sim: Simulator, headers: HeaderMap, id: String) -> Reply {
-    admit_management(&sim, Endpoint::Delete, &headers).await?;
+    sim.admit_management(API, Endpoint::Delete, &headers)
+        .await?;
     sim.lock().api(API).delete(hash_of(shape, &id)?)?;
     match shape {
         Shape::Reference => ok(json!({ "data": { "deleted": true } })),

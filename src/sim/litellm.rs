@@ -72,15 +72,6 @@ fn ok(body: Value) -> Reply {
     Ok(Json(body).into_response())
 }
 
-async fn admit_master(
-    sim: &Simulator,
-    endpoint: Endpoint,
-    headers: &HeaderMap,
-) -> Result<(), Failure> {
-    sim.admit(API, endpoint).await?;
-    Ok(sim.lock().api(API).authorize_management(bearer(headers))?)
-}
-
 /// Admits a call made with a virtual key and returns the key's index.
 async fn admit_key(
     sim: &Simulator,
@@ -109,7 +100,8 @@ struct GenerateBody {
 }
 
 async fn generate(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Reply {
-    admit_master(&sim, Endpoint::Create, &headers).await?;
+    sim.admit_management(API, Endpoint::Create, &headers)
+        .await?;
     let body: GenerateBody = parse(&body)?;
     if let Some(period) = body.budget_duration.as_deref().filter(|d| !is_duration(d)) {
         return Err(ApiError::new(400, format!("Invalid budget_duration: {period}")).into());
@@ -174,7 +166,8 @@ struct DeleteBody {
 }
 
 async fn delete(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Reply {
-    admit_master(&sim, Endpoint::Delete, &headers).await?;
+    sim.admit_management(API, Endpoint::Delete, &headers)
+        .await?;
     let body: DeleteBody = parse(&body)?;
     let mut inner = sim.lock();
     let state = inner.api(API);
@@ -218,7 +211,7 @@ fn list_params(query: &str) -> Result<(usize, usize, bool), ApiError> {
 }
 
 async fn list(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(q): RawQuery) -> Reply {
-    admit_master(&sim, Endpoint::List, &headers).await?;
+    sim.admit_management(API, Endpoint::List, &headers).await?;
     let (page, size, full) = list_params(q.as_deref().unwrap_or(""))?;
     let mut inner = sim.lock();
     let keys = &inner.api(API).keys;
@@ -234,7 +227,7 @@ async fn list(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(q): Raw
 }
 
 async fn info(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(q): RawQuery) -> Reply {
-    admit_master(&sim, Endpoint::Get, &headers).await?;
+    sim.admit_management(API, Endpoint::Get, &headers).await?;
     let query = q.unwrap_or_default();
     let wanted = (query.split('&'))
         .find_map(|p| p.strip_prefix("key="))

@@ -304,6 +304,19 @@ impl Simulator {
         }
     }
 
+    /// Admits a management call of an API that takes the management key
+    /// as `Authorization: Bearer` (OpenRouter, ARouter, LiteLLM).
+    pub(crate) async fn admit_management(
+        &self,
+        api: Api,
+        endpoint: Endpoint,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<(), ApiError> {
+        self.admit(api, endpoint).await?;
+        let token = openrouter::bearer(headers);
+        self.lock().api(api).authorize_management(token)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Every mutation completes within one lock scope without panicking
         // half-way, so the state behind a poisoned lock is still consistent.

@@ -63,15 +63,6 @@ pub(super) fn with_status(error: &ApiError, body: Value) -> Response {
 
 type Reply = Result<Response, Failure>;
 
-async fn admit_management(
-    sim: &Simulator,
-    endpoint: Endpoint,
-    headers: &HeaderMap,
-) -> Result<(), Failure> {
-    sim.admit(API, endpoint).await?;
-    Ok(sim.lock().api(API).authorize_management(bearer(headers))?)
-}
-
 async fn admit_normal<'h>(
     sim: &Simulator,
     endpoint: Endpoint,
@@ -100,7 +91,8 @@ fn ok(body: Value) -> Reply {
 }
 
 async fn create_key(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Reply {
-    admit_management(&sim, Endpoint::Create, &headers).await?;
+    sim.admit_management(API, Endpoint::Create, &headers)
+        .await?;
     let req: CreateRequest = parse(&body)?;
     let mut inner = sim.lock();
     let (delay, reject) = (
@@ -120,7 +112,7 @@ async fn list_keys(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Reply {
-    admit_management(&sim, Endpoint::List, &headers).await?;
+    sim.admit_management(API, Endpoint::List, &headers).await?;
     let (offset, include_disabled) = list_params(query.as_deref().unwrap_or(""))?;
     ok(sim.lock().api(API).list(offset, include_disabled))
 }
@@ -147,7 +139,7 @@ async fn get_key(
     headers: HeaderMap,
     Path(hash): Path<String>,
 ) -> Reply {
-    admit_management(&sim, Endpoint::Get, &headers).await?;
+    sim.admit_management(API, Endpoint::Get, &headers).await?;
     ok(sim.lock().api(API).get(&hash)?)
 }
 
@@ -157,7 +149,8 @@ async fn update_key(
     Path(hash): Path<String>,
     body: Bytes,
 ) -> Reply {
-    admit_management(&sim, Endpoint::Update, &headers).await?;
+    sim.admit_management(API, Endpoint::Update, &headers)
+        .await?;
     let req: UpdateRequest = parse(&body)?;
     ok(sim.lock().api(API).update(&hash, req)?)
 }
@@ -167,7 +160,8 @@ async fn delete_key(
     headers: HeaderMap,
     Path(hash): Path<String>,
 ) -> Reply {
-    admit_management(&sim, Endpoint::Delete, &headers).await?;
+    sim.admit_management(API, Endpoint::Delete, &headers)
+        .await?;
     ok(sim.lock().api(API).delete(&hash)?)
 }
 

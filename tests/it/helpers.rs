@@ -285,6 +285,30 @@ dir = "{secrets}"
         }
     }
 
+    /// A rollback on the file store secret `k`: `rotate` failed naming the
+    /// rollback, `old` is still current and the only live key, nothing is
+    /// pending, and the journal says `rolled_back`.
+    #[track_caller]
+    pub fn assert_rolled_back_on_file_k(&self, run: &Run, old: &str) {
+        run.assert_code(1);
+        assert!(run.stderr.contains("rolled back"), "{}", run.stderr);
+        assert_eq!(
+            std::fs::read_to_string(self.path("secrets/k")).unwrap(),
+            old
+        );
+        assert!(
+            !self.path("secrets/k.pending").exists(),
+            "the pending version is dropped"
+        );
+        assert_eq!(
+            self.live_secrets(),
+            vec![old.to_string()],
+            "the new key is deleted at the provider"
+        );
+        self.assert_settled(old, &[]);
+        assert_eq!(self.journal("p")["last_result"]["kind"], "rolled_back");
+    }
+
     /// Invariant 4: no key the simulator ever issued appears in anything
     /// rekey printed, nor in any file under the state directory.
     #[track_caller]

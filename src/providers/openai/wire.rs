@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::providers::http;
-use crate::providers::{CreatedKey, KeyInfo, ProviderError};
+use crate::providers::{CreatedKey, KeyInfo};
 use crate::secret::redacted_label;
 
 /// One page of a cursor-paged list.
@@ -115,24 +114,6 @@ pub(super) fn is_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-/// Parses a management response; serde's message is left out because it
-/// can quote values from the body.
-pub(super) fn parse<'a, T: Deserialize<'a>>(
-    entry: &str,
-    op: &str,
-    status: u16,
-    body: &'a [u8],
-) -> Result<T, ProviderError> {
-    serde_json::from_slice(body).map_err(|err| {
-        let what = format!(
-            "not the expected JSON (line {}, column {})",
-            err.line(),
-            err.column()
-        );
-        http::malformed(entry, op, status, &what)
-    })
 }
 
 #[cfg(test)]
