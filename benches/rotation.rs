@@ -19,7 +19,7 @@ use rekey::policy::{Policy, Target};
 use rekey::rotation::{Ctx, Request, RunOutcome, Until, run_policy};
 use rekey::sim::{Faults, SimHandle, Simulator};
 use rekey::state::Trigger;
-use rekey::stores::{Pending, SecretStore, StoreError};
+use rekey::stores::{Base, Pending, Promoted, SecretStore, StoreError};
 use secrecy::SecretString;
 
 /// (injected latency per provider call in ms, rotations measured)
@@ -99,6 +99,26 @@ impl SecretStore for CountingStore {
     async fn promote(&self, target: &Target, version_id: &str) -> Result<(), StoreError> {
         self.hit(4);
         self.inner.promote(target, version_id).await
+    }
+
+    async fn base(&self, target: &Target) -> Result<Base, StoreError> {
+        self.hit(0);
+        self.inner.base(target).await
+    }
+
+    async fn promote_if(
+        &self,
+        target: &Target,
+        version_id: &str,
+        base: &Base,
+    ) -> Result<Promoted, StoreError> {
+        self.hit(4);
+        self.inner.promote_if(target, version_id, base).await
+    }
+
+    async fn current_version(&self, target: &Target) -> Result<Option<String>, StoreError> {
+        self.hit(0);
+        self.inner.current_version(target).await
     }
 
     async fn drop_pending(&self, target: &Target) -> Result<(), StoreError> {

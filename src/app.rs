@@ -110,6 +110,7 @@ impl App {
             state: self.state.clone(),
             clock: self.clock.clone(),
             backoff: self.config.daemon.failure_backoff,
+            sweep_timeout: self.config.daemon.sweep_timeout,
             cancel: self.cancel.clone(),
             observer: self.observer.clone(),
         }

@@ -23,8 +23,8 @@ pub const USAGE: u8 = 2;
 pub fn load(path: &Path) -> Result<Config, ExitCode> {
     config::load_file(path).map_err(|e| {
         match &e {
-            ConfigError::Invalid { .. } => eprintln!("error: invalid config {e}"),
-            ConfigError::Read { .. } => eprintln!("error: {e}"),
+            ConfigError::Invalid { .. } => crate::errln!("error: invalid config {e}"),
+            ConfigError::Read { .. } => crate::errln!("error: {e}"),
         }
         ExitCode::from(USAGE)
     })
@@ -32,7 +32,7 @@ pub fn load(path: &Path) -> Result<Config, ExitCode> {
 
 pub async fn build(config: Config) -> Result<Arc<App>, ExitCode> {
     App::build(config).await.map(Arc::new).map_err(|e| {
-        eprintln!("error: {e}");
+        crate::errln!("error: {e}");
         ExitCode::from(if matches!(e, BuildError::Credential { .. }) {
             USAGE
         } else {
@@ -48,7 +48,7 @@ pub async fn check(path: &Path) -> ExitCode {
     };
     let journal = existing_journal(&config);
     let now = chrono::Utc::now();
-    println!("{}: ok, {} policies", path.display(), config.policies.len());
+    crate::outln!("{}: ok, {} policies", path.display(), config.policies.len());
     for policy in &config.policies {
         let state = match &journal {
             Some(store) => store.load(&policy.name).await.ok(),
@@ -67,9 +67,12 @@ pub async fn check(path: &Path) -> ExitCode {
             .as_ref()
             .map(|s| s.to_string())
             .unwrap_or_else(|| "-".into());
-        println!(
+        crate::outln!(
             "  {}: provider {}, secret {}:{}, schedule {schedule}, next due {due}",
-            policy.name, policy.provider, policy.target.store, policy.target.secret_id
+            policy.name,
+            policy.provider,
+            policy.target.store,
+            policy.target.secret_id
         );
     }
     ExitCode::from(OK)
@@ -94,18 +97,18 @@ pub async fn status(path: &Path, json: bool) -> ExitCode {
     let rows = match status::collect(&config.policies, journal, chrono::Utc::now()).await {
         Ok(rows) => rows,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return ExitCode::from(FAILURE);
         }
     };
     if json {
         // Serializing plain data structs cannot fail.
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("status serializes")
         );
     } else {
-        print!("{}", status::render(&rows));
+        crate::out!("{}", status::render(&rows));
     }
     ExitCode::from(OK)
 }
@@ -125,7 +128,7 @@ pub async fn rotate(path: &Path, args: RotateArgs) -> ExitCode {
     };
     let Some(policy) = config.policy(&args.policy).cloned() else {
         let names: Vec<_> = config.policies.iter().map(|p| p.name.as_str()).collect();
-        eprintln!(
+        crate::errln!(
             "error: no policy named {:?} (policies: {})",
             args.policy,
             names.join(", ")
@@ -141,11 +144,11 @@ pub async fn rotate(path: &Path, args: RotateArgs) -> ExitCode {
     if args.dry_run {
         return match rotation::plan(&ctx, &policy).await {
             Ok(plan) => {
-                print!("{plan}");
+                crate::out!("{plan}");
                 ExitCode::from(OK)
             }
             Err(e) => {
-                eprintln!("error: dry run of {}: {e}", policy.name);
+                crate::errln!("error: dry run of {}: {e}", policy.name);
                 ExitCode::from(FAILURE)
             }
         };
@@ -175,7 +178,7 @@ const ALERT_FLUSH: Duration = Duration::from_secs(10);
 
 async fn flush_alerts(app: &App) {
     if !app.observer.flush(ALERT_FLUSH).await {
-        eprintln!("warning: some alerts were still being delivered at exit");
+        crate::errln!("warning: some alerts were still being delivered at exit");
     }
 }
 
@@ -237,9 +240,9 @@ fn print_outcome(
         Err(e) => (FAILURE, format!("failed: {e}")),
     };
     if code == OK {
-        println!("{policy}: {line}");
+        crate::outln!("{policy}: {line}");
     } else {
-        eprintln!("{policy}: {line}");
+        crate::errln!("{policy}: {line}");
     }
     ExitCode::from(code)
 }
@@ -270,7 +273,7 @@ pub async fn run(path: &Path, once: bool) -> ExitCode {
     let summary = daemon::run(app.clone(), Mode::Once).await;
     flush_alerts(&app).await;
     if summary.failed > 0 {
-        eprintln!("{} of {} rotations failed", summary.failed, summary.ran);
+        crate::errln!("{} of {} rotations failed", summary.failed, summary.ran);
         return ExitCode::from(FAILURE);
     }
     ExitCode::from(OK)
@@ -280,7 +283,7 @@ pub async fn run(path: &Path, once: bool) -> ExitCode {
 /// config error (2), a port in use a runtime failure (1).
 pub async fn start_service(path: &Path, app: Arc<App>) -> Result<Service, ExitCode> {
     Service::start(path, app).await.map_err(|e| {
-        eprintln!("error: {e}");
+        crate::errln!("error: {e}");
         ExitCode::from(match e {
             StartError::Token(_) => USAGE,
             StartError::Listen { .. } => FAILURE,
@@ -293,12 +296,12 @@ pub async fn sim(listen: &str, management_key_env: &str, faults: Option<&Path>) 
     let faults = match faults.map(read_faults).transpose() {
         Ok(f) => f.unwrap_or_default(),
         Err(message) => {
-            eprintln!("error: {message}");
+            crate::errln!("error: {message}");
             return ExitCode::from(USAGE);
         }
     };
     let Ok(management_key) = std::env::var(management_key_env) else {
-        eprintln!(
+        crate::errln!(
             "error: set {management_key_env} to the management key the simulator should accept"
         );
         return ExitCode::from(USAGE);
@@ -306,7 +309,7 @@ pub async fn sim(listen: &str, management_key_env: &str, faults: Option<&Path>) 
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: cannot listen on {listen}: {e}");
+            crate::errln!("error: cannot listen on {listen}: {e}");
             return ExitCode::from(USAGE);
         }
     };
@@ -314,7 +317,7 @@ pub async fn sim(listen: &str, management_key_env: &str, faults: Option<&Path>) 
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| listen.to_string());
-    println!("simulator listening on http://{addr}/api/v1");
+    crate::outln!("simulator listening on http://{addr}/api/v1");
     let cancel = tokio_util::sync::CancellationToken::new();
     crate::signals::cancel_on_signal(cancel.clone());
     let sim = crate::sim::Simulator::new(&management_key).with_faults(faults);
@@ -324,7 +327,7 @@ pub async fn sim(listen: &str, management_key_env: &str, faults: Option<&Path>) 
     {
         Ok(()) => ExitCode::from(OK),
         Err(e) => {
-            eprintln!("error: simulator: {e}");
+            crate::errln!("error: simulator: {e}");
             ExitCode::from(FAILURE)
         }
     }

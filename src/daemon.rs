@@ -228,7 +228,8 @@ async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
             let state = match app.state.load(&policy.name).await {
                 Ok(state) => state,
                 Err(e) => {
-                    error!(policy = %policy.name, error = %e, "cannot read the journal; skipping this policy");
+                    error!(policy = %policy.name, error = %e, kind = e.kind(), "cannot read the journal; this policy is not rotated until it is repaired");
+                    app.observer.journal_corrupt(policy, &e.to_string(), now);
                     continue;
                 }
             };

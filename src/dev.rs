@@ -15,7 +15,7 @@ pub async fn run(dir: Option<PathBuf>) -> ExitCode {
     match prepare(&dir).await {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("error: rekey dev: {message}");
+            crate::errln!("error: rekey dev: {message}");
             ExitCode::from(commands::FAILURE)
         }
     }
@@ -54,21 +54,21 @@ async fn prepare(dir: &Path) -> Result<ExitCode, String> {
         Err(code) => return Ok(code),
     };
     let admin = service.admin_addr().map_err(|e| e.to_string())?;
-    println!("rekey dev");
-    println!("  simulator:  {}", sim.base_url);
-    println!("  config:     {}", config_path.display());
-    println!(
+    crate::outln!("rekey dev");
+    crate::outln!("  simulator:  {}", sim.base_url);
+    crate::outln!("  config:     {}", config_path.display());
+    crate::outln!(
         "  secret:     {} (what an application reads)",
         dir.join("secrets/demo.env").display()
     );
-    println!("  journal:    {}", dir.join("state").display());
-    println!("  admin API:  http://{admin}/v1/status (also /metrics, /healthz, /readyz)");
-    println!(
+    crate::outln!("  journal:    {}", dir.join("state").display());
+    crate::outln!("  admin API:  http://{admin}/v1/status (also /metrics, /healthz, /readyz)");
+    crate::outln!(
         "  rotating policy \"demo\" every 20 seconds (grace 5s); edits to the config apply live; Ctrl-C stops."
     );
     service.run().await;
     drop(sim);
-    println!("stopped; files kept in {}", dir.display());
+    crate::outln!("stopped; files kept in {}", dir.display());
     Ok(ExitCode::from(commands::OK))
 }
 

@@ -213,6 +213,9 @@ impl Observer {
         now: DateTime<Utc>,
     ) {
         self.metrics.policy_snapshot(policy, state, next_due, now);
+        if let Some(notifier) = &self.notifier {
+            notifier.journal_health(policy, None, now);
+        }
         let (Some(notifier), Some(max_age), Some(key)) =
             (&self.notifier, policy.max_age, &state.current)
         else {
@@ -220,6 +223,15 @@ impl Observer {
         };
         if now - key.created_at >= chrono::TimeDelta::from_std(max_age).unwrap_or_default() {
             notifier.overdue(policy, key, max_age, now);
+        }
+    }
+
+    /// The policy's journal cannot be read: `rekey_journal_corrupt` = 1 and
+    /// the `journal_corrupt` alert (once until it reads again).
+    pub fn journal_corrupt(&self, policy: &Policy, error: &str, now: DateTime<Utc>) {
+        self.metrics.journal_corrupt(&policy.name);
+        if let Some(notifier) = &self.notifier {
+            notifier.journal_health(policy, Some(error), now);
         }
     }
 

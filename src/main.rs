@@ -87,7 +87,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            rekey::errln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(commands::FAILURE);
         }
     };

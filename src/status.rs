@@ -27,6 +27,10 @@ pub struct PolicyStatus {
     pub consecutive_failures: u32,
     pub last_result: Option<Outcome>,
     pub in_flight: Option<InFlight>,
+    /// Why the journal cannot be read; the row's other fields are then
+    /// unknown (the policy is not rotated until the file is repaired).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal_corrupt: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,7 +42,8 @@ pub struct InFlight {
 }
 
 /// One row per policy, from `journal` (fresh states when there is none yet).
-/// Shared by `rekey status` and the admin API's `GET /v1/status`.
+/// Shared by `rekey status` and the admin API's `GET /v1/status`. A journal
+/// that cannot be read makes its own row say so, never the others fail.
 pub async fn collect(
     policies: &[Policy],
     journal: Option<&dyn StateStore>,
@@ -46,13 +51,37 @@ pub async fn collect(
 ) -> Result<Vec<PolicyStatus>, StateError> {
     let mut rows = Vec::with_capacity(policies.len());
     for policy in policies {
-        let state = match journal {
-            Some(store) => store.load(&policy.name).await?,
-            None => PolicyState::new(&policy.name),
+        let loaded = match journal {
+            Some(store) => store.load(&policy.name).await,
+            None => Ok(PolicyState::new(&policy.name)),
         };
-        rows.push(of(policy, &state, now));
+        rows.push(match loaded {
+            Ok(state) => of(policy, &state, now),
+            Err(e) => unreadable(policy, &e),
+        });
     }
     Ok(rows)
+}
+
+/// The row of a policy whose journal cannot be read.
+fn unreadable(policy: &Policy, e: &StateError) -> PolicyStatus {
+    PolicyStatus {
+        policy: policy.name.clone(),
+        provider: policy.provider.clone(),
+        secret: format!("{}:{}", policy.target.store, policy.target.secret_id),
+        current_key_id: None,
+        current_label: None,
+        adopted: false,
+        key_age_seconds: None,
+        next_due: None,
+        due_now: false,
+        waiting_for_key: false,
+        waiting_since: None,
+        consecutive_failures: 0,
+        last_result: None,
+        in_flight: None,
+        journal_corrupt: Some(e.to_string()),
+    }
 }
 
 pub fn of(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> PolicyStatus {
@@ -82,6 +111,7 @@ pub fn of(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> PolicySta
             started_at: r.started_at,
             revoke_after: r.revoke_after,
         }),
+        journal_corrupt: None,
     }
 }
 
@@ -105,10 +135,10 @@ pub fn render(rows: &[PolicyStatus]) -> String {
             (false, Some(at)) => at.format("%Y-%m-%d %H:%M:%SZ").to_string(),
             (false, None) => "-".to_string(),
         };
-        let last = r
-            .last_result
-            .as_ref()
-            .map(|o| format!("{:?}", o.kind).to_lowercase());
+        let last = match &r.journal_corrupt {
+            Some(_) => Some("journal corrupt".to_string()),
+            None => (r.last_result.as_ref()).map(|o| format!("{:?}", o.kind).to_lowercase()),
+        };
         let flight = r.in_flight.as_ref().map(|f| match f.revoke_after {
             Some(at) => format!(
                 "{} ({}, revoke after {})",

@@ -46,6 +46,10 @@ pub struct DaemonConfig {
     pub admin_token: Option<SecretRef>,
     /// After SIGTERM, running rotations get this long to reach a step boundary.
     pub shutdown_timeout: Duration,
+    /// How long a rotation whose create answered ambiguously keeps listing
+    /// the provider for the key it may have made before it fails as
+    /// `create_unconfirmed` (and the next pass sweeps again).
+    pub sweep_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,16 +214,18 @@ pub enum NotifyEvent {
     RevokeFailing,
     Overdue,
     ConfigRejected,
+    JournalCorrupt,
     Success,
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 6] = [
+    pub const ALL: [NotifyEvent; 7] = [
         NotifyEvent::Failure,
         NotifyEvent::Rollback,
         NotifyEvent::RevokeFailing,
         NotifyEvent::Overdue,
         NotifyEvent::ConfigRejected,
+        NotifyEvent::JournalCorrupt,
         NotifyEvent::Success,
     ];
 
@@ -230,6 +236,7 @@ impl NotifyEvent {
             NotifyEvent::RevokeFailing => "revoke_failing",
             NotifyEvent::Overdue => "overdue",
             NotifyEvent::ConfigRejected => "config_rejected",
+            NotifyEvent::JournalCorrupt => "journal_corrupt",
             NotifyEvent::Success => "success",
         }
     }

@@ -34,6 +34,7 @@ pub struct RawDaemon {
     pub audit_log: Option<String>,
     pub admin_token: Option<String>,
     pub shutdown_timeout: Option<String>,
+    pub sweep_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -138,8 +138,15 @@ pub const BUILD_INFO: Family = Family {
     labels: &["version"],
 };
 
+pub const JOURNAL_CORRUPT: Family = Family {
+    name: "rekey_journal_corrupt",
+    help: "1 while the policy's journal cannot be read (the policy is not rotated until it is repaired).",
+    kind: Kind::Gauge,
+    labels: &["policy"],
+};
+
 /// Every family, in exposition order.
-pub const ALL: [&Family; 19] = [
+pub const ALL: [&Family; 20] = [
     &ROTATIONS,
     &STEP_DURATION,
     &VERIFY_ATTEMPTS,
@@ -154,6 +161,7 @@ pub const ALL: [&Family; 19] = [
     &STARTED,
     &PENDING_REVOKES,
     &REVOKE_FAILURES,
+    &JOURNAL_CORRUPT,
     &CONFIG_RELOADS,
     &NOTIFICATIONS,
     &AUDIT_WRITE_FAILURES,
@@ -162,7 +170,7 @@ pub const ALL: [&Family; 19] = [
 ];
 
 /// The families whose series belong to one policy (dropped by `forget_policy`).
-pub const PER_POLICY: [&Family; 12] = [
+pub const PER_POLICY: [&Family; 13] = [
     &ROTATIONS,
     &STEP_DURATION,
     &VERIFY_ATTEMPTS,
@@ -175,4 +183,5 @@ pub const PER_POLICY: [&Family; 12] = [
     &STARTED,
     &PENDING_REVOKES,
     &REVOKE_FAILURES,
+    &JOURNAL_CORRUPT,
 ];

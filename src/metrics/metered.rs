@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use super::Metrics;
 use crate::policy::{Policy, Target, VerifyMode};
 use crate::providers::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
-use crate::stores::{Pending, SecretStore, StoreError};
+use crate::stores::{Base, Pending, Promoted, SecretStore, StoreError};
 
 pub fn provider(inner: Arc<dyn Provider>, metrics: &Arc<Metrics>) -> Arc<dyn Provider> {
     Arc::new(MeteredProvider {
@@ -145,6 +145,25 @@ impl SecretStore for MeteredStore {
 
     async fn promote(&self, target: &Target, version_id: &str) -> Result<(), StoreError> {
         self.count("promote", self.inner.promote(target, version_id))
+            .await
+    }
+
+    async fn base(&self, target: &Target) -> Result<Base, StoreError> {
+        self.count("read_current", self.inner.base(target)).await
+    }
+
+    async fn promote_if(
+        &self,
+        target: &Target,
+        version_id: &str,
+        base: &Base,
+    ) -> Result<Promoted, StoreError> {
+        self.count("promote", self.inner.promote_if(target, version_id, base))
+            .await
+    }
+
+    async fn current_version(&self, target: &Target) -> Result<Option<String>, StoreError> {
+        self.count("read_current", self.inner.current_version(target))
             .await
     }
 

@@ -133,6 +133,12 @@ impl Metrics {
         r.set(&f::STARTED, &[name], started);
         let revoke_failures = flight.map(|f| f.revoke_failures).unwrap_or(0);
         r.set(&f::REVOKE_FAILURES, &[name], f64::from(revoke_failures));
+        r.set(&f::JOURNAL_CORRUPT, &[name], 0.0);
+    }
+
+    /// The policy's journal cannot be read (`rekey_journal_corrupt` = 1).
+    pub fn journal_corrupt(&self, policy: &str) {
+        self.lock().set(&f::JOURNAL_CORRUPT, &[policy], 1.0);
     }
 
     pub fn forget_policy(&self, policy: &str) {

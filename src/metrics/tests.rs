@@ -70,6 +70,8 @@ fn rotation(step: Step, started: &str, revoke_failures: u32) -> Rotation {
         revoke_after: None,
         revoke_failures,
         rollback: None,
+        unconfirmed_create: None,
+        restages: 0,
     }
 }
 

@@ -92,6 +92,22 @@ impl Alert {
         alert
     }
 
+    /// A policy's journal cannot be read: the policy is not rotated until a
+    /// person repairs or moves the file (it may name keys in flight).
+    pub fn journal_corrupt(policy: &str, provider: &str, error: &str, now: DateTime<Utc>) -> Alert {
+        let mut alert = Alert::bare(NotifyEvent::JournalCorrupt, now);
+        alert.summary = format!(
+            "rekey: the journal of policy {policy} cannot be read; the policy is not rotated until it is repaired: {error}"
+        );
+        alert.policy = Some(policy.to_string());
+        alert.provider = Some(provider.to_string());
+        alert.step = Some("journal");
+        alert.outcome = Some("corrupt");
+        alert.error_kind = Some("journal_corrupt");
+        alert.error = Some(error.to_string());
+        alert
+    }
+
     /// A reload was refused; the running config stays.
     pub fn config_rejected(reason: &str, now: DateTime<Utc>) -> Alert {
         let mut alert = Alert::bare(NotifyEvent::ConfigRejected, now);
@@ -165,7 +181,9 @@ fn event_summary(kind: NotifyEvent, event: &Event) -> String {
             event.failures
         ),
         NotifyEvent::Success => format!("rekey: {policy} rotated, the old key is revoked"),
-        NotifyEvent::Overdue | NotifyEvent::ConfigRejected => format!("rekey: {policy}: {step}"),
+        NotifyEvent::Overdue | NotifyEvent::ConfigRejected | NotifyEvent::JournalCorrupt => {
+            format!("rekey: {policy}: {step}")
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! list; `config_rejected` goes to every notifier that lists it. A reload
 //! swaps the notifiers and routes (`apply`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -36,6 +36,8 @@ pub struct Notifier {
     metrics: Arc<Metrics>,
     /// Per policy, the key an `overdue` alert was last sent for (once per key).
     overdue_sent: Mutex<HashMap<String, String>>,
+    /// Policies whose unreadable journal was alerted (once until it reads again).
+    corrupt_sent: Mutex<HashSet<String>>,
 }
 
 #[derive(Default)]
@@ -81,6 +83,7 @@ impl Notifier {
             queue: Queue::spawn(metrics.clone(), capacity, concurrency),
             metrics,
             overdue_sent: Mutex::new(HashMap::new()),
+            corrupt_sent: Mutex::new(HashSet::new()),
         })
     }
 
@@ -131,6 +134,32 @@ impl Notifier {
             max_age,
             now,
         );
+        self.send(alert, targets);
+    }
+
+    /// The policy's journal cannot be read (`ok = false`; alerts once until it
+    /// reads again) or reads again (`ok = true`).
+    pub fn journal_health(&self, policy: &Policy, error: Option<&str>, now: DateTime<Utc>) {
+        let first = {
+            let mut sent = self
+                .corrupt_sent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match error {
+                None => {
+                    sent.remove(&policy.name);
+                    false
+                }
+                Some(_) => sent.insert(policy.name.clone()),
+            }
+        };
+        let Some(error) = error.filter(|_| first) else {
+            return;
+        };
+        let targets = self
+            .routes()
+            .for_policy(&policy.name, NotifyEvent::JournalCorrupt);
+        let alert = Alert::journal_corrupt(&policy.name, &policy.provider, error, now);
         self.send(alert, targets);
     }
 

@@ -43,6 +43,7 @@ pub(crate) fn classify(
     match status {
         429 | 503 => ProviderError::RateLimited {
             provider,
+            status,
             retry_after,
         },
         401 | 403 if caller == Caller::Management => ProviderError::Unauthorized {
@@ -58,6 +59,7 @@ pub(crate) fn classify(
         500..=599 => ProviderError::Transient {
             provider,
             message: format!("{op}: HTTP {status}: {message}"),
+            never_sent: false,
         },
         402 => ProviderError::Permanent {
             provider,
@@ -110,6 +112,8 @@ pub(crate) fn transport(provider: &str, op: &str, err: &reqwest::Error) -> Provi
     ProviderError::Transient {
         provider: provider.to_string(),
         message: format!("{op}: {what}{chain}"),
+        // Refused or unresolvable: the request never reached the provider.
+        never_sent: err.is_connect(),
     }
 }
 

@@ -110,12 +110,20 @@ pub trait Provider: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     /// 5xx, timeouts, connection failures: retry with backoff.
+    /// `never_sent`: the connection was never made, so nothing happened.
     #[error("provider {provider}: transient failure: {message}")]
-    Transient { provider: String, message: String },
-    /// 429/503: retry after `retry_after` when given.
-    #[error("provider {provider}: rate limited{}", retry_hint(.retry_after))]
+    Transient {
+        provider: String,
+        message: String,
+        never_sent: bool,
+    },
+    /// 429/503: retry after `retry_after` when given. A 503 may come from
+    /// a proxy after the call reached the API, so only a 429 proves the call
+    /// was not carried out.
+    #[error("provider {provider}: rate limited (HTTP {status}){}", retry_hint(.retry_after))]
     RateLimited {
         provider: String,
+        status: u16,
         retry_after: Option<Duration>,
     },
     /// 401/403 on the management credential: a configuration problem, never retried.
@@ -168,6 +176,21 @@ impl ProviderError {
             self,
             ProviderError::Transient { .. } | ProviderError::RateLimited { .. }
         )
+    }
+
+    /// Whether the call may have been carried out although it answered with
+    /// this error: a timeout, a reset, a 5xx or 503, or a success whose body
+    /// could not be read. Only an answer that refuses the request (4xx, a
+    /// 429, a connection never made) proves nothing happened.
+    pub fn may_have_taken_effect(&self) -> bool {
+        match self {
+            ProviderError::Transient { never_sent, .. } => !never_sent,
+            ProviderError::RateLimited { status, .. } => *status != 429,
+            ProviderError::Unauthorized { .. } | ProviderError::KeyRejected { .. } => false,
+            ProviderError::Permanent { status, .. } => {
+                status.is_some_and(|s| (200..300).contains(&s) || s >= 500)
+            }
+        }
     }
 
     pub fn retry_after(&self) -> Option<Duration> {

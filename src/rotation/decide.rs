@@ -161,6 +161,8 @@ mod tests {
             revoke_after: revoke_after.map(at),
             revoke_failures: 0,
             rollback: None,
+            unconfirmed_create: None,
+            restages: 0,
         });
         s
     }

@@ -25,6 +25,7 @@ mod plan;
 mod recover;
 mod retry;
 mod run;
+mod settle;
 mod steps;
 
 pub use decide::{Decision, WaitReason, decide, failure_backoff, next_due};
@@ -38,6 +39,8 @@ pub struct Ctx {
     pub state: Arc<dyn StateStore>,
     pub clock: Arc<dyn Clock>,
     pub backoff: Backoff,
+    /// How long an ambiguous create is swept for (`daemon.sweep_timeout`).
+    pub sweep_timeout: Duration,
     /// Cancelled on shutdown: the rotation stops at the next step boundary.
     pub cancel: CancellationToken,
     /// Audit log, metrics and notifiers hear every state change.
@@ -113,6 +116,27 @@ pub enum RotationError {
     },
     #[error("refusing to revoke key {key_id}: the store's current key is still that key")]
     RevokeWouldBreakCurrent { key_id: String },
+    #[error(
+        "refusing to delete the new key {key_id}: the store's current value is that key, and it was never verified; check the secret"
+    )]
+    NewKeyIsCurrent { key_id: String },
+    #[error(
+        "the provider accepted the delete of key {key_id} (or answered 404) but still lists it; retrying later"
+    )]
+    DeleteUnconfirmed { key_id: String },
+    /// A create answered ambiguously; the sweep by rotation id settled it.
+    #[error("{0}")]
+    CreateAmbiguous(String),
+    #[error(
+        "rotation {rotation_id}: a key the provider may have created could not be accounted for within daemon.sweep_timeout ({message}); the next pass sweeps again"
+    )]
+    CreateUnconfirmed {
+        rotation_id: String,
+        message: String,
+    },
+    /// A bug: the rotation panicked. The journal resumes it on the next pass.
+    #[error("internal error (a panic): {0}")]
+    Panicked(String),
     /// Not returned by runs (they report `RunOutcome::RolledBack`); names a rollback's cause in events.
     #[error("rolled back: {0}")]
     RolledBack(String),
@@ -126,6 +150,11 @@ impl RotationError {
             RotationError::State(e) => e.kind(),
             RotationError::InGrace { .. } => "in_grace",
             RotationError::RevokeWouldBreakCurrent { .. } => "revoke_refused",
+            RotationError::NewKeyIsCurrent { .. } => "delete_refused",
+            RotationError::DeleteUnconfirmed { .. } => "delete_unconfirmed",
+            RotationError::CreateAmbiguous(_) => "create_ambiguous",
+            RotationError::CreateUnconfirmed { .. } => "create_unconfirmed",
+            RotationError::Panicked(_) => "panic",
             RotationError::RolledBack(_) => "verify_failed",
         }
     }
@@ -146,9 +175,47 @@ pub async fn run_policy(
             return Ok(RunOutcome::Busy);
         };
         let state = ctx.state.load(&policy.name).await?;
-        let mut run = run::Run::new(ctx, policy, state);
-        run.execute(request, until).await
+        // Run on its own task so that a panic (a bug) becomes a failed
+        // rotation here, journaled and alerted, instead of a dead task.
+        let (task_ctx, task_policy) = (ctx.clone(), policy.clone());
+        let task = tokio::spawn(
+            async move {
+                let mut run = run::Run::new(&task_ctx, &task_policy, state);
+                run.execute(request, until).await
+            }
+            .in_current_span(),
+        );
+        match task.await {
+            Ok(result) => result,
+            Err(e) => record_panic(ctx, policy, e).await,
+        }
     }
     .instrument(span)
     .await
+}
+
+/// A rotation task that panicked (or was aborted): the journal holds what
+/// its last completed step recorded; the failure is recorded on top of it
+/// (backoff, last result, failure event and alert) and the next pass
+/// resumes from the journal.
+async fn record_panic(
+    ctx: &Ctx,
+    policy: &Policy,
+    e: tokio::task::JoinError,
+) -> Result<RunOutcome, RotationError> {
+    let message = match e.try_into_panic() {
+        Ok(payload) => match (
+            payload.downcast_ref::<&str>(),
+            payload.downcast_ref::<String>(),
+        ) {
+            (Some(s), _) => (*s).to_string(),
+            (_, Some(s)) => s.clone(),
+            _ => "a panic without a message".to_string(),
+        },
+        Err(_) => "the rotation task was cancelled".to_string(),
+    };
+    tracing::error!(%message, "rotation panicked; recording it as a failed rotation");
+    let state = ctx.state.load(&policy.name).await?;
+    let mut run = run::Run::new(ctx, policy, state);
+    run.fail(RotationError::Panicked(message)).await
 }

@@ -5,9 +5,9 @@
 use tracing::{error, info, warn};
 
 use super::run::Run;
+use super::settle::Swept;
 use super::{RotationError, RunOutcome, Until};
 use crate::events::{EventOutcome, EventStep};
-use crate::providers::ProviderError;
 use crate::state::{OutcomeKind, Step};
 
 impl Run<'_> {
@@ -16,7 +16,10 @@ impl Run<'_> {
         let rotation = self.rotation_ref().clone();
         tracing::Span::current().record("rotation", rotation.id.as_str());
         info!(step = rotation.step.as_str(), "resuming rotation in flight");
-        if rotation.step == Step::Begun && rotation.rollback.is_none() {
+        if rotation.step == Step::Begun
+            && rotation.rollback.is_none()
+            && rotation.unconfirmed_create.is_none()
+        {
             // A create may have succeeded without being recorded: its key
             // carries this rotation id in its name. Remove it and create anew.
             if let Err(e) = self.delete_new_key().await {
@@ -31,6 +34,14 @@ impl Run<'_> {
     /// half-done stage may have written) and begin a fresh rotation — a fresh
     /// id, because AWS refuses a reused request token with another value.
     pub async fn restart_lost_key(&mut self) -> Result<(), RotationError> {
+        if self.rotation_ref().verified_at.is_some() && self.new_key_is_current().await? {
+            // A first key, verified before it was written: its stage landed
+            // (a store with no versions makes it current at once).
+            warn!("the first key was written as current before the crash; finishing the rotation");
+            let version = self.ctx.store.current_version(&self.policy.target).await?;
+            self.rotation().version_id = version;
+            return self.record_promoted().await;
+        }
         warn!("the new key was created but never stored; deleting it and starting over");
         self.delete_new_key().await?;
         self.drop_own_pending().await?;
@@ -47,31 +58,38 @@ impl Run<'_> {
         self.begin(lost.trigger, lost.grace).await
     }
 
-    /// The new key at the provider: by id when recorded, else by the rotation
-    /// id in its name (a create whose answer was lost). Never for an assisted
-    /// rotation: a person made that key, rekey created nothing.
-    pub async fn delete_new_key(&self) -> Result<(), RotationError> {
+    /// The new key at the provider: by id when recorded, else every key
+    /// whose name carries the rotation id (a create whose answer was lost).
+    /// Never while the store's current value is that key, and never for an
+    /// assisted rotation: a person made that key, rekey created nothing.
+    pub async fn delete_new_key(&mut self) -> Result<(), RotationError> {
         if self.assisted() {
             return Ok(());
         }
-        let rotation = self.rotation_ref();
-        if let Some(id) = rotation.new_key.as_ref().and_then(|k| k.id.as_deref()) {
-            self.provider_call("delete new key", || self.ctx.provider.delete_key(id))
-                .await?;
+        if self.new_key_is_current().await? {
+            let rotation = self.rotation_ref();
+            let key_id = rotation.new_key.as_ref().and_then(|k| k.id.clone());
+            return Err(RotationError::NewKeyIsCurrent {
+                key_id: key_id.unwrap_or_else(|| "-".into()),
+            });
+        }
+        let id = self
+            .rotation_ref()
+            .new_key
+            .as_ref()
+            .and_then(|k| k.id.clone());
+        if let Some(id) = id {
+            self.delete_confirmed(&id, "delete new key").await?;
             info!(key_id = %id, "deleted the new key");
             return Ok(());
         }
-        let keys = self
-            .provider_call("list keys", || self.ctx.provider.list_keys())
-            .await?;
-        for orphan in keys.iter().filter(|k| k.name.contains(&rotation.id)) {
-            self.provider_call("delete orphan key", || {
-                self.ctx.provider.delete_key(&orphan.id)
-            })
-            .await?;
-            warn!(key_id = %orphan.id, name = %orphan.name, "deleted orphan key of this rotation");
+        match self.sweep().await? {
+            Swept::Settled(_) => Ok(()),
+            Swept::Stopped => Err(RotationError::CreateUnconfirmed {
+                rotation_id: self.rotation_ref().id.clone(),
+                message: "shutdown during the sweep".into(),
+            }),
         }
-        Ok(())
     }
 
     /// Drops the pending version only if it is this rotation's.
@@ -86,12 +104,11 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// create/stage failed: nothing reached the store's current version.
-    /// Undo when the provider may hold a key of ours; otherwise just record.
+    /// create was refused, or stage failed: undo when the provider holds a
+    /// key of ours; otherwise just record. (A create whose answer may hide a
+    /// key never gets here: it is swept for, see `settle.rs`.)
     pub async fn abandon(&mut self, e: RotationError) -> Result<RunOutcome, RotationError> {
-        let maybe_created = self.rotation_ref().new_key.is_some()
-            || matches!(&e, RotationError::Provider(ProviderError::Transient { .. }));
-        if maybe_created {
+        if self.rotation_ref().new_key.is_some() {
             return self.rollback(e.to_string()).await;
         }
         error!(error = %e, kind = e.kind(), "rotation failed before any key was created");

@@ -1,7 +1,8 @@
 //! Bounded retries of single provider calls: 429/503 honour `Retry-After`;
-//! transient failures (5xx, timeouts) are retried only for idempotent calls —
-//! a create that timed out may have created a key, and is left to rollback's
-//! sweep by rotation id instead of being repeated blindly.
+//! transient failures (5xx, 503, timeouts) are retried only for idempotent
+//! calls. A non-idempotent call (create) is repeated only after an answer
+//! proving it was not carried out (a 429, a connection never made): one that
+//! may have landed is settled by the sweep by rotation id, never repeated.
 
 use std::future::Future;
 use std::time::Duration;
@@ -38,13 +39,15 @@ where
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        let retry = match &e {
-            ProviderError::RateLimited { retry_after, .. } => {
-                retry_after.is_none_or(|d| d <= MAX_WAIT)
-            }
-            ProviderError::Transient { .. } => idempotent == Idempotent::Yes,
-            _ => false,
-        };
+        let repeatable = idempotent == Idempotent::Yes || !e.may_have_taken_effect();
+        let retry = repeatable
+            && match &e {
+                ProviderError::RateLimited { retry_after, .. } => {
+                    retry_after.is_none_or(|d| d <= MAX_WAIT)
+                }
+                ProviderError::Transient { .. } => true,
+                _ => false,
+            };
         if !retry || attempt >= MAX_ATTEMPTS {
             return Err(e);
         }

@@ -8,11 +8,14 @@ use chrono::{DateTime, Utc};
 
 use super::decide::failure_backoff;
 use super::retry::{self, Idempotent};
-use super::{Ctx, RotationError};
+use secrecy::SecretString;
+
+use super::{Ctx, RotationError, Until};
 use crate::events::{Event, EventOutcome, EventStep, KeyRef};
 use crate::policy::Policy;
 use crate::providers::ProviderError;
 use crate::state::{HistoryEntry, KeyRecord, Outcome, OutcomeKind, PolicyState, Rotation, Step};
+use crate::stores::Base;
 
 pub(super) struct Run<'a> {
     pub ctx: &'a Ctx,
@@ -20,6 +23,16 @@ pub(super) struct Run<'a> {
     pub state: PolicyState,
     /// When the step now running started (the last event, or the run's start).
     pub mark: Instant,
+    /// How far this run goes (a settled rollback finishes the rotation).
+    pub until: Until,
+    /// The new key's value, while this process has it (from create or a
+    /// read of the pending version); never journaled.
+    pub new_secret: Option<SecretString>,
+    /// What this process staged the new key on (promote's compare side and
+    /// the old key's value). `None` after a restart: the rotation stages again.
+    pub base: Option<Base>,
+    /// The new key passed verification before it was written (a first key).
+    pub verified_before_stage: bool,
 }
 
 impl<'a> Run<'a> {
@@ -29,6 +42,10 @@ impl<'a> Run<'a> {
             policy,
             state,
             mark: Instant::now(),
+            until: Until::Revoked,
+            new_secret: None,
+            base: None,
+            verified_before_stage: false,
         }
     }
 }

@@ -15,9 +15,13 @@ use super::{Request, RotationError, RunOutcome, Until, adopt};
 use crate::events::{EventOutcome, EventStep};
 use crate::failpoint;
 use crate::policy::RevokeMode;
+use chrono::{DateTime, TimeDelta, Utc};
+use secrecy::SecretString;
+
 use crate::providers::{CreatedKey, KeySpec, ProviderError};
 use crate::secret::redacted_label;
 use crate::state::{KeyRecord, OutcomeKind, Rotation, Step, Trigger};
+use crate::stores::Promoted;
 
 /// The longest pause between two verification attempts.
 const MAX_VERIFY_PAUSE: Duration = Duration::from_secs(10);
@@ -106,6 +110,7 @@ impl Run<'_> {
 
     /// Runs the steps from wherever the journal stands.
     pub async fn drive(&mut self, until: Until) -> Result<RunOutcome, RotationError> {
+        self.until = until;
         loop {
             let rotation = self.rotation().clone();
             if self.ctx.cancel.is_cancelled() {
@@ -126,17 +131,40 @@ impl Run<'_> {
                     Ok(false) => return self.placed_key_gone().await,
                     Err(e) => return self.fail(e).await,
                 },
+                Step::Begun if rotation.unconfirmed_create.is_some() => {
+                    return self.close_unconfirmed().await;
+                }
                 Step::Begun => {
                     let key = match self.create().await {
                         Ok(key) => key,
+                        Err(RotationError::Provider(e)) if e.may_have_taken_effect() => {
+                            return self.create_unconfirmed(e).await;
+                        }
                         Err(e) => return self.abandon(e).await,
                     };
-                    if let Err(e) = self.stage(key).await {
+                    match self.before_stage().await {
+                        Ok(Verified::Yes) => {}
+                        Ok(Verified::No(reason)) => return self.rollback(reason).await,
+                        Ok(Verified::Stopped) => {
+                            return Ok(RunOutcome::Stopped {
+                                rotation_id: rotation.id,
+                            });
+                        }
+                        Err(e) => return self.abandon(e).await,
+                    }
+                    if let Err(e) = self.stage(key).await
+                        && let Err(e) = self.settle_stage(e).await
+                    {
                         return self.abandon(e).await;
                     }
                 }
                 Step::Created => {
                     if let Err(e) = self.restart_lost_key().await {
+                        return self.fail(e).await;
+                    }
+                }
+                Step::Staged | Step::Verified if self.base.is_none() => {
+                    if let Err(e) = self.restage().await {
                         return self.fail(e).await;
                     }
                 }
@@ -181,6 +209,8 @@ impl Run<'_> {
             revoke_after: None,
             revoke_failures: 0,
             rollback: None,
+            unconfirmed_create: None,
+            restages: 0,
         });
         self.save().await?;
         self.emit(EventStep::Begin, EventOutcome::Ok, None);
@@ -217,6 +247,7 @@ impl Run<'_> {
             created_at: now,
             adopted: false,
         };
+        self.new_secret = Some(key.secret.clone());
         let rotation = self.rotation();
         rotation.new_key = Some(record.clone());
         rotation.step = Step::Created;
@@ -227,18 +258,51 @@ impl Run<'_> {
         Ok(key)
     }
 
+    /// Before stage: what the store holds now is recorded (promote's
+    /// compare side). A first key — the store holds none — is verified
+    /// before it is written: a store with no versions makes it current at
+    /// once (AWS), and a secret must never hold a dead current value.
+    async fn before_stage(&mut self) -> Result<Verified, RotationError> {
+        let base = self.ctx.store.base(&self.policy.target).await?;
+        let first = base.key.is_none();
+        self.base = Some(base);
+        if !first {
+            return Ok(Verified::Yes);
+        }
+        let secret = self.new_secret.clone();
+        let verified = self.verify_attempts(secret.as_ref()).await;
+        self.verified_before_stage = matches!(verified, Verified::Yes);
+        if self.verified_before_stage {
+            let now = self.now();
+            self.rotation().verified_at = Some(now);
+            self.save().await?;
+            info!("verified the first key before writing it");
+        }
+        Ok(verified)
+    }
+
     /// stage: the new key as the store's pending version (token = rotation id).
     async fn stage(&mut self, key: CreatedKey) -> Result<(), RotationError> {
-        let token = self.rotation().id.clone();
+        let token = self.rotation_ref().stage_token();
         let version = self
             .ctx
             .store
             .stage(&self.policy.target, &token, &key.secret)
             .await?;
         failpoint::hit("stage:before-record");
+        self.record_staged(version).await
+    }
+
+    pub async fn record_staged(&mut self, version: String) -> Result<(), RotationError> {
+        let now = self.now();
+        let verified = self.verified_before_stage;
         let rotation = self.rotation();
         rotation.version_id = Some(version.clone());
         rotation.step = Step::Staged;
+        if verified {
+            rotation.verified_at = Some(now);
+            rotation.step = Step::Verified;
+        }
         self.save().await?;
         self.emit(EventStep::Stage, EventOutcome::Ok, None);
         info!(version_id = %version, secret = %self.policy.target.secret_id, "staged as pending");
@@ -249,32 +313,9 @@ impl Run<'_> {
     /// verify: read the pending version back and call the provider with it,
     /// retrying with backoff while the key propagates, up to `verify.timeout`.
     async fn verify(&mut self) -> Result<Verified, RotationError> {
-        let deadline = tokio::time::Instant::now() + self.policy.verify.timeout;
-        let mut pause = Duration::from_millis(250);
-        let mut attempts = 0u32;
-        loop {
-            attempts += 1;
-            let result = self.verify_once().await;
-            let observer = &self.ctx.observer;
-            observer.verify_attempt(&self.policy.name, &self.policy.provider, result.is_ok());
-            let failure = match result {
-                Ok(()) => break,
-                Err(Attempt::Final(reason)) => return Ok(Verified::No(reason)),
-                Err(Attempt::Retry(reason, after)) => (reason, after.unwrap_or(pause)),
-            };
-            let (reason, wait) = failure;
-            if tokio::time::Instant::now() + wait > deadline {
-                let timeout = humantime::format_duration(self.policy.verify.timeout);
-                return Ok(Verified::No(format!(
-                    "no success within {timeout} ({attempts} attempts); last: {reason}"
-                )));
-            }
-            info!(attempt = attempts, retry_in_ms = wait.as_millis() as u64, %reason, "new key not working yet");
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.ctx.cancel.cancelled() => return Ok(Verified::Stopped),
-            }
-            pause = (pause * 2).min(MAX_VERIFY_PAUSE);
+        let verified = self.verify_attempts(None).await;
+        if !matches!(verified, Verified::Yes) {
+            return Ok(verified);
         }
         let now = self.now();
         let rotation = self.rotation();
@@ -282,9 +323,45 @@ impl Run<'_> {
         rotation.step = Step::Verified;
         self.save().await?;
         self.emit(EventStep::Verify, EventOutcome::Ok, None);
-        info!(attempts, "verified new key at the provider");
         failpoint::hit("verify");
         Ok(Verified::Yes)
+    }
+
+    /// Verification attempts until one works, one fails for good or
+    /// `verify.timeout` passes: with `key` (a first key, not written yet) or
+    /// with the store's pending version.
+    async fn verify_attempts(&self, key: Option<&SecretString>) -> Verified {
+        let deadline = tokio::time::Instant::now() + self.policy.verify.timeout;
+        let mut pause = Duration::from_millis(250);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let result = match key {
+                Some(key) => self.verify_key(key).await,
+                None => self.verify_once().await,
+            };
+            let observer = &self.ctx.observer;
+            observer.verify_attempt(&self.policy.name, &self.policy.provider, result.is_ok());
+            let (reason, wait) = match result {
+                Ok(()) => break,
+                Err(Attempt::Final(reason)) => return Verified::No(reason),
+                Err(Attempt::Retry(reason, after)) => (reason, after.unwrap_or(pause)),
+            };
+            if tokio::time::Instant::now() + wait > deadline {
+                let timeout = humantime::format_duration(self.policy.verify.timeout);
+                return Verified::No(format!(
+                    "no success within {timeout} ({attempts} attempts); last: {reason}"
+                ));
+            }
+            info!(attempt = attempts, retry_in_ms = wait.as_millis() as u64, %reason, "new key not working yet");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.ctx.cancel.cancelled() => return Verified::Stopped,
+            }
+            pause = (pause * 2).min(MAX_VERIFY_PAUSE);
+        }
+        info!(attempts, "verified new key at the provider");
+        Verified::Yes
     }
 
     async fn verify_once(&self) -> Result<(), Attempt> {
@@ -306,10 +383,14 @@ impl Run<'_> {
                 expected.unwrap_or_default()
             )));
         }
+        self.verify_key(&pending.key).await
+    }
+
+    async fn verify_key(&self, key: &SecretString) -> Result<(), Attempt> {
         match self
             .ctx
             .provider
-            .verify_key(&pending.key, &self.policy.verify.mode)
+            .verify_key(key, &self.policy.verify.mode)
             .await
         {
             Ok(()) => Ok(()),
@@ -319,24 +400,49 @@ impl Run<'_> {
         }
     }
 
-    /// promote: pending becomes current; the revoke deadline is recorded.
+    /// promote: pending becomes current — only if the current value is still
+    /// the one the pending version was built from; otherwise it is staged
+    /// again from the new current and verified again. An error is settled by
+    /// reading the current version back: a move that landed is a promote.
     async fn promote(&mut self) -> Result<(), RotationError> {
         let version = self.rotation_ref().version_id.clone().unwrap_or_default();
-        self.ctx
-            .store
-            .promote(&self.policy.target, &version)
-            .await?;
+        let target = &self.policy.target;
+        let base = self
+            .base
+            .as_ref()
+            .expect("drive stages again when there is no base");
+        match self.ctx.store.promote_if(target, &version, base).await {
+            Ok(Promoted::Done) => {}
+            Ok(Promoted::CurrentMoved) => {
+                warn!("the current value changed since the new key was staged; staging again");
+                return self.restage().await;
+            }
+            Err(e) => {
+                if self.ctx.store.current_version(target).await?.as_deref() != Some(&version) {
+                    return Err(e.into());
+                }
+                warn!(error = %e, "promote answered an error but the new version is current");
+            }
+        }
         failpoint::hit("promote:before-record");
+        self.record_promoted().await
+    }
+
+    /// The promote's record: the new key is current; the revoke deadline.
+    pub async fn record_promoted(&mut self) -> Result<(), RotationError> {
         let now = self.now();
         let rotation = self.rotation();
         // With no old key there is nothing to wait for.
         let revoke_after = if rotation.old_key.is_some() {
-            now + rotation.grace
+            now.checked_add_signed(TimeDelta::from_std(rotation.grace).unwrap_or(TimeDelta::MAX))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
         } else {
             now
         };
         rotation.step = Step::Promoted;
+        rotation.rollback = None;
         rotation.revoke_after = Some(revoke_after);
+        let version = rotation.version_id.clone().unwrap_or_default();
         self.state.current = rotation.new_key.clone();
         self.save().await?;
         self.emit(EventStep::Promote, EventOutcome::Ok, None);
@@ -413,22 +519,12 @@ impl Run<'_> {
             warn!(label = %old.label, "the old key was never found at the provider; it is not revoked");
             return Ok(());
         };
-        let current = self.ctx.store.read_current(&self.policy.target).await?;
-        if current
-            .as_ref()
-            .is_some_and(|k| redacted_label(k) == old.label)
-        {
+        if self.old_key_may_be_current().await? {
             return Err(RotationError::RevokeWouldBreakCurrent { key_id: id });
         }
         match self.policy.revoke.mode {
-            RevokeMode::Delete => {
-                self.provider_call("delete old key", || self.ctx.provider.delete_key(&id))
-                    .await?
-            }
-            RevokeMode::Disable => {
-                self.provider_call("disable old key", || self.ctx.provider.disable_key(&id))
-                    .await?
-            }
+            RevokeMode::Delete => self.delete_confirmed(&id, "delete old key").await?,
+            RevokeMode::Disable => self.disable_confirmed(&id).await?,
             RevokeMode::Archive => {
                 self.provider_call("archive old key", || self.ctx.provider.archive_key(&id))
                     .await?
@@ -447,8 +543,27 @@ impl Run<'_> {
             self.save().await?;
         }
         error!(%reason, "rolling back: the old key stays current");
-        self.delete_new_key().await?;
-        self.drop_own_pending().await?;
+        match self.delete_new_key().await {
+            Ok(()) => {}
+            // A promote (or a first key's stage) landed after all: the key
+            // is current and was verified, so finish instead of undoing.
+            Err(RotationError::NewKeyIsCurrent { .. })
+                if self.rotation_ref().verified_at.is_some() =>
+            {
+                warn!(
+                    "the new key is current after all; finishing the rotation instead of rolling back"
+                );
+                self.record_promoted().await?;
+                if let Some(outcome) = self.grace(self.until).await {
+                    return Ok(outcome);
+                }
+                return self.revoke().await;
+            }
+            Err(e) => return self.fail(e).await,
+        }
+        if let Err(e) = self.drop_own_pending().await {
+            return self.fail(e).await;
+        }
         let rotation = self
             .state
             .in_flight

@@ -142,6 +142,51 @@ pub struct Rotation {
     /// Set when the rotation is being undone (why); a restart finishes the rollback.
     #[serde(default)]
     pub rollback: Option<String>,
+    /// Set while a key this rotation may have created is unaccounted for (a
+    /// create answered ambiguously, or a crash hid its answer): the rotation
+    /// stays in flight until a listing by its id has found every such key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unconfirmed_create: Option<UnconfirmedCreate>,
+    /// How often the new key was staged again (the current value changed
+    /// under it, or a restart lost what it was built from); names the token.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restages: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Rotation {
+    /// The staging token (AWS `ClientRequestToken`) of the current staging:
+    /// the rotation id, suffixed after a re-stage (AWS refuses a token reused
+    /// with another value).
+    pub fn stage_token(&self) -> String {
+        match self.restages {
+            0 => self.id.clone(),
+            n => format!("{}-{n}", self.id),
+        }
+    }
+
+    /// Whether a store version id is one of this rotation's stagings.
+    pub fn owns_version(&self, version_id: &str) -> bool {
+        version_id
+            .strip_prefix(self.id.as_str())
+            .is_some_and(|rest| {
+                rest.is_empty()
+                    || rest
+                        .strip_prefix('-')
+                        .is_some_and(|n| n.parse::<u32>().is_ok())
+            })
+    }
+}
+
+/// A create whose effect is unknown, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnconfirmedCreate {
+    pub since: DateTime<Utc>,
+    /// Why the create's answer could not be trusted (never key material).
+    pub cause: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,8 +14,9 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use secrecy::{ExposeSecret, SecretString};
+use tracing::warn;
 
-use super::{Pending, SecretStore, StoreError, format};
+use super::{Base, Pending, Promoted, SecretStore, StoreError, format};
 use crate::policy::Target;
 
 mod errors;
@@ -164,6 +165,55 @@ impl AwsSecretsManager {
         Ok(())
     }
 
+    /// The stages of a secret that has version `version_id`.
+    async fn existing_version(
+        &self,
+        target: &Target,
+        version_id: &str,
+    ) -> Result<Stages, StoreError> {
+        let stages = self
+            .stages(target)
+            .await?
+            .ok_or_else(|| self.not_found(target))?;
+        if !stages.contains_key(version_id) {
+            return Err(self.permanent(target, &format!("version {version_id} does not exist")));
+        }
+        Ok(stages)
+    }
+
+    /// Moves `AWSCURRENT` from `current` onto `version_id`, then drops
+    /// `AWSPENDING`. Either call may land and still answer with an error (a
+    /// 5xx, a reset, the SDK's retry of a move that already landed refused),
+    /// so a failure is settled by reading the stages back: the move counts
+    /// once `AWSCURRENT` is on `version_id`; a pending label left behind is
+    /// only logged (the next stage moves it).
+    async fn swap(
+        &self,
+        target: &Target,
+        version_id: &str,
+        stages: &Stages,
+    ) -> Result<(), StoreError> {
+        let current = holder(stages, CURRENT);
+        if current != Some(version_id) {
+            // AWS moves AWSPREVIOUS onto the version that loses AWSCURRENT.
+            let moved = self
+                .move_stage(target, CURRENT, Some(version_id), current)
+                .await;
+            if let Err(e) = moved {
+                if self.current_version(target).await?.as_deref() != Some(version_id) {
+                    return Err(e);
+                }
+                warn!(error = %e, "AWSCURRENT moved although the call answered with an error");
+            }
+        }
+        if let Some(pending) = holder(stages, PENDING)
+            && let Err(e) = self.move_stage(target, PENDING, None, Some(pending)).await
+        {
+            warn!(error = %e, "promoted, but AWSPENDING could not be removed (the next stage moves it)");
+        }
+        Ok(())
+    }
+
     /// The answer to staging `token` again, when a version with that id exists.
     async fn restage(
         &self,
@@ -265,23 +315,47 @@ impl SecretStore for AwsSecretsManager {
     }
 
     async fn promote(&self, target: &Target, version_id: &str) -> Result<(), StoreError> {
-        let stages = self
-            .stages(target)
-            .await?
-            .ok_or_else(|| self.not_found(target))?;
-        if !stages.contains_key(version_id) {
-            return Err(self.permanent(target, &format!("version {version_id} does not exist")));
-        }
+        let stages = self.existing_version(target, version_id).await?;
+        self.swap(target, version_id, &stages).await
+    }
+
+    async fn base(&self, target: &Target) -> Result<Base, StoreError> {
+        let Some(current) = self.get(target, CURRENT).await? else {
+            return Ok(Base::default());
+        };
+        let key = format::extract_key(target, Some(current.value.expose_secret()))?;
+        Ok(Base {
+            version: Some(current.id),
+            value: Some(current.value),
+            key,
+        })
+    }
+
+    async fn promote_if(
+        &self,
+        target: &Target,
+        version_id: &str,
+        base: &Base,
+    ) -> Result<Promoted, StoreError> {
+        let stages = self.existing_version(target, version_id).await?;
         let current = holder(&stages, CURRENT);
-        if current != Some(version_id) {
-            // AWS moves AWSPREVIOUS onto the version that loses AWSCURRENT.
-            self.move_stage(target, CURRENT, Some(version_id), current)
-                .await?;
+        if current != Some(version_id) && current != base.version.as_deref() {
+            return Ok(Promoted::CurrentMoved);
         }
-        match holder(&stages, PENDING) {
-            Some(pending) => self.move_stage(target, PENDING, None, Some(pending)).await,
-            None => Ok(()),
+        match self.swap(target, version_id, &stages).await {
+            Ok(()) => Ok(Promoted::Done),
+            // RemoveFromVersionId no longer matched: someone else moved it.
+            Err(e) if self.current_version(target).await?.as_deref() != current => {
+                warn!(error = %e, "the current version moved while promoting");
+                Ok(Promoted::CurrentMoved)
+            }
+            Err(e) => Err(e),
         }
+    }
+
+    async fn current_version(&self, target: &Target) -> Result<Option<String>, StoreError> {
+        let stages = self.stages(target).await?.unwrap_or_default();
+        Ok(holder(&stages, CURRENT).map(str::to_string))
     }
 
     fn placement(&self, target: &Target) -> String {

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::{Pending, SecretStore, StoreError, format};
+use super::{Base, Pending, Promoted, SecretStore, StoreError, format};
 use crate::policy::Target;
 
 use crate::fsutil as atomic;
@@ -170,6 +170,68 @@ impl FileStore {
         }
     }
 
+    /// Order, so that a crash at any point leaves `current` old or new, never
+    /// missing, and a rerun finishes the job: (1) copy current to previous
+    /// and record it; (2) rename pending over current, one atomic step;
+    /// (3) record the new current and clear pending. A pending id whose file
+    /// is gone therefore means (2) happened, and the rerun only does (3).
+    /// With a `base`, (2) happens only while the current file still holds
+    /// the value the pending one was built from.
+    fn swap(
+        &self,
+        target: &Target,
+        version_id: &str,
+        base: Option<&Base>,
+    ) -> Result<Promoted, StoreError> {
+        let paths = self.paths(target)?;
+        let mut versions = self.load_versions(&paths)?;
+        if versions.current.as_deref() == Some(version_id) {
+            self.clear_pending(&paths, &mut versions)?;
+            return Ok(Promoted::Done);
+        }
+        if placed::is_placed(version_id) {
+            self.record_placed(target, &paths, &mut versions, version_id)?;
+        }
+        if versions.pending.as_deref() != Some(version_id) {
+            return Err(self.permanent(format!(
+                "secret {:?}: version {version_id} is neither pending nor current",
+                target.secret_id
+            )));
+        }
+        if atomic::read(&paths.pending)
+            .map_err(|e| self.io("read", &paths.pending, e))?
+            .is_some()
+        {
+            let current = self.read(target, &paths.current)?;
+            if let Some(base) = base {
+                let was = base.value.as_ref().map(|v| v.expose_secret());
+                if current.as_deref() != was {
+                    return Ok(Promoted::CurrentMoved);
+                }
+            }
+            match current {
+                Some(current) => self.write(&paths.previous, &current)?,
+                None => self.remove(&paths.previous)?,
+            }
+            versions.previous = versions.current.clone();
+            self.save_versions(&paths, &versions)?;
+            atomic::rename(&paths.pending, &paths.current)
+                .map_err(|e| self.io("rename", &paths.pending, e))?;
+        }
+        versions.current = versions.pending.take();
+        self.save_versions(&paths, &versions)?;
+        Ok(Promoted::Done)
+    }
+
+    /// Drops the pending version: the id goes before the file, so a missing
+    /// pending file with an id set always means "renamed to current".
+    fn clear_pending(&self, paths: &Paths, versions: &mut Versions) -> Result<(), StoreError> {
+        if versions.pending.take().is_some() {
+            self.save_versions(paths, versions)?;
+        }
+        self.remove(&paths.pending)
+    }
+
     fn permanent(&self, message: String) -> StoreError {
         StoreError::Permanent {
             store: self.entry.clone(),
@@ -263,41 +325,46 @@ impl SecretStore for FileStore {
         Ok(token.to_string())
     }
 
-    /// Order, so that a crash at any point leaves `current` old or new, never
-    /// missing, and a rerun finishes the job: (1) copy current to previous
-    /// and record it; (2) rename pending over current, one atomic step;
-    /// (3) record the new current and clear pending. A pending id whose file
-    /// is gone therefore means (2) happened, and the rerun only does (3).
     async fn promote(&self, target: &Target, version_id: &str) -> Result<(), StoreError> {
+        self.swap(target, version_id, None).map(|_| ())
+    }
+
+    async fn base(&self, target: &Target) -> Result<Base, StoreError> {
         let paths = self.paths(target)?;
-        let mut versions = self.load_versions(&paths)?;
-        if versions.current.as_deref() == Some(version_id) {
-            return self.drop_pending(target).await;
-        }
-        if placed::is_placed(version_id) {
-            self.record_placed(target, &paths, &mut versions, version_id)?;
-        }
-        if versions.pending.as_deref() != Some(version_id) {
-            return Err(self.permanent(format!(
-                "secret {:?}: version {version_id} is neither pending nor current",
-                target.secret_id
-            )));
-        }
-        if atomic::read(&paths.pending)
-            .map_err(|e| self.io("read", &paths.pending, e))?
-            .is_some()
-        {
-            match self.read(target, &paths.current)? {
-                Some(current) => self.write(&paths.previous, &current)?,
-                None => self.remove(&paths.previous)?,
+        let Some(value) = self.read(target, &paths.current)? else {
+            return Ok(Base::default());
+        };
+        let key = format::extract_key(target, Some(&value))?;
+        let version = self.load_versions(&paths)?.current;
+        Ok(Base {
+            version,
+            value: Some(SecretString::from(value)),
+            key,
+        })
+    }
+
+    async fn promote_if(
+        &self,
+        target: &Target,
+        version_id: &str,
+        base: &Base,
+    ) -> Result<Promoted, StoreError> {
+        self.swap(target, version_id, Some(base))
+    }
+
+    /// The sidecar's current id, or its pending id when the pending file is
+    /// gone: the rename of a promote landed and its bookkeeping did not.
+    async fn current_version(&self, target: &Target) -> Result<Option<String>, StoreError> {
+        let paths = self.paths(target)?;
+        let versions = self.load_versions(&paths)?;
+        if let Some(pending) = versions.pending.filter(|id| !placed::is_placed(id)) {
+            let file =
+                atomic::read(&paths.pending).map_err(|e| self.io("read", &paths.pending, e))?;
+            if file.is_none() {
+                return Ok(Some(pending));
             }
-            versions.previous = versions.current.clone();
-            self.save_versions(&paths, &versions)?;
-            atomic::rename(&paths.pending, &paths.current)
-                .map_err(|e| self.io("rename", &paths.pending, e))?;
         }
-        versions.current = versions.pending.take();
-        self.save_versions(&paths, &versions)
+        Ok(versions.current)
     }
 
     fn placement(&self, target: &Target) -> String {
@@ -314,12 +381,7 @@ impl SecretStore for FileStore {
     async fn drop_pending(&self, target: &Target) -> Result<(), StoreError> {
         let paths = self.paths(target)?;
         let mut versions = self.load_versions(&paths)?;
-        // The id goes before the file, so a missing pending file with an id
-        // set always means "renamed to current" (see `promote`).
-        if versions.pending.take().is_some() {
-            self.save_versions(&paths, &versions)?;
-        }
-        self.remove(&paths.pending)
+        self.clear_pending(&paths, &mut versions)
     }
 }
 

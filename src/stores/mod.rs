@@ -21,6 +21,31 @@ pub struct Pending {
     pub key: SecretString,
 }
 
+/// What a store held as current when a rotation staged its new key: the
+/// compare side of promote's compare-and-swap, and the old key's value for
+/// "is the key about to be deleted still current". Kept in memory only (it
+/// holds the old value); a rotation resumed after a restart stages again.
+#[derive(Default)]
+pub struct Base {
+    /// The current version's id (AWS), if any.
+    pub version: Option<String>,
+    /// The whole current value (the file store compares it: a hand edit does
+    /// not change its version sidecar).
+    pub value: Option<SecretString>,
+    /// The key in that value.
+    pub key: Option<SecretString>,
+}
+
+/// What a compare-and-swap promote did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Promoted {
+    /// The version is current (now, or already was).
+    Done,
+    /// The current value is no longer the one the pending version was built
+    /// from; nothing changed. Stage again from the new current.
+    CurrentMoved,
+}
+
 #[async_trait]
 pub trait SecretStore: Send + Sync {
     /// The `[stores.<name>]` entry this talks for (used in messages).
@@ -54,6 +79,25 @@ pub trait SecretStore: Send + Sync {
     /// pending version remains. Promoting the version that is already
     /// current is a no-op (apart from clearing pending).
     async fn promote(&self, target: &Target, version_id: &str) -> Result<(), StoreError>;
+
+    /// The current value as a promote's compare side (read before staging).
+    async fn base(&self, target: &Target) -> Result<Base, StoreError>;
+
+    /// [`SecretStore::promote`] as a compare-and-swap: makes `version_id`
+    /// current only if the current value is still `base` (AWS:
+    /// `RemoveFromVersionId`); an answer that may hide a landed move is
+    /// settled by reading the stages back.
+    async fn promote_if(
+        &self,
+        target: &Target,
+        version_id: &str,
+        base: &Base,
+    ) -> Result<Promoted, StoreError>;
+
+    /// The id of the version that is current now, read from the store (a
+    /// promote whose bookkeeping was cut short counts as done when its move
+    /// landed). `None` when there is no current version.
+    async fn current_version(&self, target: &Target) -> Result<Option<String>, StoreError>;
 
     /// Removes the pending version; no-op when there is none.
     async fn drop_pending(&self, target: &Target) -> Result<(), StoreError>;

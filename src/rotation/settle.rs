@@ -1,0 +1,313 @@
+//! Ambiguous outcomes are resolved by reading the world, never by assuming
+//! (DESIGN.md). A create that may have made a key is swept for by the
+//! rotation id's name; a stage or promote whose answer went wrong is settled
+//! by reading the store back; a delete counts only once the provider no
+//! longer has the key; and nothing is deleted at the provider while the
+//! store's current value is that key.
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use secrecy::{ExposeSecret, SecretString};
+use tracing::{info, warn};
+
+use super::run::Run;
+use super::{RotationError, RunOutcome};
+use crate::events::{EventOutcome, EventStep};
+use crate::failpoint;
+use crate::providers::ProviderError;
+use crate::state::{OutcomeKind, Step, UnconfirmedCreate};
+
+/// A listing that finds none of a rotation's keys counts only this long after
+/// the ambiguous answer: a key made just before may not be listed yet.
+const LISTING_SETTLE: TimeDelta = TimeDelta::seconds(2);
+/// The longest pause between two sweep listings.
+const MAX_SWEEP_PAUSE: Duration = Duration::from_secs(10);
+/// Deletes of one key before a key the provider still lists is an error.
+const DELETE_ATTEMPTS: u32 = 3;
+
+/// How a sweep ended.
+pub(super) enum Swept {
+    /// Every key the rotation may have made is accounted for; this many were
+    /// found and deleted.
+    Settled(usize),
+    /// Shutdown: the journal still holds the marker, the next run sweeps.
+    Stopped,
+}
+
+impl Run<'_> {
+    /// create answered in a way that may hide a new key: record that before
+    /// anything else, sweep until every such key is gone, then close the
+    /// rotation as failed (the next pass starts a new one).
+    pub async fn create_unconfirmed(
+        &mut self,
+        e: ProviderError,
+    ) -> Result<RunOutcome, RotationError> {
+        warn!(error = %e, kind = e.kind(), "create may have made a key although it failed; sweeping by rotation id");
+        let since = self.now();
+        self.rotation().unconfirmed_create = Some(UnconfirmedCreate {
+            since,
+            cause: e.to_string(),
+        });
+        self.save().await?;
+        self.close_unconfirmed().await
+    }
+
+    /// Sweeps for the keys of an ambiguous create and closes the rotation.
+    pub async fn close_unconfirmed(&mut self) -> Result<RunOutcome, RotationError> {
+        let found = match self.sweep().await {
+            Ok(Swept::Settled(found)) => found,
+            Ok(Swept::Stopped) => {
+                let rotation_id = self.rotation_ref().id.clone();
+                return Ok(RunOutcome::Stopped { rotation_id });
+            }
+            Err(e) => return self.fail(e).await,
+        };
+        let cause = self
+            .rotation_ref()
+            .unconfirmed_create
+            .as_ref()
+            .map(|u| u.cause.clone())
+            .unwrap_or_default();
+        let e = RotationError::CreateAmbiguous(format!(
+            "the answer to create could not be trusted ({cause}); a listing by rotation id found {found} key(s) it had made, now deleted"
+        ));
+        let rotation = self
+            .state
+            .in_flight
+            .take()
+            .expect("a sweep runs on a rotation in flight");
+        self.finish(&rotation, OutcomeKind::Failed, Some(e.to_string()));
+        self.back_off();
+        self.emit_for(
+            Some(&rotation),
+            EventStep::Create,
+            EventOutcome::Failed,
+            Some(&e),
+        );
+        self.save().await?;
+        Err(e)
+    }
+
+    /// Lists by the rotation id's name and deletes what it finds, until two
+    /// listings in a row find nothing, the later one at least
+    /// [`LISTING_SETTLE`] after the ambiguous answer. A listing that fails
+    /// is retried; past `daemon.sweep_timeout` this run gives up with
+    /// `create_unconfirmed` (the marker stays, the next pass sweeps again).
+    pub async fn sweep(&mut self) -> Result<Swept, RotationError> {
+        self.refuse_if_new_key_current().await?;
+        let since = match &self.rotation_ref().unconfirmed_create {
+            Some(u) => u.since,
+            None => self.now(),
+        };
+        let deadline = tokio::time::Instant::now() + self.ctx.sweep_timeout;
+        let (mut found, mut empty_in_a_row) = (0, 0);
+        let mut pause = Duration::from_millis(500);
+        let mut last_error = None;
+        loop {
+            match self.sweep_once().await {
+                Ok(0) => empty_in_a_row += 1,
+                Ok(n) => (found, empty_in_a_row) = (found + n, 0),
+                Err(e) => {
+                    warn!(error = %e, kind = e.kind(), "sweep: listing failed; retrying");
+                    (last_error, empty_in_a_row) = (Some(e.to_string()), 0);
+                }
+            }
+            failpoint::hit("sweep");
+            if empty_in_a_row >= 2 && self.now() - since >= LISTING_SETTLE {
+                return Ok(Swept::Settled(found));
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                return Err(RotationError::CreateUnconfirmed {
+                    rotation_id: self.rotation_ref().id.clone(),
+                    message: last_error.unwrap_or_else(|| "the listing never settled".to_string()),
+                });
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = self.ctx.cancel.cancelled() => return Ok(Swept::Stopped),
+            }
+            pause = (pause * 2).min(MAX_SWEEP_PAUSE);
+        }
+    }
+
+    /// One listing: deletes every key whose name carries this rotation's id.
+    async fn sweep_once(&self) -> Result<usize, RotationError> {
+        let id = self.rotation_ref().id.clone();
+        let keys = self
+            .provider_call("list keys", || self.ctx.provider.list_keys())
+            .await?;
+        let ours: Vec<_> = keys.into_iter().filter(|k| k.name.contains(&id)).collect();
+        for key in &ours {
+            self.delete_confirmed(&key.id, "delete orphan key").await?;
+            warn!(key_id = %key.id, name = %key.name, "deleted a key this rotation had made");
+        }
+        Ok(ours.len())
+    }
+
+    /// Deletes `id` and reads back that the provider no longer has it: a 404
+    /// (or a success) while the key lives is not "gone".
+    pub async fn delete_confirmed(&self, id: &str, what: &str) -> Result<(), RotationError> {
+        let mut pause = Duration::from_millis(250);
+        for attempt in 1..=DELETE_ATTEMPTS {
+            self.provider_call(what, || self.ctx.provider.delete_key(id))
+                .await?;
+            let still = self
+                .provider_call("get key", || self.ctx.provider.get_key(id))
+                .await?;
+            if still.is_none() {
+                return Ok(());
+            }
+            warn!(key_id = %id, attempt, "the provider still has the key after deleting it");
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+        Err(RotationError::DeleteUnconfirmed {
+            key_id: id.to_string(),
+        })
+    }
+
+    /// Disables `id` and reads back that it is disabled (or gone).
+    pub async fn disable_confirmed(&self, id: &str) -> Result<(), RotationError> {
+        self.provider_call("disable old key", || self.ctx.provider.disable_key(id))
+            .await?;
+        let after = self
+            .provider_call("get key", || self.ctx.provider.get_key(id))
+            .await?;
+        match after {
+            Some(key) if !key.disabled => Err(RotationError::DeleteUnconfirmed {
+                key_id: id.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the store's current value is this rotation's new key: its
+    /// current version is one this rotation staged, or its value is the new
+    /// key's (when this process knows it).
+    pub async fn new_key_is_current(&self) -> Result<bool, RotationError> {
+        let target = &self.policy.target;
+        let version = self.ctx.store.current_version(target).await?;
+        if version.is_some_and(|v| self.is_our_version(&v)) {
+            return Ok(true);
+        }
+        let Some(secret) = &self.new_secret else {
+            return Ok(false);
+        };
+        let current = self.ctx.store.read_current(target).await?;
+        Ok(same(current.as_ref(), secret))
+    }
+
+    async fn refuse_if_new_key_current(&self) -> Result<(), RotationError> {
+        if self.new_key_is_current().await? {
+            let key_id = self.new_key_id().unwrap_or("-").to_string();
+            return Err(RotationError::NewKeyIsCurrent { key_id });
+        }
+        Ok(())
+    }
+
+    /// Whether the old key may still be what applications read: the current
+    /// value equals the old one (known from staging, or the store's previous
+    /// version), or the store's current is neither this rotation's version
+    /// nor its key (changed after promote: refuse rather than guess).
+    pub async fn old_key_may_be_current(&self) -> Result<bool, RotationError> {
+        let target = &self.policy.target;
+        let Some(current) = self.ctx.store.read_current(target).await? else {
+            return Ok(true);
+        };
+        let old = self.base.as_ref().and_then(|b| b.key.as_ref());
+        if old.is_some_and(|old| same(Some(&current), old)) {
+            return Ok(true);
+        }
+        let previous = self.ctx.store.read_previous(target).await?;
+        if previous.is_some_and(|p| same(Some(&current), &p)) {
+            return Ok(true);
+        }
+        let version = self.ctx.store.current_version(target).await?;
+        let ours = version.is_some_and(|v| self.is_our_version(&v))
+            || self
+                .new_secret
+                .as_ref()
+                .is_some_and(|s| same(Some(&current), s));
+        Ok(!ours)
+    }
+
+    /// Stages the new key again, built from today's current value: after a
+    /// restart (what the first staging was built from is gone with the old
+    /// process) or when promote found the current value changed. The key is
+    /// read back from this rotation's pending version. A promote that landed
+    /// before a crash is recorded instead; a pending version that is gone
+    /// rolls back.
+    pub async fn restage(&mut self) -> Result<(), RotationError> {
+        let target = &self.policy.target;
+        if self.new_key_is_current().await? {
+            if self.rotation_ref().verified_at.is_none() {
+                let key_id = self.new_key_id().unwrap_or("-").to_string();
+                return Err(RotationError::NewKeyIsCurrent { key_id });
+            }
+            warn!("the new key is already current (a promote landed before its answer or record)");
+            return self.record_promoted().await;
+        }
+        if self.assisted() {
+            // The placed value is the person's; it is promoted as placed.
+            self.base = Some(self.ctx.store.base(target).await?);
+            return Ok(());
+        }
+        let pending = self.ctx.store.read_pending(target).await?;
+        let version = self.rotation_ref().version_id.clone();
+        let Some(pending) = pending.filter(|p| Some(&p.version_id) == version.as_ref()) else {
+            let reason = "this rotation's pending version is gone from the store".to_string();
+            self.rotation().rollback = Some(reason);
+            return self.save().await;
+        };
+        self.rotation().restages += 1;
+        self.save().await?;
+        let base = self.ctx.store.base(target).await?;
+        let token = self.rotation_ref().stage_token();
+        let version = self.ctx.store.stage(target, &token, &pending.key).await?;
+        (self.base, self.new_secret) = (Some(base), Some(pending.key));
+        let rotation = self.rotation();
+        rotation.version_id = Some(version.clone());
+        rotation.verified_at = None;
+        rotation.step = Step::Staged;
+        self.save().await?;
+        info!(version_id = %version, "staged again from the current value");
+        Ok(())
+    }
+
+    /// stage failed: the put may have landed before its answer went wrong.
+    /// `Ok` when a read-back finds this rotation's key staged (or current,
+    /// for a first key) and records it; otherwise the original error.
+    pub async fn settle_stage(&mut self, e: RotationError) -> Result<(), RotationError> {
+        let token = self.rotation_ref().stage_token();
+        let Some(secret) = self.new_secret.clone() else {
+            return Err(e);
+        };
+        let target = &self.policy.target;
+        let landed = match self.ctx.store.read_pending(target).await {
+            Ok(Some(p)) if p.version_id == token => same(Some(&p.key), &secret),
+            Ok(_) => matches!(self.new_key_is_current().await, Ok(true)),
+            Err(_) => false,
+        };
+        if !landed {
+            return Err(e);
+        }
+        warn!(error = %e, "stage answered an error but the pending version landed");
+        self.record_staged(token).await
+    }
+
+    /// A version this rotation staged (or, assisted, claimed).
+    fn is_our_version(&self, version: &str) -> bool {
+        let rotation = self.rotation_ref();
+        rotation.owns_version(version) || rotation.version_id.as_deref() == Some(version)
+    }
+
+    fn new_key_id(&self) -> Option<&str> {
+        self.rotation_ref().new_key.as_ref()?.id.as_deref()
+    }
+}
+
+/// Whether a store's value is `key` (values, never labels).
+fn same(value: Option<&SecretString>, key: &SecretString) -> bool {
+    value.is_some_and(|v| v.expose_secret() == key.expose_secret())
+}
