@@ -20,5 +20,6 @@ mod rotation_aws;
 mod rotation_file;
 mod scheduling;
 mod shutdown;
+mod sim_after_effect;
 mod sim_openrouter;
 mod verify_gateway;
