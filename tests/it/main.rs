@@ -7,6 +7,7 @@ mod cli;
 mod crash_matrix;
 mod daemon_proc;
 mod deploy;
+mod fault_proxy;
 mod faults;
 mod helpers;
 mod moto;
