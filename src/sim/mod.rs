@@ -2,7 +2,8 @@
 //! over real HTTP, with fault knobs. One process serves all of them, each
 //! under its own prefix (see [`Api::base_path`]) with its own account.
 //! Used by `rekey sim`, `rekey dev` and the tests. Key bookkeeping lives in
-//! `state`, fault decisions in `faults`, each API's HTTP surface in its own
+//! `state`, fault decisions in `faults`, the "lands, then answers badly"
+//! knobs and answers in `after_effect`, each API's HTTP surface in its own
 //! module, and test control in `control` (`/_sim`).
 
 use std::collections::BTreeMap;

@@ -143,7 +143,10 @@ async fn delete_answers_404_while_the_key_lives_then_deletes() {
         json!({ "error": { "code": 404, "message": "Key not found" } })
     );
     assert!(sim.sim.key_works(&secret), "the key still lives");
-    assert_eq!(field(&list_page(&sim, 0).await, "hash"), std::slice::from_ref(&hash));
+    assert_eq!(
+        field(&list_page(&sim, 0).await, "hash"),
+        std::slice::from_ref(&hash)
+    );
 
     let done = delete(hash).await;
     assert_eq!(
