@@ -174,6 +174,19 @@ impl FaultProxy {
     }
 }
 
+/// Rewrites a config written by `TestEnv::write_config*` so that its `aws`
+/// store (`endpoint_url` = moto) talks to `proxy` instead.
+pub fn route_aws_store_through(config_path: &std::path::Path, proxy: &FaultProxy) {
+    let config = std::fs::read_to_string(config_path).expect("the config is readable");
+    let moto = format!("endpoint_url = \"{}\"", proxy.shared.upstream);
+    assert!(
+        config.contains(&moto),
+        "the config has no store at moto ({moto}): {config}"
+    );
+    let through = format!("endpoint_url = \"{}\"", proxy.url);
+    std::fs::write(config_path, config.replace(&moto, &through)).expect("the config is written");
+}
+
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.stop.cancel();

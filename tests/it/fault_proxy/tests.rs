@@ -7,7 +7,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
-use super::{Action, FaultProxy, Rule};
+use super::{Action, FaultProxy, Rule, route_aws_store_through};
 use crate::helpers::{TestEnv, policy};
 use crate::moto::{moto_url, sm_client, unique_secret_name};
 
@@ -221,14 +221,7 @@ async fn a_rekey_rotation_through_the_proxy_with_no_rule_lands_every_call() {
         .unwrap();
     let target = format!(r#"{{ store = "aws", secret_id = "{id}", format = "raw" }}"#);
     env.write_config(&policy("p", &target, ""));
-    let config = std::fs::read_to_string(env.config_path()).unwrap();
-    let endpoint = format!("endpoint_url = \"{}\"", moto_url());
-    assert!(
-        config.contains(&endpoint),
-        "the aws store talks to moto: {config}"
-    );
-    let through = format!("endpoint_url = \"{}\"", proxy.url());
-    std::fs::write(env.config_path(), config.replace(&endpoint, &through)).unwrap();
+    route_aws_store_through(&env.config_path(), &proxy);
 
     env.cmd("rotate", &["p", "--now"]).await.assert_code(0);
 
