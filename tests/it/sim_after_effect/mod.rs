@@ -4,6 +4,7 @@
 //! says, a counted knob runs out, and the call after it is normal.
 
 mod arouter;
+mod cli;
 mod clients;
 mod litellm;
 mod openai;
