@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::after_effect::{self, CreatedShape};
 use super::faults::Endpoint;
 use super::openrouter::{bearer, parse, with_status};
 use super::state::{self, ApiError, CreateRequest, KeyRecord, UpdateRequest};
@@ -147,31 +148,43 @@ async fn create_key(shape: Shape, sim: Simulator, headers: HeaderMap, body: Byte
         include_byok_in_limit: None,
         expires_at: body.expires_at,
     };
-    let mut inner = sim.lock();
-    let (delay, reject) = (
-        inner.faults.propagation_delay(),
-        inner.faults.reject_new_keys(),
-    );
-    let state = inner.api(API);
-    let (_, secret) = state.create(req, delay, reject)?;
-    let key = state.keys.last_mut().expect("the key just created");
-    for (field, list) in [
-        ("allowed_providers", body.allowed_providers),
-        ("allowed_models", body.allowed_models),
-    ] {
-        key.extra.insert(field.into(), json!(list));
-    }
-    let data = render(key, shape);
-    let answer = match shape {
-        Shape::Reference => json!({ "data": data, "key": secret }),
-        Shape::Guide => {
-            let mut data = data;
-            data["key"] = json!(secret);
-            json!({ "data": data })
+    let make = |account: &mut state::State, delay, reject| {
+        let (_, secret) = account.create(req, delay, reject)?;
+        let key = account.keys.last_mut().expect("the key just created");
+        for (field, list) in [
+            ("allowed_providers", body.allowed_providers),
+            ("allowed_models", body.allowed_models),
+        ] {
+            key.extra.insert(field.into(), json!(list));
         }
+        let mut data = render(key, shape);
+        Ok(match shape {
+            Shape::Reference => json!({ "data": data, "key": secret }),
+            Shape::Guide => {
+                data["key"] = json!(secret);
+                json!({ "data": data })
+            }
+        })
     };
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+    let created = match shape {
+        Shape::Reference => &CREATED_REFERENCE,
+        Shape::Guide => &CREATED_GUIDE,
+    };
+    let failure = |e: ApiError| Failure(e).into_response();
+    Ok(sim.create_and_answer(API, created, make, failure).await?)
 }
+
+/// Where each shape's create answer keeps the secret and the key's id.
+const CREATED_REFERENCE: CreatedShape = CreatedShape {
+    status: StatusCode::CREATED,
+    secret: "/key",
+    id: "/data/hash",
+};
+const CREATED_GUIDE: CreatedShape = CreatedShape {
+    status: StatusCode::CREATED,
+    secret: "/data/key",
+    id: "/data/id",
+};
 
 /// A key object as `shape` shows it; never the secret.
 fn render(key: &KeyRecord, shape: Shape) -> Value {
@@ -235,12 +248,13 @@ async fn list_keys(
         }
     }
     let mut inner = sim.lock();
-    let page: Vec<Value> = (inner.api(API).keys.iter())
+    let listing = inner.faults.listing(API, offset == 0, PAGE_SIZE);
+    let keys = (inner.api(API).keys.iter())
         .filter(|k| include_disabled || !k.disabled)
-        .skip(offset)
-        .take(PAGE_SIZE)
-        .map(|k| render(k, shape))
         .collect();
+    let phantoms = listing.phantoms.map(|n| after_effect::phantom(API, n));
+    let page = after_effect::page(listing.answer, keys, |_| offset, PAGE_SIZE, phantoms);
+    let page: Vec<Value> = page.iter().map(|k| render(k, shape)).collect();
     ok(json!({ "data": page }))
 }
 
@@ -290,7 +304,12 @@ async fn update_key(
 async fn delete_key(shape: Shape, sim: Simulator, headers: HeaderMap, id: String) -> Reply {
     sim.admit_management(API, Endpoint::Delete, &headers)
         .await?;
-    sim.lock().api(API).delete(hash_of(shape, &id)?)?;
+    let hash = hash_of(shape, &id)?;
+    let mut inner = sim.lock();
+    if inner.api(API).has(hash) && inner.faults.after_delete() {
+        return Err(state::not_found().into());
+    }
+    inner.api(API).delete(hash)?;
     match shape {
         Shape::Reference => ok(json!({ "data": { "deleted": true } })),
         Shape::Guide => Ok(StatusCode::NO_CONTENT.into_response()),

@@ -1,12 +1,15 @@
 //! Which injected fault, if any, a request to an endpoint meets.
-//! Endpoint-specific knobs win over the `*` knob.
+//! Endpoint-specific knobs win over the `*` knob. The `after_effect` knobs
+//! are spent only by calls that take effect (see `after_effect`).
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::time::Duration;
 
 use rand::Rng;
 
-use super::Faults;
+use super::after_effect::{CreateAnswer, ListAnswer};
+use super::{Api, Faults};
 
 /// The endpoints faults can target, by the names `Faults` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +47,26 @@ pub(crate) enum Injected {
     ServerError,
 }
 
-/// The configured knobs plus how many 429s each rate-limit knob has left.
+/// The configured knobs plus how many 429s each rate-limit knob has left,
+/// and how many calls each `after_effect` knob has left (`None`: no limit).
 #[derive(Debug, Default)]
 pub(crate) struct FaultState {
     faults: Faults,
     rate_limit_left: BTreeMap<String, u32>,
+    create_left: Option<u32>,
+    delete_left: Option<u32>,
+    list_left: Option<u32>,
+    /// Per API, how the listing under way answers: set by its first page,
+    /// kept by the pages after it.
+    listings: BTreeMap<Api, Option<ListAnswer>>,
+    /// The number of the next phantom key (`ListAnswer::Endless`).
+    next_phantom: u64,
+}
+
+/// How one page of a listing answers, and the phantom numbers it may use.
+pub(crate) struct Listing {
+    pub answer: Option<ListAnswer>,
+    pub phantoms: Range<u64>,
 }
 
 const ALL: &str = "*";
@@ -60,9 +78,46 @@ impl FaultState {
             .iter()
             .map(|(k, v)| (k.clone(), v.count))
             .collect();
+        let after = &faults.after_effect;
         Self {
-            faults,
+            create_left: after.create.and_then(|f| f.count),
+            delete_left: after.delete.and_then(|f| f.count),
+            list_left: after.list.and_then(|f| f.count),
             rate_limit_left,
+            faults,
+            ..Self::default()
+        }
+    }
+
+    /// How a create that made its key answers; spends one from the count.
+    pub(crate) fn after_create(&mut self) -> Option<CreateAnswer> {
+        let fault = self.faults.after_effect.create?;
+        spend(&mut self.create_left).then_some(fault.answer)
+    }
+
+    /// Whether a delete of a key that exists answers 404 and leaves it be;
+    /// spends one from the count.
+    pub(crate) fn after_delete(&mut self) -> bool {
+        self.faults.after_effect.delete.is_some() && spend(&mut self.delete_left)
+    }
+
+    /// How a page of a listing at `api` answers. A first page starts a
+    /// listing and spends one from the count; later pages follow it.
+    /// An endless page of `size` gets `size` fresh phantom numbers.
+    pub(crate) fn listing(&mut self, api: Api, first_page: bool, size: usize) -> Listing {
+        if first_page {
+            let fault = self.faults.after_effect.list;
+            let answer = fault.filter(|_| spend(&mut self.list_left));
+            self.listings.insert(api, answer.map(|f| f.answer));
+        }
+        let answer = self.listings.get(&api).copied().flatten();
+        let start = self.next_phantom;
+        if answer == Some(ListAnswer::Endless) {
+            self.next_phantom += u64::try_from(size).unwrap_or(u64::MAX);
+        }
+        Listing {
+            answer,
+            phantoms: start..self.next_phantom,
         }
     }
 
@@ -121,6 +176,18 @@ impl FaultState {
     }
 }
 
+/// Spends one call of a counted knob: `None` never runs out.
+fn spend(left: &mut Option<u32>) -> bool {
+    match left {
+        None => true,
+        Some(0) => false,
+        Some(n) => {
+            *n -= 1;
+            true
+        }
+    }
+}
+
 fn lookup<T>(map: &BTreeMap<String, T>, endpoint: Endpoint) -> Option<&T> {
     map.get(endpoint.as_str()).or_else(|| map.get(ALL))
 }
@@ -129,6 +196,7 @@ fn lookup<T>(map: &BTreeMap<String, T>, endpoint: Endpoint) -> Option<&T> {
 mod tests {
     use super::*;
     use crate::sim::RateLimitFault;
+    use crate::sim::after_effect::{AfterEffect, Counted, DeleteAnswer};
 
     fn limited(endpoint: &str, count: u32, secs: u64) -> Faults {
         let fault = RateLimitFault {
@@ -180,6 +248,60 @@ mod tests {
             assert_eq!(state.decide(Endpoint::Create), Injected::ServerError);
             assert_eq!(state.decide(Endpoint::List), Injected::None);
         }
+    }
+
+    fn after(after_effect: AfterEffect) -> FaultState {
+        FaultState::new(Faults {
+            after_effect,
+            ..Faults::default()
+        })
+    }
+
+    #[test]
+    fn a_counted_after_effect_meets_exactly_the_next_count_calls() {
+        let mut state = after(AfterEffect {
+            create: Some(Counted::next(2, CreateAnswer::Html)),
+            delete: Some(Counted::next(1, DeleteAnswer::NotFound)),
+            ..AfterEffect::default()
+        });
+        let html = Some(CreateAnswer::Html);
+        assert_eq!([(); 3].map(|_| state.after_create()), [html, html, None]);
+        assert_eq!([(); 2].map(|_| state.after_delete()), [true, false]);
+    }
+
+    #[test]
+    fn an_uncounted_after_effect_never_runs_out_and_no_knob_never_fires() {
+        let mut state = after(AfterEffect {
+            create: Some(Counted::always(CreateAnswer::MissingId)),
+            ..AfterEffect::default()
+        });
+        for _ in 0..50 {
+            assert_eq!(state.after_create(), Some(CreateAnswer::MissingId));
+            assert!(!state.after_delete());
+        }
+    }
+
+    #[test]
+    fn a_listing_is_counted_once_at_its_first_page_and_its_pages_follow_it() {
+        let mut state = after(AfterEffect {
+            list: Some(Counted::next(1, ListAnswer::Endless)),
+            ..AfterEffect::default()
+        });
+        let first = state.listing(Api::OpenRouter, true, 3);
+        let second = state.listing(Api::OpenRouter, false, 3);
+        assert_eq!(
+            (first.answer, first.phantoms),
+            (Some(ListAnswer::Endless), 0..3)
+        );
+        assert_eq!(
+            (second.answer, second.phantoms),
+            (Some(ListAnswer::Endless), 3..6)
+        );
+        let other_api = state.listing(Api::LiteLlm, true, 3);
+        assert_eq!((other_api.answer, other_api.phantoms), (None, 6..6));
+        let again = state.listing(Api::OpenRouter, true, 3);
+        assert_eq!(again.answer, None);
+        assert_eq!(state.listing(Api::OpenRouter, false, 3).answer, None);
     }
 
     #[test]

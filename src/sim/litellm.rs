@@ -9,12 +9,13 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::after_effect::{self, CreatedShape, ListAnswer};
 use super::faults::Endpoint;
 use super::openrouter::{bearer, parse, with_status};
 use super::state::{ApiError, KeyRecord, State as Account};
@@ -106,26 +107,32 @@ async fn generate(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes)
     if let Some(period) = body.budget_duration.as_deref().filter(|d| !is_duration(d)) {
         return Err(ApiError::new(400, format!("Invalid budget_duration: {period}")).into());
     }
-    let mut inner = sim.lock();
-    let (delay, reject) = (
-        inner.faults.propagation_delay(),
-        inner.faults.reject_new_keys(),
-    );
-    let alias = body.key_alias.unwrap_or_default();
-    let key = inner.api(API).issue(&alias, delay, reject);
-    let fields = [
-        ("models", json!(body.models.unwrap_or_default())),
-        ("max_budget", json!(body.max_budget)),
-        ("budget_duration", json!(body.budget_duration)),
-        ("metadata", body.metadata.unwrap_or_else(|| json!({}))),
-    ];
-    for (field, value) in fields {
-        key.extra.insert(field.into(), value);
-    }
-    let mut answer = render(key);
-    answer["key"] = json!(key.secret);
-    ok(answer)
+    let make = |account: &mut Account, delay, reject| {
+        let alias = body.key_alias.unwrap_or_default();
+        let key = account.issue(&alias, delay, reject);
+        let fields = [
+            ("models", json!(body.models.unwrap_or_default())),
+            ("max_budget", json!(body.max_budget)),
+            ("budget_duration", json!(body.budget_duration)),
+            ("metadata", body.metadata.unwrap_or_else(|| json!({}))),
+        ];
+        for (field, value) in fields {
+            key.extra.insert(field.into(), value);
+        }
+        let mut answer = render(key);
+        answer["key"] = json!(key.secret);
+        Ok(answer)
+    };
+    let failure = |e: ApiError| Failure(e).into_response();
+    Ok(sim.create_and_answer(API, &CREATED, make, failure).await?)
 }
+
+/// Where LiteLLM's `/key/generate` answer keeps the secret and the key's id.
+const CREATED: CreatedShape = CreatedShape {
+    status: StatusCode::OK,
+    secret: "/key",
+    id: "/token",
+};
 
 /// `30s`, `30m`, `1h`, `30d`.
 fn is_duration(text: &str) -> bool {
@@ -170,6 +177,10 @@ async fn delete(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -
         .await?;
     let body: DeleteBody = parse(&body)?;
     let mut inner = sim.lock();
+    let exists = body.keys.iter().any(|k| find(inner.api(API), k).is_some());
+    if exists && inner.faults.after_delete() {
+        return Err(not_all_deleted(body.keys.len(), 0).into());
+    }
     let state = inner.api(API);
     let mut deleted = Vec::new();
     for key in &body.keys {
@@ -178,14 +189,15 @@ async fn delete(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -
         }
     }
     if deleted.len() < body.keys.len() {
-        let message = format!(
-            "Failed to delete all keys. Keys passed in: {}. Deleted keys: {}",
-            body.keys.len(),
-            deleted.len()
-        );
-        return Err(ApiError::new(404, message).into());
+        return Err(not_all_deleted(body.keys.len(), deleted.len()).into());
     }
     ok(json!({ "deleted_keys": deleted }))
+}
+
+fn not_all_deleted(passed: usize, deleted: usize) -> ApiError {
+    let message =
+        format!("Failed to delete all keys. Keys passed in: {passed}. Deleted keys: {deleted}");
+    ApiError::new(404, message)
 }
 
 /// `page` (from 1), `size` (1-100), `return_full_object`.
@@ -214,15 +226,34 @@ async fn list(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(q): Raw
     sim.admit_management(API, Endpoint::List, &headers).await?;
     let (page, size, full) = list_params(q.as_deref().unwrap_or(""))?;
     let mut inner = sim.lock();
+    let listing = inner.faults.listing(API, page == 1, size);
+    let endless = listing.answer == Some(ListAnswer::Endless);
     let keys = &inner.api(API).keys;
-    let shown: Vec<Value> = (keys.iter().skip((page - 1) * size).take(size))
+    let phantoms = listing.phantoms.map(|n| after_effect::phantom(API, n));
+    let at = (page - 1).saturating_mul(size);
+    let shown = after_effect::page(
+        listing.answer,
+        keys.iter().collect(),
+        |_| at,
+        size,
+        phantoms,
+    );
+    let shown: Vec<Value> = (shown.iter())
         .map(|k| if full { render(k) } else { json!(k.hash) })
         .collect();
+    // An endless listing always claims one full page more than this one.
+    let (total_count, total_pages) = match endless {
+        true => (
+            page.saturating_add(1).saturating_mul(size),
+            page.saturating_add(1),
+        ),
+        false => (keys.len(), keys.len().div_ceil(size)),
+    };
     ok(json!({
         "keys": shown,
-        "total_count": keys.len(),
+        "total_count": total_count,
         "current_page": page,
-        "total_pages": keys.len().div_ceil(size),
+        "total_pages": total_pages,
     }))
 }
 

@@ -2,16 +2,19 @@
 //! over real HTTP, with fault knobs. One process serves all of them, each
 //! under its own prefix (see [`Api::base_path`]) with its own account.
 //! Used by `rekey sim`, `rekey dev` and the tests. Key bookkeeping lives in
-//! `state`, fault decisions in `faults`, each API's HTTP surface in its own
+//! `state`, fault decisions in `faults`, the "lands, then answers badly"
+//! knobs and answers in `after_effect`, each API's HTTP surface in its own
 //! module, and test control in `control` (`/_sim`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+mod after_effect;
 mod anthropic;
 mod arouter;
 mod control;
@@ -22,6 +25,10 @@ mod openai;
 mod openrouter;
 mod state;
 
+pub use after_effect::{
+    AfterEffect, Counted, CreateAnswer, CreateFault, DeleteAnswer, DeleteFault, ListAnswer,
+    ListFault,
+};
 use faults::{Endpoint, FaultState, Injected};
 pub use openai::{SIM_OPENAI_DEFAULT_PROJECT, SIM_OPENAI_PROJECT};
 use state::{ApiError, State};
@@ -93,6 +100,8 @@ pub struct Faults {
     pub reject_new_keys: bool,
     /// OpenAI: `models` and `chat` answer 429 `insufficient_quota` (the organization is out of credits).
     pub quota_exhausted: bool,
+    /// Calls that take effect, then answer badly (see `after_effect`).
+    pub after_effect: AfterEffect,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -302,6 +311,27 @@ impl Simulator {
             }),
             Injected::ServerError => Err(ApiError::new(500, "Internal server error")),
         }
+    }
+
+    /// Makes a key with `make` (given the account, the propagation delay and
+    /// whether new keys are rejected) and answers with the body it returns,
+    /// spoiled as the `after_effect.create` knob says. `failure` renders an
+    /// error in the API's shape.
+    pub(crate) async fn create_and_answer(
+        &self,
+        api: Api,
+        shape: &after_effect::CreatedShape,
+        make: impl FnOnce(&mut State, Duration, bool) -> Result<serde_json::Value, ApiError>,
+        failure: impl FnOnce(ApiError) -> axum::response::Response,
+    ) -> Result<axum::response::Response, ApiError> {
+        let (fault, body) = {
+            let mut inner = self.lock();
+            let delay = inner.faults.propagation_delay();
+            let reject = inner.faults.reject_new_keys();
+            let body = make(inner.api(api), delay, reject)?;
+            (inner.faults.after_create(), body)
+        };
+        Ok(after_effect::created(fault, shape, body, failure).await)
     }
 
     /// Admits a management call of an API that takes the management key

@@ -9,13 +9,14 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::after_effect::CreatedShape;
 use super::faults::Endpoint;
 use super::openrouter::{bearer, parse, with_status};
 use super::state::ApiError;
@@ -147,14 +148,18 @@ async fn create(
     let req: CreateRequest = parse(&body)?;
     let name = req.name.filter(|n| !n.trim().is_empty());
     let name = name.ok_or_else(|| ApiError::new(400, "Missing required parameter: 'name'."))?;
-    let mut inner = sim.lock();
-    let (delay, reject) = (
-        inner.faults.propagation_delay(),
-        inner.faults.reject_new_keys(),
-    );
-    let created = accounts::create(inner.api(API), &project, &name, delay, reject)?;
-    Ok(Json(created).into_response())
+    let make =
+        |account: &mut _, delay, reject| accounts::create(account, &project, &name, delay, reject);
+    let failure = |e: ApiError| Failure(e).into_response();
+    Ok(sim.create_and_answer(API, &CREATED, make, failure).await?)
 }
+
+/// Where the create answer keeps the key's value and the service account's id.
+const CREATED: CreatedShape = CreatedShape {
+    status: StatusCode::OK,
+    secret: "/api_key/value",
+    id: "/id",
+};
 
 /// `limit` (1-100, default 20) and `after` (the last id of the previous page).
 #[derive(Deserialize)]
@@ -188,7 +193,9 @@ async fn list_accounts(
 ) -> Reply {
     admit_admin(&sim, Endpoint::List, &headers).await?;
     let (limit, after) = ListParams::read(query)?;
-    let page = accounts::list_accounts(sim.lock().api(API), &project, limit, after.as_deref())?;
+    let mut inner = sim.lock();
+    let listing = inner.faults.listing(API, after.is_none(), limit);
+    let page = accounts::list_accounts(inner.api(API), &project, limit, after.as_deref(), listing)?;
     Ok(Json(page).into_response())
 }
 
@@ -200,7 +207,9 @@ async fn list_keys(
 ) -> Reply {
     admit_admin(&sim, Endpoint::List, &headers).await?;
     let (limit, after) = ListParams::read(query)?;
-    let page = accounts::list_keys(sim.lock().api(API), &project, limit, after.as_deref())?;
+    let mut inner = sim.lock();
+    let listing = inner.faults.listing(API, after.is_none(), limit);
+    let page = accounts::list_keys(inner.api(API), &project, limit, after.as_deref(), listing)?;
     Ok(Json(page).into_response())
 }
 
@@ -220,7 +229,12 @@ async fn delete_account(
     Path((project, id)): Path<(String, String)>,
 ) -> Reply {
     admit_admin(&sim, Endpoint::Delete, &headers).await?;
-    let deleted = accounts::delete(sim.lock().api(API), &project, &id)?;
+    let mut inner = sim.lock();
+    let exists = accounts::get(inner.api(API), &project, &id).is_ok();
+    if exists && inner.faults.after_delete() {
+        return Err(accounts::no_account(&id).into());
+    }
+    let deleted = accounts::delete(inner.api(API), &project, &id)?;
     Ok(Json(deleted).into_response())
 }
 

@@ -13,8 +13,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::after_effect::CreatedShape;
 use super::faults::Endpoint;
-use super::state::{ApiError, CreateRequest, UpdateRequest};
+use super::state::{self, ApiError, CreateRequest, PAGE_SIZE, UpdateRequest};
 use super::{Api, Simulator};
 
 const API: Api = Api::OpenRouter;
@@ -94,18 +95,20 @@ async fn create_key(State(sim): State<Simulator>, headers: HeaderMap, body: Byte
     sim.admit_management(API, Endpoint::Create, &headers)
         .await?;
     let req: CreateRequest = parse(&body)?;
-    let mut inner = sim.lock();
-    let (delay, reject) = (
-        inner.faults.propagation_delay(),
-        inner.faults.reject_new_keys(),
-    );
-    let (key, secret) = inner.api(API).create(req, delay, reject)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "data": key, "key": secret })),
-    )
-        .into_response())
+    let make = |account: &mut state::State, delay, reject| {
+        let (key, secret) = account.create(req, delay, reject)?;
+        Ok(json!({ "data": key, "key": secret }))
+    };
+    let failure = |e: ApiError| Failure(e).into_response();
+    Ok(sim.create_and_answer(API, &CREATED, make, failure).await?)
 }
+
+/// Where OpenRouter's create answer keeps the secret and the key's id.
+const CREATED: CreatedShape = CreatedShape {
+    status: StatusCode::CREATED,
+    secret: "/key",
+    id: "/data/hash",
+};
 
 async fn list_keys(
     State(sim): State<Simulator>,
@@ -114,7 +117,9 @@ async fn list_keys(
 ) -> Reply {
     sim.admit_management(API, Endpoint::List, &headers).await?;
     let (offset, include_disabled) = list_params(query.as_deref().unwrap_or(""))?;
-    ok(sim.lock().api(API).list(offset, include_disabled))
+    let mut inner = sim.lock();
+    let listing = inner.faults.listing(API, offset == 0, PAGE_SIZE);
+    ok(inner.api(API).list(offset, include_disabled, listing))
 }
 
 /// `offset=N` and `include_disabled=true`; other parameters are ignored.
@@ -162,7 +167,11 @@ async fn delete_key(
 ) -> Reply {
     sim.admit_management(API, Endpoint::Delete, &headers)
         .await?;
-    ok(sim.lock().api(API).delete(&hash)?)
+    let mut inner = sim.lock();
+    if inner.api(API).has(&hash) && inner.faults.after_delete() {
+        return Err(state::not_found().into());
+    }
+    ok(inner.api(API).delete(&hash)?)
 }
 
 async fn whoami(State(sim): State<Simulator>, headers: HeaderMap) -> Reply {

@@ -11,10 +11,11 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::faults::Endpoint;
+use super::after_effect;
+use super::faults::{Endpoint, Listing};
 use super::{Api, SimKey};
 
-const PAGE_SIZE: usize = 100;
+pub(crate) const PAGE_SIZE: usize = 100;
 /// What one chat ping costs, in USD: enough to show up in usage counters.
 const CHAT_COST: f64 = 0.00002;
 
@@ -77,6 +78,7 @@ where
 
 /// One key of one API. The OpenRouter fields are shared by the
 /// OpenRouter-like APIs; anything else an API needs lives in `extra`.
+#[derive(Clone)]
 pub(crate) struct KeyRecord {
     pub hash: String,
     pub name: String,
@@ -205,14 +207,14 @@ impl State {
     }
 
     /// One page in creation order; disabled keys only when asked for.
-    pub(crate) fn list(&self, offset: usize, include_disabled: bool) -> Value {
-        let page: Vec<Value> = (self.keys.iter())
+    /// `listing` may spoil it (`after_effect`).
+    pub(crate) fn list(&self, offset: usize, include_disabled: bool, listing: Listing) -> Value {
+        let keys = (self.keys.iter())
             .filter(|k| include_disabled || !k.disabled)
-            .skip(offset)
-            .take(PAGE_SIZE)
-            .map(KeyRecord::to_json)
             .collect();
-        json!({ "data": page })
+        let phantoms = listing.phantoms.map(|n| after_effect::phantom(self.api, n));
+        let page = after_effect::page(listing.answer, keys, |_| offset, PAGE_SIZE, phantoms);
+        json!({ "data": page.iter().map(KeyRecord::to_json).collect::<Vec<_>>() })
     }
 
     pub(crate) fn get(&self, hash: &str) -> Result<Value, ApiError> {
@@ -249,6 +251,10 @@ impl State {
             .unwrap_or(key.include_byok_in_limit);
         key.updated_at = Some(Utc::now());
         Ok(json!({ "data": key.to_json() }))
+    }
+
+    pub(crate) fn has(&self, hash: &str) -> bool {
+        self.keys.iter().any(|k| k.hash == hash)
     }
 
     pub(crate) fn delete(&mut self, hash: &str) -> Result<Value, ApiError> {

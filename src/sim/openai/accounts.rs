@@ -8,6 +8,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{SIM_OPENAI_DEFAULT_PROJECT, SIM_OPENAI_PROJECT};
+use crate::sim::Api;
+use crate::sim::after_effect::{self, ListAnswer};
+use crate::sim::faults::Listing;
 use crate::sim::state::{ApiError, KeyRecord, State, random_hex};
 
 /// A working service account key in the tests' project, as a person would
@@ -50,10 +53,10 @@ pub(super) fn list_accounts(
     project: &str,
     limit: usize,
     after: Option<&str>,
+    listing: Listing,
 ) -> Result<Value, ApiError> {
     check_project(project)?;
-    let all = in_project(state, project).map(account_json).collect();
-    Ok(page(all, limit, after))
+    Ok(page(state, project, (limit, after), listing, account_json))
 }
 
 /// `GET .../api_keys`: the project's keys as `ProjectApiKey`s, each owned
@@ -63,10 +66,10 @@ pub(super) fn list_keys(
     project: &str,
     limit: usize,
     after: Option<&str>,
+    listing: Listing,
 ) -> Result<Value, ApiError> {
     check_project(project)?;
-    let all = in_project(state, project).map(key_json).collect();
-    Ok(page(all, limit, after))
+    Ok(page(state, project, (limit, after), listing, key_json))
 }
 
 pub(super) fn get(state: &State, project: &str, id: &str) -> Result<Value, ApiError> {
@@ -123,7 +126,7 @@ fn check_project(project: &str) -> Result<(), ApiError> {
     }
 }
 
-fn no_account(id: &str) -> ApiError {
+pub(super) fn no_account(id: &str) -> ApiError {
     ApiError::new(404, format!("No such service account: '{id}'."))
 }
 
@@ -164,18 +167,39 @@ fn key_json(record: &KeyRecord) -> Value {
     })
 }
 
-/// One page of a cursor-paged list: the items after `after`, at most `limit`.
-fn page(all: Vec<Value>, limit: usize, after: Option<&str>) -> Value {
-    let start = match after {
-        None => 0,
-        // A cursor that is gone (deleted meanwhile) ends the listing.
-        Some(id) => all
-            .iter()
-            .position(|v| v["id"] == id)
-            .map_or(all.len(), |i| i + 1),
+/// One page of a cursor-paged list: the items after `after`, at most
+/// `limit`, as `listing` may spoil it (`after_effect`).
+fn page(
+    state: &State,
+    project: &str,
+    (limit, after): (usize, Option<&str>),
+    listing: Listing,
+    render: fn(&KeyRecord) -> Value,
+) -> Value {
+    let mut total = 0;
+    let mut start = 0;
+    let at = |keys: &[&KeyRecord]| {
+        total = keys.len();
+        start = match after {
+            None => 0,
+            // A cursor that is gone (deleted meanwhile) ends the listing.
+            Some(id) => (keys.iter())
+                .position(|k| render(k)["id"] == id)
+                .map_or(keys.len(), |i| i + 1),
+        };
+        start
     };
-    let data: Vec<Value> = all[start..].iter().take(limit).cloned().collect();
-    let has_more = start + data.len() < all.len();
+    let keys = in_project(state, project).collect();
+    let phantoms = listing
+        .phantoms
+        .map(|n| after_effect::phantom(Api::OpenAi, n));
+    let records = after_effect::page(listing.answer, keys, at, limit, phantoms);
+    let data: Vec<Value> = records.iter().map(render).collect();
+    let has_more = match listing.answer {
+        Some(ListAnswer::Endless) => true,
+        Some(ListAnswer::Repeating) => !data.is_empty(),
+        _ => start + data.len() < total,
+    };
     json!({
         "object": "list",
         "first_id": data.first().map(|v| v["id"].clone()),
