@@ -6,6 +6,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+use crate::failpoint;
+
 /// Reads `path`; `None` when it does not exist.
 pub fn read(path: &Path) -> io::Result<Option<Vec<u8>>> {
     match fs::read(path) {
@@ -35,12 +37,15 @@ pub fn write(path: &Path, contents: &[u8]) -> io::Result<()> {
 
 /// Renames `from` over `to` (same directory) and makes the rename durable.
 pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    failpoint::io("rename")?;
     fs::rename(from, to)?;
+    failpoint::io("dirsync")?;
     File::open(parent(to)?)?.sync_all()
 }
 
 /// Removes `path` durably; a missing file is not an error.
 pub fn remove(path: &Path) -> io::Result<()> {
+    failpoint::io("remove")?;
     match fs::remove_file(path) {
         Ok(()) => File::open(parent(path)?)?.sync_all(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -49,6 +54,7 @@ pub fn remove(path: &Path) -> io::Result<()> {
 }
 
 fn write_new(tmp: &Path, contents: &[u8]) -> io::Result<()> {
+    failpoint::io("write")?;
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -57,6 +63,7 @@ fn write_new(tmp: &Path, contents: &[u8]) -> io::Result<()> {
     // The umask can only narrow the mode, but set it anyway so it is exact.
     file.set_permissions(fs::Permissions::from_mode(0o600))?;
     file.write_all(contents)?;
+    failpoint::io("fsync")?;
     file.sync_all()
 }
 

@@ -20,7 +20,7 @@ use super::{CreatedKey, KeyInfo, ProviderError};
 /// List pages hold this many keys; a shorter page is the last one.
 const PAGE_SIZE: usize = 100;
 /// Stops paging through a provider that never returns a short page.
-const MAX_PAGES: usize = 10_000;
+const MAX_PAGES: usize = 1_000;
 
 /// Which field of a key object is the id used in paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

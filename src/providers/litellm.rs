@@ -22,7 +22,7 @@ use crate::policy::VerifyMode;
 /// `/key/list` page size: the most the proxy accepts.
 const PAGE_SIZE: usize = 100;
 /// Stops paging through a proxy whose page count never ends.
-const MAX_PAGES: usize = 10_000;
+const MAX_PAGES: usize = 1_000;
 
 pub struct LiteLlm {
     client: Client,

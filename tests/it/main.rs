@@ -10,6 +10,7 @@ mod deploy;
 mod fault_proxy;
 mod faults;
 mod helpers;
+mod hostile;
 mod moto;
 mod observability;
 mod provider_anthropic;
