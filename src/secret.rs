@@ -85,6 +85,26 @@ pub fn label_matches(label: &str, key: &SecretString) -> bool {
     }
 }
 
+/// A provider's own redacted form of a key cut down to rekey's rule (see
+/// [`redacted_label`]): its fixed prefix plus at most 3 characters at each
+/// end (LiteLLM's `sk-...abcd` becomes `sk-...bcd`). A label without an
+/// ellipsis is not a redacted form anyone can vouch for: it becomes empty.
+pub fn trimmed_label(provider_label: &str) -> String {
+    let parts = (provider_label.split_once("...")).or_else(|| provider_label.split_once('…'));
+    let Some((head, tail)) = parts else {
+        return String::new();
+    };
+    let prefix = fixed_prefix(head);
+    let head: String = head[prefix.len()..]
+        .chars()
+        .take(SHOWN)
+        .map(printable)
+        .collect();
+    let tail: Vec<char> = tail.chars().map(printable).collect();
+    let tail: String = tail[tail.len().saturating_sub(SHOWN)..].iter().collect();
+    format!("{prefix}{head}...{tail}")
+}
+
 /// A word in free text this long or longer, with letters and digits in
 /// it, may be a key (or a key's hash) and is not repeated as it is.
 const KEY_LIKE_MIN: usize = 20;

@@ -95,7 +95,11 @@ fn random_url_safe_keys_never_show_more_than_three_characters_at_an_end() {
         let key = format!("{prefix}{random}");
         // The random part may itself start like a longer known prefix.
         let prefix = fixed_prefix(&key);
-        let head = if key.len() - prefix.len() >= FULL_LABEL_MIN { 3 } else { 0 };
+        let head = if key.len() - prefix.len() >= FULL_LABEL_MIN {
+            3
+        } else {
+            0
+        };
         assert_reveals_at_most(&key, prefix, head, 3);
     }
 }
@@ -107,7 +111,10 @@ fn short_keys_show_at_most_their_prefix_and_two_labels_may_be_equal() {
     assert_eq!(label("sk-0123456789abcd"), "sk-...", "14 random characters");
     assert_eq!(label("sk-0123456789abcde"), "sk-...cde");
     assert_eq!(label("sk-0123456789abcde"), label("sk-ffffffffffffcde"));
-    assert!(!label_matches(&label("sk-abc"), &SecretString::from("sk-abc")));
+    assert!(!label_matches(
+        &label("sk-abc"),
+        &SecretString::from("sk-abc")
+    ));
 }
 
 #[test]
@@ -147,4 +154,24 @@ fn scrub_replaces_key_like_words_and_keeps_the_rest() {
     );
     let litellm = "sk-Ab1_cd-EfGh_iJ-kLmNo";
     assert_eq!(scrub(&format!("\"{litellm}\"")), "\"sk-...mNo\"");
+}
+
+#[test]
+fn provider_labels_are_trimmed_to_three_characters_at_each_end() {
+    assert_eq!(trimmed_label("sk-...abcd"), "sk-...bcd");
+    assert_eq!(
+        trimmed_label("sk-ant-api03-R2D...igAA"),
+        "sk-ant-api03-R2D...gAA"
+    );
+    assert_eq!(
+        trimmed_label("sk-or-v1-abcdef…123456"),
+        "sk-or-v1-abc...456"
+    );
+    assert_eq!(
+        trimmed_label("sk-abc"),
+        "",
+        "no ellipsis: not a redacted form"
+    );
+    let key = SecretString::from("sk-Ab-_cd-EfGh_iJ-kLmNo");
+    assert!(label_matches(&trimmed_label("sk-...kLmNo"), &key));
 }

@@ -1,6 +1,7 @@
 //! The LiteLLM proxy HTTP surface (`/litellm`): virtual keys made with the
 //! master key (`/key/generate`, `/key/delete`, `/key/list`, `/key/info`), a
-//! key's id being its `token` (the proxy's hash of it) and its name its
+//! key's id being its `token` (the sha256 hex of the key, as the proxy's
+//! `hash_token`; `/key/info` leaves it out of `info`) and its name its
 //! `key_alias`; inference at `/v1/models` (needs a key) and
 //! `/v1/chat/completions`, where a key's `models` and `max_budget` are
 //! enforced. Errors are `{error: {message, type, param, code}}`.
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::faults::Endpoint;
 use super::openrouter::{bearer, parse, with_status};
@@ -127,6 +129,12 @@ async fn generate(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes)
     ok(answer)
 }
 
+/// The proxy's `token` for a key: the sha256 of the key, in hex.
+pub(super) fn token_of(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `30s`, `30m`, `1h`, `30d`.
 fn is_duration(text: &str) -> bool {
     let digits = text.trim_end_matches(['s', 'm', 'h', 'd']);
@@ -235,8 +243,11 @@ async fn info(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(q): Raw
     let mut inner = sim.lock();
     let state = inner.api(API);
     let index = find(state, wanted).ok_or_else(|| ApiError::new(404, "Key not found"))?;
-    let key = &state.keys[index];
-    ok(json!({ "key": key.hash, "info": render(key) }))
+    let mut info = render(&state.keys[index]);
+    if let Some(fields) = info.as_object_mut() {
+        fields.remove("token");
+    }
+    ok(json!({ "key": wanted, "info": info }))
 }
 
 /// The models a key may call: its own list, or every model when it has none.
