@@ -81,15 +81,28 @@ async fn admit_key(
     headers: &HeaderMap,
 ) -> Result<(String, usize), Failure> {
     sim.admit(API, endpoint).await?;
-    let invalid = || {
-        ApiError::new(
-            401,
-            "Authentication Error, Invalid proxy server token passed.",
-        )
-    };
-    let token = bearer(headers).ok_or_else(invalid)?;
-    let index = (sim.lock().api(API).authenticate_normal(token)).map_err(|_| invalid())?;
+    let token = bearer(headers).unwrap_or_default();
+    let index = (sim.lock().api(API).authenticate_normal(token)).map_err(|_| invalid(token))?;
     Ok((token.to_string(), index))
+}
+
+/// The proxy's 401 for a key it does not (yet) know: it quotes the key's
+/// last 4 characters and its token, the sha256 of the key.
+fn invalid(key: &str) -> ApiError {
+    let tail: String = (key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev())
+    .collect();
+    let message = format!(
+        "Authentication Error, Invalid proxy server token passed. Received API Key = sk-...{tail}, \
+         Key Hash (Token) ={}. Unable to find token in cache or `LiteLLM_VerificationTokenTable`",
+        token_of(key)
+    );
+    ApiError::new(401, message).with_code("token_not_found_in_db")
 }
 
 #[derive(Deserialize)]

@@ -248,6 +248,11 @@ async fn an_unknown_or_master_key_under_test_is_rejected_not_failed() {
             matches!(err, ProviderError::KeyRejected { status: 401, .. }),
             "{err:?}"
         );
+        let token = crate::helpers::sha256_hex(key);
+        assert!(
+            !format!("{err} {err:?}").contains(&token[..12]),
+            "the proxy's message quotes the token: it is scrubbed ({err})"
+        );
     }
 }
 
