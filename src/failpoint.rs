@@ -14,7 +14,8 @@ pub fn hit(name: &str) {
     }
     if std::env::var("REKEY_FAILPOINT_ACTION").is_ok_and(|a| a == "panic") {
         let text = std::env::var("REKEY_FAILPOINT_PANIC_TEXT").unwrap_or_default();
-        panic!("failpoint {name}: injected panic {text}");
+        let message = format!("failpoint {name}: injected panic {text}");
+        panic!("{}", message.trim_end());
     }
     eprintln!("failpoint {name}: aborting");
     std::process::abort();

@@ -366,38 +366,53 @@ const PIECE: usize = 12;
 
 /// Every 12-byte piece of the keys to look for, each with what it is a
 /// piece of; looked up once per position of a text, so a check costs one
-/// pass over the text whatever the number of keys.
+/// pass over the text whatever the number of keys. A bitmap of the pieces'
+/// first two bytes skips most positions without hashing.
 struct KeyPieces {
     pieces: std::collections::HashMap<Vec<u8>, String>,
+    starts: Vec<bool>,
 }
 
 impl KeyPieces {
     fn new(issued: &[String], mgmt_key: &str) -> KeyPieces {
-        let mut pieces = std::collections::HashMap::new();
+        let mut found = KeyPieces {
+            pieces: std::collections::HashMap::new(),
+            starts: vec![false; 1 << 16],
+        };
         let keys = issued.iter().map(String::as_str).chain([mgmt_key]);
         for (k, key) in keys.enumerate() {
             let prefix = SIM_KEY_PREFIXES.iter().find(|p| key.starts_with(**p));
             let label_head = prefix.map_or(0, |p| p.len() + 3);
             for (at, piece) in windows(key.as_bytes()) {
                 if at + PIECE > label_head {
-                    pieces.insert(piece.to_vec(), format!("bytes {at}.. of key #{k}"));
+                    found.add(piece, format!("bytes {at}.. of key #{k}"));
                 }
             }
             let token = sha256_hex(key);
             for (at, piece) in windows(token.as_bytes()) {
-                pieces.insert(
-                    piece.to_vec(),
-                    format!("bytes {at}.. of the sha256 of key #{k}"),
-                );
+                found.add(piece, format!("bytes {at}.. of the sha256 of key #{k}"));
             }
         }
-        KeyPieces { pieces }
+        found
+    }
+
+    fn add(&mut self, piece: &[u8], what: String) {
+        self.starts[start_of(piece)] = true;
+        self.pieces.insert(piece.to_vec(), what);
     }
 
     /// What the first piece found in `text` is a piece of.
     fn find_in(&self, text: &str) -> Option<&str> {
-        windows(text.as_bytes()).find_map(|(_, w)| self.pieces.get(w).map(String::as_str))
+        (windows(text.as_bytes()))
+            .filter(|(_, w)| self.starts[start_of(w)])
+            .find_map(|(_, w)| self.pieces.get(w).map(String::as_str))
     }
+}
+
+/// A window's first two bytes as an index into the bitmap.
+fn start_of(window: &[u8]) -> usize {
+    let second = window.get(1).copied().unwrap_or(0);
+    usize::from(window[0]) << 8 | usize::from(second)
 }
 
 /// Every window of `PIECE` bytes with its offset; a shorter text is one window.
