@@ -89,14 +89,8 @@ async fn admit_key(
 /// The proxy's 401 for a key it does not (yet) know: it quotes the key's
 /// last 4 characters and its token, the sha256 of the key.
 fn invalid(key: &str) -> ApiError {
-    let tail: String = (key
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev())
-    .collect();
+    let start = key.char_indices().rev().nth(3).map_or(0, |(at, _)| at);
+    let tail = &key[start..];
     let message = format!(
         "Authentication Error, Invalid proxy server token passed. Received API Key = sk-...{tail}, \
          Key Hash (Token) ={}. Unable to find token in cache or `LiteLLM_VerificationTokenTable`",
