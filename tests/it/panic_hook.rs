@@ -11,23 +11,23 @@ fn panic_line(stderr: &str) -> Option<serde_json::Value> {
         .find(|line| line["fields"]["message"] == "panic")
 }
 
-#[tokio::test]
-async fn a_panic_is_one_error_line_with_its_location_and_no_piece_of_a_key() {
-    let env = TestEnv::new().await;
+/// Rotates policy `p` (its current key made by hand) with a panic injected
+/// at `create` whose message carries that key and its sha256, as a bug
+/// formatting a key into a panic would; returns the run's stderr.
+async fn panic_with_a_key_in_its_message(env: &TestEnv, log_format: &str) -> String {
     let (_, old) = env.seed_key("made-by-hand");
     std::fs::create_dir_all(env.path("secrets")).unwrap();
     std::fs::write(env.path("secrets/k"), &old).unwrap();
     env.write_config(&policy("p", r#"{ store = "files", secret_id = "k" }"#, ""));
-
-    // A bug that puts a key (and a hash of it) into a panic message.
     let carried = format!("while holding \"{old}\" (token={})", sha256_hex(&old));
     let config = env.config_path();
+    let config = config.to_str().unwrap();
     let args = [
         "--log-format",
-        "json",
+        log_format,
         "rotate",
         "-c",
-        config.to_str().unwrap(),
+        config,
         "p",
         "--now",
     ];
@@ -38,10 +38,23 @@ async fn a_panic_is_one_error_line_with_its_location_and_no_piece_of_a_key() {
         ("RUST_BACKTRACE", "1"),
     ];
     let run = env.rekey_env(&args, &failpoint).await;
-
     assert_ne!(run.code, Some(0), "a panicked rotation does not succeed");
-    let line =
-        panic_line(&run.stderr).unwrap_or_else(|| panic!("no panic line in:\n{}", run.stderr));
+    assert!(
+        !run.stderr.contains("panicked at"),
+        "the default hook's text is replaced"
+    );
+    assert!(
+        !run.stderr.contains("stack backtrace"),
+        "no backtrace is printed"
+    );
+    run.stderr
+}
+
+#[tokio::test]
+async fn a_panic_is_one_json_error_line_with_its_location_and_no_piece_of_a_key() {
+    let env = TestEnv::new().await;
+    let stderr = panic_with_a_key_in_its_message(&env, "json").await;
+    let line = panic_line(&stderr).unwrap_or_else(|| panic!("no panic line in:\n{stderr}"));
     assert_eq!(line["level"], "ERROR");
     let message = line["fields"]["panic.message"].as_str().unwrap_or_default();
     assert!(
@@ -53,13 +66,17 @@ async fn a_panic_is_one_error_line_with_its_location_and_no_piece_of_a_key() {
         .as_str()
         .unwrap_or_default();
     assert!(location.starts_with("src/failpoint.rs:"), "{location}");
-    assert!(
-        !run.stderr.contains("panicked at"),
-        "the default hook's text is replaced"
-    );
-    assert!(
-        !run.stderr.contains("stack backtrace"),
-        "no backtrace is printed"
-    );
+    env.assert_no_secret_leaked();
+}
+
+#[tokio::test]
+async fn a_panic_in_the_pretty_log_format_is_an_error_line_without_a_piece_of_a_key() {
+    let env = TestEnv::new().await;
+    let stderr = panic_with_a_key_in_its_message(&env, "pretty").await;
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("ERROR") && l.contains("panic"));
+    let line = line.unwrap_or_else(|| panic!("no panic line in:\n{stderr}"));
+    assert!(line.contains("failpoint create: injected panic"), "{line}");
     env.assert_no_secret_leaked();
 }
