@@ -13,6 +13,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use rand::Rng;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -134,6 +135,17 @@ async fn generate(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes)
     let mut answer = render(key);
     answer["key"] = json!(key.secret);
     ok(answer)
+}
+
+/// A virtual key as the proxy makes one: `sk-` + `secrets.token_urlsafe(16)`,
+/// 22 characters of URL-safe base64, `-` and `_` included.
+pub(super) fn new_key() -> String {
+    const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut rng = rand::rng();
+    let random: String = (0..22)
+        .map(|_| char::from(URL_SAFE[rng.random_range(0..URL_SAFE.len())]))
+        .collect();
+    format!("sk-{random}")
 }
 
 /// The proxy's `token` for a key: the sha256 of the key, in hex.
