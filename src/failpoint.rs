@@ -1,8 +1,10 @@
-//! Crash and fault injection for the crash-matrix and fault tests.
+//! Crash and fault injection for the crash-matrix, panic and fault tests.
 //!
 //! With the `failpoints` feature, `REKEY_FAILPOINT=<name>` makes the process
 //! abort (no unwinding, no destructors: like SIGKILL) when it reaches the
-//! named point, and `REKEY_FAILPOINT=<name>:panic` makes it panic there.
+//! named point; with `REKEY_FAILPOINT_ACTION=panic` it panics there instead,
+//! with a message that ends in `REKEY_FAILPOINT_PANIC_TEXT` when that is
+//! set (a test puts a key there to prove the panic hook never shows one).
 //! `REKEY_IO_FAULT=<op>:<n>` makes the n-th file operation `op` of the
 //! process (`write`, `fsync`, `rename`, `dirsync`, `remove`) fail with EIO —
 //! `dirsync` after its rename landed. Without the feature this compiles to
@@ -10,16 +12,16 @@
 
 #[cfg(feature = "failpoints")]
 pub fn hit(name: &str) {
-    let Ok(point) = std::env::var("REKEY_FAILPOINT") else {
+    if !std::env::var("REKEY_FAILPOINT").is_ok_and(|v| v == name) {
         return;
-    };
-    if point == name {
-        crate::errln!("failpoint {name}: aborting");
-        std::process::abort();
     }
-    if point.strip_suffix(":panic") == Some(name) {
-        panic!("failpoint {name}: injected panic");
+    if std::env::var("REKEY_FAILPOINT_ACTION").is_ok_and(|a| a == "panic") {
+        let text = std::env::var("REKEY_FAILPOINT_PANIC_TEXT").unwrap_or_default();
+        let message = format!("failpoint {name}: injected panic {text}");
+        panic!("{}", message.trim_end());
     }
+    crate::errln!("failpoint {name}: aborting");
+    std::process::abort();
 }
 
 /// `Err(EIO)` when `REKEY_IO_FAULT` names this call of `op`.
@@ -37,8 +39,13 @@ pub fn io(op: &str) -> std::io::Result<()> {
     if want != op {
         return Ok(());
     }
-    let mut calls = CALLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let count = calls.get_or_insert_with(HashMap::new).entry(op.to_string()).or_insert(0);
+    let mut calls = CALLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let count = calls
+        .get_or_insert_with(HashMap::new)
+        .entry(op.to_string())
+        .or_insert(0);
     *count += 1;
     if n.parse::<u64>().is_ok_and(|n| n == *count) {
         crate::errln!("io fault: {op} #{count} fails");

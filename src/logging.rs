@@ -1,5 +1,6 @@
 //! Log set-up: pretty for people, JSON lines for machines, always to stderr.
-//! `RUST_LOG` overrides the default filter.
+//! `RUST_LOG` overrides the default filter. Panics are logged through the
+//! same subscriber, as one error line with key-like words scrubbed.
 
 use std::io::{self, Write};
 
@@ -73,4 +74,41 @@ macro_rules! errln {
         use std::io::Write as _;
         let _ = writeln!(std::io::stderr().lock(), $($arg)*);
     }};
+}
+
+/// Replaces the default panic output (a free-form message and, with
+/// `RUST_BACKTRACE`, a backtrace that could show values) with one error
+/// line through `tracing`: the panic's message, scrubbed of anything that
+/// may be a key ([`crate::secret::scrub`]), and its source location.
+/// Install it after [`init`], so that the line takes the chosen format.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = crate::secret::scrub(&panic_message(info.payload()));
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_string();
+        tracing::error!(
+            panic.message = %message,
+            panic.location = location.as_deref().unwrap_or("unknown"),
+            panic.thread = %thread,
+            "panic"
+        );
+    }));
+}
+
+/// The text a panic was raised with (`panic!` with a message or a format
+/// makes a `&str` or a `String`; anything else says nothing readable).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    match (
+        payload.downcast_ref::<&str>(),
+        payload.downcast_ref::<String>(),
+    ) {
+        (Some(text), _) => (*text).to_string(),
+        (None, Some(text)) => text.clone(),
+        (None, None) => "a panic without a message".to_string(),
+    }
 }

@@ -170,10 +170,13 @@ struct ErrorDetail {
     code: Option<serde_json::Value>,
 }
 
-/// The provider's `error.message`, cut to a bounded length.
+/// The provider's `error.message`, scrubbed of key-like words (LiteLLM's
+/// 401 for a key it does not know yet quotes the key's sha256, "Key Hash
+/// (Token) =..."), then cut to a bounded length (cutting first could leave
+/// a piece of a key too short to be recognised).
 pub(crate) fn error_message(body: &[u8]) -> Option<String> {
     let parsed: ErrorBody = serde_json::from_slice(body).ok()?;
-    let message = parsed.error.message?;
+    let message = crate::secret::scrub(&parsed.error.message?);
     let mut cut: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
     if cut.len() < message.len() {
         cut.push('…');
@@ -258,6 +261,21 @@ mod tests {
         assert_eq!(retry_after(&header("Wed, 21 Oct 2015 07:28:00 GMT")), None);
         assert_eq!(retry_after(&header("-3")), None);
         assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_key_or_token_quoted_in_a_message_is_scrubbed_before_the_cut() {
+        let token = "625ba5bf137fecb2b9186e41766405588994eed0679ec3a047e4131a9f00e3eb";
+        let message = format!(
+            "Authentication Error, Invalid proxy server token passed. Received API Key = sk-...wxyz, Key Hash (Token) ={token}. Unable to find token"
+        );
+        let body = serde_json::json!({ "error": { "message": message } }).to_string();
+        let kept = error_message(body.as_bytes()).unwrap();
+        assert!(kept.contains("Key Hash (Token) =[redacted]."), "{kept}");
+        let padded = format!("{} {token}", "word ".repeat(38));
+        let body = serde_json::json!({ "error": { "message": padded } }).to_string();
+        let kept = error_message(body.as_bytes()).unwrap();
+        assert!(!kept.contains(&token[..8]), "{kept}");
     }
 
     #[test]

@@ -1,12 +1,18 @@
 //! LiteLLM proxy key management (`/key/*`, master key as bearer) and
 //! verification (`/v1/models`, `/v1/chat/completions`), per PROVIDERS.md.
-//! A key's id is its `token` (the proxy's hash of the key) and its name its
-//! `key_alias`, which carries the rotation id for the orphan sweep.
+//!
+//! A key's id and name are its `key_alias`, which carries the rotation id
+//! (the orphan sweep finds keys by it) and which the proxy keeps unique. The
+//! proxy's own id, `token`, is the sha256 of the key: next to a label it
+//! would let anyone check guesses of the key offline, so it is never
+//! recorded, logged or put in an error. Get and delete find the token by
+//! listing (`/key/list`, pages of 100) right before the call and drop it
+//! after. A key made by hand without alias is named `unaliased@<created_at>`.
 
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use reqwest::{Method, RequestBuilder, StatusCode};
+use reqwest::{Method, RequestBuilder};
 use secrecy::SecretString;
 use secrecy::zeroize::Zeroize;
 use serde::{Deserialize, Serialize};
@@ -18,11 +24,14 @@ use super::http::{Caller, Quote};
 use super::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
 use crate::config::ProviderConfig;
 use crate::policy::VerifyMode;
+use crate::secret::{redacted_label, trimmed_label};
 
 /// `/key/list` page size: the most the proxy accepts.
 const PAGE_SIZE: usize = 100;
 /// Stops paging through a proxy whose page count never ends.
 const MAX_PAGES: usize = 1_000;
+/// Starts the id of a key made without `key_alias`; its creation time follows.
+const UNALIASED: &str = "unaliased@";
 
 pub struct LiteLlm {
     client: Client,
@@ -59,6 +68,52 @@ impl LiteLlm {
         let (status, body) = self.call(op, self.management(Method::GET, &path)).await?;
         self.client.parse(op, status, &body)
     }
+
+    /// Every key across all pages, each once (a key can move between pages
+    /// while they are read).
+    async fn list_all(&self) -> Result<Vec<Found>, ProviderError> {
+        let (mut keys, mut seen) = (Vec::new(), HashSet::new());
+        for page in 1..=MAX_PAGES {
+            let answer = self.list_page(page).await?;
+            let short = answer.keys.len() < PAGE_SIZE;
+            let last = answer.total_pages.map_or(short, |total| page >= total);
+            for key in answer.keys {
+                let found = key.into_found();
+                let found = found.map_err(|what| self.client.malformed("list keys", 200, what))?;
+                if seen.insert(found.token.clone()) {
+                    keys.push(found);
+                }
+            }
+            if last || short {
+                return Ok(keys);
+            }
+        }
+        Err(self
+            .client
+            .malformed("list keys", 200, "paging never ended"))
+    }
+
+    /// The key recorded as `id`, found by listing; `None` when the proxy
+    /// holds no such key. Two keys under one id (the proxy enforces unique
+    /// aliases, but a key without alias is named by its creation time) are
+    /// an error: deleting either could be wrong.
+    async fn resolve(&self, op: &str, id: &str) -> Result<Option<Found>, ProviderError> {
+        let mut matching: Vec<Found> = (self.list_all().await?.into_iter())
+            .filter(|found| is_recorded_as(found, id))
+            .collect();
+        if matching.len() > 1 {
+            return Err(ProviderError::Permanent {
+                provider: self.entry().to_string(),
+                status: None,
+                message: format!(
+                    "{op} ({}): {} keys at the proxy carry this id; give each its own key_alias",
+                    shown(id),
+                    matching.len()
+                ),
+            });
+        }
+        Ok(matching.pop())
+    }
 }
 
 #[derive(Serialize)]
@@ -73,26 +128,23 @@ struct GenerateBody<'a> {
     metadata: serde_json::Value,
 }
 
-/// The `/key/generate` answer; the secret goes straight into a `SecretString`.
+/// The `/key/generate` answer; the secret goes straight into a
+/// `SecretString`. Its `token` is not read: the key is known by its alias.
 #[derive(Deserialize)]
 struct Generated {
     key: Option<SecretString>,
-    token: Option<String>,
     key_alias: Option<String>,
-    key_name: Option<String>,
 }
 
 impl Generated {
     fn into_created(self, requested_alias: &str) -> Result<CreatedKey, &'static str> {
         let secret = self.key.ok_or("missing key")?;
-        let id = self.token.ok_or("missing token (the key's hashed id)")?;
-        let label = self.key_name.filter(|l| !l.is_empty());
+        let alias = self.key_alias.filter(|a| !a.is_empty());
+        let alias = alias.unwrap_or_else(|| requested_alias.to_string());
         Ok(CreatedKey {
-            id,
-            name: self
-                .key_alias
-                .unwrap_or_else(|| requested_alias.to_string()),
-            label: label.unwrap_or_else(|| crate::secret::redacted_label(&secret)),
+            id: alias.clone(),
+            name: alias,
+            label: redacted_label(&secret),
             secret,
         })
     }
@@ -104,7 +156,9 @@ struct ListPage {
     total_pages: Option<usize>,
 }
 
-/// A key as `/key/list` (full objects) and `/key/info` describe it.
+/// A key as `/key/list` (full objects) describes it. Its `token` is used
+/// to find and delete the key and is dropped right after: it never leaves
+/// this module.
 #[derive(Deserialize)]
 struct KeyObject {
     token: Option<String>,
@@ -115,22 +169,55 @@ struct KeyObject {
     created_at: Option<String>,
 }
 
+/// A key found at the proxy: the token to call it by, and what rekey may record.
+struct Found {
+    token: String,
+    info: KeyInfo,
+}
+
 impl KeyObject {
-    fn into_info(self, known_token: Option<&str>) -> Result<KeyInfo, &'static str> {
-        let id = self.token.or(known_token.map(str::to_string));
-        Ok(KeyInfo {
-            id: id.ok_or("missing token")?,
+    /// The id rekey records: the alias, or for a key made without one
+    /// (by hand) its creation time, which is as unique and reveals nothing.
+    fn id(&self) -> String {
+        match self.key_alias.as_deref().filter(|a| !a.is_empty()) {
+            Some(alias) => alias.to_string(),
+            None => format!(
+                "{UNALIASED}{}",
+                self.created_at.as_deref().unwrap_or("unknown")
+            ),
+        }
+    }
+
+    fn into_found(self) -> Result<Found, &'static str> {
+        let id = self.id();
+        let token = self.token.ok_or("missing token")?;
+        let info = KeyInfo {
+            id,
             name: self.key_alias.unwrap_or_default(),
-            label: self.key_name.unwrap_or_default(),
+            label: trimmed_label(self.key_name.as_deref().unwrap_or_default()),
             disabled: self.blocked.unwrap_or(false),
             created_at: self.created_at.as_deref().and_then(parse_time),
-        })
+        };
+        Ok(Found { token, info })
     }
 }
 
-#[derive(Deserialize)]
-struct InfoAnswer {
-    info: Option<KeyObject>,
+/// Whether `found` is the key the journal recorded as `id`: by alias (or
+/// creation time, for a key without alias), or by the token itself, which
+/// journals written before ids were aliases hold.
+fn is_recorded_as(found: &Found, id: &str) -> bool {
+    found.info.id == id || found.token == id
+}
+
+/// How an id appears in a message: a token recorded by an older version
+/// is not repeated.
+fn shown(id: &str) -> &str {
+    let token_like = id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit());
+    if token_like {
+        "a key recorded by its token"
+    } else {
+        id
+    }
 }
 
 /// A 401 typed `key_model_access_denied` (the key may not call that model)
@@ -168,68 +255,35 @@ impl Provider for LiteLlm {
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyInfo>, ProviderError> {
-        let (mut keys, mut seen) = (Vec::new(), HashSet::new());
-        for page in 1..=MAX_PAGES {
-            let answer = self.list_page(page).await?;
-            let short = answer.keys.len() < PAGE_SIZE;
-            let last = answer.total_pages.map_or(short, |total| page >= total);
-            for key in answer.keys {
-                let info = key.into_info(None);
-                let info = info.map_err(|what| self.client.malformed("list keys", 200, what))?;
-                if seen.insert(info.id.clone()) {
-                    keys.push(info);
-                }
-            }
-            if last || short {
-                return Ok(keys);
-            }
-        }
-        Err(self
-            .client
-            .malformed("list keys", 200, "paging never ended"))
+        let found = self.list_all().await?;
+        Ok(found.into_iter().map(|f| f.info).collect())
     }
 
     async fn get_key(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError> {
-        let op = "get key";
-        let request = self.management(
-            Method::GET,
-            &format!("/key/info?key={}", client::encode(id)),
-        );
-        let response = self.client.send(op, request).await?;
-        if response.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let (status, body) = (self.client)
-            .success_body(op, Caller::Management, Quote::ProviderMessage, response)
-            .await?;
-        let answer: InfoAnswer = self.client.parse(op, status, &body)?;
-        let info = answer
-            .info
-            .ok_or_else(|| self.client.malformed(op, status, "missing info"))?;
-        let info = info.into_info(Some(id));
-        info.map(Some)
-            .map_err(|what| self.client.malformed(op, status, what))
+        Ok(self.resolve("get key", id).await?.map(|f| f.info))
     }
 
     async fn disable_key(&self, id: &str) -> Result<(), ProviderError> {
         // Validation offers only `delete` for LiteLLM.
-        Err(self.unsupported("disable key", id))
+        Err(self.unsupported("disable key", shown(id)))
     }
 
-    /// A key the proxy no longer holds counts as deleted: versions differ in
-    /// how they say so (404, or a 400/500 "failed to delete"), so a refusal
-    /// is checked against `/key/info` before it is reported.
+    /// Finds the key's token by listing right before the call. A key the
+    /// proxy no longer lists counts as deleted; a refusal (404, or the
+    /// 400/500 "failed to delete" some versions answer) is checked against
+    /// a fresh listing before it is reported. The proxy's message is not
+    /// quoted: it may repeat the token it was given.
     async fn delete_key(&self, id: &str) -> Result<(), ProviderError> {
         let op = "delete key";
+        let Some(found) = self.resolve(op, id).await? else {
+            return Ok(());
+        };
         let request = self
             .management(Method::POST, "/key/delete")
-            .json(&json!({ "keys": [id] }));
+            .json(&json!({ "keys": [found.token] }));
         let response = self.client.send(op, request).await?;
-        if response.status() == StatusCode::NOT_FOUND {
-            return Ok(());
-        }
         let refused = match (self.client)
-            .success_body(op, Caller::Management, Quote::ProviderMessage, response)
+            .success_body(op, Caller::Management, Quote::Nothing, response)
             .await
         {
             Ok(_) => return Ok(()),
@@ -238,7 +292,7 @@ impl Provider for LiteLlm {
             }
             Err(err) => err,
         };
-        match self.get_key(id).await {
+        match self.resolve(op, id).await {
             Ok(None) => Ok(()),
             _ => Err(refused),
         }

@@ -1,6 +1,7 @@
 //! The LiteLLM proxy HTTP surface (`/litellm`): virtual keys made with the
 //! master key (`/key/generate`, `/key/delete`, `/key/list`, `/key/info`), a
-//! key's id being its `token` (the proxy's hash of it) and its name its
+//! key's id being its `token` (the sha256 hex of the key, as the proxy's
+//! `hash_token`; `/key/info` leaves it out of `info`) and its name its
 //! `key_alias`; inference at `/v1/models` (needs a key) and
 //! `/v1/chat/completions`, where a key's `models` and `max_budget` are
 //! enforced. Errors are `{error: {message, type, param, code}}`.
@@ -12,8 +13,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use rand::Rng;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::after_effect::{self, CreatedShape, ListAnswer};
 use super::faults::Endpoint;
@@ -80,15 +83,22 @@ async fn admit_key(
     headers: &HeaderMap,
 ) -> Result<(String, usize), Failure> {
     sim.admit(API, endpoint).await?;
-    let invalid = || {
-        ApiError::new(
-            401,
-            "Authentication Error, Invalid proxy server token passed.",
-        )
-    };
-    let token = bearer(headers).ok_or_else(invalid)?;
-    let index = (sim.lock().api(API).authenticate_normal(token)).map_err(|_| invalid())?;
+    let token = bearer(headers).unwrap_or_default();
+    let index = (sim.lock().api(API).authenticate_normal(token)).map_err(|_| invalid(token))?;
     Ok((token.to_string(), index))
+}
+
+/// The proxy's 401 for a key it does not (yet) know: it quotes the key's
+/// last 4 characters and its token, the sha256 of the key.
+fn invalid(key: &str) -> ApiError {
+    let start = key.char_indices().rev().nth(3).map_or(0, |(at, _)| at);
+    let tail = &key[start..];
+    let message = format!(
+        "Authentication Error, Invalid proxy server token passed. Received API Key = sk-...{tail}, \
+         Key Hash (Token) ={}. Unable to find token in cache or `LiteLLM_VerificationTokenTable`",
+        token_of(key)
+    );
+    ApiError::new(401, message).with_code("token_not_found_in_db")
 }
 
 #[derive(Deserialize)]
@@ -133,6 +143,23 @@ const CREATED: CreatedShape = CreatedShape {
     secret: "/key",
     id: "/token",
 };
+
+/// A virtual key as the proxy makes one: `sk-` + `secrets.token_urlsafe(16)`,
+/// 22 characters of URL-safe base64, `-` and `_` included.
+pub(super) fn new_key() -> String {
+    const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut rng = rand::rng();
+    let random: String = (0..22)
+        .map(|_| char::from(URL_SAFE[rng.random_range(0..URL_SAFE.len())]))
+        .collect();
+    format!("sk-{random}")
+}
+
+/// The proxy's `token` for a key: the sha256 of the key, in hex.
+pub(super) fn token_of(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// `30s`, `30m`, `1h`, `30d`.
 fn is_duration(text: &str) -> bool {
@@ -266,8 +293,11 @@ async fn info(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(q): Raw
     let mut inner = sim.lock();
     let state = inner.api(API);
     let index = find(state, wanted).ok_or_else(|| ApiError::new(404, "Key not found"))?;
-    let key = &state.keys[index];
-    ok(json!({ "key": key.hash, "info": render(key) }))
+    let mut info = render(&state.keys[index]);
+    if let Some(fields) = info.as_object_mut() {
+        fields.remove("token");
+    }
+    ok(json!({ "key": wanted, "info": info }))
 }
 
 /// The models a key may call: its own list, or every model when it has none.

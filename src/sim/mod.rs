@@ -81,7 +81,7 @@ impl Api {
             Api::OpenRouter => format!("sk-or-v1-{hex}"),
             Api::ARouter => format!("lr_live_{hex}"),
             Api::OpenAi => format!("sk-svcacct-{hex}"),
-            Api::LiteLlm => format!("sk-{}", &hex[..40]),
+            Api::LiteLlm => litellm::new_key(),
             Api::Anthropic => format!("sk-ant-api03-{hex}-{}AA", &hex[..8]),
         }
     }

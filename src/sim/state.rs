@@ -305,7 +305,10 @@ impl State {
         let now = Utc::now();
         self.issued.push(secret.clone());
         self.keys.push(KeyRecord {
-            hash: random_hex(),
+            hash: match self.api {
+                Api::LiteLlm => super::litellm::token_of(&secret),
+                _ => random_hex(),
+            },
             name: name.to_string(),
             label: crate::secret::redacted_label(&SecretString::from(secret.clone())),
             secret,

@@ -208,6 +208,7 @@ dir = "{secrets}"
             .env(MGMT_ENV, &self.mgmt_key)
             .env("RUST_LOG", "info")
             .env_remove("REKEY_FAILPOINT")
+            .env_remove("REKEY_FAILPOINT_ACTION")
             .envs(envs.iter().copied())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -309,30 +310,121 @@ dir = "{secrets}"
         assert_eq!(self.journal("p")["last_result"]["kind"], "rolled_back");
     }
 
-    /// Invariant 4: no key the simulator ever issued appears in anything
-    /// rekey printed, nor in any file under the state directory.
+    /// Invariant 4: no piece of 12 characters of any key the simulator
+    /// ever issued (nor of the management key), and no piece of any such
+    /// key's sha256 (LiteLLM's `token`), appears in anything rekey printed,
+    /// in anything captured (audit records, webhook bodies, metrics), nor in
+    /// any file of the test's directory other than the store's secret values
+    /// (state journals, audit logs, store sidecars). Only a label's part is
+    /// allowed: pieces within the key's fixed prefix plus its first 3
+    /// random characters.
     #[track_caller]
     pub fn assert_no_secret_leaked(&self) {
-        let mut haystacks = self.captured.lock().unwrap().clone();
-        for file in files_under(&self.path("state")) {
-            haystacks.push(std::fs::read_to_string(&file).unwrap_or_default());
+        let mut haystacks: Vec<(String, String)> = (self.captured.lock().unwrap().iter())
+            .enumerate()
+            .map(|(i, text)| (format!("captured text #{i}"), text.clone()))
+            .collect();
+        for file in self.recorded_files() {
+            let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into();
+            haystacks.push((file.display().to_string(), text));
         }
-        let secrets = self.sim.sim.issued_secrets();
-        for secret in &secrets {
-            for (i, text) in haystacks.iter().enumerate() {
-                assert!(
-                    !text.contains(secret.as_str()),
-                    "an issued key appears in captured text #{i}"
-                );
+        let pieces = KeyPieces::new(&self.sim.sim.issued_secrets(), &self.mgmt_key);
+        for (name, text) in &haystacks {
+            if let Some(found) = pieces.find_in(text) {
+                panic!("{found} appears in {name}");
             }
         }
-        for text in &haystacks {
-            assert!(
-                !text.contains(&self.mgmt_key),
-                "the management key appears in output"
-            );
-        }
     }
+
+    /// Every file under the test's directory that rekey may write and that
+    /// must not hold a key: all but the file store's values (current,
+    /// `.pending`, `.previous` and their temp files) and the management key
+    /// file tests write for in-process daemons.
+    fn recorded_files(&self) -> Vec<PathBuf> {
+        let secrets = self.path("secrets");
+        let holds_a_key = |path: &Path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let value = path.starts_with(&secrets) && !name.contains(".versions.json");
+            value || name == "management.key"
+        };
+        let files = files_under(self.dir.path()).into_iter();
+        files.filter(|path| !holds_a_key(path)).collect()
+    }
+}
+
+/// The fixed prefixes of the simulator's key shapes, longest first: the
+/// part of a key (plus 3 characters) a label may show.
+const SIM_KEY_PREFIXES: [&str; 5] = [
+    "sk-ant-api03-",
+    "sk-svcacct-",
+    "sk-or-v1-",
+    "lr_live_",
+    "sk-",
+];
+/// A piece of a key this long anywhere is a leak.
+const PIECE: usize = 12;
+
+/// Every 12-byte piece of the keys to look for, each with what it is a
+/// piece of; looked up once per position of a text, so a check costs one
+/// pass over the text whatever the number of keys. A bitmap of the pieces'
+/// first two bytes skips most positions without hashing.
+struct KeyPieces {
+    pieces: std::collections::HashMap<Vec<u8>, String>,
+    starts: Vec<bool>,
+}
+
+impl KeyPieces {
+    fn new(issued: &[String], mgmt_key: &str) -> KeyPieces {
+        let mut found = KeyPieces {
+            pieces: std::collections::HashMap::new(),
+            starts: vec![false; 1 << 16],
+        };
+        let keys = issued.iter().map(String::as_str).chain([mgmt_key]);
+        for (k, key) in keys.enumerate() {
+            let prefix = SIM_KEY_PREFIXES.iter().find(|p| key.starts_with(**p));
+            let label_head = prefix.map_or(0, |p| p.len() + 3);
+            for (at, piece) in windows(key.as_bytes()) {
+                if at + PIECE > label_head {
+                    found.add(piece, format!("bytes {at}.. of key #{k}"));
+                }
+            }
+            let token = sha256_hex(key);
+            for (at, piece) in windows(token.as_bytes()) {
+                found.add(piece, format!("bytes {at}.. of the sha256 of key #{k}"));
+            }
+        }
+        found
+    }
+
+    fn add(&mut self, piece: &[u8], what: String) {
+        self.starts[start_of(piece)] = true;
+        self.pieces.insert(piece.to_vec(), what);
+    }
+
+    /// What the first piece found in `text` is a piece of.
+    fn find_in(&self, text: &str) -> Option<&str> {
+        (windows(text.as_bytes()))
+            .filter(|(_, w)| self.starts[start_of(w)])
+            .find_map(|(_, w)| self.pieces.get(w).map(String::as_str))
+    }
+}
+
+/// A window's first two bytes as an index into the bitmap.
+fn start_of(window: &[u8]) -> usize {
+    let second = window.get(1).copied().unwrap_or(0);
+    usize::from(window[0]) << 8 | usize::from(second)
+}
+
+/// Every window of `PIECE` bytes with its offset; a shorter text is one window.
+fn windows(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let size = PIECE.min(bytes.len());
+    bytes.windows(size.max(1)).enumerate()
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The binary under test: `REKEY_TEST_BIN` when set (a build cache shared

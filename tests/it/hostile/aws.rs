@@ -95,7 +95,10 @@ async fn a_promote_that_landed_and_answered_500_then_400_is_finished_not_rolled_
     assert_no_panic(&run, "promote 500 then 400");
     secret.assert_safe("promote 500 then 400").await;
     let current = secret.current().await.unwrap();
-    assert_ne!(current, secret.old, "the move landed: the new key is current");
+    assert_ne!(
+        current, secret.old,
+        "the move landed: the new key is current"
+    );
     assert!(
         !run.stderr.contains("rolling back"),
         "a promote that landed is not rolled back:\n{}",

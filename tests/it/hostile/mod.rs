@@ -73,13 +73,18 @@ impl Secret {
     }
 
     pub async fn rotate_now(&self) -> Run {
-        self.env.cmd("rotate", &["p", "--now", "--grace", "0"]).await
+        self.env
+            .cmd("rotate", &["p", "--now", "--grace", "0"])
+            .await
     }
 
     /// Invariants 1 and 2 at any moment: the current key works; if the old
     /// key is gone, its successor is current.
     pub async fn assert_safe(&self, when: &str) {
-        let current = self.current().await.expect("the secret has a current value");
+        let current = self
+            .current()
+            .await
+            .expect("the secret has a current value");
         assert!(
             self.env.works(&current),
             "{when}: the store's current key works at the provider"
@@ -95,7 +100,10 @@ impl Secret {
     /// Settled: exactly one key is alive, it is the current value, and it
     /// is not the old key; no panic and no key in any output.
     pub async fn assert_one_live_key_and_current(&self, when: &str) {
-        let current = self.current().await.expect("the secret has a current value");
+        let current = self
+            .current()
+            .await
+            .expect("the secret has a current value");
         assert_ne!(current, self.old, "{when}: a new key is current");
         assert_eq!(
             self.env.live_secrets(),
@@ -112,7 +120,8 @@ impl Secret {
         for attempt in 1..=tries {
             let run = self.rotate_now().await;
             assert_no_panic(&run, when);
-            self.assert_safe(&format!("{when}, attempt {attempt}")).await;
+            self.assert_safe(&format!("{when}, attempt {attempt}"))
+                .await;
             if run.code == Some(0) {
                 return self.assert_one_live_key_and_current(when).await;
             }
@@ -123,7 +132,12 @@ impl Secret {
 
 #[track_caller]
 pub fn assert_no_panic(run: &Run, when: &str) {
-    assert_ne!(run.code, Some(101), "{when}: rekey panicked:\n{}", run.stderr);
+    assert_ne!(
+        run.code,
+        Some(101),
+        "{when}: rekey panicked:\n{}",
+        run.stderr
+    );
     assert!(
         !run.stderr.contains("panicked at"),
         "{when}: a panic was printed:\n{}",

@@ -174,7 +174,11 @@ async fn a_create_that_cannot_be_accounted_for_fails_as_create_unconfirmed_and_i
         journal["in_flight"]["unconfirmed_create"]["since"].is_string(),
         "the rotation stays in flight until the key is accounted for: {journal}"
     );
-    assert_eq!(secret.env.live_secrets().len(), 2, "the made key still lives");
+    assert_eq!(
+        secret.env.live_secrets().len(),
+        2,
+        "the made key still lives"
+    );
     secret.assert_safe(when).await;
 
     secret.env.sim.sim.set_faults(Faults::default());

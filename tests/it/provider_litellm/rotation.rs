@@ -32,8 +32,13 @@ fn assert_key_as_asked(env: &TestEnv, secret: &str) {
     assert_eq!(key.extra["budget_duration"], json!("30d"));
 }
 
-/// Rotates now with a 1s grace, checks mid-grace, lets the grace pass.
-async fn rotate_and_retire(env: &TestEnv, old: &str, current: impl AsyncFn() -> String) {
+/// Rotates now with a 1s grace, checks mid-grace, lets the grace pass. The
+/// old key was seeded under the alias `old_alias`.
+async fn rotate_and_retire(
+    env: &TestEnv,
+    (old_alias, old): (&str, &str),
+    current: impl AsyncFn() -> String,
+) {
     env.cmd("rotate", &["p", "--now"]).await.assert_code(0);
     let new = current().await;
     assert_ne!(new, old, "the key changed");
@@ -53,6 +58,14 @@ async fn rotate_and_retire(env: &TestEnv, old: &str, current: impl AsyncFn() -> 
         history["old_key"]["adopted"], true,
         "the hand-made key was found by label"
     );
+    assert_eq!(
+        history["old_key"]["id"], old_alias,
+        "keys are recorded by alias, never by the proxy's token"
+    );
+    let new_id = history["new_key"]["id"].as_str().unwrap_or_default();
+    assert!(new_id.starts_with("it-p-"), "{new_id}");
+    env.cmd("status", &["--json"]).await.assert_code(0);
+    // The leak check also looks for every key's sha256, the proxy's token.
     env.assert_no_secret_leaked();
 }
 
@@ -77,7 +90,7 @@ async fn a_litellm_rotation_on_the_file_store_sends_models_and_budget_and_delete
         assert!(text.contains("OTHER=1\n"), "the other lines are kept");
         crate::helpers::extract(&text, "env", "LITELLM_API_KEY").unwrap()
     };
-    rotate_and_retire(&env, &old, current).await;
+    rotate_and_retire(&env, ("made-by-hand", &old), current).await;
 }
 
 #[tokio::test]
@@ -105,7 +118,7 @@ async fn a_litellm_rotation_into_secrets_manager_sends_models_and_budget_and_del
             .unwrap();
         out.secret_string().unwrap().to_string()
     };
-    rotate_and_retire(&env, &old, current).await;
+    rotate_and_retire(&env, ("legacy", &old), current).await;
 }
 
 #[tokio::test]
