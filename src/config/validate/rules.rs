@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::policy::At;
-use super::{Problems, human};
+use super::{Problems, human, quoted};
 use crate::policy::{Format, KeyTemplate, Policy, RevokeSpec};
 use crate::schedule::Schedule;
 
@@ -47,7 +47,7 @@ pub(super) fn check_expiry(
     let (Some(expires), Some(max_age)) = (key.expires_after, max_age) else {
         return;
     };
-    if expires <= max_age + revoke.grace {
+    if expires <= max_age.saturating_add(revoke.grace) {
         let message = format!(
             "{} would expire keys before they are replaced and revoked (max_age {} + grace {})",
             human(expires),
@@ -83,12 +83,15 @@ pub(super) fn conflicting_targets(p: &mut Problems, parsed: &[(usize, Policy)]) 
         });
         if let Some((i, earlier)) = clash {
             let what = match (&b.field, b.format == earlier.target.format) {
-                (Some(field), true) => format!("the same field {field:?} of"),
+                (Some(field), true) => format!("the same field {} of", quoted(field)),
                 _ => "the same".to_string(),
             };
             let message = format!(
-                "writes {what} secret {:?} in store {:?} as policy[{i}] ({:?}) (policy {:?})",
-                b.secret_id, b.store, earlier.name, later.name
+                "writes {what} secret {} in store {} as policy[{i}] ({:?}) (policy {:?})",
+                quoted(&b.secret_id),
+                quoted(&b.store),
+                earlier.name,
+                later.name
             );
             p.push(format!("policy[{j}].target"), message);
         }

@@ -178,7 +178,7 @@ fn key_names_may_use_only_the_known_placeholders() {
     assert_eq!(
         got,
         [
-            "policy[0].key.name: unknown placeholder {team}; use {policy}, {date}, {rotation} (policy \"p\")"
+            "policy[0].key.name: unknown placeholder \"{team}\"; use {policy}, {date}, {rotation} (policy \"p\")"
         ]
     );
 }
@@ -187,7 +187,7 @@ fn key_names_may_use_only_the_known_placeholders() {
 fn key_limits_and_resets_are_checked() {
     let got = one("key = { limit = -1, limit_reset = \"hourly\" }");
     assert_eq!(got.len(), 2, "{got:?}");
-    assert!(got[0].starts_with("policy[0].key.limit: must be zero or more"));
+    assert!(got[0].starts_with("policy[0].key.limit: must be between 0 and 1e9"));
     assert!(got[1].starts_with("policy[0].key.limit_reset: \"hourly\" is not one of"));
     assert!(one("key = { limit = 0, limit_reset = \"daily\" }").is_empty());
 }
