@@ -13,6 +13,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
+use super::bounds::MAX_TEXT_LEN;
 use super::validate::quoted;
 
 /// The document as parsed, with where each leaf came from.
@@ -308,6 +309,12 @@ impl<'de> de::Deserializer<'de> for Strict {
 
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
         match self.node {
+            Node::Text(s) | Node::Env(s) if s.chars().count() > MAX_TEXT_LEN => {
+                return Err(ShapeError::at(
+                    &self.path,
+                    format!("longer than {MAX_TEXT_LEN} characters"),
+                ));
+            }
             Node::Text(s) | Node::Env(s) => visitor.visit_string(s),
             _ => return Err(self.wrong("a string")),
         }
