@@ -179,8 +179,16 @@ fn root(config: config::Config, env: Option<&Node>) -> Result<Node, config::Conf
 }
 
 /// Parser errors quote the offending source line, which may hold a secret:
-/// keep the position (first line) and the reason (last line) only.
+/// keep the position (first line) and the reason (last line) only. Two
+/// errors of the `config` crate's YAML conversion quote a value or a key
+/// without a position: they get a fixed text.
 fn syntax_message(message: &str) -> String {
+    if message.starts_with("Parsing ") && message.ends_with("as floating point number failed") {
+        return "a number is not finite or not valid (YAML .nan and .inf are not allowed)".into();
+    }
+    if message.ends_with("because it is an unsupported hash key type") {
+        return "a mapping key is not a plain string, number or boolean".into();
+    }
     let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or("cannot parse");
     match lines.next_back() {
@@ -462,6 +470,16 @@ dir = "/abs/secrets"
             };
             assert_eq!(problems[0].path, field, "{text}");
         }
+    }
+
+    #[test]
+    fn yaml_nan_and_unsupported_keys_are_refused_without_quoting_them() {
+        let nan = "daemon:\n  state: file:/s\npolicy:\n  - key: { limit: .nan }\n";
+        let err = load_str(nan, SourceFormat::Yaml, Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("not finite"), "{err}");
+        let key = "daemon:\n  state: file:/s\n? [sk-or-v1-abcdef]\n: 1\n";
+        let err = load_str(key, SourceFormat::Yaml, Path::new("/")).unwrap_err();
+        assert!(!err.to_string().contains("abcdef"), "{err}");
     }
 
     #[test]
