@@ -265,3 +265,6 @@ pub enum StoreKind {
         dir: PathBuf,
     },
 }
+
+#[cfg(test)]
+mod fuzz_tests;
