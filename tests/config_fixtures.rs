@@ -187,6 +187,10 @@ const INVALID: &[(&str, &[(&str, &str)])] = &[
         &[("policy[0].name", "invalid type: boolean, expected a string")],
     ),
     (
+        "date-for-string.toml",
+        &[("policy[0].name", "invalid type: date/time")],
+    ),
+    (
         "inf-limit.toml",
         &[("policy[0].key.limit", "must be a finite number")],
     ),

@@ -93,6 +93,38 @@ fn check_yaml(text: &str) -> Result<(), String> {
     }
 }
 
+/// The path of the first TOML date/time in `text`, if any. The `config`
+/// crate turns one into text, so `name = 2026-01-01` would pass as a
+/// string; no field takes a date, so any is a wrong type. A syntax error is
+/// left to the real parse.
+pub(super) fn toml_datetime(text: &str) -> Option<String> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    datetime_in_table(doc.get_ref(), "")
+}
+
+fn datetime_in_table(table: &toml::de::DeTable<'_>, path: &str) -> Option<String> {
+    table.iter().find_map(|(key, value)| {
+        let key = key.get_ref();
+        let here = if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        };
+        datetime_in(value.get_ref(), here)
+    })
+}
+
+fn datetime_in(value: &toml::de::DeValue<'_>, path: String) -> Option<String> {
+    use toml::de::DeValue as V;
+    match value {
+        V::Datetime(_) => Some(path),
+        V::Array(items) => (items.iter().enumerate())
+            .find_map(|(i, item)| datetime_in(item.get_ref(), format!("{path}[{i}]"))),
+        V::Table(table) => datetime_in_table(table, &path),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +172,13 @@ mod tests {
         assert!(err.contains("nested deeper than"), "{err}");
         let fine = "a: [[[1]]]\n";
         assert_eq!(check(fine, SourceFormat::Yaml), Ok(()));
+    }
+
+    #[test]
+    fn a_toml_date_is_found_with_its_path() {
+        let text = "[daemon]\nstate = \"file:/s\"\n[[policy]]\nname = 2026-01-01\n";
+        assert_eq!(toml_datetime(text).as_deref(), Some("policy[0].name"));
+        assert_eq!(toml_datetime("a = \"2026-01-01\"\n"), None);
     }
 
     #[test]

@@ -142,6 +142,20 @@ fn load(
         message,
     };
     document::check(text, format).map_err(read_error)?;
+    if let Some(path) = (format == SourceFormat::Toml)
+        .then(|| document::toml_datetime(text))
+        .flatten()
+    {
+        let message =
+            "invalid type: date/time, expected a string, number or table (quote it if it is text)";
+        return Err(ConfigError::Invalid {
+            file,
+            problems: vec![ConfigProblem {
+                path,
+                message: message.into(),
+            }],
+        });
+    }
     let tree =
         layered(text, format, overrides).map_err(|e| read_error(syntax_message(&e.to_string())))?;
     let raw: RawConfig = strict::from_node(tree).map_err(|e| ConfigError::Invalid {
