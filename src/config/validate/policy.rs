@@ -33,6 +33,7 @@ pub(super) fn policies(p: &mut Problems, raw: Vec<RawPolicy>, known: &Known) -> 
         .collect();
     rules::duplicate_names(p, &parsed);
     rules::conflicting_targets(p, &parsed);
+    rules::nested_file_secrets(p, &parsed, known.file_stores);
     parsed.into_iter().map(|(_, policy)| policy).collect()
 }
 
