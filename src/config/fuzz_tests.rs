@@ -14,7 +14,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use generate::{
-    ENV_VARS, FIELDS, base, document, hostile_text, hostile_value, pick, planted_key, set,
+    ENV_VARS, FIELDS, base, broken_text, document, hostile_text, hostile_value, pick, planted_key,
+    set,
 };
 
 use super::bounds::{
@@ -48,8 +49,11 @@ fn judge(outcome: &Result<Config, ConfigError>, key: &str) -> Option<String> {
             .map(|p| format!("a problem without a field path: {p}")),
         Err(ConfigError::Read { message, .. }) => {
             let positioned = message.contains("line ");
+            // The few whole-document refusals without a position.
             let fixed = message.starts_with("a number is not finite")
-                || message.starts_with("a mapping key is not");
+                || message.starts_with("a mapping key is not")
+                || message.starts_with("invalid type:")
+                || message.starts_with("Got ");
             (!positioned && !fixed).then(|| format!("a refusal without a position: {message}"))
         }
         Ok(_) => None,
@@ -106,7 +110,12 @@ fn a_thousand_hostile_configs_are_refused_by_field_never_panic_and_never_echo_a_
         } else {
             Vec::new()
         };
-        let text = document(&doc, yaml);
+        // One case in ten is a document that does not parse at all.
+        let text = if rng.random_range(0..10) == 0 {
+            broken_text(&mut rng, &key, yaml)
+        } else {
+            document(&doc, yaml)
+        };
         let format = if yaml {
             SourceFormat::Yaml
         } else {

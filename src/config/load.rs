@@ -205,11 +205,28 @@ fn syntax_message(message: &str) -> String {
     }
     let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or("cannot parse");
-    match lines.next_back() {
+    let kept = match lines.next_back() {
         Some(reason) if !reason.starts_with('|') && !reason.contains(" | ") => {
             format!("{first}: {reason}")
         }
         _ => first.to_string(),
+    };
+    hide_quoted(&kept)
+}
+
+/// `invalid type: string "sk-…", expected a map` → `invalid type: string
+/// (value not shown), expected a map`: everything from the first to the
+/// last double quote goes, since a value there may be a key.
+fn hide_quoted(message: &str) -> String {
+    match (message.find('"'), message.rfind('"')) {
+        (Some(start), Some(end)) if start < end => {
+            format!(
+                "{}(value not shown){}",
+                &message[..start],
+                &message[end + 1..]
+            )
+        }
+        _ => message.to_string(),
     }
 }
 
@@ -491,6 +508,9 @@ dir = "/abs/secrets"
         let nan = "daemon:\n  state: file:/s\npolicy:\n  - key: { limit: .nan }\n";
         let err = load_str(nan, SourceFormat::Yaml, Path::new("/")).unwrap_err();
         assert!(err.to_string().contains("not finite"), "{err}");
+        let root = "sk-or-v1-abcdef\n";
+        let err = load_str(root, SourceFormat::Yaml, Path::new("/")).unwrap_err();
+        assert!(!err.to_string().contains("abcdef"), "{err}");
         let key = "daemon:\n  state: file:/s\n? [sk-or-v1-abcdef]\n: 1\n";
         let err = load_str(key, SourceFormat::Yaml, Path::new("/")).unwrap_err();
         assert!(!err.to_string().contains("abcdef"), "{err}");

@@ -461,3 +461,32 @@ pub(super) fn document(doc: &G, yaml: bool) -> String {
         other => emit(other, yaml) + "\n",
     }
 }
+
+/// A document that does not parse, or whose root is not a table, with the
+/// key where a parser might quote it.
+pub(super) fn broken_text(rng: &mut StdRng, key: &str, yaml: bool) -> String {
+    let toml = [
+        "[daemon]\nstate = {}\n",
+        "[daemon]\nstate = \"{}\n",
+        "{} = 1\n",
+        "[daemon]\nstate = '{}' x\n",
+        "[{}\n",
+        "daemon = { state = {} }\n",
+        "a = \"\\{}\"\n",
+        "[daemon]\nstate = \"a\"\nstate = \"{}\"\n",
+    ];
+    let yaml_templates = [
+        "{}\n",
+        "daemon: [{}\n",
+        "daemon:\n  state: \"{}\n",
+        "? [{}]\n: 1\n",
+        "daemon: {state: {}\n",
+        "- {}\n",
+        "daemon:\n\tstate: {}\n",
+        "daemon: !!int {}\n",
+        "&{} a: 1\n",
+        "daemon:\n  state: a\n  state: {}\n",
+    ];
+    let templates: &[&str] = if yaml { &yaml_templates } else { &toml };
+    pick(rng, templates).replace("{}", key)
+}
