@@ -256,9 +256,9 @@ async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
                 }
             }
             if mode == Mode::Forever {
-                let start = *held_back
-                    .entry(policy.name.clone())
-                    .or_insert_with(|| now + catch_up_delay(&app, &decision, first_pass));
+                let start = *held_back.entry(policy.name.clone()).or_insert_with(|| {
+                    crate::clock::later(now, catch_up_delay(&app, &decision, first_pass))
+                });
                 if start > now {
                     wake = wake.min(start);
                     continue;
@@ -368,7 +368,7 @@ fn spawn_rotation(
             Ok(_) => None,
         };
         if let Some(pause) = pause {
-            let until = app.clock.now() + pause;
+            let until = crate::clock::later(app.clock.now(), pause);
             shared
                 .cooldown
                 .lock()

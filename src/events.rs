@@ -221,7 +221,9 @@ impl Observer {
         else {
             return;
         };
-        if now - key.created_at >= chrono::TimeDelta::from_std(max_age).unwrap_or_default() {
+        if now - key.created_at
+            >= chrono::TimeDelta::from_std(max_age).unwrap_or(chrono::TimeDelta::MAX)
+        {
             notifier.overdue(policy, key, max_age, now);
         }
     }

@@ -45,9 +45,9 @@ enum Command {
         /// Rotate even if not due.
         #[arg(long)]
         now: bool,
-        /// Grace before the old key is revoked (0 revokes at once).
-        #[arg(long, value_parser = humantime::parse_duration)]
-        grace: Option<Duration>,
+        /// Grace before the old key is revoked (0 revokes at once; at most 90d).
+        #[arg(long)]
+        grace: Option<String>,
         /// Check credentials, store, secret shape and journal; create nothing.
         #[arg(long)]
         dry_run: bool,
@@ -114,6 +114,15 @@ async fn dispatch(command: Command) -> ExitCode {
             dry_run,
             wait,
         } => {
+            // Parsed here, not by clap, whose message would repeat the text.
+            let grace = match grace.as_deref().map(rekey::config::bounds::parse_grace) {
+                None => None,
+                Some(Ok(grace)) => Some(grace),
+                Some(Err(e)) => {
+                    eprintln!("error: --grace: {e}");
+                    return ExitCode::from(commands::USAGE);
+                }
+            };
             commands::rotate(
                 &config,
                 RotateArgs {

@@ -160,6 +160,87 @@ const INVALID: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     (
+        "duration-past-bound.toml",
+        &[("policy[0].max_age", "must be at most 3650d")],
+    ),
+    (
+        "grace-past-bound.toml",
+        &[("policy[0].revoke.grace", "must be at most 90d")],
+    ),
+    (
+        "daemon-durations-past-bound.toml",
+        &[
+            ("daemon.catch_up_jitter", "must be at most 1d"),
+            ("daemon.shutdown_timeout", "must be at most 1h"),
+            ("daemon.failure_backoff.max", "must be at most 30d"),
+        ],
+    ),
+    (
+        "float-for-integer.toml",
+        &[(
+            "daemon.max_concurrent_rotations",
+            "invalid type: floating point number, expected an integer",
+        )],
+    ),
+    (
+        "bool-for-string.toml",
+        &[("policy[0].name", "invalid type: boolean, expected a string")],
+    ),
+    (
+        "date-for-string.toml",
+        &[("policy[0].name", "invalid type: date/time")],
+    ),
+    (
+        "inf-limit.toml",
+        &[("policy[0].key.limit", "must be a finite number")],
+    ),
+    (
+        "amount-past-bound.toml",
+        &[("policy[0].key.limit", "must be between 0 and 1e9")],
+    ),
+    (
+        "file-secret-id-escapes.toml",
+        &[(
+            "policy[0].target.secret_id",
+            "must not contain '.' or '..' components",
+        )],
+    ),
+    (
+        "file-secret-id-dot.toml",
+        &[(
+            "policy[0].target.secret_id",
+            "must not contain '.' or '..' components",
+        )],
+    ),
+    (
+        "file-secret-id-reserved.toml",
+        &[(
+            "policy[0].target.secret_id",
+            "must not end a path component in .pending",
+        )],
+    ),
+    (
+        "bad-url.toml",
+        &[
+            ("providers.litellm.base_url", "is not a URL"),
+            (
+                "stores.aws.endpoint_url",
+                "must be an http:// or https:// URL",
+            ),
+        ],
+    ),
+    (
+        "key-in-duration.toml",
+        &[("policy[0].max_age", "not a duration")],
+    ),
+    (
+        "key-in-enum.toml",
+        &[(
+            "policy[0].target.format",
+            "<value not shown> is not one of \"raw\", \"json\", \"env\"",
+        )],
+    ),
+    (
         "multiple-problems.toml",
         &[
             (
@@ -170,6 +251,12 @@ const INVALID: &[(&str, &[(&str, &str)])] = &[
             ("policy[0].target.store", "no store named \"vault\""),
         ],
     ),
+];
+
+/// Documents refused before they are parsed into a tree: (file, fragment of the message).
+const UNREADABLE: &[(&str, &str)] = &[
+    ("alias-bomb.yaml", "YAML anchors (&name) are not supported"),
+    ("deep-nesting.yaml", "nested deeper than 32 levels"),
 ];
 
 fn resources() -> PathBuf {
@@ -219,6 +306,67 @@ fn every_invalid_fixture_yields_exactly_its_listed_problems() {
         INVALID.len(),
         "INVALID lists fixtures that do not exist"
     );
+}
+
+#[test]
+fn every_unreadable_fixture_is_refused_with_its_reason_and_position() {
+    let dir = resources().join("unreadable");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let Some((_, fragment)) = UNREADABLE.iter().find(|(file, _)| *file == name) else {
+            panic!("fixture {name} has no entry in UNREADABLE");
+        };
+        match load(&path) {
+            Err(ConfigError::Read { message, .. }) => {
+                assert!(message.contains(fragment), "{name}: {message}");
+                assert!(message.starts_with("line "), "{name}: {message}");
+            }
+            other => panic!("{name}: expected Read, got {other:?}"),
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, UNREADABLE.len());
+}
+
+#[test]
+fn a_key_pasted_into_any_field_is_not_echoed_by_rekey_check() {
+    for name in ["key-in-duration.toml", "key-in-enum.toml"] {
+        let path = resources().join("invalid").join(name);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rekey"))
+            .args(["check", "-c"])
+            .arg(&path)
+            .output()
+            .expect("rekey runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            !stderr.contains("0123456789abcdef"),
+            "{name} leaked: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn rotate_refuses_a_grace_past_its_bound_as_a_usage_error() {
+    let config = resources().join("valid-minimal.toml");
+    for (grace, fragment) in [
+        ("300000y", "must be at most 90d"),
+        ("18446744073709551615s", "must be at most 90d"),
+        ("sk-or-v1-0123456789abcdef", "not a duration"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rekey"))
+            .args(["rotate", "-c"])
+            .arg(&config)
+            .args(["dev", "--now", "--grace", grace])
+            .output()
+            .expect("rekey runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{grace}: {stderr}");
+        assert!(stderr.contains(&format!("--grace: {fragment}")), "{stderr}");
+        assert!(!stderr.contains(grace), "{grace} echoed: {stderr}");
+    }
 }
 
 #[test]
@@ -397,6 +545,21 @@ fn rekey_check_refuses_every_invalid_fixture_with_exit_2_and_its_field_paths() {
                 "{name}: stderr names {want_path} and {fragment:?}: {stderr}"
             );
         }
+    }
+}
+
+#[test]
+fn rekey_check_refuses_every_unreadable_fixture_with_exit_2() {
+    for (name, fragment) in UNREADABLE {
+        let path = resources().join("unreadable").join(name);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rekey"))
+            .args(["check", "-c"])
+            .arg(&path)
+            .output()
+            .expect("rekey runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(fragment), "{name}: {stderr}");
     }
 }
 

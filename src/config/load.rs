@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use chrono::Utc;
 
 use super::Config;
+use super::document;
 use super::raw::RawConfig;
+use super::strict::{self, Node, ShapeError};
 use super::validate::validate;
 
 /// One thing wrong with a config, at one field path (`policy[2].schedule`).
@@ -76,7 +78,7 @@ pub fn load_file_with_env(
     };
     let format = SourceFormat::from_path(path)
         .ok_or_else(|| read_error("unsupported extension; use .toml, .yaml or .yml".into()))?;
-    let text = std::fs::read_to_string(path).map_err(|e| read_error(e.to_string()))?;
+    let text = document::read_bounded(path).map_err(read_error)?;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -91,6 +93,23 @@ pub fn load_str(text: &str, format: SourceFormat, base_dir: &Path) -> Result<Con
     load(text, format, base_dir, Path::new("<inline config>"), None)
 }
 
+/// [`load_str`] with `REKEY_*` overrides passed in.
+pub fn load_str_with_env(
+    text: &str,
+    format: SourceFormat,
+    base_dir: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let overrides = Some(env_overrides(env));
+    load(
+        text,
+        format,
+        base_dir,
+        Path::new("<inline config>"),
+        overrides,
+    )
+}
+
 /// Only `REKEY_*` variables with a `__` are config: `REKEY_FAILPOINT`,
 /// `REKEY_LOG` and friends configure other things and would be refused as
 /// unknown fields.
@@ -100,6 +119,16 @@ fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> config::Map
         .collect()
 }
 
+/// Env values stay text here (`try_parsing(false)`): the strict reader
+/// parses each as the type of the field it lands in.
+fn environment(vars: config::Map<String, String>) -> config::Environment {
+    config::Environment::with_prefix("REKEY")
+        .prefix_separator("_")
+        .separator("__")
+        .try_parsing(false)
+        .source(Some(vars))
+}
+
 fn load(
     text: &str,
     format: SourceFormat,
@@ -107,79 +136,110 @@ fn load(
     file: &Path,
     overrides: Option<config::Map<String, String>>,
 ) -> Result<Config, ConfigError> {
-    let mut builder =
-        config::Config::builder().add_source(config::File::from_str(text, format.file_format()));
-    if let Some(vars) = overrides {
-        let env = config::Environment::with_prefix("REKEY")
-            .prefix_separator("_")
-            .separator("__")
-            .try_parsing(true)
-            .source(Some(vars));
-        builder = builder.add_source(env);
-    }
     let file = file.to_path_buf();
-    let merged = builder.build().map_err(|e| ConfigError::Read {
+    let read_error = |message: String| ConfigError::Read {
         file: file.clone(),
-        message: syntax_message(&e.to_string()),
-    })?;
-    let raw: RawConfig = merged.try_deserialize().map_err(|e| ConfigError::Invalid {
+        message,
+    };
+    document::check(text, format).map_err(read_error)?;
+    if let Some(path) = (format == SourceFormat::Toml)
+        .then(|| document::toml_datetime(text))
+        .flatten()
+    {
+        let message =
+            "invalid type: date/time, expected a string, number or table (quote it if it is text)";
+        return Err(ConfigError::Invalid {
+            file,
+            problems: vec![ConfigProblem {
+                path,
+                message: message.into(),
+            }],
+        });
+    }
+    let tree =
+        layered(text, format, overrides).map_err(|e| read_error(syntax_message(&e.to_string())))?;
+    let raw: RawConfig = strict::from_node(tree).map_err(|e| ConfigError::Invalid {
         file: file.clone(),
-        problems: vec![shape_problem(&e.to_string())],
+        problems: vec![shape_problem(e)],
     })?;
     validate(raw, base_dir, Utc::now()).map_err(|problems| ConfigError::Invalid { file, problems })
 }
 
+/// The file with the environment layered over it by the `config` crate, as
+/// a tree that still knows each value's type and which leaves came from a
+/// variable.
+fn layered(
+    text: &str,
+    format: SourceFormat,
+    overrides: Option<config::Map<String, String>>,
+) -> Result<Node, config::ConfigError> {
+    let mut builder =
+        config::Config::builder().add_source(config::File::from_str(text, format.file_format()));
+    let mut env_layer = None;
+    if let Some(vars) = overrides.filter(|v| !v.is_empty()) {
+        builder = builder.add_source(environment(vars.clone()));
+        let alone = config::Config::builder()
+            .add_source(environment(vars))
+            .build()?;
+        env_layer = Some(root(alone, None)?);
+    }
+    root(builder.build()?, env_layer.as_ref())
+}
+
+fn root(config: config::Config, env: Option<&Node>) -> Result<Node, config::ConfigError> {
+    let table: config::Map<String, config::Value> = config.try_deserialize()?;
+    let value = config::Value::new(None, config::ValueKind::Table(table));
+    Ok(Node::from_config(value, env))
+}
+
 /// Parser errors quote the offending source line, which may hold a secret:
-/// keep the position (first line) and the reason (last line) only.
+/// keep the position (first line) and the reason (last line) only. Two
+/// errors of the `config` crate's YAML conversion quote a value or a key
+/// without a position: they get a fixed text.
 fn syntax_message(message: &str) -> String {
+    if message.starts_with("Parsing ") && message.ends_with("as floating point number failed") {
+        return "a number is not finite or not valid (YAML .nan and .inf are not allowed)".into();
+    }
+    if message.ends_with("because it is an unsupported hash key type") {
+        return "a mapping key is not a plain string, number or boolean".into();
+    }
     let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or("cannot parse");
-    match lines.next_back() {
+    let kept = match lines.next_back() {
         Some(reason) if !reason.starts_with('|') && !reason.contains(" | ") => {
             format!("{first}: {reason}")
         }
         _ => first.to_string(),
-    }
-}
-
-/// Turns a serde error from the `config` crate ("unknown field `modle`, expected
-/// one of ... for key `policy[0]verify`") into a problem with a clean path.
-fn shape_problem(message: &str) -> ConfigProblem {
-    let (what, path) = match message.rsplit_once(" for key `") {
-        Some((what, key)) => (what, normalize_key(key.trim_end_matches('`'))),
-        None => (message, "(top level)".to_string()),
     };
-    let message = if let Some(rest) = what.strip_prefix("unknown field `") {
-        let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
-        let expected = expected.trim_start_matches(", ").replace('`', "");
-        format!("unknown field {field:?}; {expected}")
-    } else {
-        hide_value(what)
-    };
-    ConfigProblem { path, message }
+    hide_quoted(&kept)
 }
 
-/// `policy[0]verify` → `policy[0].verify`.
-fn normalize_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() + 4);
-    let mut chars = key.chars().peekable();
-    while let Some(c) = chars.next() {
-        out.push(c);
-        if c == ']' && chars.peek().is_some_and(|n| *n != '.' && *n != '[') {
-            out.push('.');
-        }
-    }
-    out
-}
-
-/// `invalid type: string "sk-…", expected a boolean` → `invalid type: string, expected a boolean`:
-/// a value in the wrong field may be a key.
-fn hide_value(message: &str) -> String {
-    match (message.find(" \""), message.rfind("\", ")) {
+/// `invalid type: string "sk-…", expected a map` → `invalid type: string
+/// (value not shown), expected a map`: everything from the first to the
+/// last double quote goes, since a value there may be a key.
+fn hide_quoted(message: &str) -> String {
+    match (message.find('"'), message.rfind('"')) {
         (Some(start), Some(end)) if start < end => {
-            format!("{}{}", &message[..start], &message[end + 1..])
+            format!(
+                "{}(value not shown){}",
+                &message[..start],
+                &message[end + 1..]
+            )
         }
         _ => message.to_string(),
+    }
+}
+
+/// A strict-typing error as a problem; the document's root is "(top level)".
+fn shape_problem(e: ShapeError) -> ConfigProblem {
+    let path = if e.path.is_empty() {
+        "(top level)".to_string()
+    } else {
+        e.path
+    };
+    ConfigProblem {
+        path,
+        message: e.message,
     }
 }
 
@@ -347,8 +407,113 @@ dir = "/abs/secrets"
             problems[0].to_string(),
             "policy[0].verify: unknown field \"modle\"; expected one of mode, model, timeout, base_url"
         );
-        let top = shape_problem("unknown field `bogus`, expected one of `daemon`, `policy`");
-        assert_eq!(top.path, "(top level)");
+        let Err(ConfigError::Invalid { problems, .. }) =
+            load_str("bogus = 1\n", SourceFormat::Toml, Path::new("/"))
+        else {
+            panic!("expected Invalid");
+        };
+        assert_eq!(problems[0].path, "(top level)");
+    }
+
+    #[test]
+    fn nesting_far_past_any_config_is_refused_not_a_stack_overflow() {
+        let yaml = "[".repeat(100_000) + &"]".repeat(100_000);
+        let err = load_str(&yaml, SourceFormat::Yaml, Path::new("/")).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+        let toml = format!("a = {}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let err = load_str(&toml, SourceFormat::Toml, Path::new("/")).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_yaml_alias_bomb_is_refused_as_a_read_error() {
+        let bomb = "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n\
+                    c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n";
+        let err = load_str(bomb, SourceFormat::Yaml, Path::new("/")).unwrap_err();
+        let ConfigError::Read { message, .. } = err else {
+            panic!("expected Read, got {err}");
+        };
+        assert!(message.contains("YAML anchors"), "{message}");
+    }
+
+    #[test]
+    fn env_values_must_parse_as_the_fields_type() {
+        let (_dir, path) = write_config(BASE);
+        for (var, value, field) in [
+            (
+                "REKEY_DAEMON__MAX_CONCURRENT_ROTATIONS",
+                "1.5",
+                "daemon.max_concurrent_rotations",
+            ),
+            (
+                "REKEY_DAEMON__MAX_CONCURRENT_ROTATIONS",
+                "sk-or-v1-abcdef",
+                "daemon.max_concurrent_rotations",
+            ),
+        ] {
+            let Err(ConfigError::Invalid { problems, .. }) =
+                load_file_with_env(&path, vars(&[(var, value)]))
+            else {
+                panic!("{var}={value} must be refused");
+            };
+            assert_eq!(problems[0].path, field);
+            assert!(
+                !problems[0].message.contains("abcdef"),
+                "{}",
+                problems[0].message
+            );
+        }
+        let env = vars(&[("REKEY_DAEMON__ADMIN_LISTEN", "127.0.0.1:1")]);
+        let config = load_file_with_env(&path, env).unwrap();
+        assert_eq!(config.daemon.admin_listen.port(), 1);
+    }
+
+    #[test]
+    fn wrong_types_in_the_file_are_refused_not_converted() {
+        let cases = [
+            (
+                "[daemon]\nstate = \"file:/s\"\nmax_concurrent_rotations = 1.5\n",
+                "daemon.max_concurrent_rotations",
+            ),
+            ("[daemon]\nstate = true\n", "daemon.state"),
+            (
+                "[daemon]\nstate = \"file:/s\"\n[[policy]]\nname = true\n",
+                "policy[0].name",
+            ),
+            (
+                "[daemon]\nstate = \"file:/s\"\n[[policy]]\ntarget = { create = 1.5 }\n",
+                "policy[0].target.create",
+            ),
+            (
+                "[daemon]\nstate = \"file:/s\"\n[[policy]]\nkey = { include_byok_in_limit = nan }\n",
+                "policy[0].key.include_byok_in_limit",
+            ),
+            (
+                "[daemon]\nstate = \"file:/s\"\n[[policy]]\nkey = { limit = nan }\n",
+                "policy[0].key.limit",
+            ),
+        ];
+        for (text, field) in cases {
+            let Err(ConfigError::Invalid { problems, .. }) =
+                load_str(text, SourceFormat::Toml, Path::new("/"))
+            else {
+                panic!("{text} must be refused");
+            };
+            assert_eq!(problems[0].path, field, "{text}");
+        }
+    }
+
+    #[test]
+    fn yaml_nan_and_unsupported_keys_are_refused_without_quoting_them() {
+        let nan = "daemon:\n  state: file:/s\npolicy:\n  - key: { limit: .nan }\n";
+        let err = load_str(nan, SourceFormat::Yaml, Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("not finite"), "{err}");
+        let root = "sk-or-v1-abcdef\n";
+        let err = load_str(root, SourceFormat::Yaml, Path::new("/")).unwrap_err();
+        assert!(!err.to_string().contains("abcdef"), "{err}");
+        let key = "daemon:\n  state: file:/s\n? [sk-or-v1-abcdef]\n: 1\n";
+        let err = load_str(key, SourceFormat::Yaml, Path::new("/")).unwrap_err();
+        assert!(!err.to_string().contains("abcdef"), "{err}");
     }
 
     #[test]

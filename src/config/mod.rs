@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use crate::policy::{Policy, RevokeMode, VerifyKind};
 
+pub mod bounds;
+mod document;
 pub mod load;
 pub mod raw;
+mod strict;
 mod validate;
 
 pub use load::{ConfigError, ConfigProblem, load_file};
@@ -269,3 +272,6 @@ pub enum StoreKind {
         dir: PathBuf,
     },
 }
+
+#[cfg(test)]
+mod fuzz_tests;

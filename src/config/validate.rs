@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::bounds::{
+    self, MAX_CATCH_UP_JITTER, MAX_FAILURE_BACKOFF, MAX_REQUEST_TIMEOUT, MAX_SHUTDOWN_TIMEOUT,
+};
 use super::raw::{RawConfig, RawDaemon, RawProvider, RawStore};
 use super::{
     ApiShape, Backoff, Config, ConfigProblem, DaemonConfig, ProviderConfig, ProviderKind,
@@ -19,6 +22,10 @@ mod kind;
 mod notify;
 mod policy;
 mod rules;
+mod values;
+
+pub(super) use super::bounds::human;
+pub(in crate::config) use values::quoted;
 
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9477";
 const DEFAULT_MAX_CONCURRENT: i64 = 8;
@@ -53,6 +60,10 @@ pub(crate) fn validate(
         })
         .collect();
     let store_names = raw.stores.keys().cloned().collect();
+    let file_stores = (raw.stores.iter())
+        .filter(|(_, r)| r.kind.as_deref() == Some("file"))
+        .map(|(name, _)| name.clone())
+        .collect();
     let notifier_names = raw.notify.keys().cloned().collect();
     let daemon = daemon(&mut p, raw.daemon.unwrap_or_default(), base_dir);
     let providers: BTreeMap<_, _> = (raw.providers.into_iter())
@@ -65,6 +76,7 @@ pub(crate) fn validate(
     let names = policy::Known {
         providers: &provider_kinds,
         stores: &store_names,
+        file_stores: &file_stores,
         notifiers: &notifier_names,
         now,
     };
@@ -104,20 +116,30 @@ impl Problems {
         }
     }
 
-    pub(super) fn duration(&mut self, path: &str, raw: Option<&str>) -> Option<Duration> {
-        let text = raw?;
-        match humantime::parse_duration(text.trim()) {
+    /// A duration of at most `max` (see `bounds`); zero allowed.
+    pub(super) fn duration(
+        &mut self,
+        path: &str,
+        raw: Option<&str>,
+        max: Duration,
+    ) -> Option<Duration> {
+        match bounds::parse_duration(raw?, max) {
             Ok(d) => Some(d),
-            Err(e) => {
-                self.push(path, format!("not a duration: {text:?} ({e}); write e.g. \"90s\", \"5m\", \"1h\", \"35d\""));
+            Err(message) => {
+                self.push(path, message);
                 None
             }
         }
     }
 
-    /// A duration that must not be zero (timeouts, ages, backoff).
-    pub(super) fn positive_duration(&mut self, path: &str, raw: Option<&str>) -> Option<Duration> {
-        let d = self.duration(path, raw)?;
+    /// A duration that must not be zero (timeouts, ages, backoff), at most `max`.
+    pub(super) fn positive_duration(
+        &mut self,
+        path: &str,
+        raw: Option<&str>,
+        max: Duration,
+    ) -> Option<Duration> {
+        let d = self.duration(path, raw, max)?;
         if d.is_zero() {
             self.push(path, "must be greater than zero");
             return None;
@@ -125,12 +147,14 @@ impl Problems {
         Some(d)
     }
 
+    /// An `http(s)://host[:port][/path]` URL; returned without a trailing slash.
     pub(super) fn http_url(&mut self, path: &str, raw: &str) -> Option<String> {
-        if raw.starts_with("http://") || raw.starts_with("https://") {
-            Some(raw.trim_end_matches('/').to_string())
-        } else {
-            self.push(path, format!("{raw:?} is not an http:// or https:// URL"));
-            None
+        match values::http_url(raw) {
+            Ok(url) => Some(url),
+            Err(message) => {
+                self.push(path, message);
+                None
+            }
         }
     }
 }
@@ -145,7 +169,7 @@ fn daemon(p: &mut Problems, raw: RawDaemon, base_dir: &Path) -> Option<DaemonCon
             _ => {
                 p.push(
                     "daemon.state",
-                    format!("{s:?} is not supported; only \"file:<dir>\" is"),
+                    "is not supported (value not shown); only \"file:<dir>\" is",
                 );
                 None
             }
@@ -154,7 +178,7 @@ fn daemon(p: &mut Problems, raw: RawDaemon, base_dir: &Path) -> Option<DaemonCon
     let admin_listen = listen.parse::<SocketAddr>().map_err(|_| {
         p.push(
             "daemon.admin_listen",
-            format!("{listen:?} is not an address like \"127.0.0.1:9477\""),
+            "is not an address like \"127.0.0.1:9477\" (value not shown)",
         );
     });
     let max = raw
@@ -167,7 +191,11 @@ fn daemon(p: &mut Problems, raw: RawDaemon, base_dir: &Path) -> Option<DaemonCon
         );
     }
     let failure_backoff = backoff(p, raw.failure_backoff.unwrap_or_default());
-    let jitter = p.duration("daemon.catch_up_jitter", raw.catch_up_jitter.as_deref());
+    let jitter = p.duration(
+        "daemon.catch_up_jitter",
+        raw.catch_up_jitter.as_deref(),
+        MAX_CATCH_UP_JITTER,
+    );
     let audit_log = match raw.audit_log.as_deref().map(str::trim) {
         Some("") => {
             p.push(
@@ -182,7 +210,11 @@ fn daemon(p: &mut Problems, raw: RawDaemon, base_dir: &Path) -> Option<DaemonCon
         Some(r) => secret_ref(p, "daemon.admin_token", r, base_dir).map(Some),
         None => Some(None),
     };
-    let shutdown = p.positive_duration("daemon.shutdown_timeout", raw.shutdown_timeout.as_deref());
+    let shutdown = p.positive_duration(
+        "daemon.shutdown_timeout",
+        raw.shutdown_timeout.as_deref(),
+        MAX_SHUTDOWN_TIMEOUT,
+    );
     let shutdown_timeout = if raw.shutdown_timeout.is_some() {
         shutdown
     } else {
@@ -214,8 +246,16 @@ fn daemon(p: &mut Problems, raw: RawDaemon, base_dir: &Path) -> Option<DaemonCon
 }
 
 fn backoff(p: &mut Problems, raw: super::raw::RawBackoff) -> Option<Backoff> {
-    let min = p.positive_duration("daemon.failure_backoff.min", raw.min.as_deref());
-    let max = p.positive_duration("daemon.failure_backoff.max", raw.max.as_deref());
+    let min = p.positive_duration(
+        "daemon.failure_backoff.min",
+        raw.min.as_deref(),
+        MAX_FAILURE_BACKOFF,
+    );
+    let max = p.positive_duration(
+        "daemon.failure_backoff.max",
+        raw.max.as_deref(),
+        MAX_FAILURE_BACKOFF,
+    );
     // A bad value was already reported; comparing its stand-in would only add noise.
     let min = if raw.min.is_some() {
         min?
@@ -255,7 +295,8 @@ fn provider(
                     p.push(
                         at("kind"),
                         format!(
-                            "unknown provider kind {k:?}; expected one of {}",
+                            "unknown provider kind {}; expected one of {}",
+                            quoted(k),
                             known.join(", ")
                         ),
                     );
@@ -278,7 +319,11 @@ fn provider(
         }
         (None, None) => None,
     };
-    let timeout = p.positive_duration(&at("request_timeout"), raw.request_timeout.as_deref());
+    let timeout = p.positive_duration(
+        &at("request_timeout"),
+        raw.request_timeout.as_deref(),
+        MAX_REQUEST_TIMEOUT,
+    );
     let request_timeout = if raw.request_timeout.is_some() {
         timeout?
     } else {
@@ -322,7 +367,7 @@ fn arouter_shape(
         Some(other) => {
             p.push(
                 at("api"),
-                format!("{other:?} is not one of \"reference\" (the API reference: /api/v1/keys, hash, limit) or \"guide\" (the rotation guide: /v1/keys, id, spending_limit)"),
+                format!("{} is not one of \"reference\" (the API reference: /api/v1/keys, hash, limit) or \"guide\" (the rotation guide: /v1/keys, id, spending_limit)", quoted(other)),
             );
             return None;
         }
@@ -331,7 +376,7 @@ fn arouter_shape(
         Some(path) if !path.starts_with('/') || path.contains(['?', '#']) => {
             p.push(
                 at("keys_path"),
-                format!("{path:?} must be a path starting with '/', like \"/api/v1/keys\""),
+                "must be a path starting with '/', like \"/api/v1/keys\", without ? or # (value not shown)",
             );
             None
         }
@@ -375,7 +420,8 @@ fn store(p: &mut Problems, name: String, raw: RawStore, base_dir: &Path) -> Opti
             p.push(
                 at("kind"),
                 format!(
-                    "unknown store kind {other:?}; expected \"aws-secrets-manager\" or \"file\""
+                    "unknown store kind {}; expected \"aws-secrets-manager\" or \"file\"",
+                    quoted(other)
                 ),
             );
             return None;
@@ -444,25 +490,6 @@ fn resolve(base_dir: &Path, path: &str) -> PathBuf {
         path.to_path_buf()
     } else {
         base_dir.join(path)
-    }
-}
-
-/// "35d", "1d 12h", "90s" → "1m 30s": humantime's own formatting counts
-/// months of 30.44 days, which reads badly next to a "35d" in the file.
-pub(super) fn human(d: Duration) -> String {
-    let units = [(86400, "d"), (3600, "h"), (60, "m"), (1, "s")];
-    let mut left = d.as_secs();
-    let mut parts = Vec::new();
-    for (size, unit) in units {
-        if left >= size {
-            parts.push(format!("{}{unit}", left / size));
-            left %= size;
-        }
-    }
-    if parts.is_empty() {
-        format!("{}ms", d.as_millis())
-    } else {
-        parts.join(" ")
     }
 }
 

@@ -59,7 +59,10 @@ pub fn decide(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> Decis
         return Decision::Rotate(Trigger::FirstKey);
     };
     let born = current.created_at;
-    if policy.max_age.is_some_and(|age| now >= born + age) {
+    if policy
+        .max_age
+        .is_some_and(|age| now >= crate::clock::later(born, age))
+    {
         return Decision::Rotate(Trigger::Overdue);
     }
     let tick = policy.schedule.as_ref().and_then(|s| s.next_after(born));
@@ -77,7 +80,7 @@ pub fn decide(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> Decis
 /// (due now) is reported by [`decide`], not here.
 pub fn next_due(policy: &Policy, state: &PolicyState) -> Option<DateTime<Utc>> {
     let born = state.current.as_ref()?.created_at;
-    let by_age = policy.max_age.map(|age| born + age);
+    let by_age = policy.max_age.map(|age| crate::clock::later(born, age));
     let by_cron = policy.schedule.as_ref().and_then(|s| s.next_after(born));
     [by_age, by_cron].into_iter().flatten().min()
 }

@@ -125,7 +125,7 @@ impl Run<'_> {
     pub fn back_off(&mut self) {
         self.state.failures += 1;
         let delay = failure_backoff(self.state.failures, self.ctx.backoff);
-        self.state.retry_not_before = Some(self.now() + delay);
+        self.state.retry_not_before = Some(crate::clock::later(self.now(), delay));
     }
 
     /// Closes `rotation` into the history and the last result.

@@ -5,7 +5,11 @@
 use std::time::Duration;
 
 use super::policy::At;
+use super::quoted;
 use crate::config::ProviderKind;
+use crate::config::bounds::{
+    MAX_AMOUNT, MAX_BUDGET_DURATION, MAX_EXPIRES_AFTER, MAX_GRACE, MAX_LIST_LEN, MAX_VERIFY_TIMEOUT,
+};
 use crate::config::raw::{RawKey, RawRevoke, RawVerify};
 use crate::policy::{
     KeyTemplate, LimitReset, RevokeMode, RevokeSpec, VerifyKind, VerifyMode, VerifySpec,
@@ -35,13 +39,13 @@ pub(super) fn project_id(
                 lower.as_str(),
                 "default" | "default project" | "default-project" | ""
             ) {
-                at.push("project_id", format!("{id:?}: OpenAI's Default project cannot hold service accounts; create a project for these keys and use its id (proj_...)"));
+                at.push("project_id", "OpenAI's Default project cannot hold service accounts; create a project for these keys and use its id (proj_...)");
                 return None;
             }
             if id.contains(['/', '?', '#', ' ']) {
                 at.push(
                     "project_id",
-                    format!("{id:?} is not a project id like \"proj_abc123\""),
+                    "is not a project id like \"proj_abc123\" (value not shown)",
                 );
                 return None;
             }
@@ -69,40 +73,34 @@ pub(super) fn key(at: &mut At, raw: RawKey, kind: Option<ProviderKind>) -> Optio
     }
     if !name.contains("{rotation}") {
         // Recovery after a crash finds keys it created by the rotation id in their name.
-        at.push("key.name", format!("{name:?} must contain {{rotation}}"));
+        at.push("key.name", "must contain {rotation}");
         ok = false;
     }
     if let Some(unknown) = unknown_placeholder(&name) {
         at.push(
             "key.name",
-            format!("unknown placeholder {unknown}; use {{policy}}, {{date}}, {{rotation}}"),
+            format!(
+                "unknown placeholder {}; use {{policy}}, {{date}}, {{rotation}}",
+                quoted(unknown)
+            ),
         );
         ok = false;
     }
-    if let Some(limit) = raw.limit.filter(|l| !l.is_finite() || *l < 0.0) {
-        at.push("key.limit", format!("must be zero or more, got {limit}"));
-        ok = false;
-    }
+    ok &= amount(at, "key.limit", raw.limit);
     let resets = [
         ("daily", LimitReset::Daily),
         ("weekly", LimitReset::Weekly),
         ("monthly", LimitReset::Monthly),
     ];
     let limit_reset = at.choice("key.limit_reset", raw.limit_reset.as_deref(), &resets);
-    let expires_after = at.duration("key.expires_after", raw.expires_after.as_deref());
-    if let Some(budget) = raw.max_budget.filter(|b| !b.is_finite() || *b < 0.0) {
-        at.push(
-            "key.max_budget",
-            format!("must be zero or more, got {budget}"),
-        );
-        ok = false;
-    }
-    if let Some(period) = raw
-        .budget_duration
-        .as_deref()
-        .filter(|d| !is_litellm_duration(d))
-    {
-        at.push("key.budget_duration", format!("{period:?} is not a LiteLLM duration like \"30s\", \"30m\", \"1h\", \"1d\" or \"30d\""));
+    let expires_after = at.duration(
+        "key.expires_after",
+        raw.expires_after.as_deref(),
+        MAX_EXPIRES_AFTER,
+    );
+    ok &= amount(at, "key.max_budget", raw.max_budget);
+    if let Some(message) = (raw.budget_duration.as_deref()).and_then(litellm_duration_problem) {
+        at.push("key.budget_duration", message);
         ok = false;
     }
     for (field, list) in [
@@ -115,6 +113,10 @@ pub(super) fn key(at: &mut At, raw: RawKey, kind: Option<ProviderKind>) -> Optio
             .is_some_and(|l| l.iter().any(|s| s.trim().is_empty()))
         {
             at.push(field, "must not contain empty names");
+            ok = false;
+        }
+        if list.as_ref().is_some_and(|l| l.len() > MAX_LIST_LEN) {
+            at.push(field, format!("more than {MAX_LIST_LEN} entries"));
             ok = false;
         }
     }
@@ -178,15 +180,44 @@ fn key_params_supported(at: &mut At, raw: &RawKey, kind: ProviderKind) -> bool {
     ok
 }
 
-/// LiteLLM's `budget_duration`: a number and one of s, m, h, d.
-fn is_litellm_duration(text: &str) -> bool {
+/// A money amount (`key.limit`, `key.max_budget`): finite, 0 to [`MAX_AMOUNT`].
+fn amount(at: &mut At, field: &str, value: Option<f64>) -> bool {
+    let ok = value.is_none_or(|v| v.is_finite() && (0.0..=MAX_AMOUNT).contains(&v));
+    if !ok {
+        at.push(field, format!("must be between 0 and {MAX_AMOUNT:e}"));
+    }
+    ok
+}
+
+/// LiteLLM's `budget_duration`: a number and one of s, m, h, d, at most
+/// [`MAX_BUDGET_DURATION`]; `None` when it is one.
+fn litellm_duration_problem(text: &str) -> Option<String> {
+    let shape = "is not a LiteLLM duration like \"30s\", \"30m\", \"1h\", \"1d\" or \"30d\" (value not shown)";
     let Some(unit) = text.chars().last() else {
-        return false;
+        return Some(shape.to_string());
     };
     let digits = &text[..text.len() - unit.len_utf8()];
-    matches!(unit, 's' | 'm' | 'h' | 'd')
-        && !digits.is_empty()
-        && digits.chars().all(|c| c.is_ascii_digit())
+    let seconds = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86400,
+        _ => return Some(shape.to_string()),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Some(shape.to_string());
+    }
+    let total = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(seconds));
+    match total {
+        Some(secs) if secs <= MAX_BUDGET_DURATION.as_secs() => None,
+        _ => Some(format!(
+            "must be at most {}",
+            crate::config::bounds::human(MAX_BUDGET_DURATION)
+        )),
+    }
 }
 
 fn unknown_placeholder(name: &str) -> Option<&str> {
@@ -227,7 +258,10 @@ pub(super) fn verify(
             if found.is_none() {
                 at.push(
                     "verify.mode",
-                    format!("{text:?} is not one of \"chat\", \"key-info\", \"models\""),
+                    format!(
+                        "{} is not one of \"chat\", \"key-info\", \"models\"",
+                        quoted(text)
+                    ),
                 );
             }
             found
@@ -283,7 +317,7 @@ pub(super) fn verify(
         Some(url) => Some(at.p.http_url(&at.path("verify.base_url"), url)?),
         None => None,
     };
-    let timeout = at.duration("verify.timeout", raw.timeout.as_deref());
+    let timeout = at.duration("verify.timeout", raw.timeout.as_deref(), MAX_VERIFY_TIMEOUT);
     let timeout = if raw.timeout.is_some() {
         timeout?
     } else {
@@ -302,7 +336,9 @@ pub(super) fn revoke(
     kind: Option<ProviderKind>,
 ) -> Option<RevokeSpec> {
     let grace = match raw.grace.as_deref() {
-        Some(text) => at.p.duration(&at.path("revoke.grace"), Some(text))?,
+        Some(text) => {
+            at.p.duration(&at.path("revoke.grace"), Some(text), MAX_GRACE)?
+        }
         None => DEFAULT_GRACE,
     };
     let modes = [

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Problems, secret_ref};
+use super::{Problems, quoted, secret_ref};
+use crate::config::bounds::{MAX_LIST_LEN, MAX_NOTIFY_TIMEOUT};
 use crate::config::raw::RawNotify;
 use crate::config::{NotifierConfig, NotifyEvent, NotifyFormat};
 
@@ -44,7 +45,7 @@ fn notifier(
         Some(other) => {
             p.push(
                 at("format"),
-                format!("{other:?} is not one of \"json\", \"slack\""),
+                format!("{} is not one of \"json\", \"slack\"", quoted(other)),
             );
             None
         }
@@ -53,7 +54,7 @@ fn notifier(
     let url = p
         .required(&at("url"), raw.url.as_deref())
         .and_then(|u| secret_ref(p, &at("url"), u, base_dir));
-    let timeout = p.positive_duration(&at("timeout"), raw.timeout.as_deref());
+    let timeout = p.positive_duration(&at("timeout"), raw.timeout.as_deref(), MAX_NOTIFY_TIMEOUT);
     let timeout = if raw.timeout.is_some() {
         timeout
     } else {
@@ -82,6 +83,10 @@ fn events(p: &mut Problems, path: &str, raw: Option<Vec<String>>) -> Option<Vec<
     let Some(raw) = raw else {
         return Some(DEFAULT_EVENTS.to_vec());
     };
+    if raw.len() > MAX_LIST_LEN {
+        p.push(path, format!("more than {MAX_LIST_LEN} entries"));
+        return None;
+    }
     let mut out = Vec::new();
     let mut ok = true;
     for name in raw {
@@ -92,7 +97,10 @@ fn events(p: &mut Problems, path: &str, raw: Option<Vec<String>>) -> Option<Vec<
                     .iter()
                     .map(|e| format!("{:?}", e.as_str()))
                     .collect();
-                p.push(path, format!("{name:?} is not one of {}", names.join(", ")));
+                p.push(
+                    path,
+                    format!("{} is not one of {}", quoted(&name), names.join(", ")),
+                );
                 ok = false;
             }
         }

@@ -8,8 +8,10 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::kind::{key, project_id, revoke, verify};
-use super::{Problems, is_env_name, rules};
+use super::values::{aws_secret_id, file_secret_id, may_quote};
+use super::{Problems, is_env_name, quoted, rules};
 use crate::config::ProviderKind;
+use crate::config::bounds::{MAX_AGE, MAX_LIST_LEN};
 use crate::config::raw::{RawPolicy, RawTarget};
 use crate::policy::{AdoptSpec, Format, Policy, Target};
 use crate::schedule::Schedule;
@@ -19,6 +21,8 @@ pub(super) struct Known<'a> {
     /// Declared providers with their kind (`None`: the kind itself is invalid).
     pub providers: &'a BTreeMap<String, Option<ProviderKind>>,
     pub stores: &'a BTreeSet<String>,
+    /// The stores of kind `file` (their secret ids are paths).
+    pub file_stores: &'a BTreeSet<String>,
     pub notifiers: &'a BTreeSet<String>,
     pub now: DateTime<Utc>,
 }
@@ -29,6 +33,7 @@ pub(super) fn policies(p: &mut Problems, raw: Vec<RawPolicy>, known: &Known) -> 
         .collect();
     rules::duplicate_names(p, &parsed);
     rules::conflicting_targets(p, &parsed);
+    rules::nested_file_secrets(p, &parsed, known.file_stores);
     parsed.into_iter().map(|(_, policy)| policy).collect()
 }
 
@@ -60,8 +65,14 @@ impl At<'_> {
         found
     }
 
-    pub(super) fn duration(&mut self, field: &str, raw: Option<&str>) -> Option<Duration> {
-        self.p.positive_duration(&self.path(field), raw)
+    /// A positive duration of at most `max`.
+    pub(super) fn duration(
+        &mut self,
+        field: &str,
+        raw: Option<&str>,
+        max: Duration,
+    ) -> Option<Duration> {
+        self.p.positive_duration(&self.path(field), raw, max)
     }
 
     /// `raw` must be one of `allowed` (by name); `None` if absent or not allowed.
@@ -78,7 +89,10 @@ impl At<'_> {
             .map(|(_, v)| *v);
         if found.is_none() {
             let names: Vec<String> = allowed.iter().map(|(n, _)| format!("{n:?}")).collect();
-            self.push(field, format!("{raw:?} is not one of {}", names.join(", ")));
+            self.push(
+                field,
+                format!("{} is not one of {}", quoted(raw), names.join(", ")),
+            );
         }
         found
     }
@@ -86,17 +100,18 @@ impl At<'_> {
 
 fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
     let name = at.required("name", raw.name.as_deref()).map(str::to_string);
-    if let Some(name) = &name {
-        if !is_policy_name(name) {
+    // Only a valid name is repeated in messages (an invalid one may be anything).
+    let name = name.filter(|name| {
+        let ok = is_policy_name(name);
+        if !ok {
             at.push(
                 "name",
-                format!(
-                    "{name:?} must be 1-63 of a-z, 0-9, '_', '-', starting with a letter or digit"
-                ),
+                "must be 1-63 of a-z, 0-9, '_', '-', starting with a letter or digit (value not shown)",
             );
         }
-        at.name = Some(name.clone());
-    }
+        ok
+    });
+    at.name = name.clone();
     let provider = at
         .required("provider", raw.provider.as_deref())
         .map(str::to_string);
@@ -107,7 +122,11 @@ fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
         let names = known.providers.keys().cloned().collect();
         at.push(
             "provider",
-            format!("no provider named {provider:?}; {}", defined(&names)),
+            format!(
+                "no provider named {}; {}",
+                quoted(provider),
+                defined(&names)
+            ),
         );
     }
     // Checks that depend on the kind are skipped when it is unknown (already reported).
@@ -150,11 +169,15 @@ fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
 }
 
 fn notify(at: &mut At, names: Vec<String>, known: &BTreeSet<String>) -> Option<Vec<String>> {
+    if names.len() > MAX_LIST_LEN {
+        at.push("notify", format!("more than {MAX_LIST_LEN} entries"));
+        return None;
+    }
     let unknown: Vec<&String> = names.iter().filter(|n| !known.contains(*n)).collect();
     for name in &unknown {
         at.push(
             "notify",
-            format!("no notifier named {name:?}; {}", defined(known)),
+            format!("no notifier named {}; {}", quoted(name), defined(known)),
         );
     }
     unknown.is_empty().then_some(names)
@@ -169,13 +192,22 @@ fn when(
     if raw.schedule.is_none() && raw.max_age.is_none() {
         at.push("schedule", "a policy needs a schedule, a max_age, or both");
     }
-    let tz = raw.timezone.as_deref().and_then(|name| match name.parse::<Tz>() {
-        Ok(tz) => Some(tz),
-        Err(_) => {
-            at.push("timezone", format!("unknown time zone {name:?}; use an IANA name like \"Europe/Berlin\" or \"UTC\""));
-            None
-        }
-    });
+    let tz = raw
+        .timezone
+        .as_deref()
+        .and_then(|name| match name.parse::<Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                at.push(
+                    "timezone",
+                    format!(
+                        "unknown time zone {}; use an IANA name like \"Europe/Berlin\" or \"UTC\"",
+                        quoted(name)
+                    ),
+                );
+                None
+            }
+        });
     if raw.timezone.is_some() && raw.schedule.is_none() {
         at.push(
             "timezone",
@@ -189,16 +221,25 @@ fn when(
     {
         None => Some(None),
         Some(Ok(s)) if s.next_after(now).is_none() => {
-            at.push("schedule", format!("{:?} never fires", s.expression));
+            at.push("schedule", "never fires");
             None
         }
         Some(Ok(s)) => Some(Some(s)),
-        Some(Err(e)) => {
+        // The parser's message quotes the offending cron field: keep it only
+        // when every field can be quoted.
+        Some(Err(e)) if (raw.schedule.iter()).all(|x| x.split_whitespace().all(may_quote)) => {
             at.push("schedule", e);
             None
         }
+        Some(Err(_)) => {
+            at.push(
+                "schedule",
+                "is not a cron expression of 5 or 6 fields (value not shown)",
+            );
+            None
+        }
     };
-    let max_age = at.duration("max_age", raw.max_age.as_deref());
+    let max_age = at.duration("max_age", raw.max_age.as_deref(), MAX_AGE);
     (schedule, max_age)
 }
 
@@ -209,12 +250,28 @@ fn target(at: &mut At, raw: RawTarget, known: &Known) -> Option<Target> {
     if let Some(store) = store.as_deref().filter(|s| !known.stores.contains(*s)) {
         at.push(
             "target.store",
-            format!("no store named {store:?}; {}", defined(known.stores)),
+            format!(
+                "no store named {}; {}",
+                quoted(store),
+                defined(known.stores)
+            ),
         );
     }
+    let is_file = store.as_deref().map(|s| known.file_stores.contains(s));
     let secret_id = at
         .required("target.secret_id", raw.secret_id.as_deref())
-        .map(str::to_string);
+        .map(str::to_string)
+        .filter(|id| {
+            let checked = match is_file {
+                Some(true) => file_secret_id(id),
+                _ => aws_secret_id(id),
+            };
+            checked
+                .map_err(|message| {
+                    at.push("target.secret_id", format!("{message} (value not shown)"))
+                })
+                .is_ok()
+        });
     let formats = [
         ("raw", Format::Raw),
         ("json", Format::Json),
@@ -233,7 +290,10 @@ fn target(at: &mut At, raw: RawTarget, known: &Known) -> Option<Target> {
         }
         (Some(Format::Env), Some(f)) if !is_env_name(f) => field_problem(
             at,
-            &format!("{f:?} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"),
+            &format!(
+                "{} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)",
+                quoted(f)
+            ),
         ),
         (Some(_), Some("")) => field_problem(at, "must not be empty"),
         _ => true,

@@ -2,12 +2,13 @@
 //! rotation interval, key expiry against max_age, and policies against one
 //! another (unique names, no two writers of one field).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::policy::At;
-use super::{Problems, human};
+use super::{Problems, human, quoted};
 use crate::policy::{Format, KeyTemplate, Policy, RevokeSpec};
 use crate::schedule::Schedule;
 
@@ -47,7 +48,7 @@ pub(super) fn check_expiry(
     let (Some(expires), Some(max_age)) = (key.expires_after, max_age) else {
         return;
     };
-    if expires <= max_age + revoke.grace {
+    if expires <= max_age.saturating_add(revoke.grace) {
         let message = format!(
             "{} would expire keys before they are replaced and revoked (max_age {} + grace {})",
             human(expires),
@@ -83,14 +84,52 @@ pub(super) fn conflicting_targets(p: &mut Problems, parsed: &[(usize, Policy)]) 
         });
         if let Some((i, earlier)) = clash {
             let what = match (&b.field, b.format == earlier.target.format) {
-                (Some(field), true) => format!("the same field {field:?} of"),
+                (Some(field), true) => format!("the same field {} of", quoted(field)),
                 _ => "the same".to_string(),
             };
             let message = format!(
-                "writes {what} secret {:?} in store {:?} as policy[{i}] ({:?}) (policy {:?})",
-                b.secret_id, b.store, earlier.name, later.name
+                "writes {what} secret {} in store {} as policy[{i}] ({:?}) (policy {:?})",
+                quoted(&b.secret_id),
+                quoted(&b.store),
+                earlier.name,
+                later.name
             );
             p.push(format!("policy[{j}].target"), message);
+        }
+    }
+}
+
+/// In a file store a secret is a file: another secret cannot live under it
+/// (`a` and `a/b` would need `a` to be a file and a directory at once).
+pub(super) fn nested_file_secrets(
+    p: &mut Problems,
+    parsed: &[(usize, Policy)],
+    file_stores: &BTreeSet<String>,
+) {
+    let files: BTreeMap<(&str, &str), usize> = (parsed.iter())
+        .filter(|(_, policy)| file_stores.contains(&policy.target.store))
+        .map(|(i, policy)| {
+            (
+                (
+                    policy.target.store.as_str(),
+                    policy.target.secret_id.as_str(),
+                ),
+                *i,
+            )
+        })
+        .collect();
+    for (&(store, id), &j) in &files {
+        let parent = (id.match_indices('/'))
+            .map(|(end, _)| &id[..end])
+            .find_map(|dir| files.get(&(store, dir)));
+        if let Some(i) = parent {
+            p.push(
+                format!("policy[{j}].target.secret_id"),
+                format!(
+                    "lies under policy[{i}]'s secret in file store {}: a secret is a file, so no other secret can be inside it",
+                    quoted(store)
+                ),
+            );
         }
     }
 }
@@ -129,6 +168,25 @@ mod tests {
         let got = problems_with(&policy("p", &format!("{t}revoke = {{ grace = \"2h\" }}")));
         assert_eq!(got.len(), 1);
         assert!(got[0].contains("interval 2h"), "{got:?}");
+    }
+
+    #[test]
+    fn a_file_store_secret_cannot_lie_under_another() {
+        let at = |id: &str| {
+            format!("max_age = \"30d\"\ntarget = {{ store = \"local\", secret_id = \"{id}\" }}")
+        };
+        let nested = policy("a", &at("team")) + &policy("b", &at("team/llm"));
+        assert_eq!(
+            problems_with(&nested),
+            [
+                "policy[1].target.secret_id: lies under policy[0]'s secret in file store \"local\": a secret is a file, so no other secret can be inside it"
+            ]
+        );
+        let siblings = policy("a", &at("team/a")) + &policy("b", &at("team/b"));
+        assert!(problems_with(&siblings).is_empty());
+        let aws = "max_age = \"30d\"\ntarget = { store = \"aws\", secret_id = \"team\" }";
+        let in_aws = policy("a", aws) + &policy("b", &at("team/llm"));
+        assert!(problems_with(&in_aws).is_empty(), "AWS names are not paths");
     }
 
     #[test]

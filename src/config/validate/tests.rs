@@ -11,11 +11,7 @@ pub(in crate::config) fn problems_with(extra: &str) -> Vec<String> {
          management_key = \"env:K\"\n[stores.aws]\nkind = \"aws-secrets-manager\"\n\
          region = \"r\"\n[stores.local]\nkind = \"file\"\ndir = \"/d\"\n{extra}"
     );
-    let merged = config::Config::builder()
-        .add_source(config::File::from_str(&text, config::FileFormat::Toml))
-        .build()
-        .unwrap();
-    let raw: RawConfig = merged.try_deserialize().unwrap();
+    let raw = raw_of(&text);
     let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
         .unwrap()
         .to_utc();
@@ -23,6 +19,17 @@ pub(in crate::config) fn problems_with(extra: &str) -> Vec<String> {
         Ok(_) => Vec::new(),
         Err(problems) => problems.iter().map(ToString::to_string).collect(),
     }
+}
+
+/// The raw config of a TOML text, read strictly as `load` reads it.
+fn raw_of(text: &str) -> RawConfig {
+    let merged = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .build()
+        .unwrap();
+    let table: config::Map<String, config::Value> = merged.try_deserialize().unwrap();
+    let root = config::Value::new(None, config::ValueKind::Table(table));
+    crate::config::strict::from_node(crate::config::strict::Node::from_config(root, None)).unwrap()
 }
 
 fn parse_ref(raw: &str) -> (Option<SecretRef>, Vec<ConfigProblem>) {
@@ -116,11 +123,7 @@ fn daemon_values_are_checked_against_their_ranges() {
     let text = "[daemon]\nstate = \"file:/s\"\nadmin_listen = \"localhost\"\n\
                 max_concurrent_rotations = 2000\ncatch_up_jitter = \"soon\"\n\
                 failure_backoff = { min = \"0s\" }\n";
-    let raw: RawConfig = config::Config::builder()
-        .add_source(config::File::from_str(text, config::FileFormat::Toml))
-        .build()
-        .and_then(config::Config::try_deserialize)
-        .unwrap();
+    let raw = raw_of(text);
     let problems = validate(raw, Path::new("/"), Utc::now()).unwrap_err();
     let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(
@@ -178,7 +181,7 @@ fn key_names_may_use_only_the_known_placeholders() {
     assert_eq!(
         got,
         [
-            "policy[0].key.name: unknown placeholder {team}; use {policy}, {date}, {rotation} (policy \"p\")"
+            "policy[0].key.name: unknown placeholder \"{team}\"; use {policy}, {date}, {rotation} (policy \"p\")"
         ]
     );
 }
@@ -187,7 +190,7 @@ fn key_names_may_use_only_the_known_placeholders() {
 fn key_limits_and_resets_are_checked() {
     let got = one("key = { limit = -1, limit_reset = \"hourly\" }");
     assert_eq!(got.len(), 2, "{got:?}");
-    assert!(got[0].starts_with("policy[0].key.limit: must be zero or more"));
+    assert!(got[0].starts_with("policy[0].key.limit: must be between 0 and 1e9"));
     assert!(got[1].starts_with("policy[0].key.limit_reset: \"hourly\" is not one of"));
     assert!(one("key = { limit = 0, limit_reset = \"daily\" }").is_empty());
 }
