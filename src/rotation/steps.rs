@@ -15,7 +15,6 @@ use super::{Request, RotationError, RunOutcome, Until, adopt};
 use crate::events::{EventOutcome, EventStep};
 use crate::failpoint;
 use crate::policy::RevokeMode;
-use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::SecretString;
 
 use crate::providers::{CreatedKey, KeySpec, ProviderError};
@@ -228,7 +227,7 @@ impl Run<'_> {
             limit: template.limit,
             limit_reset: template.limit_reset,
             include_byok_in_limit: template.include_byok_in_limit,
-            expires_at: template.expires_after.map(|d| now + d),
+            expires_at: template.expires_after.map(|d| crate::clock::later(now, d)),
             allowed_providers: template.allowed_providers.clone(),
             allowed_models: template.allowed_models.clone(),
             models: template.models.clone(),
@@ -434,8 +433,7 @@ impl Run<'_> {
         let rotation = self.rotation();
         // With no old key there is nothing to wait for.
         let revoke_after = if rotation.old_key.is_some() {
-            now.checked_add_signed(TimeDelta::from_std(rotation.grace).unwrap_or(TimeDelta::MAX))
-                .unwrap_or(DateTime::<Utc>::MAX_UTC)
+            crate::clock::later(now, rotation.grace)
         } else {
             now
         };

@@ -201,7 +201,13 @@ async fn a_panic_in_a_rotation_is_a_failed_rotation_that_resumes() {
     let args = ["rotate", "-c", config.to_str().unwrap(), "p", "--now"];
     let out = secret
         .env
-        .command(&args, &[("REKEY_FAILPOINT", "stage:panic")])
+        .command(
+            &args,
+            &[
+                ("REKEY_FAILPOINT", "stage"),
+                ("REKEY_FAILPOINT_ACTION", "panic"),
+            ],
+        )
         .output()
         .await
         .unwrap();
