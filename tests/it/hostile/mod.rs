@@ -59,6 +59,15 @@ impl Secret {
         }
     }
 
+    /// A first, clean rotation (the person's key is adopted and revoked), so
+    /// that later faults meet a rotation and not the adoption's listing;
+    /// then the simulator answers with `faults`. `old` becomes the new key.
+    pub async fn rotated_once_then(&mut self, faults: rekey::sim::Faults) {
+        self.rotate_now().await.assert_code(0);
+        self.old = self.current().await.expect("a current key");
+        self.env.sim.sim.set_faults(faults);
+    }
+
     /// What applications read now.
     pub async fn current(&self) -> Option<String> {
         match self.store {
