@@ -9,6 +9,7 @@
 
 mod aws;
 mod files;
+mod first_key;
 mod provider;
 
 use crate::crash_matrix::Store;
