@@ -112,13 +112,19 @@ impl Run<'_> {
             return self.rollback(e.to_string()).await;
         }
         error!(error = %e, kind = e.kind(), "rotation failed before any key was created");
+        self.close_failed_create(e).await
+    }
+
+    /// Closes the rotation in flight as failed at create (nothing of it is
+    /// left at the provider or in the store). As `fail`, but the event names
+    /// the rotation just closed (its id and trigger).
+    pub async fn close_failed_create<T>(&mut self, e: RotationError) -> Result<T, RotationError> {
         let rotation = self
             .state
             .in_flight
             .take()
-            .expect("abandon runs on a rotation in flight");
+            .expect("a create fails on a rotation in flight");
         self.finish(&rotation, OutcomeKind::Failed, Some(e.to_string()));
-        // As `fail`, but the event names the rotation just closed (its id and trigger).
         self.back_off();
         self.emit_for(
             Some(&rotation),

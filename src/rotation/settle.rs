@@ -13,10 +13,9 @@ use tracing::{info, warn};
 
 use super::run::Run;
 use super::{RotationError, RunOutcome};
-use crate::events::{EventOutcome, EventStep};
 use crate::failpoint;
 use crate::providers::ProviderError;
-use crate::state::{OutcomeKind, Step, UnconfirmedCreate};
+use crate::state::{Step, UnconfirmedCreate};
 
 /// A listing that finds none of a rotation's keys counts only this long after
 /// the ambiguous answer: a key made just before may not be listed yet.
@@ -72,21 +71,7 @@ impl Run<'_> {
         let e = RotationError::CreateAmbiguous(format!(
             "the answer to create could not be trusted ({cause}); a listing by rotation id found {found} key(s) it had made, now deleted"
         ));
-        let rotation = self
-            .state
-            .in_flight
-            .take()
-            .expect("a sweep runs on a rotation in flight");
-        self.finish(&rotation, OutcomeKind::Failed, Some(e.to_string()));
-        self.back_off();
-        self.emit_for(
-            Some(&rotation),
-            EventStep::Create,
-            EventOutcome::Failed,
-            Some(&e),
-        );
-        self.save().await?;
-        Err(e)
+        self.close_failed_create(e).await
     }
 
     /// Lists by the rotation id's name and deletes what it finds (each delete
