@@ -6,11 +6,19 @@
 //! The file is opened for each record (`O_APPEND`, mode 0600 when created):
 //! a log rotated by renaming (logrotate's default) is simply re-created, and
 //! a daemon and a `rekey rotate` writing at once never interleave a line.
+//!
+//! The line is written before [`AuditLog::append`] returns (so it survives
+//! the process crashing right after), and its fsync — the call that waits
+//! for the disk — runs on Tokio's blocking pool, never on an async worker.
+//! Appends come from `Observer::emit`, which rotations call synchronously,
+//! so only the fsync can leave the caller. A failed fsync is logged and
+//! handed to the `on_sync_failure` hook (counted like a failed write).
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -20,7 +28,11 @@ use crate::fsutil;
 
 pub struct AuditLog {
     path: PathBuf,
+    /// Called when an fsync done in the background fails.
+    sync_failed: Option<SyncFailed>,
 }
+
+type SyncFailed = Arc<dyn Fn() + Send + Sync>;
 
 /// One line of the audit log.
 #[derive(Debug, Serialize)]
@@ -54,10 +66,18 @@ impl AuditLog {
         }
         let log = AuditLog {
             path: path.to_path_buf(),
+            sync_failed: None,
         };
         log.open_append()
             .map_err(|e| format!("daemon.audit_log: cannot open {shown} for appending: {e}"))?;
         Ok(log)
+    }
+
+    /// `failed` runs (on a blocking thread) for each fsync that fails after
+    /// `append` has returned.
+    pub fn on_sync_failure(mut self, failed: impl Fn() + Send + Sync + 'static) -> Self {
+        self.sync_failed = Some(Arc::new(failed));
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -111,7 +131,25 @@ impl AuditLog {
         let mut file = self.open_append()?;
         // One write call per line: with O_APPEND, concurrent writers never interleave it.
         file.write_all(&line)?;
-        file.sync_data()
+        self.sync(file)
+    }
+
+    /// On a Tokio runtime, fsyncs `file` on the blocking pool and returns at
+    /// once; without one (plain threads, unit tests) fsyncs it here.
+    fn sync(&self, file: File) -> io::Result<()> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return file.sync_data();
+        };
+        let (path, failed) = (self.path.clone(), self.sync_failed.clone());
+        runtime.spawn_blocking(move || {
+            if let Err(e) = file.sync_data() {
+                tracing::error!(path = %path.display(), error = %e, "cannot fsync the audit log");
+                if let Some(failed) = failed {
+                    failed();
+                }
+            }
+        });
+        Ok(())
     }
 
     fn open_append(&self) -> io::Result<std::fs::File> {
@@ -181,6 +219,44 @@ mod tests {
         std::fs::rename(&path, dir.path().join("audit.jsonl.1")).unwrap();
         log.append(&event).unwrap();
         assert_eq!(lines(&path).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn on_a_runtime_the_line_is_written_at_once_and_a_failed_fsync_is_reported_later() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // Appending to /dev/null succeeds and its fsync fails (EINVAL).
+        let failures = Arc::new(AtomicUsize::new(0));
+        let counted = failures.clone();
+        let log = AuditLog::open(Path::new("/dev/null"))
+            .unwrap()
+            .on_sync_failure(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+            });
+        let event = Event::new("p", "or", EventStep::Begin, EventOutcome::Ok);
+        log.append(&event).expect("the write itself succeeds");
+        log.append(&event).expect("the write itself succeeds");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while failures.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            failures.load(Ordering::SeqCst),
+            2,
+            "each failed fsync reported"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).unwrap();
+        log.append(&event).unwrap();
+        assert_eq!(lines(&path).len(), 1, "in the file when append returns");
+    }
+
+    #[test]
+    fn without_a_runtime_a_failed_fsync_is_the_appends_error() {
+        let log = AuditLog::open(Path::new("/dev/null")).unwrap();
+        let event = Event::new("p", "or", EventStep::Begin, EventOutcome::Ok);
+        assert!(log.append(&event).is_err());
     }
 
     #[test]

@@ -160,11 +160,15 @@ impl Observer {
     /// Opens the audit log and resolves the webhook URLs; starts the
     /// notification task (needs a Tokio runtime).
     pub async fn build(config: &Config) -> Result<Self, BuildError> {
+        let metrics = Arc::new(Metrics::new());
         let audit = match &config.daemon.audit_log {
-            Some(path) => Some(AuditLog::open(path).map_err(BuildError::Observer)?),
+            Some(path) => {
+                let counted = metrics.clone();
+                let log = AuditLog::open(path).map_err(BuildError::Observer)?;
+                Some(log.on_sync_failure(move || counted.audit_write_failure()))
+            }
             None => None,
         };
-        let metrics = Arc::new(Metrics::new());
         let notifier = Notifier::build(config, metrics.clone())
             .await
             .map_err(BuildError::Observer)?;
@@ -175,8 +179,9 @@ impl Observer {
         })
     }
 
-    /// Records one state change: durably in the audit log first (fsync'd),
-    /// then in metrics, then queued for the notifiers (never blocking).
+    /// Records one state change: in the audit log first (written here, its
+    /// fsync on the blocking pool), then in metrics, then queued for the
+    /// notifiers (never blocking).
     pub fn emit(&self, event: Event) {
         if let Some(audit) = &self.audit {
             let written = audit.append(&event);

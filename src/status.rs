@@ -122,8 +122,35 @@ fn waiting_since(state: &PolicyState) -> Option<DateTime<Utc>> {
         .filter(|_| state.in_flight.is_none())
 }
 
-/// A human table, one line per policy.
+/// A human table, one line per policy, then why each unreadable journal
+/// cannot be read (too long for a column, and the operator's next step).
 pub fn render(rows: &[PolicyStatus]) -> String {
+    let mut out = table(rows);
+    out.push_str(&corrupt_notes(rows));
+    out
+}
+
+/// One line per policy whose journal cannot be read, after a blank line.
+fn corrupt_notes(rows: &[PolicyStatus]) -> String {
+    let notes: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            r.journal_corrupt.as_ref().map(|why| {
+                format!(
+                    "{}: not rotated until its journal is repaired or moved away: {why}\n",
+                    r.policy
+                )
+            })
+        })
+        .collect();
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!("\n{}", notes.concat())
+    }
+}
+
+fn table(rows: &[PolicyStatus]) -> String {
     let mut out = format!(
         "{:<24} {:<22} {:>9} {:<22} {:<12} {}\n",
         "POLICY", "CURRENT KEY", "AGE", "NEXT DUE", "LAST", "IN FLIGHT"

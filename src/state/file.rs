@@ -2,6 +2,8 @@
 //! written atomically; leases are `flock`s on `<dir>/locks/<secret>.lock`, so
 //! two processes on one host never rotate the same secret at once. A lease
 //! dies with its process, so a crashed rotation never blocks the next run.
+//! Reads, fsync'd writes and lock files are blocking I/O: each call runs on
+//! Tokio's blocking pool (`spawn_blocking`), never on an async worker.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -25,6 +27,25 @@ impl FileStateStore {
         Ok(Self {
             dir: dir.to_path_buf(),
         })
+    }
+
+    /// Runs `work` on the blocking pool. A panic inside is resumed here, as
+    /// if the call had run inline; a task cancelled by a runtime shutting
+    /// down is an I/O error naming `path`.
+    async fn blocking<T, F>(path: PathBuf, work: F) -> Result<T, StateError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Path) -> Result<T, StateError> + Send + 'static,
+    {
+        let shown = path.display().to_string();
+        match tokio::task::spawn_blocking(move || work(&path)).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(StateError::Io {
+                path: shown,
+                message: format!("file operation did not finish: {e}"),
+            }),
+        }
     }
 
     pub fn journal_path(&self, policy: &str) -> PathBuf {
@@ -53,46 +74,59 @@ impl FileStateStore {
 #[async_trait]
 impl StateStore for FileStateStore {
     async fn load(&self, policy: &str) -> Result<PolicyState, StateError> {
-        let path = self.journal_path(policy);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PolicyState::new(policy)),
-            Err(e) => Err(io_error(&path, e)),
-        }
+        let name = policy.to_string();
+        Self::blocking(self.journal_path(policy), move |path| load(path, &name)).await
     }
 
     async fn save(&self, state: &PolicyState) -> Result<(), StateError> {
         let path = self.journal_path(&state.policy);
+        // Serialized here, so the blocking task owns only bytes.
         let bytes = serde_json::to_vec_pretty(state).map_err(|e| StateError::Corrupt {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
-        fsutil::write(&path, &bytes).map_err(|e| io_error(&path, e))
+        Self::blocking(path, move |path| {
+            fsutil::write(path, &bytes).map_err(|e| io_error(path, e))
+        })
+        .await
     }
 
     async fn try_lease(&self, lock_key: &str) -> Result<Option<Box<dyn Lease>>, StateError> {
-        let path = self.lock_path(lock_key);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| io_error(&path, e))?;
-        // SAFETY: flock on a file descriptor we own; no memory is involved.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
-            return Ok(Some(Box::new(FileLease(file))));
-        }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            Ok(None)
-        } else {
-            Err(io_error(&path, err))
-        }
+        Self::blocking(self.lock_path(lock_key), try_lock).await
+    }
+}
+
+/// The journal at `path`; a fresh state for `policy` when there is none.
+fn load(path: &Path, policy: &str) -> Result<PolicyState, StateError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PolicyState::new(policy)),
+        Err(e) => Err(io_error(path, e)),
+    }
+}
+
+/// `flock`s the lock file at `path` without waiting; `None` if it is held.
+fn try_lock(path: &Path) -> Result<Option<Box<dyn Lease>>, StateError> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io_error(path, e))?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(Some(Box::new(FileLease(file))));
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(None)
+    } else {
+        Err(io_error(path, err))
     }
 }
 

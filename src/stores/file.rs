@@ -6,11 +6,14 @@
 //! placed by hand (assisted rotation) has no id in the sidecar; it is named
 //! by the file itself (see `placed`).
 //!
-//! The calls are plain blocking file I/O on a few small files; a rotation
-//! touches one secret at a time, so this does not starve the runtime.
+//! Every call is blocking file I/O (reads, writes, renames, fsyncs), so each
+//! runs on Tokio's blocking pool (`spawn_blocking`), never on an async worker:
+//! a slow disk stalls that one call, not the daemon's timers, admin API and
+//! other rotations.
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
@@ -23,7 +26,15 @@ use crate::fsutil as atomic;
 
 const SUFFIXES: [&str; 3] = [".pending", ".previous", ".versions.json"];
 
+/// Cheap to clone: the files' state lives in `Files`, shared with the
+/// blocking tasks that do the I/O.
+#[derive(Clone)]
 pub struct FileStore {
+    files: Arc<Files>,
+}
+
+/// The store's configuration; all the blocking work is done by its methods.
+struct Files {
     entry: String,
     dir: PathBuf,
 }
@@ -48,11 +59,34 @@ struct Versions {
 impl FileStore {
     pub fn new(entry: &str, dir: &Path) -> Self {
         Self {
-            entry: entry.to_string(),
-            dir: dir.to_path_buf(),
+            files: Arc::new(Files {
+                entry: entry.to_string(),
+                dir: dir.to_path_buf(),
+            }),
         }
     }
 
+    /// Runs `work` on the blocking pool. A panic inside is resumed here, as
+    /// if the call had run inline; a task cancelled by a runtime shutting
+    /// down is a transient error (nothing is known about what it did).
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Files) -> Result<T, StoreError> + Send + 'static,
+    {
+        let files = Arc::clone(&self.files);
+        match tokio::task::spawn_blocking(move || work(&files)).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(StoreError::Transient {
+                store: self.files.entry.clone(),
+                message: format!("file operation did not finish: {e}"),
+            }),
+        }
+    }
+}
+
+impl Files {
     /// Refuses ids that would escape `dir` or collide with another secret's side files.
     fn paths(&self, target: &Target) -> Result<Paths, StoreError> {
         let id = Path::new(&target.secret_id);
@@ -261,13 +295,9 @@ impl FileStore {
     }
 }
 
-#[async_trait]
-impl SecretStore for FileStore {
-    fn entry(&self) -> &str {
-        &self.entry
-    }
-
-    async fn read_current(&self, target: &Target) -> Result<Option<SecretString>, StoreError> {
+/// The store's calls, each blocking; [`FileStore`] runs them off the workers.
+impl Files {
+    fn read_current(&self, target: &Target) -> Result<Option<SecretString>, StoreError> {
         match self.read(target, &self.paths(target)?.current)? {
             None if target.create => Ok(None),
             None => Err(self.not_found(target)),
@@ -275,18 +305,18 @@ impl SecretStore for FileStore {
         }
     }
 
-    async fn read_previous(&self, target: &Target) -> Result<Option<SecretString>, StoreError> {
+    fn read_previous(&self, target: &Target) -> Result<Option<SecretString>, StoreError> {
         let value = self.read(target, &self.paths(target)?.previous)?;
         format::extract_key(target, value.as_deref())
     }
 
-    async fn read_pending(&self, target: &Target) -> Result<Option<Pending>, StoreError> {
+    fn read_pending(&self, target: &Target) -> Result<Option<Pending>, StoreError> {
         let paths = self.paths(target)?;
         let versions = self.load_versions(&paths)?;
         self.pending(target, &paths, &versions)
     }
 
-    async fn stage(
+    fn stage(
         &self,
         target: &Target,
         token: &str,
@@ -325,11 +355,7 @@ impl SecretStore for FileStore {
         Ok(token.to_string())
     }
 
-    async fn promote(&self, target: &Target, version_id: &str) -> Result<(), StoreError> {
-        self.swap(target, version_id, None).map(|_| ())
-    }
-
-    async fn base(&self, target: &Target) -> Result<Base, StoreError> {
+    fn base(&self, target: &Target) -> Result<Base, StoreError> {
         let paths = self.paths(target)?;
         let Some(value) = self.read(target, &paths.current)? else {
             return Ok(Base::default());
@@ -343,18 +369,9 @@ impl SecretStore for FileStore {
         })
     }
 
-    async fn promote_if(
-        &self,
-        target: &Target,
-        version_id: &str,
-        base: &Base,
-    ) -> Result<Promoted, StoreError> {
-        self.swap(target, version_id, Some(base))
-    }
-
     /// The sidecar's current id, or its pending id when the pending file is
     /// gone: the rename of a promote landed and its bookkeeping did not.
-    async fn current_version(&self, target: &Target) -> Result<Option<String>, StoreError> {
+    fn current_version(&self, target: &Target) -> Result<Option<String>, StoreError> {
         let paths = self.paths(target)?;
         let versions = self.load_versions(&paths)?;
         if let Some(pending) = versions.pending.filter(|id| !placed::is_placed(id)) {
@@ -367,8 +384,81 @@ impl SecretStore for FileStore {
         Ok(versions.current)
     }
 
+    fn drop_pending(&self, target: &Target) -> Result<(), StoreError> {
+        let paths = self.paths(target)?;
+        let mut versions = self.load_versions(&paths)?;
+        self.clear_pending(&paths, &mut versions)
+    }
+}
+
+/// Each call clones what its blocking task needs (the target, a key, a
+/// version id): the task may outlive the caller's future if that is dropped.
+#[async_trait]
+impl SecretStore for FileStore {
+    fn entry(&self) -> &str {
+        &self.files.entry
+    }
+
+    async fn read_current(&self, target: &Target) -> Result<Option<SecretString>, StoreError> {
+        let target = target.clone();
+        self.blocking(move |f| f.read_current(&target)).await
+    }
+
+    async fn read_previous(&self, target: &Target) -> Result<Option<SecretString>, StoreError> {
+        let target = target.clone();
+        self.blocking(move |f| f.read_previous(&target)).await
+    }
+
+    async fn read_pending(&self, target: &Target) -> Result<Option<Pending>, StoreError> {
+        let target = target.clone();
+        self.blocking(move |f| f.read_pending(&target)).await
+    }
+
+    async fn stage(
+        &self,
+        target: &Target,
+        token: &str,
+        key: &SecretString,
+    ) -> Result<String, StoreError> {
+        let (target, token, key) = (target.clone(), token.to_string(), key.clone());
+        self.blocking(move |f| f.stage(&target, &token, &key)).await
+    }
+
+    async fn promote(&self, target: &Target, version_id: &str) -> Result<(), StoreError> {
+        let (target, version_id) = (target.clone(), version_id.to_string());
+        self.blocking(move |f| f.swap(&target, &version_id, None).map(|_| ()))
+            .await
+    }
+
+    async fn base(&self, target: &Target) -> Result<Base, StoreError> {
+        let target = target.clone();
+        self.blocking(move |f| f.base(&target)).await
+    }
+
+    async fn promote_if(
+        &self,
+        target: &Target,
+        version_id: &str,
+        base: &Base,
+    ) -> Result<Promoted, StoreError> {
+        let (target, version_id) = (target.clone(), version_id.to_string());
+        // Only the fields `swap` compares; `Base` itself is not `Clone`.
+        let base = Base {
+            version: base.version.clone(),
+            value: base.value.clone(),
+            key: base.key.clone(),
+        };
+        self.blocking(move |f| f.swap(&target, &version_id, Some(&base)))
+            .await
+    }
+
+    async fn current_version(&self, target: &Target) -> Result<Option<String>, StoreError> {
+        let target = target.clone();
+        self.blocking(move |f| f.current_version(&target)).await
+    }
+
     fn placement(&self, target: &Target) -> String {
-        let pending = match self.paths(target) {
+        let pending = match self.files.paths(target) {
             Ok(paths) => paths.pending.display().to_string(),
             Err(e) => return e.to_string(),
         };
@@ -379,9 +469,8 @@ impl SecretStore for FileStore {
     }
 
     async fn drop_pending(&self, target: &Target) -> Result<(), StoreError> {
-        let paths = self.paths(target)?;
-        let mut versions = self.load_versions(&paths)?;
-        self.clear_pending(&paths, &mut versions)
+        let target = target.clone();
+        self.blocking(move |f| f.drop_pending(&target)).await
     }
 }
 

@@ -11,6 +11,7 @@ mod fault_proxy;
 mod faults;
 mod helpers;
 mod hostile;
+mod journal_corrupt;
 mod leak_check;
 mod moto;
 mod observability;

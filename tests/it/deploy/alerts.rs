@@ -30,6 +30,7 @@ const METRICS: &[(&str, &[&str], Option<Enumerated>)] = &[
     ("rekey_config_reloads_total", &["result"], Some(("result", &["applied", "refused"]))),
     ("rekey_notifications_total", &["notifier", "result"], Some(("result", &["sent", "failed", "dropped"]))),
     ("rekey_audit_write_failures_total", &[], None),
+    ("rekey_journal_corrupt", &["policy"], None),
     ("rekey_scheduler_last_tick_timestamp_seconds", &[], None),
     ("rekey_build_info", &["version"], None),
 ];
