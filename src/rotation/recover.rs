@@ -8,6 +8,7 @@ use super::run::Run;
 use super::settle::Swept;
 use super::{RotationError, RunOutcome, Until};
 use crate::events::{EventOutcome, EventStep};
+use crate::failpoint;
 use crate::state::{OutcomeKind, Step};
 
 impl Run<'_> {
@@ -16,6 +17,7 @@ impl Run<'_> {
         let rotation = self.rotation_ref().clone();
         tracing::Span::current().record("rotation", rotation.id.as_str());
         info!(step = rotation.step.as_str(), "resuming rotation in flight");
+        failpoint::hit("resume");
         if rotation.step == Step::Begun
             && rotation.rollback.is_none()
             && rotation.unconfirmed_create.is_none()

@@ -265,6 +265,7 @@ impl Run<'_> {
         let base = self.ctx.store.base(target).await?;
         let token = self.rotation_ref().stage_token();
         let version = self.ctx.store.stage(target, &token, &pending.key).await?;
+        failpoint::hit("restage");
         (self.base, self.new_secret) = (Some(base), Some(pending.key));
         let rotation = self.rotation();
         rotation.version_id = Some(version.clone());
