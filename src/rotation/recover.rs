@@ -94,12 +94,11 @@ impl Run<'_> {
         }
     }
 
-    /// Drops the pending version only if it is this rotation's.
+    /// Drops the pending version only if it is this rotation's (any of its
+    /// stagings: a re-stage may have landed unrecorded before a crash).
     pub async fn drop_own_pending(&self) -> Result<(), RotationError> {
-        let rotation = self.rotation_ref();
-        let ours = [Some(rotation.id.as_str()), rotation.version_id.as_deref()];
         let pending = self.ctx.store.read_pending(&self.policy.target).await?;
-        if let Some(pending) = pending.filter(|p| ours.contains(&Some(p.version_id.as_str()))) {
+        if let Some(pending) = pending.filter(|p| self.is_our_version(&p.version_id)) {
             self.ctx.store.drop_pending(&self.policy.target).await?;
             info!(version_id = %pending.version_id, "dropped the pending version");
         }

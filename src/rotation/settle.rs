@@ -254,8 +254,10 @@ impl Run<'_> {
             return Ok(());
         }
         let pending = self.ctx.store.read_pending(target).await?;
-        let version = self.rotation_ref().version_id.clone();
-        let Some(pending) = pending.filter(|p| Some(&p.version_id) == version.as_ref()) else {
+        // Any staging of this rotation: a crash may have hit a re-stage
+        // after it landed and before its record (the journal names the one
+        // before).
+        let Some(pending) = pending.filter(|p| self.is_our_version(&p.version_id)) else {
             let reason = "this rotation's pending version is gone from the store".to_string();
             self.rotation().rollback = Some(reason);
             return self.save().await;
@@ -298,7 +300,7 @@ impl Run<'_> {
     }
 
     /// A version this rotation staged (or, assisted, claimed).
-    fn is_our_version(&self, version: &str) -> bool {
+    pub(super) fn is_our_version(&self, version: &str) -> bool {
         let rotation = self.rotation_ref();
         rotation.owns_version(version) || rotation.version_id.as_deref() == Some(version)
     }
