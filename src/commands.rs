@@ -237,7 +237,7 @@ fn print_outcome(
             FAILURE,
             format!("stopped: rotation {rotation_id} interrupted; the next run resumes it"),
         ),
-        Err(e) => (FAILURE, format!("failed: {e}")),
+        Err(e) => (FAILURE, format!("failed ({}): {e}", e.kind())),
     };
     if code == OK {
         crate::outln!("{policy}: {line}");

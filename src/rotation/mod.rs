@@ -215,6 +215,9 @@ async fn record_panic(
         },
         Err(_) => "the rotation task was cancelled".to_string(),
     };
+    // Panic messages are free text: never let one carry a key into the
+    // journal, the audit log or an alert.
+    let message = crate::secret::scrub(&message);
     tracing::error!(%message, "rotation panicked; recording it as a failed rotation");
     let state = ctx.state.load(&policy.name).await?;
     let mut run = run::Run::new(ctx, policy, state);

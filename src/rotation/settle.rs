@@ -89,9 +89,9 @@ impl Run<'_> {
         Err(e)
     }
 
-    /// Lists by the rotation id's name and deletes what it finds, until two
-    /// listings in a row find nothing, the later one at least
-    /// [`LISTING_SETTLE`] after the ambiguous answer. A listing that fails
+    /// Lists by the rotation id's name and deletes what it finds (each delete
+    /// confirmed), until a complete listing at least [`LISTING_SETTLE`]
+    /// after the ambiguous answer finds nothing more. A listing that fails
     /// is retried; past `daemon.sweep_timeout` this run gives up with
     /// `create_unconfirmed` (the marker stays, the next pass sweeps again).
     pub async fn sweep(&mut self) -> Result<Swept, RotationError> {
@@ -101,20 +101,24 @@ impl Run<'_> {
             None => self.now(),
         };
         let deadline = tokio::time::Instant::now() + self.ctx.sweep_timeout;
-        let (mut found, mut empty_in_a_row) = (0, 0);
+        let mut found = 0;
         let mut pause = Duration::from_millis(500);
         let mut last_error = None;
         loop {
-            match self.sweep_once().await {
-                Ok(0) => empty_in_a_row += 1,
-                Ok(n) => (found, empty_in_a_row) = (found + n, 0),
+            let listed_at = self.now();
+            let empty = match self.sweep_once().await {
+                Ok(n) => {
+                    found += n;
+                    n == 0
+                }
                 Err(e) => {
                     warn!(error = %e, kind = e.kind(), "sweep: listing failed; retrying");
-                    (last_error, empty_in_a_row) = (Some(e.to_string()), 0);
+                    last_error = Some(e.to_string());
+                    false
                 }
-            }
+            };
             failpoint::hit("sweep");
-            if empty_in_a_row >= 2 && self.now() - since >= LISTING_SETTLE {
+            if empty && listed_at - since >= LISTING_SETTLE {
                 return Ok(Swept::Settled(found));
             }
             if tokio::time::Instant::now() + pause > deadline {

@@ -9,6 +9,7 @@
 
 mod aws;
 mod files;
+mod first_key;
 mod provider;
 
 use crate::crash_matrix::Store;
@@ -57,6 +58,15 @@ impl Secret {
             id,
             old,
         }
+    }
+
+    /// A first, clean rotation (the person's key is adopted and revoked), so
+    /// that later faults meet a rotation and not the adoption's listing;
+    /// then the simulator answers with `faults`. `old` becomes the new key.
+    pub async fn rotated_once_then(&mut self, faults: rekey::sim::Faults) {
+        self.rotate_now().await.assert_code(0);
+        self.old = self.current().await.expect("a current key");
+        self.env.sim.sim.set_faults(faults);
     }
 
     /// What applications read now.

@@ -45,7 +45,7 @@ async fn an_ambiguous_create_leaves_no_orphan(store: Store, answer: CreateAnswer
     assert_no_panic(&failed, &when);
     failed.assert_code(1);
     assert!(
-        failed.stderr.contains("create_ambiguous") && failed.stderr.contains("found 1 key"),
+        failed.stderr.contains("could not be trusted") && failed.stderr.contains("found 1 key"),
         "{when}: the failure names the ambiguous create and the key it found:\n{}",
         failed.stderr
     );
@@ -133,8 +133,8 @@ async fn a_listing_that_pages_forever_is_bounded_and_the_sweep_retries() {
     for store in [Store::Files, Store::Aws] {
         let mut after_effect = create_fault(CreateAnswer::Unavailable, 1);
         after_effect.list = Some(Counted::next(1, ListAnswer::Endless));
-        let env = TestEnv::with_faults(faults(after_effect)).await;
-        let secret = Secret::new(env, store, "").await;
+        let mut secret = Secret::new(TestEnv::new().await, store, "").await;
+        secret.rotated_once_then(faults(after_effect)).await;
         let when = format!("{store:?}/endless listing");
 
         let failed = secret.rotate_now().await;
@@ -157,8 +157,9 @@ async fn a_listing_that_pages_forever_is_bounded_and_the_sweep_retries() {
 async fn a_create_that_cannot_be_accounted_for_fails_as_create_unconfirmed_and_is_swept_later() {
     let mut after_effect = create_fault(CreateAnswer::Unavailable, 1);
     after_effect.list = Some(Counted::always(ListAnswer::Endless));
-    let env = TestEnv::with_faults(faults(after_effect)).await;
-    let secret = Secret::new(env, Store::Files, "sweep_timeout = \"1s\"").await;
+    let env = TestEnv::new().await;
+    let mut secret = Secret::new(env, Store::Files, "sweep_timeout = \"1s\"").await;
+    secret.rotated_once_then(faults(after_effect)).await;
     let when = "create_unconfirmed";
 
     let failed = secret.rotate_now().await;
