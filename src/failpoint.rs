@@ -7,7 +7,10 @@
 //! set (a test puts a key there to prove the panic hook never shows one).
 //! `REKEY_IO_FAULT=<op>:<n>` makes the n-th file operation `op` of the
 //! process (`write`, `fsync`, `rename`, `dirsync`, `remove`) fail with EIO —
-//! `dirsync` after its rename landed. Without the feature this compiles to
+//! `dirsync` after its rename landed. A point reached through [`pause`]
+//! (e.g. `lease:held`) with `REKEY_FAILPOINT_ACTION=pause` sleeps for
+//! `REKEY_FAILPOINT_PAUSE_MS` (default 1000) instead, so that a test can
+//! force two processes to overlap. Without the feature this compiles to
 //! nothing.
 
 #[cfg(feature = "failpoints")]
@@ -22,6 +25,28 @@ pub fn hit(name: &str) {
     }
     crate::errln!("failpoint {name}: aborting");
     std::process::abort();
+}
+
+/// Like [`hit`], except that with `REKEY_FAILPOINT_ACTION=pause` the task
+/// sleeps `REKEY_FAILPOINT_PAUSE_MS` (default 1000) at the point and goes on:
+/// a test waits for the "pausing" line, then acts while this process sits
+/// inside the window (e.g. holding a lease). Async so that other tasks of
+/// the process keep running meanwhile.
+#[cfg(feature = "failpoints")]
+pub async fn pause(name: &str) {
+    if !std::env::var("REKEY_FAILPOINT").is_ok_and(|v| v == name) {
+        return;
+    }
+    if !std::env::var("REKEY_FAILPOINT_ACTION").is_ok_and(|a| a == "pause") {
+        return hit(name);
+    }
+    let ms = std::env::var("REKEY_FAILPOINT_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1000);
+    crate::errln!("failpoint {name}: pausing {ms} ms");
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    crate::errln!("failpoint {name}: resuming");
 }
 
 /// `Err(EIO)` when `REKEY_IO_FAULT` names this call of `op`.
@@ -63,3 +88,7 @@ pub fn io(_op: &str) -> std::io::Result<()> {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn hit(_name: &str) {}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub async fn pause(_name: &str) {}

@@ -174,6 +174,7 @@ pub async fn run_policy(
             tracing::info!(secret = %policy.target.lock_key(), "another rotation holds this secret; skipping");
             return Ok(RunOutcome::Busy);
         };
+        crate::failpoint::pause("lease:held").await;
         let state = ctx.state.load(&policy.name).await?;
         // Run on its own task so that a panic (a bug) becomes a failed
         // rotation here, journaled and alerted, instead of a dead task.

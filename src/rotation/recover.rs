@@ -8,6 +8,7 @@ use super::run::Run;
 use super::settle::Swept;
 use super::{RotationError, RunOutcome, Until};
 use crate::events::{EventOutcome, EventStep};
+use crate::failpoint;
 use crate::state::{OutcomeKind, Step};
 
 impl Run<'_> {
@@ -16,6 +17,7 @@ impl Run<'_> {
         let rotation = self.rotation_ref().clone();
         tracing::Span::current().record("rotation", rotation.id.as_str());
         info!(step = rotation.step.as_str(), "resuming rotation in flight");
+        failpoint::hit("resume");
         if rotation.step == Step::Begun
             && rotation.rollback.is_none()
             && rotation.unconfirmed_create.is_none()
@@ -92,12 +94,11 @@ impl Run<'_> {
         }
     }
 
-    /// Drops the pending version only if it is this rotation's.
+    /// Drops the pending version only if it is this rotation's (any of its
+    /// stagings: a re-stage may have landed unrecorded before a crash).
     pub async fn drop_own_pending(&self) -> Result<(), RotationError> {
-        let rotation = self.rotation_ref();
-        let ours = [Some(rotation.id.as_str()), rotation.version_id.as_deref()];
         let pending = self.ctx.store.read_pending(&self.policy.target).await?;
-        if let Some(pending) = pending.filter(|p| ours.contains(&Some(p.version_id.as_str()))) {
+        if let Some(pending) = pending.filter(|p| self.is_our_version(&p.version_id)) {
             self.ctx.store.drop_pending(&self.policy.target).await?;
             info!(version_id = %pending.version_id, "dropped the pending version");
         }

@@ -243,8 +243,10 @@ impl Run<'_> {
             return Ok(());
         }
         let pending = self.ctx.store.read_pending(target).await?;
-        let version = self.rotation_ref().version_id.clone();
-        let Some(pending) = pending.filter(|p| Some(&p.version_id) == version.as_ref()) else {
+        // Any staging of this rotation: a crash may have hit a re-stage
+        // after it landed and before its record (the journal names the one
+        // before).
+        let Some(pending) = pending.filter(|p| self.is_our_version(&p.version_id)) else {
             let reason = "this rotation's pending version is gone from the store".to_string();
             self.rotation().rollback = Some(reason);
             return self.save().await;
@@ -254,6 +256,7 @@ impl Run<'_> {
         let base = self.ctx.store.base(target).await?;
         let token = self.rotation_ref().stage_token();
         let version = self.ctx.store.stage(target, &token, &pending.key).await?;
+        failpoint::hit("restage");
         (self.base, self.new_secret) = (Some(base), Some(pending.key));
         let rotation = self.rotation();
         rotation.version_id = Some(version.clone());
@@ -286,7 +289,7 @@ impl Run<'_> {
     }
 
     /// A version this rotation staged (or, assisted, claimed).
-    fn is_our_version(&self, version: &str) -> bool {
+    pub(super) fn is_our_version(&self, version: &str) -> bool {
         let rotation = self.rotation_ref();
         rotation.owns_version(version) || rotation.version_id.as_deref() == Some(version)
     }

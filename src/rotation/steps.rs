@@ -559,9 +559,11 @@ impl Run<'_> {
             }
             Err(e) => return self.fail(e).await,
         }
+        failpoint::hit("rollback:deleted");
         if let Err(e) = self.drop_own_pending().await {
             return self.fail(e).await;
         }
+        failpoint::hit("rollback:dropped");
         let rotation = self
             .state
             .in_flight

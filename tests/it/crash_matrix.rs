@@ -6,6 +6,15 @@
 //! appears in any output or journal. For an assisted provider (a person
 //! places the new key) the fixture places a console-made key as pending
 //! before the crash, and the rotation must end with that key current.
+//!
+//! The submodules crash deeper: inside rollback, during the orphan sweep,
+//! twice (a second crash while recovering), the daemon (`run`) rather than
+//! `rotate`, and force two processes to overlap on one secret's lease.
+
+mod daemon;
+mod lease;
+mod recovery;
+mod rollback;
 
 use std::time::Duration;
 
@@ -167,29 +176,108 @@ impl Fixture {
 
     /// `rekey rotate p --now` with the process aborting at `point`.
     async fn rotate_crashing_at(&self, point: &str) -> Run {
+        self.crashing_at(&["rotate", "p", "--now"], point).await
+    }
+
+    /// `rekey <command> -c <config> <rest...>` with the process aborting at
+    /// `point`; asserts it did abort there (no exit code: killed by SIGABRT).
+    async fn crashing_at(&self, command: &[&str], point: &str) -> Run {
         let config = self.env.config_path();
-        let args = ["rotate", "-c", config.to_str().unwrap(), "p", "--now"];
+        let mut args = vec![command[0], "-c", config.to_str().unwrap()];
+        args.extend_from_slice(&command[1..]);
         let mut cmd = self.env.command(&args, &[("REKEY_FAILPOINT", point)]);
         let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
             .await
-            .expect("finished within 60s")
+            .unwrap_or_else(|_| panic!("{args:?} reached {point} within 60s"))
             .expect("ran");
-        self.env.keep(out)
+        let run = self.env.keep(out);
+        assert_eq!(
+            run.code, None,
+            "{:?}/{point}: the process aborted at the failpoint; stderr:\n{}",
+            self.store, run.stderr
+        );
+        assert!(
+            run.stderr.contains(&format!("failpoint {point}: aborting")),
+            "{:?}/{point}: the abort was the failpoint's; stderr:\n{}",
+            self.store,
+            run.stderr
+        );
+        run
     }
 
-    /// Invariants 1 and 2 right after a crash.
-    async fn assert_safe_after_crash(&self, old: &str, point: &str) {
+    /// The journal of `p`, or `Null` before one is written.
+    fn journal_or_null(&self) -> serde_json::Value {
+        let path = self.env.path("state/policies/p.json");
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Invariants 1–4 right after a crash (`when` names it): the store's
+    /// current key works; the old key is gone only if its successor is
+    /// current; every key alive at the provider is accounted for — the
+    /// current one, the old one, a key a person placed, or a key whose name
+    /// carries the id of the rotation the journal holds in flight (which the
+    /// restart resumes or sweeps for); and no key appears in any output or
+    /// file.
+    async fn assert_invariants_after_crash(&self, old: &str, when: &str) {
         let current = self.current().await;
         assert!(
             self.env.works(&current),
-            "{point}: the store's current key works after the crash"
+            "{when}: the store's current key works after the crash"
         );
         if !self.env.live_secrets().contains(&old.to_string()) {
             assert_ne!(
                 current, old,
-                "{point}: the old key was revoked only after its successor became current"
+                "{when}: the old key was revoked only after its successor became current"
             );
         }
+        let journal = self.journal_or_null();
+        let in_flight = journal["in_flight"]["id"].as_str();
+        for key in self.env.sim.sim.keys().into_iter().filter(|k| !k.disabled) {
+            let accounted = key.secret == current
+                || key.secret == old
+                || self.placed.as_ref() == Some(&key.secret)
+                || in_flight.is_some_and(|id| key.name.contains(id));
+            assert!(
+                accounted,
+                "{when}: key {} ({}) is alive but neither current, old, placed nor \
+                 named by the rotation in flight ({in_flight:?}): an orphan",
+                key.hash, key.name
+            );
+        }
+        self.env.assert_no_secret_leaked();
+    }
+
+    /// After the recovering run: a new key is current (the placed one, when
+    /// assisted), it is the only key alive, nothing is pending or in flight,
+    /// the journal names the current key, and no key leaked.
+    async fn assert_rotated(&self, old: &str, when: &str) {
+        let current = self.current().await;
+        assert_ne!(
+            current, old,
+            "{when}: the rotation completed after the restart"
+        );
+        if let Some(placed) = &self.placed {
+            assert_eq!(&current, placed, "{when}: the placed key is current");
+        }
+        self.env.assert_settled(&current, &[]);
+        assert!(
+            !self.has_pending().await,
+            "{when}: no pending version is left"
+        );
+        let journal = self.env.journal("p");
+        assert!(
+            journal["in_flight"].is_null(),
+            "{when}: nothing left in flight: {journal}"
+        );
+        assert_eq!(
+            journal["current"]["label"],
+            rekey::secret::redacted_label(&current.clone().into()),
+            "{when}: the journal names the current key"
+        );
+        self.env.assert_no_secret_leaked();
     }
 }
 
@@ -202,42 +290,14 @@ pub async fn crash_matrix(case: &Case, store: Store, points: &[&str]) {
 
 async fn crash_and_recover(case: &Case, store: Store, point: &str) {
     let (fx, old) = Fixture::new(case, store, "0s").await;
-    let out = fx.rotate_crashing_at(point).await;
-    assert_eq!(
-        out.code, None,
-        "{store:?}/{point}: the process aborted at the failpoint; stderr:\n{}",
-        out.stderr
-    );
-    fx.assert_safe_after_crash(&old, point).await;
+    fx.rotate_crashing_at(point).await;
+    let when = format!("{store:?}/{point}");
+    fx.assert_invariants_after_crash(&old, &format!("{when}, after the crash"))
+        .await;
 
     fx.env.cmd("run", &["--once"]).await.assert_code(0);
-
-    let current = fx.current().await;
-    assert_ne!(
-        current, old,
-        "{store:?}/{point}: the rotation completed after the restart"
-    );
-    if let Some(placed) = &fx.placed {
-        assert_eq!(
-            &current, placed,
-            "{store:?}/{point}: the placed key is current"
-        );
-    }
-    fx.env.assert_settled(&current, &[]);
-    assert!(
-        !fx.has_pending().await,
-        "{store:?}/{point}: no pending version is left"
-    );
-    let journal = fx.env.journal("p");
-    assert!(
-        journal["in_flight"].is_null(),
-        "{store:?}/{point}: nothing left in flight"
-    );
-    assert_eq!(
-        journal["current"]["label"],
-        rekey::secret::redacted_label(&current.clone().into())
-    );
-    fx.env.assert_no_secret_leaked();
+    fx.assert_rotated(&old, &format!("{when}, after the restart"))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
