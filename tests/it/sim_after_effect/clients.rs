@@ -69,7 +69,15 @@ async fn every_spoiled_create_is_an_error_that_quotes_no_secret_while_the_key_ex
                 name: name.clone(),
                 ..KeySpec::default()
             };
+            // LiteLLM's key is known by the alias rekey sent, never by the
+            // token in the answer: an answer without the token is complete.
+            let id_unused = api == Api::LiteLlm && knob["mode"] == "missing_id";
             let err = match client.create_key(&spec).await {
+                Ok(key) if id_unused => {
+                    assert_eq!(key.id, name, "{name}: known by its alias");
+                    super::wait_for_key(&sim, api.as_str(), &name).await;
+                    continue;
+                }
                 Ok(_) => panic!("{name}: a spoiled create was read as a key"),
                 Err(err) => format!("{err} {err:?}"),
             };
