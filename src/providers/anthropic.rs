@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::http::{self, Caller};
-use super::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
+use super::{CreatedKey, KeyInfo, KeySpec, KeyUsage, Provider, ProviderError};
 use crate::config::ProviderConfig;
 use crate::policy::VerifyMode;
 
@@ -199,6 +199,9 @@ impl KeyObject {
             label: self.partial_key_hint.unwrap_or_default(),
             disabled: self.status.as_deref() != Some("active"),
             created_at: self.created_at.as_deref().and_then(http::parse_time),
+            // Use shows only in the organization usage report
+            // (`/v1/organizations/usage_report/messages`), not on the key.
+            usage: Some(KeyUsage::no_signal()),
         }
     }
 }

@@ -11,11 +11,12 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use secrecy::SecretString;
 use secrecy::zeroize::Zeroize;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::client::{Client, encode};
 use super::http::{Caller, Quote};
-use super::{CreatedKey, KeyInfo, ProviderError};
+use super::usage;
+use super::{CreatedKey, KeyInfo, KeyUsage, ProviderError, Spend};
 
 /// List pages hold this many keys; a shorter page is the last one.
 const PAGE_SIZE: usize = 100;
@@ -205,6 +206,110 @@ struct KeyObject {
     label: Option<String>,
     disabled: Option<bool>,
     created_at: Option<String>,
+    #[serde(flatten)]
+    usage: UsageFields,
+}
+
+/// A key object's usage fields, read leniently (`usage::amount`): spend as
+/// OpenRouter and ARouter's SDK give it (`usage`, `usage_daily/weekly/monthly`
+/// numbers, `byok_usage*`), or as an ARouter docs page does (`usage` an
+/// object of periods), and `last_used_at` where given.
+#[derive(Deserialize)]
+struct UsageFields {
+    usage: Option<Value>,
+    usage_daily: Option<Value>,
+    usage_weekly: Option<Value>,
+    usage_monthly: Option<Value>,
+    byok_usage: Option<Value>,
+    byok_usage_daily: Option<Value>,
+    byok_usage_weekly: Option<Value>,
+    byok_usage_monthly: Option<Value>,
+    #[serde(default, deserialize_with = "usage::present")]
+    last_used_at: Option<Value>,
+}
+
+impl UsageFields {
+    fn into_usage(self) -> Option<KeyUsage> {
+        let period = |name: &str| self.usage.as_ref().and_then(|u| u.get(name));
+        // The object form names its periods; either form may stand beside
+        // top-level `usage_*` numbers, which count when the object has none.
+        let spend = Spend {
+            total: usage::amount(self.usage.as_ref())
+                .or_else(|| usage::amount(period("total")))
+                .or_else(|| usage::amount(period("total_usage"))),
+            daily: usage::amount(period("daily")).or(usage::amount(self.usage_daily.as_ref())),
+            weekly: usage::amount(period("weekly")).or(usage::amount(self.usage_weekly.as_ref())),
+            monthly: usage::amount(period("monthly"))
+                .or(usage::amount(self.usage_monthly.as_ref())),
+        };
+        let byok = Spend {
+            total: usage::amount(self.byok_usage.as_ref()),
+            daily: usage::amount(self.byok_usage_daily.as_ref()),
+            weekly: usage::amount(self.byok_usage_weekly.as_ref()),
+            monthly: usage::amount(self.byok_usage_monthly.as_ref()),
+        };
+        KeyUsage::from_parts(spend, byok, self.last_used_at.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+    use crate::providers::UsageSignal;
+
+    fn usage_of(body: &str) -> Option<KeyUsage> {
+        let key: KeyObject = serde_json::from_str(body).unwrap();
+        key.into_info(IdField::Hash).unwrap().usage
+    }
+
+    #[test]
+    fn openrouter_counters_and_byok_are_read_as_spend() {
+        let usage = usage_of(
+            r#"{"hash":"h","usage":25.5,"usage_daily":1.5,"usage_weekly":2.5,"usage_monthly":3.5,
+                "byok_usage":17.38,"byok_usage_daily":0.0}"#,
+        )
+        .unwrap();
+        assert_eq!(usage.signal, UsageSignal::Spend);
+        let spend = usage.spend.unwrap();
+        assert_eq!(
+            (spend.total, spend.daily, spend.weekly, spend.monthly),
+            (Some(25.5), Some(1.5), Some(2.5), Some(3.5))
+        );
+        let byok = usage.byok.unwrap();
+        assert_eq!(
+            (byok.total, byok.daily, byok.weekly),
+            (Some(17.38), Some(0.0), None)
+        );
+        assert_eq!(usage.last_used_at, None);
+    }
+
+    #[test]
+    fn an_arouter_usage_object_with_last_use_is_read_like_the_numbers() {
+        let usage = usage_of(
+            r#"{"hash":"h","usage":{"total":4.0,"daily":1.0,"weekly":2.0,"monthly":3.0},
+                "last_used_at":"2026-11-30T21:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(usage.signal, UsageSignal::SpendAndLastUse);
+        let spend = usage.spend.unwrap();
+        assert_eq!(
+            (spend.total, spend.daily, spend.weekly, spend.monthly),
+            (Some(4.0), Some(1.0), Some(2.0), Some(3.0))
+        );
+        assert!(usage.last_used_at.is_some());
+        let never = usage_of(r#"{"hash":"h","usage":0,"last_used_at":null}"#).unwrap();
+        assert_eq!(
+            (never.signal, never.last_used_at),
+            (UsageSignal::SpendAndLastUse, None)
+        );
+    }
+
+    #[test]
+    fn odd_usage_values_are_left_out_and_never_fail_the_key() {
+        let odd = usage_of(r#"{"hash":"h","usage":"lots","usage_daily":-1,"byok_usage":[1]}"#);
+        assert_eq!(odd, None, "nothing usable: no usage, but the key is read");
+        assert_eq!(usage_of(r#"{"hash":"h"}"#), None);
+    }
 }
 
 impl KeyObject {
@@ -219,6 +324,7 @@ impl KeyObject {
             label: self.label.unwrap_or_default(),
             disabled: self.disabled.unwrap_or(false),
             created_at: self.created_at.as_deref().and_then(super::http::parse_time),
+            usage: self.usage.into_usage(),
         })
     }
 }

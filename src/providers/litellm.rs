@@ -21,7 +21,8 @@ use serde_json::json;
 use super::client::{self, Client};
 use super::http::parse_time;
 use super::http::{Caller, Quote};
-use super::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
+use super::usage;
+use super::{CreatedKey, KeyInfo, KeySpec, KeyUsage, Provider, ProviderError, Spend};
 use crate::config::ProviderConfig;
 use crate::policy::VerifyMode;
 use crate::secret::{redacted_label, trimmed_label};
@@ -167,6 +168,11 @@ struct KeyObject {
     key_name: Option<String>,
     blocked: Option<bool>,
     created_at: Option<String>,
+    /// USD spent through the key; read leniently.
+    spend: Option<serde_json::Value>,
+    /// "When this key was last used"; `null` for never.
+    #[serde(default, deserialize_with = "usage::present")]
+    last_active: Option<serde_json::Value>,
 }
 
 /// A key found at the proxy: the token to call it by, and what rekey may record.
@@ -188,6 +194,18 @@ impl KeyObject {
         }
     }
 
+    /// `spend` and `last_active`: what the proxy knows of the key's use.
+    fn usage(
+        spend: Option<serde_json::Value>,
+        last_active: Option<serde_json::Value>,
+    ) -> Option<KeyUsage> {
+        let spend = Spend {
+            total: usage::amount(spend.as_ref()),
+            ..Spend::default()
+        };
+        KeyUsage::from_parts(spend, Spend::default(), last_active.as_ref())
+    }
+
     fn into_found(self) -> Result<Found, &'static str> {
         let id = self.id();
         let token = self.token.ok_or("missing token")?;
@@ -197,6 +215,7 @@ impl KeyObject {
             label: trimmed_label(self.key_name.as_deref().unwrap_or_default()),
             disabled: self.blocked.unwrap_or(false),
             created_at: self.created_at.as_deref().and_then(parse_time),
+            usage: KeyObject::usage(self.spend, self.last_active),
         };
         Ok(Found { token, info })
     }

@@ -20,6 +20,9 @@ mod keys_api;
 pub mod litellm;
 pub mod openai;
 pub mod openrouter;
+pub(crate) mod usage;
+
+pub use usage::{KeyUsage, Spend, UsageSignal};
 
 /// A key just created: the only moment its secret is visible.
 pub struct CreatedKey {
@@ -47,6 +50,10 @@ pub struct KeyInfo {
     pub label: String,
     pub disabled: bool,
     pub created_at: Option<DateTime<Utc>>,
+    /// Spend and last use as the provider reported them; `None` when this
+    /// answer carried neither (e.g. OpenAI's account lookup, which does not
+    /// show its key).
+    pub usage: Option<KeyUsage>,
 }
 
 /// Parameters for a new key. Validation guarantees a provider only gets

@@ -309,7 +309,11 @@ impl Provider for OpenAi {
             .into_iter()
             .map(|account| {
                 let label = wire::label_of(&account.id, &keys);
-                account.into_info(label)
+                let usage = wire::usage_of(&account.id, &keys);
+                KeyInfo {
+                    usage,
+                    ..account.into_info(label)
+                }
             })
             .collect())
     }

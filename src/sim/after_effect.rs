@@ -226,6 +226,7 @@ pub(crate) fn phantom(api: Api, n: u64) -> KeyRecord {
         limit_reset: None,
         include_byok_in_limit: false,
         usage: 0.0,
+        last_used_at: None,
         created_at: chrono::Utc::now(),
         updated_at: None,
         expires_at: None,

@@ -2,10 +2,11 @@
 //! shapes over the same account — the API reference at `/api/v1/keys`
 //! (`hash`, `limit`, secret at top-level `key`, DELETE answers
 //! `{data: {deleted: true}}`) and the rotation guide at `/v1/keys`
-//! (`id` = `key_<hash>`, `spending_limit`, `last_used_at`, secret at
-//! `data.key`, DELETE answers 204) — plus whoami at `/api/v1/key` and
+//! (`id` = `key_<hash>`, `spending_limit`, `usage` as an object of
+//! periods, `last_used_at`, secret at `data.key`, DELETE answers 204) — plus whoami at `/api/v1/key` and
 //! inference under `/v1`, where the model list needs a key and chat
-//! enforces a key's allow-lists. Errors are `{error: {message, type}}`.
+//! enforces a key's allow-lists. Every call a key authenticates (whoami,
+//! models, chat) sets its last use; a chat ping also adds to its spend. Errors are `{error: {message, type}}`.
 
 use axum::Json;
 use axum::Router;
@@ -107,7 +108,10 @@ async fn admit_normal(
 ) -> Result<(String, usize), Failure> {
     sim.admit(API, endpoint).await?;
     let token = bearer(headers).ok_or_else(|| ApiError::new(401, "Missing API key"))?;
-    let index = sim.lock().api(API).authenticate_normal(token)?;
+    let mut inner = sim.lock();
+    let state = inner.api(API);
+    let index = state.authenticate_normal(token)?;
+    state.note_use(index);
     Ok((token.to_string(), index))
 }
 
@@ -203,13 +207,18 @@ fn render(key: &KeyRecord, shape: Shape) -> Value {
             "disabled": key.disabled,
             "spending_limit": key.limit,
             "limit_reset": key.limit_reset,
-            "usage": key.usage,
+            "usage": {
+                "total": key.usage,
+                "daily": key.usage,
+                "weekly": key.usage,
+                "monthly": key.usage,
+            },
             "allowed_providers": extra("allowed_providers"),
             "allowed_models": extra("allowed_models"),
             "created_at": key.created_at,
             "updated_at": key.updated_at,
             "expires_at": key.expires_at,
-            "last_used_at": extra("last_used_at"),
+            "last_used_at": key.last_used_at,
         }),
     }
 }
@@ -379,7 +388,6 @@ async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> 
         _ => e,
     })?;
     let now = chrono::Utc::now();
-    (state.keys[index].extra).insert("last_used_at".into(), json!(now));
     ok(json!({
         "id": format!("gen-arouter-{}", now.timestamp_micros()),
         "object": "chat.completion",

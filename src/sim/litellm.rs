@@ -4,7 +4,8 @@
 //! `hash_token`; `/key/info` leaves it out of `info`) and its name its
 //! `key_alias`; inference at `/v1/models` (needs a key) and
 //! `/v1/chat/completions`, where a key's `models` and `max_budget` are
-//! enforced. Errors are `{error: {message, type, param, code}}`.
+//! enforced. A call a key authenticates sets its `last_active`; a chat
+//! also adds to its `spend`. Errors are `{error: {message, type, param, code}}`.
 
 use axum::Json;
 use axum::Router;
@@ -84,7 +85,12 @@ async fn admit_key(
 ) -> Result<(String, usize), Failure> {
     sim.admit(API, endpoint).await?;
     let token = bearer(headers).unwrap_or_default();
-    let index = (sim.lock().api(API).authenticate_normal(token)).map_err(|_| invalid(token))?;
+    let mut inner = sim.lock();
+    let state = inner.api(API);
+    let index = state
+        .authenticate_normal(token)
+        .map_err(|_| invalid(token))?;
+    state.note_use(index);
     Ok((token.to_string(), index))
 }
 
@@ -178,6 +184,7 @@ fn render(key: &KeyRecord) -> Value {
         "key_name": format!("sk-...{tail}"),
         "key_alias": key.name,
         "spend": key.usage,
+        "last_active": key.last_used_at,
         "max_budget": extra("max_budget"),
         "budget_duration": extra("budget_duration"),
         "models": extra("models"),

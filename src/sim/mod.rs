@@ -123,6 +123,8 @@ pub struct SimKey {
     pub disabled: bool,
     pub secret: String,
     pub usage: f64,
+    /// The last call the key authenticated, whether or not its API shows it.
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 

@@ -1,6 +1,7 @@
 //! The OpenAI surface (`/openai/v1`): the organization admin API for a
 //! project's service accounts and their keys (admin key only), and
-//! `/models` and `/chat/completions` for the keys themselves. Every error
+//! `/models` and `/chat/completions` for the keys themselves, each of which
+//! sets the key's `last_used_at` in the project key list. Every error
 //! has OpenAI's shape `{error: {message, type, param, code}}`. What a
 //! service account is in the shared `State` lives in `openai/accounts.rs`.
 
@@ -110,7 +111,7 @@ async fn admit_key<'h>(
     let state = inner.api(API);
     let found = token.and_then(|t| Some((t, state.authenticate_normal(t).ok()?)));
     let (token, index) = found.ok_or_else(|| incorrect_key(token))?;
-    accounts::used(state, index);
+    state.note_use(index);
     if quota_exhausted {
         let message =
             "You exceeded your current quota, please check your plan and billing details.";

@@ -88,7 +88,10 @@ pub(crate) struct KeyRecord {
     pub limit: Option<f64>,
     pub limit_reset: Option<String>,
     pub include_byok_in_limit: bool,
+    /// USD spent through the key (chat pings); every period's counter.
     pub usage: f64,
+    /// The last call the key authenticated (`State::note_use`).
+    pub last_used_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -291,7 +294,16 @@ impl State {
             ));
         }
         key.usage += CHAT_COST;
+        self.note_use(index);
         Ok(())
+    }
+
+    /// Records that the key at `index` was just used: the last-use time
+    /// the APIs that have one show (ARouter's guide, OpenAI, LiteLLM).
+    pub(crate) fn note_use(&mut self, index: usize) {
+        if let Some(key) = self.keys.get_mut(index) {
+            key.last_used_at = Some(Utc::now());
+        }
     }
 
     /// A new key with a secret in this API's format, recorded as issued.
@@ -317,6 +329,7 @@ impl State {
             limit_reset: None,
             include_byok_in_limit: false,
             usage: 0.0,
+            last_used_at: None,
             created_at: now,
             updated_at: None,
             expires_at: None,
@@ -350,6 +363,9 @@ impl KeyRecord {
             "usage_weekly": self.usage,
             "usage_monthly": self.usage,
             "byok_usage": 0.0,
+            "byok_usage_daily": 0.0,
+            "byok_usage_weekly": 0.0,
+            "byok_usage_monthly": 0.0,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "expires_at": self.expires_at,
@@ -366,6 +382,7 @@ impl KeyRecord {
             disabled: self.disabled,
             secret: self.secret.clone(),
             usage: self.usage,
+            last_used_at: self.last_used_at,
             created_at: self.created_at,
         }
     }

@@ -17,6 +17,7 @@ use crate::moto::{sm_client, unique_secret_name};
 
 mod api;
 mod daemon;
+mod usage;
 
 const FIELD: &str = "ANTHROPIC_API_KEY";
 

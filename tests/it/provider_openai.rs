@@ -6,6 +6,7 @@
 
 mod client;
 mod simulator;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::providers::{CreatedKey, KeyInfo};
+use crate::providers::{CreatedKey, KeyInfo, KeyUsage};
 use crate::secret::redacted_label;
 
 /// One page of a cursor-paged list.
@@ -33,6 +33,7 @@ impl ServiceAccount {
             label,
             disabled: false,
             created_at: (self.created_at).and_then(|s| DateTime::<Utc>::from_timestamp(s, 0)),
+            usage: None,
         }
     }
 }
@@ -43,6 +44,9 @@ impl ServiceAccount {
 pub(super) struct ProjectApiKey {
     pub redacted_value: Option<String>,
     pub owner: Option<Owner>,
+    /// Unix seconds, or `null` for a key never used; read leniently.
+    #[serde(default, deserialize_with = "crate::providers::usage::present")]
+    pub last_used_at: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +68,18 @@ pub(super) fn label_of(account: &str, keys: &[ProjectApiKey]) -> String {
     let found = keys.iter().find(owned_by);
     let redacted = found.and_then(|k| k.redacted_value.as_deref());
     redacted.map(dotted).unwrap_or_default()
+}
+
+/// When `account`'s key was last used (`ProjectApiKey.last_used_at`, joined
+/// by `owner.service_account.id`); `None` when no listed key is the
+/// account's or the key list does not carry the field.
+pub(super) fn usage_of(account: &str, keys: &[ProjectApiKey]) -> Option<KeyUsage> {
+    let owned_by = |k: &&ProjectApiKey| {
+        let owner = k.owner.as_ref().and_then(|o| o.service_account.as_ref());
+        owner.is_some_and(|a| a.id == account)
+    };
+    let last_used = keys.iter().find(owned_by)?.last_used_at.as_ref()?;
+    Some(KeyUsage::last_use(crate::providers::usage::time(last_used)))
 }
 
 /// `sk-abc...def` stays; a masked form like `sk-proj-****abcd` becomes
@@ -137,6 +153,27 @@ mod tests {
         assert_eq!(label_of("svc_acct_1", &keys), "sk-svc...xyz");
         assert_eq!(label_of("user_1", &keys), "");
         assert_eq!(label_of("svc_acct_2", &keys), "");
+    }
+
+    #[test]
+    fn last_use_is_joined_to_the_service_account_that_owns_the_key() {
+        let keys: Vec<ProjectApiKey> = serde_json::from_str(
+            r#"[{"redacted_value": "sk-abc...def", "last_used_at": 1764536400, "owner": {"type": "user", "user": {"id": "user_1"}}},
+                {"redacted_value": "sk-svc...xyz", "last_used_at": 1764536460, "owner": {"type": "service_account", "service_account": {"id": "svc_acct_1"}}},
+                {"redacted_value": "sk-svc...new", "last_used_at": null, "owner": {"type": "service_account", "service_account": {"id": "svc_acct_2"}}},
+                {"redacted_value": "sk-svc...old", "owner": {"type": "service_account", "service_account": {"id": "svc_acct_3"}}}]"#,
+        )
+        .unwrap();
+        let used = usage_of("svc_acct_1", &keys).unwrap();
+        assert_eq!(used.signal, crate::providers::UsageSignal::LastUse);
+        assert_eq!(
+            used.last_used_at,
+            DateTime::<Utc>::from_timestamp(1_764_536_460, 0)
+        );
+        let never = usage_of("svc_acct_2", &keys).unwrap();
+        assert_eq!(never.last_used_at, None, "null: never used");
+        assert_eq!(usage_of("svc_acct_3", &keys), None, "no field: no signal");
+        assert_eq!(usage_of("user_1", &keys), None);
     }
 
     #[test]

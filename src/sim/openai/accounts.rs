@@ -91,14 +91,6 @@ pub(super) fn delete(state: &mut State, project: &str, id: &str) -> Result<Value
     }))
 }
 
-/// Notes a successful call with the key (OpenAI shows `last_used_at`).
-pub(super) fn used(state: &mut State, index: usize) {
-    let now = chrono::Utc::now().timestamp();
-    state.keys[index]
-        .extra
-        .insert("last_used_at".into(), now.into());
-}
-
 fn issue<'s>(
     state: &'s mut State,
     project: &str,
@@ -159,7 +151,7 @@ fn key_json(record: &KeyRecord) -> Value {
         "name": "Secret Key",
         "redacted_value": record.label,
         "created_at": record.created_at.timestamp(),
-        "last_used_at": record.extra.get("last_used_at").cloned().unwrap_or(Value::Null),
+        "last_used_at": record.last_used_at.map(|t| t.timestamp()),
         "owner": {
             "type": "service_account",
             "service_account": account_json(record),

@@ -155,7 +155,7 @@ async fn every_verification_mode_accepts_a_working_key_and_only_chat_spends() {
         .await
         .unwrap();
     assert!(sim.sim.keys()[0].usage > 0.0);
-    assert!(sim.sim.keys()[0].extra["last_used_at"].is_string());
+    assert!(sim.sim.keys()[0].last_used_at.is_some());
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 
 mod client;
 mod rotation;
+mod usage;
 
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 mod provider;
 mod provider_failures;
 mod simulator;
+mod usage;
 
 use std::time::Duration;
 
