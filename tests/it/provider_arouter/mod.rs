@@ -32,6 +32,7 @@ pub fn config(base_url: &str, api: ApiShape) -> ProviderConfig {
         request_timeout: Duration::from_secs(5),
         api,
         keys_path: None,
+        workspace_id: None,
     }
 }
 

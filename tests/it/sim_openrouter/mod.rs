@@ -31,6 +31,7 @@ pub fn config(base_url: &str) -> ProviderConfig {
         request_timeout: Duration::from_secs(5),
         api: ApiShape::Reference,
         keys_path: None,
+        workspace_id: None,
     }
 }
 
