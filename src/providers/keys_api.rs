@@ -406,6 +406,50 @@ mod tests {
         );
     }
 
+    fn api(paging: Paging) -> KeysApi {
+        let client = Client::with_http("e", "http://sim", reqwest::Client::new());
+        KeysApi::new(client, SecretString::from("m"), "/keys", IdField::Hash).with_paging(paging)
+    }
+
+    fn next(paging: Paging, at: Cursor, count: usize, token: Option<&str>) -> Option<String> {
+        let next = api(paging).next_cursor(&at, count, token.map(str::to_string));
+        next.map(|c| api(paging).list_query(&c))
+    }
+
+    #[test]
+    fn openrouter_pages_by_offset_until_a_short_page() {
+        let full = next(Paging::Offset, Cursor::Offset(100), 100, None);
+        assert_eq!(full.as_deref(), Some("?offset=200&include_disabled=true"));
+        assert_eq!(next(Paging::Offset, Cursor::Offset(0), 99, None), None);
+    }
+
+    #[test]
+    fn arouter_pages_until_an_empty_page_or_a_token_listing_ends() {
+        let short = next(Paging::Sized, Cursor::Offset(0), 20, None);
+        assert_eq!(
+            short.as_deref(),
+            Some("?offset=20&page_size=100&include_disabled=true"),
+            "a short page is not the last one"
+        );
+        let token = next(Paging::Sized, Cursor::Offset(0), 20, Some("a/b"));
+        assert_eq!(
+            token.as_deref(),
+            Some("?page_token=a%2Fb&page_size=100&include_disabled=true")
+        );
+        let last = Cursor::Token("t".into());
+        assert_eq!(next(Paging::Sized, last, 5, Some("")), None);
+        assert_eq!(next(Paging::Sized, Cursor::Offset(40), 0, Some("t")), None);
+    }
+
+    #[test]
+    fn a_workspace_goes_on_every_listing_encoded() {
+        let api = api(Paging::Offset).in_workspace(Some("ws 1/2"));
+        assert_eq!(
+            api.list_query(&Cursor::Offset(0)),
+            "?offset=0&include_disabled=true&workspace_id=ws%201%2F2"
+        );
+    }
+
     #[test]
     fn a_listed_key_without_its_id_is_refused() {
         let key: KeyObject = serde_json::from_str(r#"{"id":"key_1","name":"n"}"#).unwrap();

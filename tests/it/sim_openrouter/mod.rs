@@ -1,8 +1,10 @@
-//! The simulator over real HTTP, and the OpenRouter client against it.
+//! The simulator over real HTTP, and the OpenRouter client against it;
+//! workspaces from the client to whole rotations (`workspace`).
 
 mod provider;
 mod provider_failures;
 mod simulator;
+mod workspace;
 
 use std::time::Duration;
 
