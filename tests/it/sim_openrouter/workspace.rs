@@ -141,8 +141,9 @@ async fn a_create_that_lands_in_the_named_workspace_and_answers_503_is_swept_the
         },
         ..Faults::default()
     };
-    let env = TestEnv::with_faults(faults).await;
+    let env = TestEnv::new().await;
     let (_, old) = seeded(&env, &team_case()).await;
+    env.sim.sim.set_faults(faults);
 
     let failed = env.cmd("rotate", &["p", "--now", "--grace", "0"]).await;
     failed.assert_code(1);
