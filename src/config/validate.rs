@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::bounds::{
     self, MAX_CATCH_UP_JITTER, MAX_FAILURE_BACKOFF, MAX_REQUEST_TIMEOUT, MAX_SHUTDOWN_TIMEOUT,
+    MAX_WORKSPACE_ID,
 };
 use super::raw::{RawConfig, RawDaemon, RawProvider, RawStore};
 use super::{
@@ -362,8 +363,6 @@ fn workspace_id(
         }
     }
 }
-
-const MAX_WORKSPACE_ID: usize = 128;
 
 fn valid_workspace_id(id: &str) -> bool {
     (1..=MAX_WORKSPACE_ID).contains(&id.chars().count())

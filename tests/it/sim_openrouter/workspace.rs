@@ -152,6 +152,6 @@ async fn a_create_that_lands_in_the_named_workspace_and_answers_503_is_swept_the
         "the sweep listed the workspace the key was made in:\n{}",
         failed.stderr
     );
-    assert_eq!(env.live_secrets(), [old.clone()], "the orphan is deleted");
+    assert_eq!(env.live_secrets(), vec![old], "the orphan is deleted");
     env.assert_no_secret_leaked();
 }
