@@ -37,6 +37,8 @@ pub const MAX_AMOUNT: f64 = 1e9;
 pub const MAX_LIST_LEN: usize = 1000;
 /// Characters of a free-form string field (names, ids, paths, URLs, templates).
 pub const MAX_TEXT_LEN: usize = 2048;
+/// `providers.<name>.workspace_id` (OpenRouter).
+pub const MAX_WORKSPACE_ID: usize = 128;
 /// The config file.
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// Nesting of tables and lists in a YAML document (a valid config needs 4).

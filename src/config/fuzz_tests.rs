@@ -148,7 +148,9 @@ fn a_thousand_hostile_configs_are_refused_by_field_never_panic_and_never_echo_a_
         failures.len(),
         failures[0]
     );
-    println!("config fuzz: {CASES} cases (seed {SEED:#x}): {accepted} accepted, {refused} refused, no failure");
+    println!(
+        "config fuzz: {CASES} cases (seed {SEED:#x}): {accepted} accepted, {refused} refused, no failure"
+    );
     // The generator must exercise both sides, or the fuzz proves nothing.
     assert!(
         accepted >= 20 && refused >= CASES / 2,

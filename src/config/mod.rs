@@ -81,6 +81,9 @@ pub struct ProviderConfig {
     pub api: ApiShape,
     /// ARouter only: overrides the shape's key-management path (e.g. `/api/v1/keys`).
     pub keys_path: Option<String>,
+    /// OpenRouter only: the workspace whose keys are listed and created;
+    /// `None` is the account's default workspace.
+    pub workspace_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

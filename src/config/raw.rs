@@ -53,6 +53,7 @@ pub struct RawProvider {
     pub request_timeout: Option<String>,
     pub api: Option<String>,
     pub keys_path: Option<String>,
+    pub workspace_id: Option<String>,
 }
 
 /// Fields of every store kind; `validate` refuses the ones the kind does not use.

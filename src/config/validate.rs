@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::bounds::{
     self, MAX_CATCH_UP_JITTER, MAX_FAILURE_BACKOFF, MAX_REQUEST_TIMEOUT, MAX_SHUTDOWN_TIMEOUT,
+    MAX_WORKSPACE_ID,
 };
 use super::raw::{RawConfig, RawDaemon, RawProvider, RawStore};
 use super::{
@@ -320,6 +321,7 @@ fn provider(
     } else {
         DEFAULT_REQUEST_TIMEOUT
     };
+    let workspace_id = workspace_id(p, &name, kind?, raw.workspace_id.as_deref());
     let (api, keys_path) = arouter_shape(p, &name, kind?, &raw)?;
     Some(ProviderConfig {
         name,
@@ -329,7 +331,42 @@ fn provider(
         request_timeout,
         api,
         keys_path,
+        workspace_id: workspace_id?,
     })
+}
+
+/// `workspace_id` exists for OpenRouter only: one id, sent as a query value
+/// and a JSON string, so no spaces or control characters.
+fn workspace_id(
+    p: &mut Problems,
+    name: &str,
+    kind: ProviderKind,
+    raw: Option<&str>,
+) -> Option<Option<String>> {
+    let at = format!("providers.{name}.workspace_id");
+    if kind != ProviderKind::OpenRouter {
+        refuse_field(p, &at, raw.is_some(), "provider", "openrouter");
+        return raw.is_none().then_some(None);
+    }
+    match raw {
+        None => Some(None),
+        Some(id) if valid_workspace_id(id) => Some(Some(id.to_string())),
+        Some(id) => {
+            p.push(
+                at,
+                format!(
+                    "{} is not a workspace id: expected 1 to {MAX_WORKSPACE_ID} characters without spaces or control characters",
+                    quoted(id)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn valid_workspace_id(id: &str) -> bool {
+    (1..=MAX_WORKSPACE_ID).contains(&id.chars().count())
+        && !id.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// `api` and `keys_path` exist for ARouter only.

@@ -2,6 +2,8 @@
 //! is OpenRouter's (`keys_api`) in one of two documented shapes: the API
 //! reference (`/api/v1/keys`, `hash`, `limit`) or the rotation guide
 //! (`/v1/keys`, `id`, `spending_limit`). Inference lives under `/v1`.
+//! Listings send `page_size` and page by token or offset to the end; there
+//! is no get-by-id in either shape, so a key is found by listing.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -10,7 +12,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use super::client::{self, Client};
-use super::keys_api::{IdField, KeysApi};
+use super::keys_api::{IdField, KeysApi, Paging};
 use super::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
 use crate::config::{ApiShape, ProviderConfig};
 use crate::policy::VerifyMode;
@@ -32,7 +34,7 @@ impl ARouter {
         };
         let path = config.keys_path.as_deref().unwrap_or(default_path);
         Ok(Self {
-            keys: KeysApi::new(client, management_key, path, id_field),
+            keys: KeysApi::new(client, management_key, path, id_field).with_paging(Paging::Sized),
             shape: config.api,
         })
     }
@@ -94,8 +96,10 @@ impl Provider for ARouter {
         self.keys.list().await
     }
 
+    /// Neither shape has `GET /keys/{id}` (PROVIDERS.md): a key not in the
+    /// listing is gone.
     async fn get_key(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError> {
-        self.keys.get(id).await
+        self.keys.find(id).await
     }
 
     async fn disable_key(&self, id: &str) -> Result<(), ProviderError> {

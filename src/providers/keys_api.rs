@@ -1,9 +1,10 @@
 //! The OpenRouter-style key-management API that OpenRouter and ARouter
 //! share: a keys collection answering `{ "data": Key }` envelopes, the
-//! secret shown once at top-level `key` or at `data.key`, offset paging with
-//! `include_disabled=true`, PATCH `{disabled: true}` and DELETE with 404
-//! meaning already gone. Each API says where the collection lives and which
-//! field holds a key's id; its own create body and verification stay with it.
+//! secret shown once at top-level `key` or at `data.key`, paged listings
+//! with `include_disabled=true`, PATCH `{disabled: true}` and DELETE with 404
+//! meaning already gone. Each API says where the collection lives, which
+//! field holds a key's id, how its listing pages and which workspace it
+//! lists; its own create body and verification stay with it.
 
 use std::collections::HashSet;
 
@@ -18,7 +19,8 @@ use super::http::{Caller, Quote};
 use super::usage;
 use super::{CreatedKey, KeyInfo, KeyUsage, ProviderError, Spend};
 
-/// List pages hold this many keys; a shorter page is the last one.
+/// OpenRouter's list pages hold this many keys; it is also the `page_size`
+/// rekey asks ARouter for.
 const PAGE_SIZE: usize = 100;
 /// Stops paging through a provider that never returns a short page.
 const MAX_PAGES: usize = 1_000;
@@ -41,12 +43,34 @@ impl IdField {
     }
 }
 
+/// How a listing pages (PROVIDERS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Paging {
+    /// OpenRouter: `offset`, pages of 100, a shorter page is the last one.
+    Offset,
+    /// ARouter: its default page size is undocumented and it may cap the
+    /// one asked for, so a short page proves nothing. `page_size` is sent,
+    /// `next_page_token` followed when given (else `offset` advanced), and
+    /// only an empty page or a token listing without a next token ends it.
+    Sized,
+}
+
+/// Where the next page of a listing starts.
+enum Cursor {
+    Offset(usize),
+    Token(String),
+}
+
 pub(crate) struct KeysApi {
     client: Client,
     management_key: SecretString,
     /// The keys collection, relative to the base URL (`/keys`, `/api/v1/keys`).
     keys_path: String,
     id_field: IdField,
+    paging: Paging,
+    /// `&workspace_id=...` on listings: OpenRouter lists only the default
+    /// workspace without it.
+    workspace_query: String,
 }
 
 impl KeysApi {
@@ -61,7 +85,22 @@ impl KeysApi {
             management_key,
             keys_path: keys_path.trim_end_matches('/').to_string(),
             id_field,
+            paging: Paging::Offset,
+            workspace_query: String::new(),
         }
+    }
+
+    pub(crate) fn with_paging(mut self, paging: Paging) -> Self {
+        self.paging = paging;
+        self
+    }
+
+    /// Lists `workspace` instead of the provider's default one.
+    pub(crate) fn in_workspace(mut self, workspace: Option<&str>) -> Self {
+        self.workspace_query = workspace
+            .map(|w| format!("&workspace_id={}", encode(w)))
+            .unwrap_or_default();
+        self
     }
 
     pub(crate) fn client(&self) -> &Client {
@@ -96,19 +135,20 @@ impl KeysApi {
     }
 
     /// Every key, disabled ones included, across all pages. A provider that
-    /// ignores `offset` and answers the same keys again ends the paging too.
+    /// ignores the offset or token and answers the same keys again ends the
+    /// paging too.
     pub(crate) async fn list(&self) -> Result<Vec<KeyInfo>, ProviderError> {
         let mut keys = Vec::new();
         let mut seen = HashSet::new();
-        let mut offset = 0;
+        let mut cursor = Cursor::Offset(0);
         for _ in 0..MAX_PAGES {
-            let page = self.list_page(offset).await?;
-            offset += page.len();
-            let full = page.len() >= PAGE_SIZE;
+            let page = self.list_page(&cursor).await?;
             let before = keys.len();
-            keys.extend(page.into_iter().filter(|k| seen.insert(k.id.clone())));
-            if !full || keys.len() == before {
-                return Ok(keys);
+            let next = self.next_cursor(&cursor, page.keys.len(), page.next_page_token);
+            keys.extend((page.keys.into_iter()).filter(|k| seen.insert(k.id.clone())));
+            match next {
+                Some(next) if keys.len() > before => cursor = next,
+                _ => return Ok(keys),
             }
         }
         Err(self
@@ -116,9 +156,42 @@ impl KeysApi {
             .malformed("list keys", 200, "paging never ended"))
     }
 
-    async fn list_page(&self, offset: usize) -> Result<Vec<KeyInfo>, ProviderError> {
+    /// Where the page after one of `count` keys starts; `None` at the end.
+    fn next_cursor(&self, at: &Cursor, count: usize, token: Option<String>) -> Option<Cursor> {
+        let offset = match at {
+            Cursor::Offset(offset) => offset + count,
+            Cursor::Token(_) => 0,
+        };
+        let token = token.filter(|t| !t.is_empty());
+        match (self.paging, token) {
+            (Paging::Offset, _) => (count >= PAGE_SIZE).then_some(Cursor::Offset(offset)),
+            (Paging::Sized, _) if count == 0 => None,
+            (Paging::Sized, Some(token)) => Some(Cursor::Token(token)),
+            // A token listing's last page carries no token.
+            (Paging::Sized, None) => {
+                matches!(at, Cursor::Offset(_)).then_some(Cursor::Offset(offset))
+            }
+        }
+    }
+
+    fn list_query(&self, at: &Cursor) -> String {
+        let place = match at {
+            Cursor::Offset(offset) => format!("offset={offset}"),
+            Cursor::Token(token) => format!("page_token={}", encode(token)),
+        };
+        let size = match self.paging {
+            Paging::Offset => String::new(),
+            Paging::Sized => format!("&page_size={PAGE_SIZE}"),
+        };
+        format!(
+            "?{place}{size}&include_disabled=true{}",
+            self.workspace_query
+        )
+    }
+
+    async fn list_page(&self, at: &Cursor) -> Result<ListPage, ProviderError> {
         let op = "list keys";
-        let query = format!("?offset={offset}&include_disabled=true");
+        let query = self.list_query(at);
         let response = (self.client)
             .send(op, self.management(Method::GET, &query))
             .await?;
@@ -126,14 +199,25 @@ impl KeysApi {
             .client
             .success_body(op, Caller::Management, Quote::ProviderMessage, response)
             .await?;
-        let parsed: DataEnvelope<Vec<KeyObject>> = self.client.parse(op, status, &body)?;
+        let parsed: ListEnvelope = self.client.parse(op, status, &body)?;
         let keys = parsed
             .data
             .ok_or_else(|| self.client.malformed(op, status, "missing data"))?;
         let keys = (keys.into_iter())
             .map(|k| k.into_info(self.id_field))
             .collect::<Result<Vec<_>, _>>();
-        keys.map_err(|what| self.client.malformed(op, status, what))
+        let keys = keys.map_err(|what| self.client.malformed(op, status, what))?;
+        Ok(ListPage {
+            keys,
+            next_page_token: parsed.next_page_token,
+        })
+    }
+
+    /// A key found by listing, for APIs without a get-by-id (ARouter);
+    /// `None` when no listed key has that id.
+    pub(crate) async fn find(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError> {
+        let keys = self.list().await?;
+        Ok(keys.into_iter().find(|k| k.id == id))
     }
 
     /// `Ok(None)` when the provider says 404.
@@ -196,6 +280,18 @@ impl KeysApi {
 #[derive(Deserialize)]
 struct DataEnvelope<T> {
     data: Option<T>,
+}
+
+/// A list answer: ARouter adds `next_page_token` when it pages by token.
+#[derive(Deserialize)]
+struct ListEnvelope {
+    data: Option<Vec<KeyObject>>,
+    next_page_token: Option<String>,
+}
+
+struct ListPage {
+    keys: Vec<KeyInfo>,
+    next_page_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -413,6 +509,50 @@ mod tests {
         assert_eq!(
             created(only_hash, IdField::Id).unwrap_err(),
             "missing data.id"
+        );
+    }
+
+    fn api(paging: Paging) -> KeysApi {
+        let client = Client::with_http("e", "http://sim", reqwest::Client::new());
+        KeysApi::new(client, SecretString::from("m"), "/keys", IdField::Hash).with_paging(paging)
+    }
+
+    fn next(paging: Paging, at: Cursor, count: usize, token: Option<&str>) -> Option<String> {
+        let next = api(paging).next_cursor(&at, count, token.map(str::to_string));
+        next.map(|c| api(paging).list_query(&c))
+    }
+
+    #[test]
+    fn openrouter_pages_by_offset_until_a_short_page() {
+        let full = next(Paging::Offset, Cursor::Offset(100), 100, None);
+        assert_eq!(full.as_deref(), Some("?offset=200&include_disabled=true"));
+        assert_eq!(next(Paging::Offset, Cursor::Offset(0), 99, None), None);
+    }
+
+    #[test]
+    fn arouter_pages_until_an_empty_page_or_a_token_listing_ends() {
+        let short = next(Paging::Sized, Cursor::Offset(0), 20, None);
+        assert_eq!(
+            short.as_deref(),
+            Some("?offset=20&page_size=100&include_disabled=true"),
+            "a short page is not the last one"
+        );
+        let token = next(Paging::Sized, Cursor::Offset(0), 20, Some("a/b"));
+        assert_eq!(
+            token.as_deref(),
+            Some("?page_token=a%2Fb&page_size=100&include_disabled=true")
+        );
+        let last = Cursor::Token("t".into());
+        assert_eq!(next(Paging::Sized, last, 5, Some("")), None);
+        assert_eq!(next(Paging::Sized, Cursor::Offset(40), 0, Some("t")), None);
+    }
+
+    #[test]
+    fn a_workspace_goes_on_every_listing_encoded() {
+        let api = api(Paging::Offset).in_workspace(Some("ws 1/2"));
+        assert_eq!(
+            api.list_query(&Cursor::Offset(0)),
+            "?offset=0&include_disabled=true&workspace_id=ws%201%2F2"
         );
     }
 

@@ -1,6 +1,8 @@
 //! OpenRouter key management (`/keys`) and verification, per PROVIDERS.md.
 //! The key-management wire shapes it shares with ARouter live in
 //! `keys_api`; this module owns the create body and the verification calls.
+//! A provider entry's `workspace_id` goes on every listing and create:
+//! without it OpenRouter lists (and creates in) the default workspace only.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,6 +18,7 @@ use crate::policy::VerifyMode;
 
 pub struct OpenRouter {
     keys: KeysApi,
+    workspace_id: Option<String>,
 }
 
 impl OpenRouter {
@@ -24,9 +27,10 @@ impl OpenRouter {
         management_key: SecretString,
     ) -> Result<Self, ProviderError> {
         let client = Client::new(config)?;
-        Ok(Self {
-            keys: KeysApi::new(client, management_key, "/keys", IdField::Hash),
-        })
+        let workspace_id = config.workspace_id.clone();
+        let keys = KeysApi::new(client, management_key, "/keys", IdField::Hash)
+            .in_workspace(workspace_id.as_deref());
+        Ok(Self { keys, workspace_id })
     }
 
     fn client(&self) -> &Client {
@@ -45,6 +49,8 @@ struct CreateBody<'a> {
     include_byok_in_limit: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workspace_id: Option<&'a str>,
 }
 
 #[async_trait]
@@ -60,6 +66,7 @@ impl Provider for OpenRouter {
             limit_reset: spec.limit_reset.map(|r| r.as_str()),
             include_byok_in_limit: spec.include_byok_in_limit,
             expires_at: spec.expires_at,
+            workspace_id: self.workspace_id.as_deref(),
         };
         self.keys.create(&spec.name, &body).await
     }

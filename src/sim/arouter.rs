@@ -6,7 +6,12 @@
 //! periods, `last_used_at`, secret at `data.key`, DELETE answers 204) — plus whoami at `/api/v1/key` and
 //! inference under `/v1`, where the model list needs a key and chat
 //! enforces a key's allow-lists. Every call a key authenticates (whoami,
-//! models, chat) sets its last use; a chat ping also adds to its spend. Errors are `{error: {message, type}}`.
+//! models, chat) sets its last use; a chat ping also adds to its spend.
+//! Errors are `{error: {message, type}}`.
+//! Like the official SDKs, neither shape has a get-by-id (`GET
+//! /keys/{id}` answers 405), and listings page by `page_size` (default
+//! [`DEFAULT_PAGE_SIZE`], at most [`MAX_PAGE_SIZE`]) with `page_token` or
+//! `offset`, answering `next_page_token` while more keys follow.
 
 use axum::Json;
 use axum::Router;
@@ -14,18 +19,22 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::after_effect::{self, CreatedShape};
+use super::after_effect::{self, CreatedShape, ListAnswer};
 use super::faults::Endpoint;
 use super::openrouter::{bearer, parse, with_status};
 use super::state::{self, ApiError, CreateRequest, KeyRecord, UpdateRequest};
 use super::{Api, Simulator};
 
 const API: Api = Api::ARouter;
-const PAGE_SIZE: usize = 100;
+/// The page a listing without `page_size` gets: undocumented at ARouter,
+/// small in its guide's example.
+pub const DEFAULT_PAGE_SIZE: usize = 20;
+/// A larger `page_size` is cut down to this.
+pub const MAX_PAGE_SIZE: usize = 100;
 const MODELS: [&str; 3] = [
     "openai/gpt-4o-mini",
     "anthropic/claude-3.5-haiku",
@@ -57,11 +66,10 @@ fn keys_routes(router: Router<Simulator>, at: &str, shape: Shape) -> Router<Simu
         )
         .route(
             &format!("{at}/{{id}}"),
-            get(move |State(sim), headers, Path(id)| get_key(shape, sim, headers, id))
-                .patch(move |State(sim), headers, Path(id), body| {
-                    update_key(shape, sim, headers, id, body)
-                })
-                .delete(move |State(sim), headers, Path(id)| delete_key(shape, sim, headers, id)),
+            patch(move |State(sim), headers, Path(id), body| {
+                update_key(shape, sim, headers, id, body)
+            })
+            .delete(move |State(sim), headers, Path(id)| delete_key(shape, sim, headers, id)),
         );
     match shape {
         Shape::Reference => keys_routes(router, "/v1/keys", Shape::Guide),
@@ -151,6 +159,7 @@ async fn create_key(shape: Shape, sim: Simulator, headers: HeaderMap, body: Byte
         limit_reset: body.limit_reset.clone(),
         include_byok_in_limit: None,
         expires_at: body.expires_at,
+        workspace_id: None,
     };
     let make = |account: &mut state::State, delay, reject| {
         let (_, secret) = account.create(req, delay, reject)?;
@@ -237,6 +246,56 @@ fn find(state: &state::State, hash: &str) -> Result<usize, ApiError> {
         .ok_or_else(state::not_found)
 }
 
+/// Where a listing starts and how much it shows.
+struct ListParams {
+    offset: usize,
+    size: usize,
+    include_disabled: bool,
+}
+
+impl ListParams {
+    /// `page_token` (which wins) or `offset`, `page_size`, `include_disabled`.
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        let mut params = ListParams {
+            offset: 0,
+            size: DEFAULT_PAGE_SIZE,
+            include_disabled: false,
+        };
+        let mut token = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=').unwrap_or((pair, "")) {
+                ("offset", v) => params.offset = number(v, "offset")?,
+                ("page_size", v) => match number(v, "page_size")? {
+                    0 => return Err(ApiError::new(400, "page_size must be at least 1")),
+                    n => params.size = n.min(MAX_PAGE_SIZE),
+                },
+                ("page_token", v) => token = Some(v.to_string()),
+                ("include_disabled", v) => params.include_disabled = v == "true",
+                _ => {}
+            }
+        }
+        if let Some(token) = token {
+            params.offset = offset_of(&token)?;
+        }
+        Ok(params)
+    }
+}
+
+fn number(value: &str, field: &str) -> Result<usize, ApiError> {
+    (value.parse()).map_err(|_| ApiError::new(400, format!("{field} must be an integer")))
+}
+
+/// The token of the page at `offset`: opaque to clients.
+fn token_at(offset: usize) -> String {
+    format!("pt_{offset:x}")
+}
+
+fn offset_of(token: &str) -> Result<usize, ApiError> {
+    let hex = token.strip_prefix("pt_");
+    let offset = hex.and_then(|h| usize::from_str_radix(h, 16).ok());
+    offset.ok_or_else(|| ApiError::new(400, "page_token is not valid"))
+}
+
 async fn list_keys(
     shape: Shape,
     sim: Simulator,
@@ -244,35 +303,28 @@ async fn list_keys(
     query: Option<String>,
 ) -> Reply {
     sim.admit_management(API, Endpoint::List, &headers).await?;
-    let (mut offset, mut include_disabled) = (0, false);
-    for pair in query.as_deref().unwrap_or("").split('&') {
-        match pair.split_once('=').unwrap_or((pair, "")) {
-            ("offset", v) => {
-                offset = v
-                    .parse()
-                    .map_err(|_| ApiError::new(400, "offset must be an integer"))?;
-            }
-            ("include_disabled", v) => include_disabled = v == "true",
-            _ => {}
-        }
-    }
+    let params = ListParams::parse(query.as_deref().unwrap_or(""))?;
+    let (offset, size) = (params.offset, params.size);
     let mut inner = sim.lock();
-    let listing = inner.faults.listing(API, offset == 0, PAGE_SIZE);
-    let keys = (inner.api(API).keys.iter())
-        .filter(|k| include_disabled || !k.disabled)
+    let listing = inner.faults.listing(API, offset == 0, size);
+    let answer = listing.answer;
+    let keys: Vec<&KeyRecord> = (inner.api(API).keys.iter())
+        .filter(|k| params.include_disabled || !k.disabled)
         .collect();
+    let total = keys.len();
     let phantoms = listing.phantoms.map(|n| after_effect::phantom(API, n));
-    let page = after_effect::page(listing.answer, keys, |_| offset, PAGE_SIZE, phantoms);
-    let page: Vec<Value> = page.iter().map(|k| render(k, shape)).collect();
-    ok(json!({ "data": page }))
-}
-
-async fn get_key(shape: Shape, sim: Simulator, headers: HeaderMap, id: String) -> Reply {
-    sim.admit_management(API, Endpoint::Get, &headers).await?;
-    let mut inner = sim.lock();
-    let state = inner.api(API);
-    let index = find(state, hash_of(shape, &id)?)?;
-    ok(json!({ "data": render(&state.keys[index], shape) }))
+    let page = after_effect::page(answer, keys, |_| offset, size, phantoms);
+    let more = match answer {
+        Some(ListAnswer::Endless) => true,
+        Some(ListAnswer::Repeating) => !page.is_empty(),
+        _ => offset + page.len() < total,
+    };
+    let data: Vec<Value> = page.iter().map(|k| render(k, shape)).collect();
+    let mut body = json!({ "data": data });
+    if more {
+        body["next_page_token"] = json!(token_at(offset + data.len()));
+    }
+    ok(body)
 }
 
 /// ARouter's PATCH also takes the allow-lists; the rest is OpenRouter's.

@@ -1,6 +1,9 @@
 //! The OpenRouter HTTP surface (`/openrouter/api/v1`, and `/api/v1`): each
 //! handler admits the request through the fault knobs, checks the
-//! credential, decodes the body and hands over to `State`.
+//! credential, decodes the body and hands over to `State`. Keys are made in
+//! the body's `workspace_id` (else the default workspace), and a listing
+//! without `workspace_id` shows the default workspace's keys only, as the
+//! official spec says; get, update and delete reach a key in any workspace.
 
 use axum::Json;
 use axum::Router;
@@ -116,15 +119,17 @@ async fn list_keys(
     RawQuery(query): RawQuery,
 ) -> Reply {
     sim.admit_management(API, Endpoint::List, &headers).await?;
-    let (offset, include_disabled) = list_params(query.as_deref().unwrap_or(""))?;
+    let (offset, include_disabled, workspace) = list_params(query.as_deref().unwrap_or(""))?;
     let mut inner = sim.lock();
     let listing = inner.faults.listing(API, offset == 0, PAGE_SIZE);
-    ok(inner.api(API).list(offset, include_disabled, listing))
+    let page = (offset, include_disabled);
+    ok(inner.api(API).list(page, workspace.as_deref(), listing))
 }
 
-/// `offset=N` and `include_disabled=true`; other parameters are ignored.
-fn list_params(query: &str) -> Result<(usize, bool), ApiError> {
-    let (mut offset, mut include_disabled) = (0, false);
+/// `offset=N`, `include_disabled=true` and `workspace_id=W`; other
+/// parameters are ignored.
+fn list_params(query: &str) -> Result<(usize, bool, Option<String>), ApiError> {
+    let (mut offset, mut include_disabled, mut workspace) = (0, false, None);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=').unwrap_or((pair, "")) {
             ("offset", v) => {
@@ -133,10 +138,30 @@ fn list_params(query: &str) -> Result<(usize, bool), ApiError> {
                     .map_err(|_| ApiError::new(400, "offset must be an integer"))?;
             }
             ("include_disabled", v) => include_disabled = v == "true",
+            ("workspace_id", v) => workspace = Some(decode(v)?),
             _ => {}
         }
     }
-    Ok((offset, include_disabled))
+    Ok((offset, include_disabled, workspace))
+}
+
+/// A percent-encoded query value.
+fn decode(value: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::new(400, "workspace_id is not a valid query value");
+    let mut bytes = Vec::with_capacity(value.len());
+    let mut rest = value.bytes();
+    while let Some(b) = rest.next() {
+        bytes.push(match b {
+            b'%' => {
+                let hex = [rest.next().ok_or_else(bad)?, rest.next().ok_or_else(bad)?];
+                let hex = std::str::from_utf8(&hex).map_err(|_| bad())?;
+                u8::from_str_radix(hex, 16).map_err(|_| bad())?
+            }
+            b'+' => b' ',
+            b => b,
+        });
+    }
+    String::from_utf8(bytes).map_err(|_| bad())
 }
 
 async fn get_key(

@@ -53,6 +53,8 @@ pub(crate) struct CreateRequest {
     pub limit_reset: Option<String>,
     pub include_byok_in_limit: Option<bool>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// OpenRouter: the workspace the key is made in; `None` is the default one.
+    pub workspace_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,7 +203,11 @@ impl State {
         let name = req.name.filter(|n| !n.trim().is_empty());
         let name = name.ok_or_else(|| ApiError::new(400, "name is required"))?;
         let limit_reset = req.limit_reset.map(check_limit_reset).transpose()?;
+        let workspace = req.workspace_id.map(check_workspace).transpose()?;
         let key = self.issue(&name, propagation, reject);
+        if let Some(workspace) = workspace {
+            key.extra.insert(WORKSPACE.into(), Value::String(workspace));
+        }
         key.limit = req.limit;
         key.limit_reset = limit_reset;
         key.include_byok_in_limit = req.include_byok_in_limit.unwrap_or(false);
@@ -209,11 +215,18 @@ impl State {
         Ok((key.to_json(), key.secret.clone()))
     }
 
-    /// One page in creation order; disabled keys only when asked for.
-    /// `listing` may spoil it (`after_effect`).
-    pub(crate) fn list(&self, offset: usize, include_disabled: bool, listing: Listing) -> Value {
+    /// One page of one workspace's keys (`None`: the default workspace's)
+    /// in creation order; disabled keys only when asked for. `listing` may
+    /// spoil it (`after_effect`).
+    pub(crate) fn list(
+        &self,
+        (offset, include_disabled): (usize, bool),
+        workspace: Option<&str>,
+        listing: Listing,
+    ) -> Value {
         let keys = (self.keys.iter())
             .filter(|k| include_disabled || !k.disabled)
+            .filter(|k| k.workspace() == workspace)
             .collect();
         let phantoms = listing.phantoms.map(|n| after_effect::phantom(self.api, n));
         let page = after_effect::page(listing.answer, keys, |_| offset, PAGE_SIZE, phantoms);
@@ -343,6 +356,11 @@ impl State {
 }
 
 impl KeyRecord {
+    /// The OpenRouter workspace the key was made in; `None` is the default one.
+    pub(crate) fn workspace(&self) -> Option<&str> {
+        self.extra.get(WORKSPACE).and_then(Value::as_str)
+    }
+
     pub(crate) fn limit_remaining(&self) -> Option<f64> {
         self.limit.map(|limit| (limit - self.usage).max(0.0))
     }
@@ -395,6 +413,16 @@ fn check_limit_reset(value: String) -> Result<String, ApiError> {
             400,
             "limit_reset must be daily, weekly or monthly",
         )),
+    }
+}
+
+/// Where a key's OpenRouter workspace is kept in `KeyRecord::extra`.
+pub(crate) const WORKSPACE: &str = "workspace_id";
+
+fn check_workspace(value: String) -> Result<String, ApiError> {
+    match value.trim().is_empty() {
+        true => Err(ApiError::new(400, "workspace_id must not be empty")),
+        false => Ok(value),
     }
 }
 

@@ -126,6 +126,7 @@ async fn the_gateway_client_classifies_answers_for_the_key_under_test() {
         request_timeout: std::time::Duration::from_secs(5),
         api: rekey::config::ApiShape::Reference,
         keys_path: None,
+        workspace_id: None,
     };
     let inner = rekey::providers::openrouter::OpenRouter::new(&config, env.mgmt_key.clone().into());
     let gateway = GatewayVerify::new(

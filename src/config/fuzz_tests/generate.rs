@@ -135,6 +135,7 @@ pub(super) const FIELDS: &[&str] = &[
     "providers.or.request_timeout",
     "providers.or.api",
     "providers.or.keys_path",
+    "providers.or.workspace_id",
     "stores.aws.kind",
     "stores.aws.region",
     "stores.aws.endpoint_url",

@@ -72,6 +72,37 @@ fn the_api_shape_belongs_to_arouter_only() {
 }
 
 #[test]
+fn the_workspace_belongs_to_openrouter_only_and_is_one_plain_id() {
+    assert_eq!(
+        with("openrouter", "workspace_id = \"ws_123-abc\"", ""),
+        Vec::<String>::new()
+    );
+    for kind in ["arouter", "openai", "litellm", "anthropic"] {
+        let got = with(
+            kind,
+            "workspace_id = \"ws_1\"\nbase_url = \"http://x:1\"",
+            "",
+        );
+        assert!(
+            got.contains(
+                &"providers.p.workspace_id: only applies to providers of kind \"openrouter\""
+                    .to_string()
+            ),
+            "{kind}: {got:?}"
+        );
+    }
+    for bad in ["", "ws 1", "ws\\n1", &"w".repeat(129)] {
+        let got = with("openrouter", &format!("workspace_id = \"{bad}\""), "");
+        assert_eq!(got.len(), 1, "{bad:?}: {got:?}");
+        assert!(
+            got[0].starts_with("providers.p.workspace_id: ")
+                && got[0].contains("is not a workspace id: expected 1 to 128 characters"),
+            "{bad:?}: {got:?}"
+        );
+    }
+}
+
+#[test]
 fn a_key_parameter_the_provider_cannot_apply_is_named() {
     assert_eq!(
         with("openrouter", "", "key = { models = [\"gpt-4o\"] }"),

@@ -35,6 +35,7 @@ fn client_at(base_url: &str, admin_key: &str) -> Arc<dyn Provider> {
         request_timeout: Duration::from_secs(5),
         api: ApiShape::Reference,
         keys_path: None,
+        workspace_id: None,
     };
     providers::build(&config, SecretString::from(admin_key.to_string())).expect("client builds")
 }

@@ -259,14 +259,19 @@ async fn management_failures_are_classified_the_way_callers_branch() {
     };
     let sim = spawn_sim(Faults {
         rate_limit: [("list".to_string(), limit)].into(),
-        error_rate: [("get".to_string(), 1.0)].into(),
         ..Faults::default()
     })
     .await;
     let ar = client(&sim, ApiShape::Reference);
     let err = ar.list_keys().await.unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::from_secs(17)), "{err:?}");
+    sim.sim.set_faults(Faults {
+        error_rate: [("list".to_string(), 1.0)].into(),
+        ..Faults::default()
+    });
+    // A get is a listing at ARouter, and fails as one.
     assert_eq!(ar.get_key("abc").await.unwrap_err().kind(), "transient");
+    sim.sim.set_faults(Faults::default());
 
     let cfg = config(&sim.url(Api::ARouter), ApiShape::Guide);
     let wrong = client_with(&cfg, "lr_mgmt_wrong")

@@ -1,8 +1,10 @@
 //! ARouter: the client against the simulator over HTTP in both documented
-//! shapes (`client`), and whole rotations through the real binary on files
-//! and Secrets Manager, with rollback and the crash matrix (`rotation`).
+//! shapes (`client`), listings that page and a get that lists (`paging`),
+//! and whole rotations through the real binary on files and Secrets
+//! Manager, with rollback, adoption by id and the crash matrix (`rotation`).
 
 mod client;
+mod paging;
 mod rotation;
 mod usage;
 
@@ -33,6 +35,7 @@ pub fn config(base_url: &str, api: ApiShape) -> ProviderConfig {
         request_timeout: Duration::from_secs(5),
         api,
         keys_path: None,
+        workspace_id: None,
     }
 }
 
@@ -44,16 +47,33 @@ pub fn client(sim: &SimHandle, api: ApiShape) -> ARouter {
     client_with(&config(&sim.url(Api::ARouter), api), MANAGEMENT_KEY)
 }
 
-/// A key as the simulator's API-reference endpoint shows it to the management key.
+/// A key as the simulator's API-reference listing shows it to the
+/// management key (ARouter has no get-by-id).
 pub async fn reference_key(sim: &SimHandle, management_key: &str, hash: &str) -> Value {
-    let url = format!("{}/api/v1/keys/{hash}", sim.url(Api::ARouter));
+    let mut token = String::new();
+    loop {
+        let page = list_page(sim, management_key, &format!("page_size=100{token}")).await;
+        let keys = page["data"].as_array().expect("data is a list");
+        if let Some(key) = keys.iter().find(|k| k["hash"] == hash) {
+            return key.clone();
+        }
+        let next = page["next_page_token"].as_str();
+        token = format!("&page_token={}", next.expect("the key is listed"));
+    }
+}
+
+/// One page of the simulator's API-reference listing, disabled keys included.
+pub async fn list_page(sim: &SimHandle, management_key: &str, query: &str) -> Value {
+    let url = format!(
+        "{}/api/v1/keys?include_disabled=true&{query}",
+        sim.url(Api::ARouter)
+    );
     let answer = reqwest::Client::new()
         .get(url)
         .bearer_auth(management_key)
         .send()
         .await
         .expect("simulator answers");
-    assert_eq!(answer.status(), 200, "the key exists at the simulator");
-    let body: Value = answer.json().await.expect("JSON");
-    body["data"].clone()
+    assert_eq!(answer.status(), 200, "the listing answers");
+    answer.json().await.expect("JSON")
 }

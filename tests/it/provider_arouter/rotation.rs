@@ -80,6 +80,40 @@ async fn an_arouter_rotation_on_the_file_store_sends_limit_and_allow_lists_and_r
     }
 }
 
+/// ARouter has no get-by-id: the key `adopt.key_id` names is found by
+/// listing (here past the default page of 20), recorded with its id and
+/// revoked by the first rotation, in both shapes.
+#[tokio::test]
+async fn a_key_named_by_adopt_key_id_is_recorded_with_its_id_and_revoked_after_the_first_rotation()
+{
+    for (case, prefix) in [(Case::arouter(), ""), (Case::arouter_guide(), "key_")] {
+        let env = TestEnv::new().await;
+        for i in 0..30 {
+            env.seed_key_in(Api::ARouter, &format!("someone-else-{i}"));
+        }
+        let (hash, old) = env.seed_key_in(Api::ARouter, "made-by-hand");
+        std::fs::create_dir_all(env.path("secrets")).unwrap();
+        std::fs::write(env.path("secrets/k"), &old).unwrap();
+        let id = format!("{prefix}{hash}");
+        let extra = format!("adopt = {{ key_id = \"{id}\" }}");
+        env.write_config_case(&case, &file_policy(&extra));
+
+        env.cmd("rotate", &["p", "--now", "--grace", "0"])
+            .await
+            .assert_code(0);
+        let history = &env.journal("p")["history"][0];
+        assert_eq!(history["old_key"]["id"], id.as_str(), "{case:?}");
+        assert_eq!(history["old_key"]["adopted"], true, "{case:?}");
+        assert!(!env.works(&old), "{case:?}: the adopted key is revoked");
+        assert_eq!(
+            env.live_secrets().len(),
+            31,
+            "{case:?}: the others are untouched"
+        );
+        env.assert_no_secret_leaked();
+    }
+}
+
 #[tokio::test]
 async fn an_arouter_rotation_into_secrets_manager_moves_current_and_revokes_after_grace() {
     let client = sm_client().await;

@@ -32,6 +32,7 @@ pub fn client_at(base_url: &str, master_key: &str) -> LiteLlm {
         request_timeout: Duration::from_secs(5),
         api: ApiShape::Reference,
         keys_path: None,
+        workspace_id: None,
     };
     LiteLlm::new(&config, SecretString::from(master_key)).expect("client builds")
 }

@@ -33,6 +33,7 @@ fn unscoped(sim: &SimHandle, admin_key: &str) -> OpenAi {
         request_timeout: Duration::from_secs(5),
         api: ApiShape::Reference,
         keys_path: None,
+        workspace_id: None,
     };
     OpenAi::new(&config, SecretString::from(admin_key)).expect("client builds")
 }

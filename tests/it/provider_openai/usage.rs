@@ -23,6 +23,7 @@ fn client(sim: &SimHandle) -> OpenAi {
         request_timeout: Duration::from_secs(5),
         api: ApiShape::Reference,
         keys_path: None,
+        workspace_id: None,
     };
     let client = OpenAi::new(&config, SecretString::from(ADMIN_KEY)).expect("client builds");
     client.in_project(SIM_OPENAI_PROJECT)

@@ -89,7 +89,10 @@ async fn an_endless_guide_listing_pages_fresh_ids_forever() {
     set_after_effect(&sim, json!({ "list": { "mode": "endless" } })).await;
     let mut seen = HashSet::new();
     for offset in [0, 100, 200] {
-        let get = http().get(format!("{}?offset={offset}", url(&sim, "/v1/keys")));
+        let get = http().get(format!(
+            "{}?offset={offset}&page_size=100",
+            url(&sim, "/v1/keys")
+        ));
         let page = Answer::of(get.bearer_auth(MANAGEMENT_KEY)).await.json();
         let ids: Vec<&str> = (page["data"].as_array().unwrap().iter())
             .map(|k| k["id"].as_str().unwrap())

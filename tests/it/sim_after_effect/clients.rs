@@ -28,6 +28,7 @@ fn config(sim: &SimHandle, kind: ProviderKind, api: Api, shape: ApiShape) -> Pro
         request_timeout: TIMEOUT,
         api: shape,
         keys_path: None,
+        workspace_id: None,
     }
 }
 

@@ -1,9 +1,11 @@
-//! The simulator over real HTTP, and the OpenRouter client against it.
+//! The simulator over real HTTP, and the OpenRouter client against it;
+//! workspaces from the client to whole rotations (`workspace`).
 
 mod provider;
 mod provider_failures;
 mod simulator;
 mod usage;
+mod workspace;
 
 use std::time::Duration;
 
@@ -32,6 +34,7 @@ pub fn config(base_url: &str) -> ProviderConfig {
         request_timeout: Duration::from_secs(5),
         api: ApiShape::Reference,
         keys_path: None,
+        workspace_id: None,
     }
 }
 
