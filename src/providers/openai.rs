@@ -374,7 +374,10 @@ impl Provider for OpenAi {
             // `max_completion_tokens`: reasoning models refuse `max_tokens` with a 400.
             VerifyMode::Chat { model } => {
                 let request = self.request(Method::POST, "/chat/completions", key);
-                ("verify key (chat)", request.json(&client::completion_ping(model)))
+                (
+                    "verify key (chat)",
+                    request.json(&client::completion_ping(model)),
+                )
             }
             // Validation offers only models and chat here; /models needs a working key.
             VerifyMode::Models | VerifyMode::KeyInfo => (

@@ -334,3 +334,34 @@ async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> 
     }))
     .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_reasoning_model;
+
+    #[test]
+    fn reasoning_models_are_the_o_series_and_gpt_5_on() {
+        for model in [
+            "o1",
+            "o1-mini",
+            "o3",
+            "o4-mini",
+            "openai/o3",
+            "gpt-5",
+            "gpt-5-nano",
+            "gpt-6",
+        ] {
+            assert!(is_reasoning_model(model), "{model}");
+        }
+        for model in [
+            "gpt-4o-mini",
+            "gpt-4.1",
+            "omni-moderation-latest",
+            "o",
+            "gpt-3.5-turbo",
+            "",
+        ] {
+            assert!(!is_reasoning_model(model), "{model}");
+        }
+    }
+}

@@ -138,7 +138,10 @@ mod tests {
                 {"redacted_value": "sk-svc...xyz", "owner": {"type": "service_account", "service_account": {"id": "svc_acct_1"}}}]"#,
         )
         .unwrap();
-        assert_eq!(label_of("svc_acct_1", &keys).as_deref(), Some("sk-svc...xyz"));
+        assert_eq!(
+            label_of("svc_acct_1", &keys).as_deref(),
+            Some("sk-svc...xyz")
+        );
         assert_eq!(label_of("user_1", &keys), None);
         assert_eq!(label_of("svc_acct_2", &keys), None);
     }

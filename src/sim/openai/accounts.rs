@@ -23,7 +23,9 @@ use crate::sim::state::{ApiError, KeyRecord, State, random_hex};
 /// have made it in the dashboard; returns (service account id, secret).
 pub(in crate::sim) fn seed(state: &mut State, name: &str) -> (String, String) {
     let record = issue(state, SIM_OPENAI_PROJECT, name, Duration::ZERO, false);
-    record.extra.insert(HIDDEN_BY_MEMBERSHIP.into(), true.into());
+    record
+        .extra
+        .insert(HIDDEN_BY_MEMBERSHIP.into(), true.into());
     (record.hash.clone(), record.secret.clone())
 }
 

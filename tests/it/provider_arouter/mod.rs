@@ -3,6 +3,7 @@
 //! and Secrets Manager, with rollback and the crash matrix (`rotation`).
 
 mod client;
+mod quota;
 mod rotation;
 
 use std::time::Duration;
