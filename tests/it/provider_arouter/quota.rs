@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use super::{client, spawn_sim};
+use crate::helpers::{Case, TestEnv, policy};
 
 fn exhausted() -> Faults {
     Faults {
@@ -93,4 +94,28 @@ async fn a_403_without_quota_exceeded_is_still_a_key_that_may_be_propagating() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "key_rejected", "{err:?}");
+}
+
+#[tokio::test]
+async fn a_rotation_on_an_exceeded_quota_rolls_back_after_one_check_and_says_so() {
+    let env = TestEnv::with_faults(exhausted()).await;
+    let (_, old) = env.seed_key_in(Api::ARouter, "made-by-hand");
+    std::fs::create_dir_all(env.path("secrets")).unwrap();
+    std::fs::write(env.path("secrets/k"), &old).unwrap();
+    let verify = r#"verify = { mode = "chat", model = "openai/gpt-4o-mini", timeout = "30s" }"#;
+    let target = r#"{ store = "files", secret_id = "k" }"#;
+    env.write_config_case(&Case::arouter(), &policy("p", target, verify));
+
+    let run = env.cmd("rotate", &["p", "--now", "--grace", "0"]).await;
+    run.assert_code(1);
+    assert!(run.stderr.contains("quota is used up"), "{}", run.stderr);
+    assert_eq!(
+        env.sim.sim.call_counts()["chat"],
+        1,
+        "an exceeded quota is not retried"
+    );
+    assert_eq!(std::fs::read_to_string(env.path("secrets/k")).unwrap(), old);
+    env.assert_settled(&old, &[]);
+    assert_eq!(env.journal("p")["last_result"]["kind"], "rolled_back");
+    env.assert_no_secret_leaked();
 }
