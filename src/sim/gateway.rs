@@ -2,9 +2,9 @@
 //! API, for `verify.base_url`: `GET /models` and `POST /chat/completions`
 //! accept any key that works at any simulated API. A chat call with an
 //! OpenAI key passes OpenAI's rules through: `max_tokens` on a reasoning
-//! model gets OpenAI's 400, as a pass-through gateway relays it. The gateway counts its
-//! own calls apart from the APIs' counters, so a test can tell that a
-//! verification went through it and not to the provider.
+//! model gets OpenAI's 400, as a pass-through gateway relays it. The
+//! gateway counts its own calls apart from the APIs' counters, so a test
+//! can tell that a verification went through it and not to the provider.
 
 use std::collections::BTreeMap;
 
