@@ -11,7 +11,7 @@ use reqwest::Method;
 use secrecy::SecretString;
 use serde::Serialize;
 
-use super::client::{self, Client};
+use super::client::{self, Client, Rejection};
 use super::keys_api::{IdField, KeysApi, Paging};
 use super::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
 use crate::config::{ApiShape, ProviderConfig};
@@ -48,6 +48,32 @@ impl ARouter {
 /// (`provider_not_allowed`, `model_not_allowed`) will not fix itself by waiting.
 fn lasting(status: u16, kind: &str) -> bool {
     status == 403 && kind.ends_with("_not_allowed")
+}
+
+/// ARouter's answer when the account's quota is used up (PROVIDERS.md):
+/// no retry helps, a person must act. The docs put it in `error.type`,
+/// the Go SDK reads `error.code`: either counts.
+const QUOTA_EXCEEDED: &str = "quota_exceeded";
+
+fn quota_exceeded(rejection: &Rejection) -> bool {
+    let named = |field: &Option<String>| field.as_deref() == Some(QUOTA_EXCEEDED);
+    rejection.status == 403 && (named(&rejection.kind) || named(&rejection.code))
+}
+
+/// What a failed verification call means; an exhausted quota is
+/// permanent and says what to do, unlike a 403 on a key still propagating.
+fn judged(client: &Client, op: &str, rejection: Rejection) -> ProviderError {
+    if !quota_exceeded(&rejection) {
+        return client.rejected(op, rejection, lasting);
+    }
+    let detail = rejection.message.as_deref().unwrap_or("no error message");
+    ProviderError::Permanent {
+        provider: client.entry().to_string(),
+        status: Some(403),
+        message: format!(
+            "{op}: HTTP 403 {QUOTA_EXCEEDED} ({detail}): the ARouter account's quota is used up; raise the quota or add credits — not retried"
+        ),
+    }
 }
 
 /// Both shapes' create body: the spending cap is `limit` in the API
@@ -129,6 +155,10 @@ impl Provider for ARouter {
                     .json(&client::chat_ping(model)),
             ),
         };
-        client.verify_typed(op, request, lasting).await
+        let response = client.send(op, request).await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(judged(client, op, Rejection::read(response).await))
     }
 }

@@ -96,17 +96,28 @@ impl Client {
         lasting: fn(u16, &str) -> bool,
     ) -> Result<(), ProviderError> {
         let response = self.send(op, request).await?;
-        let status = response.status().as_u16();
         if response.status().is_success() {
             return Ok(());
         }
-        let retry_after = http::retry_after(response.headers());
-        let body = response.bytes().await.unwrap_or_default();
-        let message = http::error_message(&body);
-        let kind = serde_json::from_slice::<TypedError>(&body)
-            .ok()
-            .and_then(|b| b.error.kind);
-        Err(match kind.filter(|kind| lasting(status, kind)) {
+        Err(self.rejected(op, Rejection::read(response).await, lasting))
+    }
+
+    /// What a failed call with the key under test means: permanent when
+    /// `lasting(status, error.type)` says so, else the shared classification.
+    pub(crate) fn rejected(
+        &self,
+        op: &str,
+        rejection: Rejection,
+        lasting: fn(u16, &str) -> bool,
+    ) -> ProviderError {
+        let Rejection {
+            status,
+            retry_after,
+            message,
+            kind,
+            ..
+        } = rejection;
+        match kind.filter(|kind| lasting(status, kind)) {
             Some(kind) => ProviderError::Permanent {
                 provider: self.entry.clone(),
                 status: Some(status),
@@ -123,7 +134,7 @@ impl Client {
                 retry_after,
                 message,
             ),
-        })
+        }
     }
 
     /// Parses a management response without quoting it (`http::parse`).
@@ -155,6 +166,35 @@ pub(crate) fn encode(id: &str) -> String {
         .collect()
 }
 
+/// A failed answer to a call made with the key under test, read once:
+/// the provider's message (scrubbed, bounded), `error.type` and `error.code`.
+pub(crate) struct Rejection {
+    pub status: u16,
+    pub retry_after: Option<std::time::Duration>,
+    pub message: Option<String>,
+    pub kind: Option<String>,
+    /// `error.code` when it is a plain identifier (`http::error_code`).
+    pub code: Option<String>,
+}
+
+impl Rejection {
+    pub(crate) async fn read(response: Response) -> Rejection {
+        let status = response.status().as_u16();
+        let retry_after = http::retry_after(response.headers());
+        let body = response.bytes().await.unwrap_or_default();
+        let kind = serde_json::from_slice::<TypedError>(&body)
+            .ok()
+            .and_then(|b| b.error.kind);
+        Rejection {
+            status,
+            retry_after,
+            message: http::error_message(&body),
+            kind,
+            code: http::error_code(&body),
+        }
+    }
+}
+
 /// `{ "error": { "type": ... } }`, as ARouter and LiteLLM answer.
 #[derive(Deserialize)]
 struct TypedError {
@@ -167,10 +207,20 @@ struct TypedErrorDetail {
     kind: Option<String>,
 }
 
-/// The chat ping body every OpenAI-compatible API takes: one token, on `model`.
+/// The chat ping with `max_tokens: 1`, the cap OpenRouter documents and
+/// ARouter's SDKs send (LiteLLM takes it too and renames it for the models
+/// that need `max_completion_tokens`).
 pub(crate) fn chat_ping(model: &str) -> serde_json::Value {
     let messages = serde_json::json!([{ "role": "user", "content": "ping" }]);
     serde_json::json!({ "model": model, "messages": messages, "max_tokens": 1 })
+}
+
+/// The chat ping as OpenAI's current spec has it: `max_completion_tokens: 1`.
+/// OpenAI marks `max_tokens` deprecated and its reasoning models (o1, o3,
+/// gpt-5...) answer it with 400, which would roll every rotation back.
+pub(crate) fn completion_ping(model: &str) -> serde_json::Value {
+    let messages = serde_json::json!([{ "role": "user", "content": "ping" }]);
+    serde_json::json!({ "model": model, "messages": messages, "max_completion_tokens": 1 })
 }
 
 #[cfg(test)]

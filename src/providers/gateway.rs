@@ -1,8 +1,10 @@
 //! Verification through an OpenAI-compatible gateway (`verify.base_url`):
 //! the key under test is tried where the applications use it (a LiteLLM
 //! proxy, an internal gateway), as `GET {base_url}/models` or a one-token
-//! `POST {base_url}/chat/completions`. Every other call goes to the wrapped
-//! provider.
+//! `POST {base_url}/chat/completions`. The ping caps the answer with
+//! `max_completion_tokens`, as OpenAI's current spec has it: a gateway that
+//! passes calls through to OpenAI relays its 400 for `max_tokens` on a
+//! reasoning model. Every other call goes to the wrapped provider.
 
 use std::sync::Arc;
 
@@ -73,7 +75,7 @@ impl Provider for GatewayVerify {
                 "verify key through verify.base_url (chat)",
                 gateway
                     .request(Method::POST, "/chat/completions", key)
-                    .json(&client::chat_ping(model)),
+                    .json(&client::completion_ping(model)),
             ),
             // Validation offers only models and chat with a base_url.
             VerifyMode::KeyInfo => {

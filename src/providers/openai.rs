@@ -15,7 +15,7 @@ use secrecy::zeroize::Zeroize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::client::Client;
+use super::client::{self, Client};
 use super::http::{self, Caller, Quote};
 use super::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
 use crate::config::ProviderConfig;
@@ -29,6 +29,9 @@ use wire::{CreatedAccount, Page, ProjectApiKey, ServiceAccount};
 const PAGE_SIZE: usize = 100;
 /// Stops paging through a provider that always says `has_more`.
 const MAX_PAGES: usize = 10_000;
+/// The key listing's documented filter for "every enabled key": without it
+/// OpenAI applies membership-based visibility, which may leave keys out.
+const ALL_ENABLED_KEYS: &str = "&owner_project_access=any";
 /// The `error.code` of a 429 that waiting will not fix.
 const QUOTA_EXHAUSTED: &str = "insufficient_quota";
 
@@ -179,11 +182,13 @@ impl OpenAi {
         http::parse(self.entry_name(), op, status, &body)
     }
 
-    /// Every item of a cursor-paged admin list (`limit`, `after`, `has_more`).
+    /// Every item of a cursor-paged admin list (`limit`, `after`, `has_more`);
+    /// `filters` (`&name=value...`) go on every page.
     async fn list_all<T: DeserializeOwned>(
         &self,
         op: &str,
         path: &str,
+        filters: &str,
     ) -> Result<Vec<T>, ProviderError> {
         let mut items = Vec::new();
         let mut after: Option<String> = None;
@@ -192,7 +197,7 @@ impl OpenAi {
                 .as_deref()
                 .map(|a| format!("&after={a}"))
                 .unwrap_or_default();
-            let url = format!("{path}?limit={PAGE_SIZE}{cursor}");
+            let url = format!("{path}?limit={PAGE_SIZE}{filters}{cursor}");
             let page: Page<T> = self.get_json(op, &url).await?;
             items.extend(page.data);
             if !page.has_more {
@@ -215,6 +220,19 @@ impl OpenAi {
             200,
             "paging never ended",
         ))
+    }
+
+    /// An account whose key shows no usable redacted value has an unknown
+    /// label (empty in `KeyInfo`): adoption by label can neither pick it nor
+    /// rule it out, so the operator hears which account that is.
+    fn warn_unknown_label(&self, account: &str) {
+        tracing::warn!(
+            provider = self.entry_name(),
+            project = self.project.as_deref().unwrap_or("-"),
+            service_account = account,
+            "the key listing shows no redacted value for this service account's key: its label is unknown, \
+             so adoption by label can neither match nor exclude it (set adopt.key_id to name it)"
+        );
     }
 
     /// A service account id as a path segment, refused when it could change the path.
@@ -301,18 +319,23 @@ impl Provider for OpenAi {
     async fn list_keys(&self) -> Result<Vec<KeyInfo>, ProviderError> {
         let accounts_path = self.accounts_path("list service accounts")?;
         let accounts: Vec<ServiceAccount> = self
-            .list_all("list service accounts", &accounts_path)
+            .list_all("list service accounts", &accounts_path, "")
             .await?;
         let keys_path = format!("{}/api_keys", self.project_path("list project keys")?);
-        let keys: Vec<ProjectApiKey> = self.list_all("list project keys", &keys_path).await?;
+        let keys: Vec<ProjectApiKey> = self
+            .list_all("list project keys", &keys_path, ALL_ENABLED_KEYS)
+            .await?;
         Ok(accounts
             .into_iter()
             .map(|account| {
                 let label = wire::label_of(&account.id, &keys);
+                if label.is_none() {
+                    self.warn_unknown_label(&account.id);
+                }
                 let usage = wire::usage_of(&account.id, &keys);
                 KeyInfo {
                     usage,
-                    ..account.into_info(label)
+                    ..account.into_info(label.unwrap_or_default())
                 }
             })
             .collect())
@@ -352,11 +375,13 @@ impl Provider for OpenAi {
 
     async fn verify_key(&self, key: &SecretString, mode: &VerifyMode) -> Result<(), ProviderError> {
         let (op, request) = match mode {
+            // `max_completion_tokens`: reasoning models refuse `max_tokens` with a 400.
             VerifyMode::Chat { model } => {
-                let messages = json!([{ "role": "user", "content": "ping" }]);
-                let ping = json!({ "model": model, "messages": messages, "max_tokens": 1 });
                 let request = self.request(Method::POST, "/chat/completions", key);
-                ("verify key (chat)", request.json(&ping))
+                (
+                    "verify key (chat)",
+                    request.json(&client::completion_ping(model)),
+                )
             }
             // Validation offers only models and chat here; /models needs a working key.
             VerifyMode::Models | VerifyMode::KeyInfo => (

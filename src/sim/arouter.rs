@@ -382,9 +382,20 @@ async fn whoami(State(sim): State<Simulator>, headers: HeaderMap) -> Reply {
     ok(sim.lock().api(API).whoami(&token)?)
 }
 
+/// The `quota_exhausted` knob at ARouter: inference answers 403
+/// `quota_exceeded`, which no retry fixes (PROVIDERS.md).
+fn check_quota(sim: &Simulator) -> Result<(), ApiError> {
+    if !sim.lock().faults.quota_exhausted() {
+        return Ok(());
+    }
+    let message = "Quota exceeded for this account; raise the quota or add credits";
+    Err(ApiError::new(403, message).with_code("quota_exceeded"))
+}
+
 /// Unlike OpenRouter's, this list needs a working key.
 async fn models(State(sim): State<Simulator>, headers: HeaderMap) -> Reply {
     let (_, index) = admit_normal(&sim, Endpoint::Models, &headers).await?;
+    check_quota(&sim)?;
     let mut inner = sim.lock();
     let key = &inner.api(API).keys[index];
     let data: Vec<Value> = (MODELS.iter())
@@ -426,6 +437,7 @@ struct ChatRequest {
 
 async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Reply {
     let (token, index) = admit_normal(&sim, Endpoint::Chat, &headers).await?;
+    check_quota(&sim)?;
     let req: ChatRequest = parse(&body)?;
     let model = req.model.filter(|m| MODELS.contains(&m.as_str()));
     let model = model.ok_or_else(|| ApiError::new(400, "model is missing or unknown"))?;

@@ -1,8 +1,10 @@
 //! An OpenAI-compatible gateway (`/gateway/v1`) in front of every simulated
 //! API, for `verify.base_url`: `GET /models` and `POST /chat/completions`
-//! accept any key that works at any simulated API. The gateway counts its
-//! own calls apart from the APIs' counters, so a test can tell that a
-//! verification went through it and not to the provider.
+//! accept any key that works at any simulated API. A chat call with an
+//! OpenAI key passes OpenAI's rules through: `max_tokens` on a reasoning
+//! model gets OpenAI's 400, as a pass-through gateway relays it. The
+//! gateway counts its own calls apart from the APIs' counters, so a test
+//! can tell that a verification went through it and not to the provider.
 
 use std::collections::BTreeMap;
 
@@ -67,6 +69,11 @@ async fn chat(
     let req: ChatRequest = parse(&body)?;
     let model = req.model.filter(|m| !m.is_empty());
     let model = model.ok_or_else(|| ApiError::new(400, "model is required"))?;
+    if api == Api::OpenAi
+        && let Some(refused) = super::openai::refuse_max_tokens(&model, &body)
+    {
+        return Ok(refused);
+    }
     let token = bearer(&headers).unwrap_or_default();
     sim.lock().api(api).charge_chat(token)?;
     let answer: Value = json!({

@@ -98,7 +98,8 @@ pub struct Faults {
     pub rate_limit: BTreeMap<String, RateLimitFault>,
     pub propagation_delay_ms: u64,
     pub reject_new_keys: bool,
-    /// OpenAI: `models` and `chat` answer 429 `insufficient_quota` (the organization is out of credits).
+    /// The account is out of quota: OpenAI's `models` and `chat` answer 429
+    /// `insufficient_quota`, ARouter's `models` and `chat` answer 403 `quota_exceeded`.
     pub quota_exhausted: bool,
     /// Calls that take effect, then answer badly (see `after_effect`).
     pub after_effect: AfterEffect,

@@ -174,6 +174,11 @@ impl ListParams {
         query: Result<Query<ListParams>, QueryRejection>,
     ) -> Result<(usize, Option<String>), ApiError> {
         let Query(params) = query.map_err(|e| ApiError::new(400, e.body_text()))?;
+        params.bounds()
+    }
+
+    fn bounds(self) -> Result<(usize, Option<String>), ApiError> {
+        let params = self;
         let limit = match params.limit.as_deref() {
             None => 20,
             Some(text) => text
@@ -200,17 +205,32 @@ async fn list_accounts(
     Ok(Json(page).into_response())
 }
 
+/// The key listing's parameters: paging plus its documented filter.
+#[derive(Deserialize)]
+struct KeysParams {
+    limit: Option<String>,
+    after: Option<String>,
+    owner_project_access: Option<String>,
+}
+
 async fn list_keys(
     State(sim): State<Simulator>,
     headers: HeaderMap,
     Path(project): Path<String>,
-    query: Result<Query<ListParams>, QueryRejection>,
+    query: Result<Query<KeysParams>, QueryRejection>,
 ) -> Reply {
     admit_admin(&sim, Endpoint::List, &headers).await?;
-    let (limit, after) = ListParams::read(query)?;
+    let Query(params) = query.map_err(|e| ApiError::new(400, e.body_text()))?;
+    let access = accounts::OwnerAccess::parse(params.owner_project_access.as_deref())?;
+    let paging = ListParams {
+        limit: params.limit,
+        after: params.after,
+    };
+    let (limit, after) = paging.bounds()?;
     let mut inner = sim.lock();
     let listing = inner.faults.listing(API, after.is_none(), limit);
-    let page = accounts::list_keys(inner.api(API), &project, limit, after.as_deref(), listing)?;
+    let query = (limit, after.as_deref(), access);
+    let page = accounts::list_keys(inner.api(API), &project, query, listing)?;
     Ok(Json(page).into_response())
 }
 
@@ -254,6 +274,38 @@ struct ChatRequest {
     model: Option<String>,
     #[serde(default)]
     messages: Vec<Value>,
+    max_tokens: Option<Value>,
+}
+
+/// Whether OpenAI serves `model` as a reasoning model, which refuses the
+/// deprecated `max_tokens` (PROVIDERS.md): the o-series (`o1`, `o3-mini`,
+/// `o4-mini`, dated snapshots too) and `gpt-5` and later. The simulator's
+/// rule from the model's name, with or without a gateway's `openai/` prefix.
+pub(crate) fn is_reasoning_model(model: &str) -> bool {
+    let name = model.strip_prefix("openai/").unwrap_or(model);
+    let o_series = name
+        .strip_prefix('o')
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    let gpt = name.strip_prefix("gpt-").and_then(|rest| {
+        let major: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        major.parse::<u32>().ok()
+    });
+    o_series || gpt.is_some_and(|major| major >= 5)
+}
+
+/// OpenAI's 400 for `max_tokens` sent to a reasoning model, in its shape
+/// (`param` names the field), as OpenAI and a gateway in front of it answer.
+pub(crate) fn refuse_max_tokens(model: &str, body: &[u8]) -> Option<Response> {
+    let req: ChatRequest = serde_json::from_slice(body).ok()?;
+    if req.max_tokens.is_none() || !is_reasoning_model(model) {
+        return None;
+    }
+    let message = "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.";
+    let body = json!({ "error": {
+        "message": message, "type": "invalid_request_error",
+        "param": "max_tokens", "code": "unsupported_parameter",
+    }});
+    Some((StatusCode::BAD_REQUEST, Json(body)).into_response())
 }
 
 async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Reply {
@@ -261,6 +313,9 @@ async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> 
     let req: ChatRequest = parse(&body)?;
     let model = req.model.filter(|m| !m.is_empty());
     let model = model.ok_or_else(|| ApiError::new(400, "you must provide a model parameter"))?;
+    if let Some(refused) = refuse_max_tokens(&model, &body) {
+        return Ok(refused);
+    }
     if req.messages.is_empty() {
         return Err(ApiError::new(400, "[] is too short - 'messages'").into());
     }
@@ -279,4 +334,35 @@ async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> 
         "usage": { "prompt_tokens": 8, "completion_tokens": 1, "total_tokens": 9 },
     }))
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_reasoning_model;
+
+    #[test]
+    fn reasoning_models_are_the_o_series_and_gpt_5_on() {
+        for model in [
+            "o1",
+            "o1-mini",
+            "o3",
+            "o4-mini",
+            "openai/o3",
+            "gpt-5",
+            "gpt-5-nano",
+            "gpt-6",
+        ] {
+            assert!(is_reasoning_model(model), "{model}");
+        }
+        for model in [
+            "gpt-4o-mini",
+            "gpt-4.1",
+            "omni-moderation-latest",
+            "o",
+            "gpt-3.5-turbo",
+            "",
+        ] {
+            assert!(!is_reasoning_model(model), "{model}");
+        }
+    }
 }

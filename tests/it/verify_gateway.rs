@@ -157,3 +157,51 @@ async fn the_gateway_client_classifies_answers_for_the_key_under_test() {
     assert_eq!(err.kind(), "permanent");
     assert_eq!(gateway.entry(), "or");
 }
+
+#[tokio::test]
+async fn a_chat_check_through_the_gateway_passes_on_an_openai_reasoning_model() {
+    let env = TestEnv::new().await;
+    let config = rekey::config::ProviderConfig {
+        name: "openai".into(),
+        kind: rekey::config::ProviderKind::OpenAi,
+        base_url: env.sim.url(Api::OpenAi),
+        management_key: rekey::config::SecretRef::Env("X".into()),
+        request_timeout: std::time::Duration::from_secs(5),
+        api: rekey::config::ApiShape::Reference,
+        keys_path: None,
+        workspace_id: None,
+    };
+    let inner = rekey::providers::openai::OpenAi::new(&config, env.mgmt_key.clone().into());
+    let gateway = GatewayVerify::new(
+        Arc::new(inner.unwrap()),
+        &env.sim.gateway_url(),
+        reqwest::Client::new(),
+    );
+    let (_, openai_key) = env.seed_key_in(Api::OpenAi, "app");
+    let key = SecretString::from(openai_key.clone());
+    for model in ["o3-mini", "openai/o4-mini", "gpt-5"] {
+        let chat = VerifyMode::Chat {
+            model: model.into(),
+        };
+        let verified = gateway.verify_key(&key, &chat).await;
+        assert!(verified.is_ok(), "{model}: {verified:?}");
+    }
+    assert_eq!(env.sim.sim.gateway_calls().get("chat"), Some(&3));
+
+    // What the gateway answers a ping that still sends max_tokens.
+    let old_ping = serde_json::json!({
+        "model": "o3-mini",
+        "messages": [{ "role": "user", "content": "ping" }],
+        "max_tokens": 1,
+    });
+    let answer = reqwest::Client::new()
+        .post(format!("{}/chat/completions", env.sim.gateway_url()))
+        .bearer_auth(&openai_key)
+        .json(&old_ping)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unsupported_parameter");
+}

@@ -59,15 +59,19 @@ pub(super) struct OwnerAccount {
     pub id: String,
 }
 
-/// The redacted value of `account`'s key, as `head...tail`; empty if unknown.
-pub(super) fn label_of(account: &str, keys: &[ProjectApiKey]) -> String {
+/// The redacted value of `account`'s key, as `head...tail`; `None` when it
+/// is unknown: the key is not listed, or its `redacted_value` is missing,
+/// empty or not a redacted form (no `...` nor mask to split at). An unknown
+/// label is neither a match nor a mismatch for any key.
+pub(super) fn label_of(account: &str, keys: &[ProjectApiKey]) -> Option<String> {
     let owned_by = |k: &&ProjectApiKey| {
         let owner = k.owner.as_ref().and_then(|o| o.service_account.as_ref());
         owner.is_some_and(|a| a.id == account)
     };
-    let found = keys.iter().find(owned_by);
-    let redacted = found.and_then(|k| k.redacted_value.as_deref());
-    redacted.map(dotted).unwrap_or_default()
+    let found = keys.iter().find(owned_by)?;
+    let redacted = found.redacted_value.as_deref().map(dotted)?;
+    let (head, tail) = redacted.split_once("...")?;
+    (!head.is_empty() && !tail.is_empty()).then_some(redacted)
 }
 
 /// When `account`'s key was last used (`ProjectApiKey.last_used_at`, joined
@@ -150,9 +154,38 @@ mod tests {
                 {"redacted_value": "sk-svc...xyz", "owner": {"type": "service_account", "service_account": {"id": "svc_acct_1"}}}]"#,
         )
         .unwrap();
-        assert_eq!(label_of("svc_acct_1", &keys), "sk-svc...xyz");
-        assert_eq!(label_of("user_1", &keys), "");
-        assert_eq!(label_of("svc_acct_2", &keys), "");
+        assert_eq!(
+            label_of("svc_acct_1", &keys).as_deref(),
+            Some("sk-svc...xyz")
+        );
+        assert_eq!(label_of("user_1", &keys), None);
+        assert_eq!(label_of("svc_acct_2", &keys), None);
+    }
+
+    #[test]
+    fn a_missing_empty_or_unsplittable_redacted_value_is_an_unknown_label() {
+        let keys: Vec<ProjectApiKey> = serde_json::from_str(
+            r#"[{"owner": {"type": "service_account", "service_account": {"id": "svc_acct_none"}}},
+                {"redacted_value": null, "owner": {"service_account": {"id": "svc_acct_null"}}},
+                {"redacted_value": "", "owner": {"service_account": {"id": "svc_acct_empty"}}},
+                {"redacted_value": "sk-svcacct-abc", "owner": {"service_account": {"id": "svc_acct_whole"}}},
+                {"redacted_value": "****", "owner": {"service_account": {"id": "svc_acct_stars"}}},
+                {"redacted_value": "sk-proj-****abcd", "owner": {"service_account": {"id": "svc_acct_masked"}}}]"#,
+        )
+        .unwrap();
+        for account in [
+            "svc_acct_none",
+            "svc_acct_null",
+            "svc_acct_empty",
+            "svc_acct_whole",
+            "svc_acct_stars",
+        ] {
+            assert_eq!(label_of(account, &keys), None, "{account}");
+        }
+        assert_eq!(
+            label_of("svc_acct_masked", &keys).as_deref(),
+            Some("sk-proj-...abcd")
+        );
     }
 
     #[test]

@@ -2,6 +2,12 @@
 //! account, `hash` being its id (`svc_acct_...`) and `extra` holding
 //! `project_id`, `service_account_id` and the id of its one key (`key_id`).
 //! Deleting the account deletes its key, as at OpenAI.
+//!
+//! The key listing filters by `owner_project_access` (`active`, `inactive`,
+//! `any`); without it OpenAI applies "membership-based visibility rules"
+//! that "may exclude some enabled keys". The simulator's stand-in for those
+//! unpublished rules: the keys of accounts a person made in the dashboard
+//! (`seed`) are left out, so a client that omits the filter misses them.
 
 use std::time::Duration;
 
@@ -17,7 +23,53 @@ use crate::sim::state::{ApiError, KeyRecord, State, random_hex};
 /// have made it in the dashboard; returns (service account id, secret).
 pub(in crate::sim) fn seed(state: &mut State, name: &str) -> (String, String) {
     let record = issue(state, SIM_OPENAI_PROJECT, name, Duration::ZERO, false);
+    record
+        .extra
+        .insert(HIDDEN_BY_MEMBERSHIP.into(), true.into());
     (record.hash.clone(), record.secret.clone())
+}
+
+/// Marks a key the unfiltered listing leaves out (see the module docs).
+const HIDDEN_BY_MEMBERSHIP: &str = "hidden_by_membership";
+
+/// `owner_project_access` of the key listing; `Membership` when absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OwnerAccess {
+    Membership,
+    Active,
+    Inactive,
+    Any,
+}
+
+impl OwnerAccess {
+    pub(super) fn parse(value: Option<&str>) -> Result<OwnerAccess, ApiError> {
+        match value {
+            None => Ok(OwnerAccess::Membership),
+            Some("active") => Ok(OwnerAccess::Active),
+            Some("inactive") => Ok(OwnerAccess::Inactive),
+            Some("any") => Ok(OwnerAccess::Any),
+            Some(other) => Err(ApiError::new(
+                400,
+                format!(
+                    "Invalid value for 'owner_project_access': '{other}'. Expected one of 'active', 'inactive' or 'any'."
+                ),
+            )
+            .with_code("invalid_value")),
+        }
+    }
+
+    /// Every simulated service account has access to its project.
+    fn shows(self, record: &KeyRecord) -> bool {
+        match self {
+            OwnerAccess::Active | OwnerAccess::Any => true,
+            OwnerAccess::Inactive => false,
+            OwnerAccess::Membership => !record
+                .extra
+                .get(HIDDEN_BY_MEMBERSHIP)
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        }
+    }
 }
 
 /// `POST .../service_accounts`: the account with its key, whose value is
@@ -56,20 +108,21 @@ pub(super) fn list_accounts(
     listing: Listing,
 ) -> Result<Value, ApiError> {
     check_project(project)?;
-    Ok(page(state, project, (limit, after), listing, account_json))
+    let accounts = in_project(state, project).collect();
+    Ok(page(accounts, (limit, after), listing, account_json))
 }
 
 /// `GET .../api_keys`: the project's keys as `ProjectApiKey`s, each owned
-/// by its service account, with only a redacted value.
+/// by its service account, with only a redacted value; `access` filters.
 pub(super) fn list_keys(
     state: &State,
     project: &str,
-    limit: usize,
-    after: Option<&str>,
+    (limit, after, access): (usize, Option<&str>, OwnerAccess),
     listing: Listing,
 ) -> Result<Value, ApiError> {
     check_project(project)?;
-    Ok(page(state, project, (limit, after), listing, key_json))
+    let keys = in_project(state, project).filter(|k| access.shows(k));
+    Ok(page(keys.collect(), (limit, after), listing, key_json))
 }
 
 pub(super) fn get(state: &State, project: &str, id: &str) -> Result<Value, ApiError> {
@@ -159,11 +212,10 @@ fn key_json(record: &KeyRecord) -> Value {
     })
 }
 
-/// One page of a cursor-paged list: the items after `after`, at most
-/// `limit`, as `listing` may spoil it (`after_effect`).
+/// One page of a cursor-paged list of `keys`: the items after `after`, at
+/// most `limit`, as `listing` may spoil it (`after_effect`).
 fn page(
-    state: &State,
-    project: &str,
+    keys: Vec<&KeyRecord>,
     (limit, after): (usize, Option<&str>),
     listing: Listing,
     render: fn(&KeyRecord) -> Value,
@@ -181,7 +233,6 @@ fn page(
         };
         start
     };
-    let keys = in_project(state, project).collect();
     let phantoms = listing
         .phantoms
         .map(|n| after_effect::phantom(Api::OpenAi, n));

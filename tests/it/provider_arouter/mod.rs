@@ -5,6 +5,7 @@
 
 mod client;
 mod paging;
+mod quota;
 mod rotation;
 mod usage;
 

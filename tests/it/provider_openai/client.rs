@@ -359,3 +359,37 @@ async fn verification_needs_a_working_key_and_no_error_shows_one() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_chat_check_on_a_reasoning_model_passes_because_it_sends_max_completion_tokens() {
+    let sim = spawn(Faults::default()).await;
+    let (_, key) = sim.sim.insert_key_in(Api::OpenAi, "app");
+    let key = SecretString::from(key);
+    for model in ["o3-mini", "o1", "gpt-5", "gpt-4o-mini"] {
+        let mode = VerifyMode::Chat {
+            model: model.into(),
+        };
+        let verified = client(&sim).verify_key(&key, &mode).await;
+        assert!(verified.is_ok(), "{model}: {verified:?}");
+    }
+    assert_eq!(calls(&sim, "chat"), 4);
+}
+
+#[tokio::test]
+async fn a_dashboard_made_account_is_listed_with_its_label_from_the_filtered_key_listing() {
+    let sim = spawn(Faults::default()).await;
+    let (id, secret) = sim.sim.insert_key_in(Api::OpenAi, "made-by-hand");
+    let created = client(&sim).create_key(&spec("rekey-p-1")).await.unwrap();
+
+    let listed = client(&sim).list_keys().await.unwrap();
+    let label = |id: &str| {
+        let found = listed.iter().find(|k| k.id == id).expect("listed");
+        found.label.clone()
+    };
+    let hand_made = label(&id);
+    assert!(
+        label_matches(&hand_made, &SecretString::from(secret)),
+        "the hand-made account's key is in the listing: {hand_made:?}"
+    );
+    assert!(label_matches(&label(&created.id), &created.secret));
+}

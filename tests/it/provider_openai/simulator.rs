@@ -194,3 +194,89 @@ async fn injected_faults_answer_in_openais_error_shape() {
         ("insufficient_quota", &json!("insufficient_quota"))
     );
 }
+
+#[tokio::test]
+async fn chat_refuses_max_tokens_for_reasoning_models_as_openai_does() {
+    let sim = spawn(Faults::default()).await;
+    let (_, key) = sim.sim.insert_key_in(Api::OpenAi, "app");
+    let url = format!("{}/chat/completions", sim.url(Api::OpenAi));
+    let chat = |model: &str, cap: &str| {
+        let body =
+            json!({ "model": model, "messages": [{ "role": "user", "content": "ping" }], cap: 1 });
+        reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(&key)
+            .json(&body)
+    };
+
+    for model in [
+        "o1",
+        "o3-mini",
+        "o4-mini-2025-04-16",
+        "gpt-5",
+        "gpt-5.1-mini",
+    ] {
+        let (status, body) = send(chat(model, "max_tokens")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{model}");
+        assert_eq!(
+            kind_and_code(&body),
+            ("invalid_request_error", &json!("unsupported_parameter")),
+            "{model}"
+        );
+        assert_eq!(body["error"]["param"], "max_tokens");
+        let (status, _) = send(chat(model, "max_completion_tokens")).await;
+        assert_eq!(status, StatusCode::OK, "{model}");
+    }
+    for model in ["gpt-4o-mini", "gpt-4.1", "omni-moderation-latest"] {
+        let (status, _) = send(chat(model, "max_tokens")).await;
+        assert_eq!(status, StatusCode::OK, "{model} still takes max_tokens");
+    }
+}
+
+#[tokio::test]
+async fn the_key_listing_without_owner_project_access_may_leave_enabled_keys_out() {
+    let sim = spawn(Faults::default()).await;
+    let (by_hand, _) = sim.sim.insert_key_in(Api::OpenAi, "made-by-hand");
+    let base = sim.url(Api::OpenAi);
+    let (_, created) = send(
+        reqwest::Client::new()
+            .post(accounts_url(&base, SIM_OPENAI_PROJECT))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({ "name": "by-api" })),
+    )
+    .await;
+    let keys = format!("{base}/organization/projects/{SIM_OPENAI_PROJECT}/api_keys");
+    let owners = |query: &'static str| {
+        let request = reqwest::Client::new()
+            .get(format!("{keys}{query}"))
+            .bearer_auth(ADMIN_KEY);
+        async move {
+            let (status, body) = send(request).await;
+            assert_eq!(status, StatusCode::OK, "{query}: {body}");
+            let data = body["data"].as_array().unwrap().clone();
+            let owner = |k: &Value| {
+                k["owner"]["service_account"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            };
+            data.iter().map(owner).collect::<Vec<String>>()
+        }
+    };
+    let by_api = created["id"].as_str().unwrap().to_string();
+
+    let all = [by_hand, by_api];
+    assert_eq!(owners("").await, all[1..], "membership rules hide one");
+    assert_eq!(owners("?owner_project_access=any").await, all);
+    assert_eq!(owners("?owner_project_access=active&limit=100").await, all);
+    assert!(owners("?owner_project_access=inactive").await.is_empty());
+
+    let (status, body) = send(
+        reqwest::Client::new()
+            .get(format!("{keys}?owner_project_access=everyone"))
+            .bearer_auth(ADMIN_KEY),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(kind_and_code(&body).0, "invalid_request_error");
+}
