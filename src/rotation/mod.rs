@@ -23,10 +23,12 @@ mod assisted;
 pub mod decide;
 mod plan;
 mod recover;
+mod request;
 mod retry;
 mod run;
 mod settle;
 mod steps;
+mod verify;
 
 pub use decide::{Decision, WaitReason, decide, failure_backoff, next_due};
 pub use plan::{Plan, plan};

@@ -2,28 +2,25 @@
 //! stage, verify, promote, grace, revoke — and rollback. Each step writes the
 //! journal before the next starts; a crash between any two is picked up by
 //! `recover.rs`. Assisted policies claim a placed key in place of create and
-//! stage (`assisted.rs`).
+//! stage (`assisted.rs`); answers that may hide an effect are settled by
+//! reading the world back (`settle.rs`); verification attempts live in
+//! `verify.rs`, the dispatch of a request in `request.rs`.
 
 use std::time::Duration;
 
 use tracing::{error, info, warn};
 
-use super::decide::{Decision, WaitReason, decide};
 use super::retry::{self, Idempotent};
 use super::run::Run;
-use super::{Request, RotationError, RunOutcome, Until, adopt};
+use super::{RotationError, RunOutcome, Until};
 use crate::events::{EventOutcome, EventStep};
 use crate::failpoint;
 use crate::policy::RevokeMode;
-use secrecy::SecretString;
 
-use crate::providers::{CreatedKey, KeySpec, ProviderError};
+use crate::providers::{CreatedKey, KeySpec};
 use crate::secret::redacted_label;
 use crate::state::{KeyRecord, OutcomeKind, Rotation, Step, Trigger};
 use crate::stores::Promoted;
-
-/// The longest pause between two verification attempts.
-const MAX_VERIFY_PAUSE: Duration = Duration::from_secs(10);
 
 pub(super) enum Verified {
     Yes,
@@ -32,81 +29,6 @@ pub(super) enum Verified {
 }
 
 impl Run<'_> {
-    pub async fn execute(
-        &mut self,
-        request: Request,
-        until: Until,
-    ) -> Result<RunOutcome, RotationError> {
-        if self.state.in_flight.is_none() {
-            adopt::reconcile(self).await?;
-        }
-        match request {
-            Request::Due | Request::DueAfterReload => {
-                match decide(self.policy, &self.state, self.now()) {
-                    Decision::Resume => self.resume(until).await,
-                    Decision::Rotate(trigger) => {
-                        let trigger = match request {
-                            Request::DueAfterReload => Trigger::Reload,
-                            _ => trigger,
-                        };
-                        self.start(trigger, self.policy.revoke.grace, until).await
-                    }
-                    Decision::Wait { until: at, why }
-                        if self.assisted() && why == WaitReason::NotDue =>
-                    {
-                        let not_due = RunOutcome::NotDue { until: at, why };
-                        self.look_for_placed_key(until, not_due).await
-                    }
-                    Decision::Wait { until, why } => Ok(RunOutcome::NotDue { until, why }),
-                }
-            }
-            Request::Manual { grace, trigger } => self.manual(grace, trigger, until).await,
-        }
-    }
-
-    /// An operator's rotation: finish what is in flight first (a `--grace 0`
-    /// request cuts a running grace short), then rotate.
-    async fn manual(
-        &mut self,
-        grace: Option<Duration>,
-        trigger: Trigger,
-        until: Until,
-    ) -> Result<RunOutcome, RotationError> {
-        let now = self.now();
-        if let Some(rotation) = self.state.in_flight.as_mut() {
-            if let Some(revoke_after) = rotation.revoke_after.filter(|at| *at > now) {
-                if grace != Some(Duration::ZERO) {
-                    return Err(RotationError::InGrace {
-                        rotation_id: rotation.id.clone(),
-                        revoke_after,
-                    });
-                }
-                rotation.revoke_after = Some(now);
-            }
-            match self.resume(Until::Revoked).await? {
-                RunOutcome::Rotated { .. } => {}
-                other => return Ok(other),
-            }
-        }
-        self.start(trigger, grace.unwrap_or(self.policy.revoke.grace), until)
-            .await
-    }
-
-    /// A new rotation: a new key from the provider, or (assisted) the key a
-    /// person placed.
-    async fn start(
-        &mut self,
-        trigger: Trigger,
-        grace: Duration,
-        until: Until,
-    ) -> Result<RunOutcome, RotationError> {
-        if self.assisted() {
-            return self.start_assisted(trigger, grace, until).await;
-        }
-        self.begin(trigger, grace).await?;
-        self.drive(until).await
-    }
-
     /// Runs the steps from wherever the journal stands.
     pub async fn drive(&mut self, until: Until) -> Result<RunOutcome, RotationError> {
         self.until = until;
@@ -326,79 +248,6 @@ impl Run<'_> {
         Ok(Verified::Yes)
     }
 
-    /// Verification attempts until one works, one fails for good or
-    /// `verify.timeout` passes: with `key` (a first key, not written yet) or
-    /// with the store's pending version.
-    async fn verify_attempts(&self, key: Option<&SecretString>) -> Verified {
-        let deadline = tokio::time::Instant::now() + self.policy.verify.timeout;
-        let mut pause = Duration::from_millis(250);
-        let mut attempts = 0u32;
-        loop {
-            attempts += 1;
-            let result = match key {
-                Some(key) => self.verify_key(key).await,
-                None => self.verify_once().await,
-            };
-            let observer = &self.ctx.observer;
-            observer.verify_attempt(&self.policy.name, &self.policy.provider, result.is_ok());
-            let (reason, wait) = match result {
-                Ok(()) => break,
-                Err(Attempt::Final(reason)) => return Verified::No(reason),
-                Err(Attempt::Retry(reason, after)) => (reason, after.unwrap_or(pause)),
-            };
-            if tokio::time::Instant::now() + wait > deadline {
-                let timeout = humantime::format_duration(self.policy.verify.timeout);
-                return Verified::No(format!(
-                    "no success within {timeout} ({attempts} attempts); last: {reason}"
-                ));
-            }
-            info!(attempt = attempts, retry_in_ms = wait.as_millis() as u64, %reason, "new key not working yet");
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.ctx.cancel.cancelled() => return Verified::Stopped,
-            }
-            pause = (pause * 2).min(MAX_VERIFY_PAUSE);
-        }
-        info!(attempts, "verified new key at the provider");
-        Verified::Yes
-    }
-
-    async fn verify_once(&self) -> Result<(), Attempt> {
-        let expected = self.rotation_ref().version_id.clone();
-        let pending = match self.ctx.store.read_pending(&self.policy.target).await {
-            Ok(Some(p)) => p,
-            Ok(None) => {
-                return Err(Attempt::Final(
-                    "the pending version is gone from the store".into(),
-                ));
-            }
-            Err(e) if e.is_retryable() => return Err(Attempt::Retry(e.to_string(), None)),
-            Err(e) => return Err(Attempt::Final(e.to_string())),
-        };
-        if expected.as_deref() != Some(pending.version_id.as_str()) {
-            return Err(Attempt::Final(format!(
-                "the pending version is {} instead of this rotation's {}",
-                pending.version_id,
-                expected.unwrap_or_default()
-            )));
-        }
-        self.verify_key(&pending.key).await
-    }
-
-    async fn verify_key(&self, key: &SecretString) -> Result<(), Attempt> {
-        match self
-            .ctx
-            .provider
-            .verify_key(key, &self.policy.verify.mode)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e @ ProviderError::KeyRejected { .. }) => Err(Attempt::Retry(e.to_string(), None)),
-            Err(e) if e.is_retryable() => Err(Attempt::Retry(e.to_string(), e.retry_after())),
-            Err(e) => Err(Attempt::Final(e.to_string())),
-        }
-    }
-
     /// promote: pending becomes current — only if the current value is still
     /// the one the pending version was built from; otherwise it is staged
     /// again from the new current and verified again. An error is settled by
@@ -584,9 +433,4 @@ impl Run<'_> {
             reason,
         })
     }
-}
-
-enum Attempt {
-    Retry(String, Option<Duration>),
-    Final(String),
 }

@@ -1,0 +1,87 @@
+//! What one run does for a request: whatever is due (resume, rotate, or
+//! look for a placed key), or an operator's rotation that first finishes the
+//! one in flight. The steps themselves are in `steps.rs`.
+
+use std::time::Duration;
+
+use super::decide::{Decision, WaitReason, decide};
+use super::run::Run;
+use super::{Request, RotationError, RunOutcome, Until, adopt};
+use crate::state::Trigger;
+
+impl Run<'_> {
+    pub async fn execute(
+        &mut self,
+        request: Request,
+        until: Until,
+    ) -> Result<RunOutcome, RotationError> {
+        if self.state.in_flight.is_none() {
+            adopt::reconcile(self).await?;
+        }
+        match request {
+            Request::Due | Request::DueAfterReload => {
+                match decide(self.policy, &self.state, self.now()) {
+                    Decision::Resume => self.resume(until).await,
+                    Decision::Rotate(trigger) => {
+                        let trigger = match request {
+                            Request::DueAfterReload => Trigger::Reload,
+                            _ => trigger,
+                        };
+                        self.start(trigger, self.policy.revoke.grace, until).await
+                    }
+                    Decision::Wait { until: at, why }
+                        if self.assisted() && why == WaitReason::NotDue =>
+                    {
+                        let not_due = RunOutcome::NotDue { until: at, why };
+                        self.look_for_placed_key(until, not_due).await
+                    }
+                    Decision::Wait { until, why } => Ok(RunOutcome::NotDue { until, why }),
+                }
+            }
+            Request::Manual { grace, trigger } => self.manual(grace, trigger, until).await,
+        }
+    }
+
+    /// An operator's rotation: finish what is in flight first (a `--grace 0`
+    /// request cuts a running grace short), then rotate.
+    async fn manual(
+        &mut self,
+        grace: Option<Duration>,
+        trigger: Trigger,
+        until: Until,
+    ) -> Result<RunOutcome, RotationError> {
+        let now = self.now();
+        if let Some(rotation) = self.state.in_flight.as_mut() {
+            if let Some(revoke_after) = rotation.revoke_after.filter(|at| *at > now) {
+                if grace != Some(Duration::ZERO) {
+                    return Err(RotationError::InGrace {
+                        rotation_id: rotation.id.clone(),
+                        revoke_after,
+                    });
+                }
+                rotation.revoke_after = Some(now);
+            }
+            match self.resume(Until::Revoked).await? {
+                RunOutcome::Rotated { .. } => {}
+                other => return Ok(other),
+            }
+        }
+        self.start(trigger, grace.unwrap_or(self.policy.revoke.grace), until)
+            .await
+    }
+
+    /// A new rotation: a new key from the provider, or (assisted) the key a
+    /// person placed.
+    async fn start(
+        &mut self,
+        trigger: Trigger,
+        grace: Duration,
+        until: Until,
+    ) -> Result<RunOutcome, RotationError> {
+        if self.assisted() {
+            return self.start_assisted(trigger, grace, until).await;
+        }
+        self.begin(trigger, grace).await?;
+        self.drive(until).await
+    }
+}
