@@ -102,7 +102,7 @@ pub fn install_panic_hook() {
 
 /// The text a panic was raised with (`panic!` with a message or a format
 /// makes a `&str` or a `String`; anything else says nothing readable).
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     match (
         payload.downcast_ref::<&str>(),
         payload.downcast_ref::<String>(),

@@ -207,14 +207,7 @@ async fn record_panic(
     e: tokio::task::JoinError,
 ) -> Result<RunOutcome, RotationError> {
     let message = match e.try_into_panic() {
-        Ok(payload) => match (
-            payload.downcast_ref::<&str>(),
-            payload.downcast_ref::<String>(),
-        ) {
-            (Some(s), _) => (*s).to_string(),
-            (_, Some(s)) => s.clone(),
-            _ => "a panic without a message".to_string(),
-        },
+        Ok(payload) => crate::logging::panic_message(payload.as_ref()),
         Err(_) => "the rotation task was cancelled".to_string(),
     };
     // Panic messages are free text: never let one carry a key into the

@@ -36,13 +36,17 @@ impl Run<'_> {
     /// half-done stage may have written) and begin a fresh rotation — a fresh
     /// id, because AWS refuses a reused request token with another value.
     pub async fn restart_lost_key(&mut self) -> Result<(), RotationError> {
-        if self.rotation_ref().verified_at.is_some() && self.new_key_is_current().await? {
-            // A first key, verified before it was written: its stage landed
-            // (a store with no versions makes it current at once).
-            warn!("the first key was written as current before the crash; finishing the rotation");
+        if self.rotation_ref().verified_at.is_some() {
+            // A first key, verified before it was written: its stage may have
+            // landed (a store with no versions makes it current at once).
             let version = self.ctx.store.current_version(&self.policy.target).await?;
-            self.rotation().version_id = version;
-            return self.record_promoted().await;
+            if let Some(version) = version.filter(|v| self.is_our_version(v)) {
+                warn!(
+                    "the first key was written as current before the crash; finishing the rotation"
+                );
+                self.rotation().version_id = Some(version);
+                return self.record_promoted().await;
+            }
         }
         warn!("the new key was created but never stored; deleting it and starting over");
         self.delete_new_key().await?;
@@ -68,19 +72,13 @@ impl Run<'_> {
         if self.assisted() {
             return Ok(());
         }
-        if self.new_key_is_current().await? {
-            let rotation = self.rotation_ref();
-            let key_id = rotation.new_key.as_ref().and_then(|k| k.id.clone());
-            return Err(RotationError::NewKeyIsCurrent {
-                key_id: key_id.unwrap_or_else(|| "-".into()),
-            });
-        }
         let id = self
             .rotation_ref()
             .new_key
             .as_ref()
             .and_then(|k| k.id.clone());
         if let Some(id) = id {
+            self.refuse_if_new_key_current().await?;
             self.delete_confirmed(&id, "delete new key").await?;
             info!(key_id = %id, "deleted the new key");
             return Ok(());

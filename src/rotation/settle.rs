@@ -187,12 +187,23 @@ impl Run<'_> {
         Ok(same(current.as_ref(), secret))
     }
 
-    async fn refuse_if_new_key_current(&self) -> Result<(), RotationError> {
+    /// Read right before deleting the new key: never while it is current.
+    pub(super) async fn refuse_if_new_key_current(&self) -> Result<(), RotationError> {
         if self.new_key_is_current().await? {
-            let key_id = self.new_key_id().unwrap_or("-").to_string();
-            return Err(RotationError::NewKeyIsCurrent { key_id });
+            return Err(self.new_key_is_current_error());
         }
         Ok(())
+    }
+
+    fn new_key_is_current_error(&self) -> RotationError {
+        let key_id = self
+            .rotation_ref()
+            .new_key
+            .as_ref()
+            .and_then(|k| k.id.clone());
+        RotationError::NewKeyIsCurrent {
+            key_id: key_id.unwrap_or_else(|| "-".into()),
+        }
     }
 
     /// Whether the old key may still be what applications read: the current
@@ -231,8 +242,7 @@ impl Run<'_> {
         let target = &self.policy.target;
         if self.new_key_is_current().await? {
             if self.rotation_ref().verified_at.is_none() {
-                let key_id = self.new_key_id().unwrap_or("-").to_string();
-                return Err(RotationError::NewKeyIsCurrent { key_id });
+                return Err(self.new_key_is_current_error());
             }
             warn!("the new key is already current (a promote landed before its answer or record)");
             return self.record_promoted().await;
@@ -292,10 +302,6 @@ impl Run<'_> {
     pub(super) fn is_our_version(&self, version: &str) -> bool {
         let rotation = self.rotation_ref();
         rotation.owns_version(version) || rotation.version_id.as_deref() == Some(version)
-    }
-
-    fn new_key_id(&self) -> Option<&str> {
-        self.rotation_ref().new_key.as_ref()?.id.as_deref()
     }
 }
 

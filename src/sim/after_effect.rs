@@ -217,22 +217,9 @@ pub(crate) fn phantom(api: Api, n: u64) -> KeyRecord {
         extra.insert("key_id".into(), format!("key_{n:016x}").into());
     }
     KeyRecord {
-        name: format!("sim-phantom-{n}"),
-        label: crate::secret::redacted_label(&secrecy::SecretString::from(secret.clone())),
-        hash,
-        secret,
-        disabled: false,
-        limit: None,
-        limit_reset: None,
-        include_byok_in_limit: false,
-        usage: 0.0,
-        last_used_at: None,
-        created_at: chrono::Utc::now(),
-        updated_at: None,
-        expires_at: None,
-        ready_at: std::time::Instant::now(),
         never_works: true,
         extra,
+        ..KeyRecord::fresh(&format!("sim-phantom-{n}"), hash, secret)
     }
 }
 

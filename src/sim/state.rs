@@ -329,11 +329,26 @@ impl State {
         let secret = self.api.new_secret();
         let now = Utc::now();
         self.issued.push(secret.clone());
+        let hash = match self.api {
+            Api::LiteLlm => super::litellm::token_of(&secret),
+            _ => random_hex(),
+        };
         self.keys.push(KeyRecord {
-            hash: match self.api {
-                Api::LiteLlm => super::litellm::token_of(&secret),
-                _ => random_hex(),
-            },
+            created_at: now,
+            ready_at: Instant::now() + propagation,
+            never_works: reject,
+            ..KeyRecord::fresh(name, hash, secret)
+        });
+        let last = self.keys.len() - 1;
+        &mut self.keys[last]
+    }
+}
+
+impl KeyRecord {
+    /// An enabled key with no limits, usage or API-specific fields, made now.
+    pub(crate) fn fresh(name: &str, hash: String, secret: String) -> KeyRecord {
+        KeyRecord {
+            hash,
             name: name.to_string(),
             label: crate::secret::redacted_label(&SecretString::from(secret.clone())),
             secret,
@@ -343,19 +358,15 @@ impl State {
             include_byok_in_limit: false,
             usage: 0.0,
             last_used_at: None,
-            created_at: now,
+            created_at: Utc::now(),
             updated_at: None,
             expires_at: None,
-            ready_at: Instant::now() + propagation,
-            never_works: reject,
+            ready_at: Instant::now(),
+            never_works: false,
             extra: serde_json::Map::new(),
-        });
-        let last = self.keys.len() - 1;
-        &mut self.keys[last]
+        }
     }
-}
 
-impl KeyRecord {
     /// The OpenRouter workspace the key was made in; `None` is the default one.
     pub(crate) fn workspace(&self) -> Option<&str> {
         self.extra.get(WORKSPACE).and_then(Value::as_str)
