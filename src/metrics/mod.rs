@@ -9,7 +9,7 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
-use prometheus_client::registry::Registry as Encoder;
+use prometheus_client::registry::Registry;
 
 use crate::events::{Event, EventOutcome, EventStep};
 use crate::policy::Policy;
@@ -43,7 +43,8 @@ pub struct Metrics {
 
 struct Inner {
     f: Families,
-    encoder: Encoder,
+    /// Holds a handle to every family of `f`, in exposition order.
+    registry: Registry,
 }
 
 impl Default for Metrics {
@@ -54,7 +55,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let (f, encoder) = Families::registered();
+        let (f, registry) = Families::registered();
         let version = BuildLabels {
             version: env!("CARGO_PKG_VERSION").to_string(),
         };
@@ -63,7 +64,7 @@ impl Metrics {
             f.config_reloads.get_or_create(&reload(result));
         }
         Metrics {
-            inner: Mutex::new(Inner { f, encoder }),
+            inner: Mutex::new(Inner { f, registry }),
         }
     }
 
@@ -225,7 +226,7 @@ impl Metrics {
 
     /// Every family in `format` (what `/metrics` serves).
     pub fn encode(&self, format: Exposition) -> Result<String, EncodeError> {
-        exposition::encode(&self.lock().encoder, format)
+        exposition::encode(&self.lock().registry, format)
     }
 
     /// The Prometheus text format, for tests and tools that read it whole;
@@ -269,13 +270,10 @@ fn last_success(state: &PolicyState) -> Option<f64> {
 }
 
 fn set_or_remove(family: &SortedFamily<PolicyLabels, Seconds>, p: &PolicyLabels, v: Option<f64>) {
-    match v {
-        Some(v) => {
-            family.get_or_create(p).set(v);
-        }
-        None => {
-            family.remove(p);
-        }
+    if let Some(v) = v {
+        family.get_or_create(p).set(v);
+    } else {
+        family.remove(p);
     }
 }
 
