@@ -2,7 +2,8 @@
 //! `RUST_LOG` overrides the default filter. Panics are logged through the
 //! same subscriber, as one error line with key-like words scrubbed.
 
-use std::io::{self, Write};
+use std::ffi::OsStr;
+use std::io::{self, IsTerminal, Write};
 
 use tracing_subscriber::EnvFilter;
 
@@ -21,6 +22,10 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| Stderr)
+        .with_ansi(colour(
+            io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .log_internal_errors(false);
     match format {
         LogFormat::Pretty => builder.init(),
@@ -30,6 +35,13 @@ pub fn init(format: LogFormat) {
             .with_span_list(false)
             .init(),
     }
+}
+
+/// Colour codes only for a person at a terminal: not into a file, a pipe,
+/// journald or `kubectl logs`, and not when `NO_COLOR` is set (to anything
+/// but the empty string, as no-color.org says).
+fn colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(OsStr::is_empty)
 }
 
 /// Standard error that never fails: a closed pipe or a full disk on the log
@@ -110,5 +122,21 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         (Some(text), _) => (*text).to_string(),
         (None, Some(text)) => text.clone(),
         (None, None) => "a panic without a message".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_at_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(
+            colour(true, Some(OsStr::new(""))),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None), "a file or a pipe");
     }
 }

@@ -1,21 +1,20 @@
 //! The read-only endpoints: `/healthz` (the scheduler loop is ticking),
 //! `/readyz` (config loaded, stores and providers answered at start-up, not
-//! shutting down), `/metrics` (Prometheus text) and `/v1/status` (the JSON of
+//! shutting down), `/metrics` (Prometheus text, or OpenMetrics when the
+//! scraper's `Accept` asks for it) and `/v1/status` (the JSON of
 //! `rekey status --json`).
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{Admin, error};
 use crate::daemon::{Readiness, UNHEALTHY_AFTER};
-
-/// The Prometheus text exposition format, version 0.0.4.
-pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+use crate::metrics::Exposition;
 
 pub async fn healthz(State(admin): State<Arc<Admin>>) -> Response {
     let since = admin.daemon.since_last_tick();
@@ -48,9 +47,13 @@ pub async fn readyz(State(admin): State<Arc<Admin>>) -> Response {
     }
 }
 
-pub async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
-    let text = admin.daemon.app().observer.metrics.render();
-    ([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], text).into_response()
+pub async fn metrics(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Exposition::from_accept(accept);
+    match admin.daemon.app().observer.metrics.encode(format) {
+        Ok(text) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 pub async fn status(State(admin): State<Arc<Admin>>) -> Response {

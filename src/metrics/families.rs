@@ -1,148 +1,123 @@
 //! The metric families rekey exports: a fixed contract shared with the
-//! admin API, the deploy/ alert rules and the README. Labels are bounded
-//! (policy, provider, store, step, op, result, notifier): never a key, never
-//! an error message.
+//! admin API, the deploy/ alert rules and the README. Each family's name (as
+//! scraped, `_total` included) and help text, and its labels as a typed label
+//! set. Labels are bounded (policy, provider, store, step, op, result,
+//! notifier): never a key, never an error message.
 
-use super::registry::{Family, Kind};
+use prometheus_client::encoding::EncodeLabelSet;
+
+/// A family's name as scraped and its help text.
+#[derive(Debug)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+}
+
+/// Upper bounds (seconds) of the step-duration buckets; `+Inf` is implied.
+/// Steps range from milliseconds (a journal write) to minutes (verify
+/// waiting for a key to propagate).
+pub const BUCKETS: [f64; 13] = [
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
 
 pub const ROTATIONS: Family = Family {
     name: "rekey_rotations_total",
     help: "Finished rotation attempts by result (rotated, rolled_back, failed).",
-    kind: Kind::Counter,
-    labels: &["policy", "provider", "result"],
 };
 
 pub const STEP_DURATION: Family = Family {
     name: "rekey_step_duration_seconds",
     help: "Time taken by each protocol step (begin, create, claim, stage, verify, promote, revoke, rollback).",
-    kind: Kind::Histogram,
-    labels: &["policy", "step"],
 };
 
 pub const VERIFY_ATTEMPTS: Family = Family {
     name: "rekey_verify_attempts_total",
     help: "Verification attempts with a new key (ok, failed).",
-    kind: Kind::Counter,
-    labels: &["policy", "result"],
 };
 
 pub const PROVIDER_REQUESTS: Family = Family {
     name: "rekey_provider_requests_total",
     help: "Provider API calls by operation and result (ok or the error kind).",
-    kind: Kind::Counter,
-    labels: &["provider", "op", "result"],
 };
 
 pub const STORE_REQUESTS: Family = Family {
     name: "rekey_store_requests_total",
     help: "Secret store calls by operation and result (ok or the error kind).",
-    kind: Kind::Counter,
-    labels: &["store", "op", "result"],
 };
 
 pub const KEY_AGE: Family = Family {
     name: "rekey_key_age_seconds",
     help: "Age of the policy's current key.",
-    kind: Kind::Gauge,
-    labels: &["policy"],
 };
 
 pub const KEY_MAX_AGE: Family = Family {
     name: "rekey_key_max_age_seconds",
     help: "The policy's max_age (only for policies that set one).",
-    kind: Kind::Gauge,
-    labels: &["policy"],
 };
 
 pub const NEXT_ROTATION: Family = Family {
     name: "rekey_next_rotation_timestamp_seconds",
     help: "When the policy's current key falls due (Unix time).",
-    kind: Kind::Gauge,
-    labels: &["policy"],
 };
 
 pub const LAST_SUCCESS: Family = Family {
     name: "rekey_last_success_timestamp_seconds",
     help: "When the policy's last successful rotation finished (Unix time).",
-    kind: Kind::Gauge,
-    labels: &["policy"],
 };
 
 pub const DUE: Family = Family {
     name: "rekey_rotation_due",
     help: "1 when the policy is due now and no rotation of it is in flight.",
-    kind: Kind::Gauge,
-    labels: &["policy"],
 };
 
 pub const IN_PROGRESS: Family = Family {
     name: "rekey_rotation_in_progress",
     help: "1 while a rotation of the policy is in flight before promote.",
-    kind: Kind::Gauge,
-    labels: &["policy"],
 };
 
 pub const STARTED: Family = Family {
     name: "rekey_rotation_started_timestamp_seconds",
     help: "When the rotation in flight began (Unix time; 0 when none is).",
-    kind: Kind::Gauge,
-    labels: &["policy"],
 };
 
 pub const PENDING_REVOKES: Family = Family {
     name: "rekey_pending_revokes",
     help: "1 when the new key is current and the old key is not yet revoked.",
-    kind: Kind::Gauge,
-    labels: &["policy"],
 };
 
 pub const REVOKE_FAILURES: Family = Family {
     name: "rekey_revoke_failures",
     help: "Consecutive failed revokes of the rotation in flight.",
-    kind: Kind::Gauge,
-    labels: &["policy"],
 };
 
 pub const CONFIG_RELOADS: Family = Family {
     name: "rekey_config_reloads_total",
     help: "Config reloads by result (applied, refused).",
-    kind: Kind::Counter,
-    labels: &["result"],
 };
 
 pub const NOTIFICATIONS: Family = Family {
     name: "rekey_notifications_total",
     help: "Webhook notifications by notifier and result (sent, failed, dropped).",
-    kind: Kind::Counter,
-    labels: &["notifier", "result"],
 };
 
 pub const AUDIT_WRITE_FAILURES: Family = Family {
     name: "rekey_audit_write_failures_total",
     help: "Audit records that could not be written.",
-    kind: Kind::Counter,
-    labels: &[],
 };
 
 pub const SCHEDULER_TICK: Family = Family {
     name: "rekey_scheduler_last_tick_timestamp_seconds",
     help: "When the daemon's scheduling loop last ran a pass (Unix time).",
-    kind: Kind::Gauge,
-    labels: &[],
 };
 
 pub const BUILD_INFO: Family = Family {
     name: "rekey_build_info",
     help: "Always 1; the version label says which rekey is running.",
-    kind: Kind::Gauge,
-    labels: &["version"],
 };
 
 pub const JOURNAL_CORRUPT: Family = Family {
     name: "rekey_journal_corrupt",
     help: "1 while the policy's journal cannot be read (the policy is not rotated until it is repaired).",
-    kind: Kind::Gauge,
-    labels: &["policy"],
 };
 
 /// Every family, in exposition order.
@@ -169,19 +144,71 @@ pub const ALL: [&Family; 20] = [
     &BUILD_INFO,
 ];
 
-/// The families whose series belong to one policy (dropped by `forget_policy`).
-pub const PER_POLICY: [&Family; 13] = [
-    &ROTATIONS,
-    &STEP_DURATION,
-    &VERIFY_ATTEMPTS,
-    &KEY_AGE,
-    &KEY_MAX_AGE,
-    &NEXT_ROTATION,
-    &LAST_SUCCESS,
-    &DUE,
-    &IN_PROGRESS,
-    &STARTED,
-    &PENDING_REVOKES,
-    &REVOKE_FAILURES,
-    &JOURNAL_CORRUPT,
-];
+// Label sets, fields in label order: series sort by them in that order.
+
+/// `rekey_rotations_total`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct RotationLabels {
+    pub policy: String,
+    pub provider: String,
+    pub result: String,
+}
+
+/// `rekey_step_duration_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct StepLabels {
+    pub policy: String,
+    pub step: String,
+}
+
+/// `rekey_verify_attempts_total`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct VerifyLabels {
+    pub policy: String,
+    pub result: String,
+}
+
+/// `rekey_provider_requests_total`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct ProviderCallLabels {
+    pub provider: String,
+    pub op: String,
+    pub result: String,
+}
+
+/// `rekey_store_requests_total`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct StoreCallLabels {
+    pub store: String,
+    pub op: String,
+    pub result: String,
+}
+
+/// The per-policy gauges.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub policy: String,
+}
+
+/// `rekey_config_reloads_total`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct ReloadLabels {
+    pub result: String,
+}
+
+/// `rekey_notifications_total`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub notifier: String,
+    pub result: String,
+}
+
+/// `rekey_build_info`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+}
+
+/// No labels: for a family with at most one series that is absent until it
+/// has a value (the scheduler tick), rather than 0 from the start.
+pub type NoLabels = [(&'static str, &'static str); 0];

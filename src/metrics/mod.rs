@@ -1,24 +1,34 @@
 //! Prometheus metrics: rotations, steps, verification attempts, provider and
 //! store calls, reloads, notifications, and per-policy key age and due
-//! times. The families are the contract in `families.rs`; `metered.rs`
-//! counts provider and store calls; the registry is hand-rolled (`registry.rs`)
-//! to keep the dependency tree lean.
+//! times. The families are the contract in `families.rs`; `registry.rs`
+//! holds them as prometheus-client metrics; `exposition.rs` writes them in
+//! the format a scraper asks for; `metered.rs` counts provider and store
+//! calls. This module turns rekey's events and journal snapshots into
+//! values.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
+use prometheus_client::registry::Registry;
 
 use crate::events::{Event, EventOutcome, EventStep};
 use crate::policy::Policy;
 use crate::state::{OutcomeKind, PolicyState, Step};
 
+mod exposition;
 pub mod families;
 pub mod metered;
 mod registry;
+mod sorted;
 
-use families as f;
-use registry::Registry;
-pub use registry::{BUCKETS, Family, Kind, escape_label};
+pub use exposition::{EncodeError, Exposition};
+pub use families::BUCKETS;
+use families::{
+    BuildLabels, NotificationLabels, PolicyLabels, ProviderCallLabels, ReloadLabels,
+    RotationLabels, StepLabels, StoreCallLabels, VerifyLabels,
+};
+use registry::{Families, Seconds, policy_labels};
+use sorted::SortedFamily;
 
 /// Results of `rekey_rotations_total`, present at zero once a policy is known
 /// so that `increase()` and `rate()` work from the first failure on.
@@ -26,7 +36,15 @@ const ROTATION_RESULTS: [&str; 3] = ["rotated", "rolled_back", "failed"];
 const NOTIFICATION_RESULTS: [&str; 3] = ["sent", "failed", "dropped"];
 
 pub struct Metrics {
-    registry: Mutex<Registry>,
+    /// One lock over every family, so that a scrape never sees half of an
+    /// update that moves several gauges (begin, promote, a snapshot).
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    f: Families,
+    /// Holds a handle to every family of `f`, in exposition order.
+    registry: Registry,
 }
 
 impl Default for Metrics {
@@ -37,49 +55,59 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::default();
-        registry.set(&f::BUILD_INFO, &[env!("CARGO_PKG_VERSION")], 1.0);
-        registry.add(&f::AUDIT_WRITE_FAILURES, &[], 0.0);
+        let (f, registry) = Families::registered();
+        let version = BuildLabels {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        f.build_info.get_or_create(&version).set(1);
         for result in ["applied", "refused"] {
-            registry.add(&f::CONFIG_RELOADS, &[result], 0.0);
+            f.config_reloads.get_or_create(&reload(result));
         }
         Metrics {
-            registry: Mutex::new(registry),
+            inner: Mutex::new(Inner { f, registry }),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Registry> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain numbers behind: keep using them.
-        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// One state change: rotation results, step durations, and the in-flight
     /// gauges between two snapshots (so a long verify shows as in progress).
     pub fn record(&self, event: &Event) {
-        let mut r = self.lock();
+        let f = &self.lock().f;
         let policy = event.policy.as_str();
         if let Some(result) = rotation_result(event.outcome) {
-            r.add(&f::ROTATIONS, &[policy, &event.provider, result], 1.0);
+            let labels = rotation(policy, &event.provider, result);
+            f.rotations.get_or_create(&labels).inc();
         }
         if let (Some(step), Some(d)) = (timed_step(event.step), event.duration) {
-            r.observe(&f::STEP_DURATION, &[policy, step], d.as_secs_f64());
+            let labels = StepLabels {
+                policy: policy.to_string(),
+                step: step.to_string(),
+            };
+            f.step_duration
+                .get_or_create(&labels)
+                .observe(d.as_secs_f64());
         }
         let ts = unix(event.time);
+        let p = policy_labels(policy);
         match (event.step, event.outcome) {
             (EventStep::Begin | EventStep::Claim, EventOutcome::Ok) => {
-                r.set(&f::IN_PROGRESS, &[policy], 1.0);
-                r.set(&f::STARTED, &[policy], ts);
-                r.set(&f::DUE, &[policy], 0.0);
+                f.in_progress.get_or_create(&p).set(1);
+                f.started.get_or_create(&p).set(ts);
+                f.due.get_or_create(&p).set(0);
             }
             (EventStep::Promote, EventOutcome::Ok) => {
-                r.set(&f::IN_PROGRESS, &[policy], 0.0);
-                r.set(&f::PENDING_REVOKES, &[policy], 1.0);
+                f.in_progress.get_or_create(&p).set(0);
+                f.pending_revokes.get_or_create(&p).set(1);
             }
             (_, EventOutcome::Rotated) => {
-                r.set(&f::LAST_SUCCESS, &[policy], ts);
-                idle(&mut r, policy);
+                f.last_success.get_or_create(&p).set(ts);
+                idle(f, &p);
             }
-            (_, EventOutcome::RolledBack) => idle(&mut r, policy),
+            (_, EventOutcome::RolledBack) => idle(f, &p),
             // A failure may leave the rotation in flight or close it: the
             // snapshot after the run tells which.
             _ => {}
@@ -87,14 +115,17 @@ impl Metrics {
     }
 
     pub fn verify_attempt(&self, policy: &str, _provider: &str, ok: bool) {
-        let result = if ok { "ok" } else { "failed" };
-        self.lock().add(&f::VERIFY_ATTEMPTS, &[policy, result], 1.0);
+        let labels = VerifyLabels {
+            policy: policy.to_string(),
+            result: (if ok { "ok" } else { "failed" }).to_string(),
+        };
+        self.lock().f.verify_attempts.get_or_create(&labels).inc();
     }
 
     /// `ok`: the new config was applied; otherwise it was refused.
     pub fn config_reload(&self, ok: bool) {
-        let result = if ok { "applied" } else { "refused" };
-        self.lock().add(&f::CONFIG_RELOADS, &[result], 1.0);
+        let labels = reload(if ok { "applied" } else { "refused" });
+        self.lock().f.config_reloads.get_or_create(&labels).inc();
     }
 
     /// The per-policy gauges, from the journal: the source of truth that
@@ -106,82 +137,102 @@ impl Metrics {
         next_due: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) {
-        let mut r = self.lock();
+        let f = &self.lock().f;
         let name = policy.name.as_str();
         for result in ROTATION_RESULTS {
-            r.add(&f::ROTATIONS, &[name, &policy.provider, result], 0.0);
+            f.rotations
+                .get_or_create(&rotation(name, &policy.provider, result));
         }
+        let p = policy_labels(name);
         let age = state.current.as_ref().map(|k| seconds(now - k.created_at));
-        set_or_remove(&mut r, &f::KEY_AGE, name, age);
+        set_or_remove(&f.key_age, &p, age);
         let max_age = policy.max_age.map(|d| d.as_secs_f64());
-        set_or_remove(&mut r, &f::KEY_MAX_AGE, name, max_age);
-        set_or_remove(&mut r, &f::NEXT_ROTATION, name, next_due.map(unix));
-        set_or_remove(&mut r, &f::LAST_SUCCESS, name, last_success(state));
+        set_or_remove(&f.key_max_age, &p, max_age);
+        set_or_remove(&f.next_rotation, &p, next_due.map(unix));
+        set_or_remove(&f.last_success, &p, last_success(state));
 
         let flight = state.in_flight.as_ref();
         let promoted = flight.is_some_and(|f| f.step == Step::Promoted);
         // No next due time means no key yet: the first key is due now.
         let due = flight.is_none() && next_due.is_none_or(|at| at <= now);
-        r.set(&f::DUE, &[name], flag(due));
-        r.set(
-            &f::IN_PROGRESS,
-            &[name],
-            flag(flight.is_some() && !promoted),
-        );
-        r.set(&f::PENDING_REVOKES, &[name], flag(promoted));
+        f.due.get_or_create(&p).set(flag(due));
+        let in_progress = flight.is_some() && !promoted;
+        f.in_progress.get_or_create(&p).set(flag(in_progress));
+        f.pending_revokes.get_or_create(&p).set(flag(promoted));
         let started = flight.map(|f| unix(f.started_at)).unwrap_or(0.0);
-        r.set(&f::STARTED, &[name], started);
+        f.started.get_or_create(&p).set(started);
         let revoke_failures = flight.map(|f| f.revoke_failures).unwrap_or(0);
-        r.set(&f::REVOKE_FAILURES, &[name], f64::from(revoke_failures));
-        r.set(&f::JOURNAL_CORRUPT, &[name], 0.0);
+        f.revoke_failures
+            .get_or_create(&p)
+            .set(i64::from(revoke_failures));
+        f.journal_corrupt.get_or_create(&p).set(0);
     }
 
     /// The policy's journal cannot be read (`rekey_journal_corrupt` = 1).
     pub fn journal_corrupt(&self, policy: &str) {
-        self.lock().set(&f::JOURNAL_CORRUPT, &[policy], 1.0);
+        let p = policy_labels(policy);
+        self.lock().f.journal_corrupt.get_or_create(&p).set(1);
     }
 
+    /// A policy removed by a reload: its series go with it.
     pub fn forget_policy(&self, policy: &str) {
-        self.lock().remove_where(&f::PER_POLICY, "policy", policy);
+        self.lock().f.forget_policy(policy);
     }
 
     /// The daemon's loop ran a pass (liveness: `rekey_scheduler_last_tick_timestamp_seconds`).
     pub fn scheduler_tick(&self, now: DateTime<Utc>) {
-        self.lock().set(&f::SCHEDULER_TICK, &[], unix(now));
+        let f = &self.lock().f;
+        f.scheduler_tick.get_or_create(&[]).set(unix(now));
     }
 
     /// One provider API call; `result` is `ok` or `ProviderError::kind()`.
     pub fn provider_request(&self, provider: &str, op: &str, result: &str) {
-        let labels = [provider, op, result];
-        self.lock().add(&f::PROVIDER_REQUESTS, &labels, 1.0);
+        let labels = ProviderCallLabels {
+            provider: provider.to_string(),
+            op: op.to_string(),
+            result: result.to_string(),
+        };
+        self.lock().f.provider_requests.get_or_create(&labels).inc();
     }
 
     /// One secret store call; `result` is `ok` or `StoreError::kind()`.
     pub fn store_request(&self, store: &str, op: &str, result: &str) {
-        self.lock()
-            .add(&f::STORE_REQUESTS, &[store, op, result], 1.0);
+        let labels = StoreCallLabels {
+            store: store.to_string(),
+            op: op.to_string(),
+            result: result.to_string(),
+        };
+        self.lock().f.store_requests.get_or_create(&labels).inc();
     }
 
     /// A configured notifier: its series start at zero.
     pub fn notifier_configured(&self, notifier: &str) {
-        let mut r = self.lock();
+        let f = &self.lock().f;
         for result in NOTIFICATION_RESULTS {
-            r.add(&f::NOTIFICATIONS, &[notifier, result], 0.0);
+            f.notifications
+                .get_or_create(&notification(notifier, result));
         }
     }
 
     /// `result`: sent, failed or dropped.
     pub fn notification(&self, notifier: &str, result: &str) {
-        self.lock().add(&f::NOTIFICATIONS, &[notifier, result], 1.0);
+        let labels = notification(notifier, result);
+        self.lock().f.notifications.get_or_create(&labels).inc();
     }
 
     pub fn audit_write_failure(&self) {
-        self.lock().add(&f::AUDIT_WRITE_FAILURES, &[], 1.0);
+        self.lock().f.audit_write_failures.inc();
     }
 
-    /// Prometheus text exposition format.
+    /// Every family in `format` (what `/metrics` serves).
+    pub fn encode(&self, format: Exposition) -> Result<String, EncodeError> {
+        exposition::encode(&self.lock().registry, format)
+    }
+
+    /// The Prometheus text format, for tests and tools that read it whole;
+    /// empty in the (so far impossible) case that a metric cannot encode itself.
     pub fn render(&self) -> String {
-        self.lock().render(&f::ALL)
+        self.encode(Exposition::Prometheus).unwrap_or_default()
     }
 }
 
@@ -203,11 +254,11 @@ fn timed_step(step: EventStep) -> Option<&'static str> {
 }
 
 /// Nothing in flight any more.
-fn idle(r: &mut Registry, policy: &str) {
-    r.set(&f::IN_PROGRESS, &[policy], 0.0);
-    r.set(&f::PENDING_REVOKES, &[policy], 0.0);
-    r.set(&f::STARTED, &[policy], 0.0);
-    r.set(&f::REVOKE_FAILURES, &[policy], 0.0);
+fn idle(f: &Families, p: &PolicyLabels) {
+    f.in_progress.get_or_create(p).set(0);
+    f.pending_revokes.get_or_create(p).set(0);
+    f.started.get_or_create(p).set(0.0);
+    f.revoke_failures.get_or_create(p).set(0);
 }
 
 fn last_success(state: &PolicyState) -> Option<f64> {
@@ -218,10 +269,32 @@ fn last_success(state: &PolicyState) -> Option<f64> {
     Some(unix(entry.finished_at))
 }
 
-fn set_or_remove(r: &mut Registry, family: &Family, policy: &str, v: Option<f64>) {
-    match v {
-        Some(v) => r.set(family, &[policy], v),
-        None => r.remove(family, &[policy]),
+fn set_or_remove(family: &SortedFamily<PolicyLabels, Seconds>, p: &PolicyLabels, v: Option<f64>) {
+    if let Some(v) = v {
+        family.get_or_create(p).set(v);
+    } else {
+        family.remove(p);
+    }
+}
+
+fn rotation(policy: &str, provider: &str, result: &str) -> RotationLabels {
+    RotationLabels {
+        policy: policy.to_string(),
+        provider: provider.to_string(),
+        result: result.to_string(),
+    }
+}
+
+fn reload(result: &str) -> ReloadLabels {
+    ReloadLabels {
+        result: result.to_string(),
+    }
+}
+
+fn notification(notifier: &str, result: &str) -> NotificationLabels {
+    NotificationLabels {
+        notifier: notifier.to_string(),
+        result: result.to_string(),
     }
 }
 
@@ -233,8 +306,8 @@ fn seconds(d: chrono::TimeDelta) -> f64 {
     d.num_milliseconds().max(0) as f64 / 1000.0
 }
 
-fn flag(b: bool) -> f64 {
-    if b { 1.0 } else { 0.0 }
+fn flag(b: bool) -> i64 {
+    i64::from(b)
 }
 
 #[cfg(test)]

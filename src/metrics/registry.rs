@@ -1,214 +1,144 @@
-//! A small hand-rolled Prometheus registry: counters, gauges and histograms
-//! keyed by label values, rendered in the text exposition format (HELP/TYPE,
-//! escaped label values, `_bucket`/`_sum`/`_count` with `le`). Families come
-//! out in the order they are declared and series sorted by label values, so
-//! two scrapes of the same state are byte-identical.
+//! The families of `families.rs` as prometheus-client metrics: one typed
+//! handle per family (`Families`), registered with the crate's `Registry` in
+//! the contract's order, which the exposition then encodes.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::sync::atomic::AtomicU64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Counter,
-    Gauge,
-    Histogram,
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Metric, Registry};
+
+use super::families::{self as f, *};
+use super::sorted::SortedFamily;
+
+/// Seconds or a Unix time, to the millisecond.
+pub type Seconds = Gauge<f64, AtomicU64>;
+/// A flag (0 or 1) or a count.
+pub type Whole = Gauge<i64>;
+
+type PerPolicy<M> = SortedFamily<PolicyLabels, M>;
+
+pub struct Families {
+    pub rotations: SortedFamily<RotationLabels, Counter>,
+    pub step_duration: SortedFamily<StepLabels, Histogram>,
+    pub verify_attempts: SortedFamily<VerifyLabels, Counter>,
+    pub provider_requests: SortedFamily<ProviderCallLabels, Counter>,
+    pub store_requests: SortedFamily<StoreCallLabels, Counter>,
+    pub key_age: PerPolicy<Seconds>,
+    pub key_max_age: PerPolicy<Seconds>,
+    pub next_rotation: PerPolicy<Seconds>,
+    pub last_success: PerPolicy<Seconds>,
+    pub due: PerPolicy<Whole>,
+    pub in_progress: PerPolicy<Whole>,
+    pub started: PerPolicy<Seconds>,
+    pub pending_revokes: PerPolicy<Whole>,
+    pub revoke_failures: PerPolicy<Whole>,
+    pub journal_corrupt: PerPolicy<Whole>,
+    pub config_reloads: SortedFamily<ReloadLabels, Counter>,
+    pub notifications: SortedFamily<NotificationLabels, Counter>,
+    pub audit_write_failures: Counter,
+    pub scheduler_tick: SortedFamily<NoLabels, Seconds>,
+    pub build_info: SortedFamily<BuildLabels, Whole>,
 }
 
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Histogram => "histogram",
-        }
-    }
-}
-
-/// One metric family: its name, help text, type and label names.
-#[derive(Debug)]
-pub struct Family {
-    pub name: &'static str,
-    pub help: &'static str,
-    pub kind: Kind,
-    pub labels: &'static [&'static str],
-}
-
-/// Upper bounds (seconds) of the histogram buckets; `+Inf` is implied.
-/// Steps range from milliseconds (a journal write) to minutes (verify
-/// waiting for a key to propagate).
-pub const BUCKETS: [f64; 13] = [
-    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
-];
-
-#[derive(Debug, Clone, Default)]
-struct Histogram {
-    /// Observations per bucket (not cumulative; summed when rendered).
-    buckets: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
-}
-
-#[derive(Debug, Clone)]
-enum Series {
-    Value(f64),
-    Histogram(Box<Histogram>),
-}
-
-#[derive(Debug, Default)]
-pub struct Registry {
-    series: BTreeMap<&'static str, BTreeMap<Vec<String>, Series>>,
-}
-
-impl Registry {
-    fn slot(&mut self, family: &Family, labels: &[&str]) -> &mut BTreeMap<Vec<String>, Series> {
-        debug_assert_eq!(
-            family.labels.len(),
-            labels.len(),
-            "{}: label values must match the label names",
-            family.name
-        );
-        self.series.entry(family.name).or_default()
-    }
-
-    /// Adds `by` to a counter or gauge (creating it at zero first).
-    pub fn add(&mut self, family: &Family, labels: &[&str], by: f64) {
-        let key = owned(labels);
-        let series = self.slot(family, labels).entry(key);
-        if let Series::Value(v) = series.or_insert(Series::Value(0.0)) {
-            *v += by;
-        }
-    }
-
-    pub fn set(&mut self, family: &Family, labels: &[&str], value: f64) {
-        let key = owned(labels);
-        self.slot(family, labels).insert(key, Series::Value(value));
-    }
-
-    pub fn remove(&mut self, family: &Family, labels: &[&str]) {
-        if let Some(series) = self.series.get_mut(family.name) {
-            series.remove(&owned(labels));
-        }
-    }
-
-    pub fn observe(&mut self, family: &Family, labels: &[&str], value: f64) {
-        let key = owned(labels);
-        let series = self.slot(family, labels).entry(key);
-        let Series::Histogram(h) = series.or_insert_with(|| Series::Histogram(Box::default()))
-        else {
-            return;
+impl Families {
+    /// Every family without a series yet, and a registry that encodes them.
+    pub fn registered() -> (Families, Registry) {
+        let families = Families {
+            rotations: SortedFamily::default(),
+            step_duration: SortedFamily::with_constructor(|| Histogram::new(BUCKETS)),
+            verify_attempts: SortedFamily::default(),
+            provider_requests: SortedFamily::default(),
+            store_requests: SortedFamily::default(),
+            key_age: SortedFamily::default(),
+            key_max_age: SortedFamily::default(),
+            next_rotation: SortedFamily::default(),
+            last_success: SortedFamily::default(),
+            due: SortedFamily::default(),
+            in_progress: SortedFamily::default(),
+            started: SortedFamily::default(),
+            pending_revokes: SortedFamily::default(),
+            revoke_failures: SortedFamily::default(),
+            journal_corrupt: SortedFamily::default(),
+            config_reloads: SortedFamily::default(),
+            notifications: SortedFamily::default(),
+            audit_write_failures: Counter::default(),
+            scheduler_tick: SortedFamily::default(),
+            build_info: SortedFamily::default(),
         };
-        if let Some(i) = BUCKETS.iter().position(|bound| value <= *bound) {
-            h.buckets[i] += 1;
-        }
-        h.sum += value;
-        h.count += 1;
+        let mut registry = Registry::default();
+        families.register(&mut registry);
+        (families, registry)
     }
 
-    /// Drops every series of `families` whose label `name` has `value`.
-    pub fn remove_where(&mut self, families: &[&Family], name: &str, value: &str) {
-        for family in families {
-            let Some(at) = family.labels.iter().position(|l| *l == name) else {
-                continue;
-            };
-            if let Some(series) = self.series.get_mut(family.name) {
-                series.retain(|labels, _| labels[at] != value);
-            }
-        }
+    /// In the order of `families::ALL`.
+    fn register(&self, r: &mut Registry) {
+        add(r, &f::ROTATIONS, &self.rotations);
+        add(r, &f::STEP_DURATION, &self.step_duration);
+        add(r, &f::VERIFY_ATTEMPTS, &self.verify_attempts);
+        add(r, &f::PROVIDER_REQUESTS, &self.provider_requests);
+        add(r, &f::STORE_REQUESTS, &self.store_requests);
+        add(r, &f::KEY_AGE, &self.key_age);
+        add(r, &f::KEY_MAX_AGE, &self.key_max_age);
+        add(r, &f::NEXT_ROTATION, &self.next_rotation);
+        add(r, &f::LAST_SUCCESS, &self.last_success);
+        add(r, &f::DUE, &self.due);
+        add(r, &f::IN_PROGRESS, &self.in_progress);
+        add(r, &f::STARTED, &self.started);
+        add(r, &f::PENDING_REVOKES, &self.pending_revokes);
+        add(r, &f::REVOKE_FAILURES, &self.revoke_failures);
+        add(r, &f::JOURNAL_CORRUPT, &self.journal_corrupt);
+        add(r, &f::CONFIG_RELOADS, &self.config_reloads);
+        add(r, &f::NOTIFICATIONS, &self.notifications);
+        add(r, &f::AUDIT_WRITE_FAILURES, &self.audit_write_failures);
+        add(r, &f::SCHEDULER_TICK, &self.scheduler_tick);
+        add(r, &f::BUILD_INFO, &self.build_info);
     }
 
-    /// The text exposition format of `families`, in that order.
-    pub fn render(&self, families: &[&Family]) -> String {
-        let mut out = String::new();
-        for family in families {
-            let _ = writeln!(out, "# HELP {} {}", family.name, escape_help(family.help));
-            let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind.as_str());
-            let Some(series) = self.series.get(family.name) else {
-                continue;
-            };
-            for (values, series) in series {
-                render_series(&mut out, family, values, series);
-            }
+    /// Drops every series labelled with `policy` (a policy removed by a reload).
+    pub fn forget_policy(&self, policy: &str) {
+        self.rotations.retain(|l| l.policy != policy);
+        self.step_duration.retain(|l| l.policy != policy);
+        self.verify_attempts.retain(|l| l.policy != policy);
+        let labels = policy_labels(policy);
+        let seconds = [
+            &self.key_age,
+            &self.key_max_age,
+            &self.next_rotation,
+            &self.last_success,
+            &self.started,
+        ];
+        for family in seconds {
+            family.remove(&labels);
         }
-        out
-    }
-}
-
-fn render_series(out: &mut String, family: &Family, values: &[String], series: &Series) {
-    let labels = label_pairs(family.labels, values);
-    match series {
-        Series::Value(v) => {
-            let _ = writeln!(out, "{}{} {}", family.name, braced(&labels), number(*v));
-        }
-        Series::Histogram(h) => {
-            let mut cumulative = 0;
-            for (bound, n) in BUCKETS.iter().zip(h.buckets.iter()) {
-                cumulative += n;
-                let le = with_le(&labels, &number(*bound));
-                let _ = writeln!(out, "{}_bucket{{{le}}} {cumulative}", family.name);
-            }
-            let le = with_le(&labels, "+Inf");
-            let _ = writeln!(out, "{}_bucket{{{le}}} {}", family.name, h.count);
-            let _ = writeln!(
-                out,
-                "{}_sum{} {}",
-                family.name,
-                braced(&labels),
-                number(h.sum)
-            );
-            let _ = writeln!(out, "{}_count{} {}", family.name, braced(&labels), h.count);
+        let whole = [
+            &self.due,
+            &self.in_progress,
+            &self.pending_revokes,
+            &self.revoke_failures,
+            &self.journal_corrupt,
+        ];
+        for family in whole {
+            family.remove(&labels);
         }
     }
 }
 
-fn label_pairs(names: &[&str], values: &[String]) -> String {
-    let pairs: Vec<String> = (names.iter().zip(values))
-        .map(|(n, v)| format!("{n}=\"{}\"", escape_label(v)))
-        .collect();
-    pairs.join(",")
-}
-
-fn braced(labels: &str) -> String {
-    if labels.is_empty() {
-        String::new()
-    } else {
-        format!("{{{labels}}}")
+pub fn policy_labels(policy: &str) -> PolicyLabels {
+    PolicyLabels {
+        policy: policy.to_string(),
     }
 }
 
-fn with_le(labels: &str, bound: &str) -> String {
-    if labels.is_empty() {
-        format!("le=\"{bound}\"")
-    } else {
-        format!("{labels},le=\"{bound}\"")
-    }
-}
-
-fn owned(labels: &[&str]) -> Vec<String> {
-    labels.iter().map(|s| s.to_string()).collect()
-}
-
-/// Label values escape backslash, double quote and newline.
-pub fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', r"\\")
-        .replace('"', "\\\"")
-        .replace('\n', r"\n")
-}
-
-/// HELP text escapes backslash and newline.
-fn escape_help(text: &str) -> String {
-    text.replace('\\', r"\\").replace('\n', r"\n")
-}
-
-/// Integers without a fraction (timestamps, counts); `+Inf`/`-Inf`/`NaN` as Prometheus spells them.
-pub fn number(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
-    } else if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
-        format!("{v}")
-    }
+fn add(r: &mut Registry, family: &Family, metric: &(impl Metric + Clone)) {
+    // The crate appends `_total` to a counter's name and a full stop to the
+    // help; the contract spells both out.
+    let name = match metric.metric_type() {
+        MetricType::Counter => family.name.strip_suffix("_total").unwrap_or(family.name),
+        _ => family.name,
+    };
+    let help = family.help.strip_suffix('.').unwrap_or(family.help);
+    r.register(name, help, metric.clone());
 }

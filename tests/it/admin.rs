@@ -77,6 +77,7 @@ async fn health_readiness_metrics_and_status_answer_200_on_a_running_daemon() {
         "{content_type}"
     );
     assert_prometheus_text(&metrics.text().await.unwrap());
+    assert_openmetrics_when_asked(&daemon).await;
 
     let status = daemon.get("/v1/status").await;
     assert_eq!(status.status(), 200);
@@ -89,6 +90,29 @@ async fn health_readiness_metrics_and_status_answer_200_on_a_running_daemon() {
 
     daemon.stop().await;
     env.assert_no_secret_leaked();
+}
+
+/// `GET /metrics` with the `Accept` header Prometheus 3 sends: OpenMetrics,
+/// counters typed without `_total`, ending with `# EOF`.
+async fn assert_openmetrics_when_asked(daemon: &RunningDaemon<'_>) {
+    let accept = "application/openmetrics-text;version=1.0.0;q=0.6,\
+                  text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = (http.get(daemon.url("/metrics")))
+        .header("accept", accept)
+        .send()
+        .await
+        .expect("GET /metrics");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let text = response.text().await.unwrap();
+    assert_eq!(text.lines().last(), Some("# EOF"), "{text}");
+    assert!(text.contains("# TYPE rekey_rotations counter\n"), "{text}");
+    let rotated = r#"rekey_rotations_total{policy="p",provider="sim",result="rotated"} "#;
+    assert!(text.contains(rotated), "{text}");
 }
 
 /// Equal but for the key's age, which moves between the two reads.

@@ -1,5 +1,6 @@
 //! The command line as an operator meets it: dry runs that create nothing,
-//! usage errors that exit 2, status output, and SIGTERM ending the daemon cleanly.
+//! usage errors that exit 2, status output, SIGTERM ending the daemon cleanly,
+//! and logs without colour codes when stderr is a pipe.
 
 use std::time::Duration;
 
@@ -144,4 +145,30 @@ async fn sigterm_stops_the_daemon_with_exit_0() {
         .expect("exits after SIGTERM")
         .unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let (env, _) = seeded().await;
+    let config = env.config_path();
+    let args = [
+        "rotate",
+        "-c",
+        config.to_str().unwrap(),
+        "p",
+        "--grace",
+        "0s",
+    ];
+    let mut cmd = env.command(&args, &[]);
+    // Colour must be off because stderr is a pipe, not because of NO_COLOR.
+    cmd.env_remove("NO_COLOR");
+    let run = env.keep(cmd.output().await.expect("rekey runs"));
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("INFO"),
+        "pretty log lines: {}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("\x1b["), "{:?}", run.stderr);
+    env.assert_no_secret_leaked();
 }

@@ -172,3 +172,43 @@ async fn a_reload_that_removes_a_policy_stops_scheduling_it_without_a_restart() 
     daemon.stop().await;
     env.assert_no_secret_leaked();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_removed_by_a_reload_loses_its_metric_series() {
+    let env = TestEnv::new().await;
+    let daemon = started(&env, &[p(), q("")]).await;
+    wait_for_history(&env, "q", 1).await;
+    // q's gauges come with the daemon's snapshot after its first run.
+    let q_key_age = r#"rekey_key_age_seconds{policy="q"}"#;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !scrape(&daemon).await.contains(q_key_age) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "q's series before the reload"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    write(&env, &[p()]);
+    daemon.signal(libc::SIGHUP);
+    let reloaded = daemon.wait_for_log("config reloaded").await;
+    assert_eq!(field_of(&reloaded, "removed"), "q");
+
+    let text = scrape(&daemon).await;
+    env.capture(text.clone());
+    assert!(!text.contains(r#"policy="q""#), "{text}");
+    assert!(
+        text.contains(r#"rekey_key_age_seconds{policy="p"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"rekey_rotations_total{policy="p",provider="sim",result="rotated"}"#),
+        "{text}"
+    );
+    daemon.stop().await;
+    env.assert_no_secret_leaked();
+}
+
+async fn scrape(daemon: &RunningDaemon<'_>) -> String {
+    daemon.get("/metrics").await.text().await.unwrap()
+}
