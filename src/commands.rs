@@ -1,5 +1,9 @@
 //! What each CLI command does, given parsed arguments. Exit codes follow
-//! DESIGN.md: 0 ok, 1 runtime failure, 2 bad usage or bad config.
+//! DESIGN.md: 0 ok; 1 runtime failure — anything a restart or a retry could
+//! fix: an unreadable credential reference (unset variable, missing file,
+//! `aws-sm:` secret not readable), AWS or network errors, a failed
+//! `check --online`; 2 bad usage or a bad config shape, which a restart
+//! cannot fix (systemd's `RestartPreventExitStatus=2` relies on this).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,7 +14,7 @@ use crate::app::{App, BuildError};
 use crate::config::{self, Config, ConfigError, StateLocation};
 use crate::daemon::{self, Mode};
 use crate::rotation::{self, Request, RunOutcome, Until};
-use crate::service::{Service, StartError};
+use crate::service::Service;
 use crate::state::file::FileStateStore;
 use crate::state::{StateStore, Trigger};
 use crate::status;
@@ -30,14 +34,18 @@ pub fn load(path: &Path) -> Result<Config, ExitCode> {
     })
 }
 
+/// Builds the whole app. Every failure is a runtime one (1): the config's
+/// shape was validated by [`load`]; what is left — a credential that cannot
+/// be read, a journal or audit log that cannot be opened — may be fixed
+/// without touching the config.
 pub async fn build(config: Config) -> Result<Arc<App>, ExitCode> {
-    App::build(config).await.map(Arc::new).map_err(|e| {
+    built(App::build(config).await)
+}
+
+fn built(result: Result<App, BuildError>) -> Result<Arc<App>, ExitCode> {
+    result.map(Arc::new).map_err(|e| {
         crate::errln!("error: {e}");
-        ExitCode::from(if matches!(e, BuildError::Credential { .. }) {
-            USAGE
-        } else {
-            FAILURE
-        })
+        ExitCode::from(FAILURE)
     })
 }
 
@@ -79,7 +87,7 @@ pub async fn check(path: &Path) -> ExitCode {
 }
 
 /// The journal, if the state directory already exists (check and status never create it).
-fn existing_journal(config: &Config) -> Option<FileStateStore> {
+pub(crate) fn existing_journal(config: &Config) -> Option<FileStateStore> {
     let StateLocation::File(dir) = &config.daemon.state;
     dir.join("policies")
         .is_dir()
@@ -135,7 +143,7 @@ pub async fn rotate(path: &Path, args: RotateArgs) -> ExitCode {
         );
         return ExitCode::from(USAGE);
     };
-    let app = match build(config).await {
+    let app = match built(App::build_for(config, &policy.name).await) {
         Ok(app) => app,
         Err(code) => return code,
     };
@@ -254,22 +262,14 @@ pub async fn run(path: &Path, once: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if !once {
+        return serve(path, config).await;
+    }
     let app = match build(config).await {
         Ok(app) => app,
         Err(code) => return code,
     };
     crate::signals::cancel_on_signal(app.cancel.clone());
-    if !once {
-        let code = match start_service(path, app.clone()).await {
-            Ok(service) => {
-                service.run().await;
-                ExitCode::from(OK)
-            }
-            Err(code) => code,
-        };
-        flush_alerts(&app).await;
-        return code;
-    }
     let summary = daemon::run(app.clone(), Mode::Once).await;
     flush_alerts(&app).await;
     if summary.failed > 0 {
@@ -279,15 +279,33 @@ pub async fn run(path: &Path, once: bool) -> ExitCode {
     ExitCode::from(OK)
 }
 
-/// Binds the admin port and resolves its token; a bad token reference is a
-/// config error (2), a port in use a runtime failure (1).
+/// The service: never exits for a credential it cannot read (it waits,
+/// `/readyz` 503); SIGTERM exits 0, also while waiting. A port in use or a
+/// journal that cannot be opened is a runtime failure (1).
+async fn serve(path: &Path, config: Config) -> ExitCode {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    crate::signals::cancel_on_signal(cancel.clone());
+    let service = match Service::start_when_ready(path, config, cancel).await {
+        Ok(Some(service)) => service,
+        Ok(None) => return ExitCode::from(OK),
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return ExitCode::from(FAILURE);
+        }
+    };
+    let app = service.app();
+    service.run().await;
+    flush_alerts(&app).await;
+    ExitCode::from(OK)
+}
+
+/// Binds the admin port and resolves its token. Both failures are runtime
+/// ones (1): a token reference that cannot be read (its shape was
+/// validated) and a port in use.
 pub async fn start_service(path: &Path, app: Arc<App>) -> Result<Service, ExitCode> {
     Service::start(path, app).await.map_err(|e| {
         crate::errln!("error: {e}");
-        ExitCode::from(match e {
-            StartError::Token(_) => USAGE,
-            StartError::Listen { .. } => FAILURE,
-        })
+        ExitCode::from(FAILURE)
     })
 }
 
