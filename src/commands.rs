@@ -19,6 +19,8 @@ use crate::state::file::FileStateStore;
 use crate::state::{StateStore, Trigger};
 use crate::status;
 
+mod check;
+
 pub const OK: u8 = 0;
 pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
@@ -49,7 +51,10 @@ fn built(result: Result<App, BuildError>) -> Result<Arc<App>, ExitCode> {
     })
 }
 
-pub async fn check(path: &Path) -> ExitCode {
+/// `rekey check`: the config's shape (2 when wrong), each policy's next due
+/// time, then every credential reference and, `online`, one read-only call
+/// per provider entry and store (1 when any fails; see [`check`](mod@check)).
+pub async fn check(path: &Path, online: bool) -> ExitCode {
     let config = match load(path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -83,7 +88,10 @@ pub async fn check(path: &Path) -> ExitCode {
             policy.target.secret_id
         );
     }
-    ExitCode::from(OK)
+    match check::run(&config, online).await {
+        true => ExitCode::from(OK),
+        false => ExitCode::from(FAILURE),
+    }
 }
 
 /// The journal, if the state directory already exists (check and status never create it).
