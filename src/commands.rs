@@ -161,7 +161,14 @@ pub async fn rotate(path: &Path, args: RotateArgs) -> ExitCode {
         return match rotation::plan(&ctx, &policy).await {
             Ok(plan) => {
                 crate::out!("{plan}");
-                ExitCode::from(OK)
+                for finding in &plan.findings {
+                    crate::errln!("error: dry run of {}: {finding}", policy.name);
+                }
+                ExitCode::from(if plan.findings.is_empty() {
+                    OK
+                } else {
+                    FAILURE
+                })
             }
             Err(e) => {
                 crate::errln!("error: dry run of {}: {e}", policy.name);
