@@ -231,7 +231,13 @@ async fn build_when_ready(
             Attempt::Unreadable(unreadable) => app::describe(&unreadable),
         };
         if !announced {
-            info!(%address, "admin API listening; waiting for credentials (/readyz answers 503)");
+            // The same message as once ready, so log-based discovery of the port works in both phases.
+            info!(
+                %address,
+                rotate_endpoint = "off until the credentials can be read",
+                waiting_for = "credentials",
+                "admin API listening"
+            );
             announced = true;
         }
         warn!(
