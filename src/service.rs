@@ -117,7 +117,13 @@ impl Service {
                     .await
             }
         });
-        let built = build_when_ready(&config, &waiting, &cancel, &address).await;
+        let wait = Wait {
+            config_path,
+            waiting: &waiting,
+            cancel: &cancel,
+            address: &address,
+        };
+        let built = wait.build_when_ready(config).await;
         stop_waiting.cancel();
         await_stopped(server).await;
         let Some((app, token)) = built? else {
@@ -214,43 +220,83 @@ fn existing_journal(config: &Config) -> Option<Arc<dyn crate::state::StateStore>
     Some(Arc::new(journal))
 }
 
-/// Attempts until the app builds (`Some`), `cancel` fires (`None`) or a
-/// failure other than an unreadable credential (`Err`).
-async fn build_when_ready(
-    config: &Config,
-    waiting: &Waiting,
-    cancel: &CancellationToken,
-    address: &str,
-) -> Result<Option<(App, Option<SecretString>)>, StartError> {
-    let mut delay = CREDENTIAL_RETRY_MIN;
-    let mut announced = false;
-    loop {
-        let unreadable = match attempt(config).await {
-            Attempt::Built(app, token) => return Ok(Some((app, token))),
-            Attempt::Failed(e) => return Err(StartError::Build(e)),
-            Attempt::Unreadable(unreadable) => app::describe(&unreadable),
-        };
-        if !announced {
-            // The same message as once ready, so log-based discovery of the port works in both phases.
-            info!(
-                %address,
-                rotate_endpoint = "off until the credentials can be read",
-                waiting_for = "credentials",
-                "admin API listening"
+/// The wait for credentials (see [`Service::start_when_ready`]).
+struct Wait<'a> {
+    config_path: &'a Path,
+    waiting: &'a Waiting,
+    cancel: &'a CancellationToken,
+    /// The admin API's bound address, for the log.
+    address: &'a str,
+}
+
+impl Wait<'_> {
+    /// Attempts until the app builds (`Some`), `cancel` fires (`None`) or
+    /// a failure other than an unreadable credential (`Err`). SIGHUP tries
+    /// again at once. Each retry reads the config file again, so a fixed
+    /// reference is picked up without a restart.
+    async fn build_when_ready(
+        &self,
+        mut config: Arc<Config>,
+    ) -> Result<Option<(App, Option<SecretString>)>, StartError> {
+        // Also keeps SIGHUP (`systemctl reload`) from ending the process while waiting.
+        let mut hangups = crate::signals::hangups();
+        let mut delay = CREDENTIAL_RETRY_MIN;
+        let mut announced = false;
+        loop {
+            let unreadable = match attempt(&config).await {
+                Attempt::Built(app, token) => return Ok(Some((app, token))),
+                Attempt::Failed(e) => return Err(StartError::Build(e)),
+                Attempt::Unreadable(unreadable) => app::describe(&unreadable),
+            };
+            if !announced {
+                self.announce();
+                announced = true;
+            }
+            warn!(
+                reason = %unreadable,
+                retry_in_s = delay.as_secs(),
+                "not ready: cannot read credentials; trying again"
             );
-            announced = true;
+            self.waiting.set_reason(unreadable);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = hangups.recv() => info!("SIGHUP: reading the config and credentials again now"),
+                _ = self.cancel.cancelled() => return Ok(None),
+            }
+            config = self.reread(config);
+            delay = (delay * 2).min(CREDENTIAL_RETRY_MAX);
         }
-        warn!(
-            reason = %unreadable,
-            retry_in_s = delay.as_secs(),
-            "not ready: cannot read credentials; trying again"
+    }
+
+    fn announce(&self) {
+        // The same message as once ready, so finding the port in the log works in both phases.
+        info!(
+            address = %self.address,
+            rotate_endpoint = "off until the credentials can be read",
+            waiting_for = "credentials",
+            "admin API listening"
         );
-        waiting.set_reason(unreadable);
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = cancel.cancelled() => return Ok(None),
+    }
+
+    /// The config file as it is now, or `old` when it no longer loads.
+    fn reread(&self, old: Arc<Config>) -> Arc<Config> {
+        match crate::config::load_file(self.config_path) {
+            Ok(new) => {
+                if new.daemon.admin_listen != old.daemon.admin_listen {
+                    warn!(
+                        address = %self.address,
+                        "daemon.admin_listen changed while waiting for credentials; it applies at the next start"
+                    );
+                }
+                let new = Arc::new(new);
+                self.waiting.set_config(new.clone());
+                new
+            }
+            Err(e) => {
+                warn!(error = %e, "the config file no longer loads; trying again with the one loaded before");
+                old
+            }
         }
-        delay = (delay * 2).min(CREDENTIAL_RETRY_MAX);
     }
 }
 

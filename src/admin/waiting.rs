@@ -23,7 +23,8 @@ use crate::state::StateStore;
 /// What the waiting handlers share; the service updates the reason after each attempt.
 pub struct Waiting {
     reason: Mutex<String>,
-    config: Arc<Config>,
+    /// The config as last read (its policies are what `/v1/status` lists).
+    config: Mutex<Arc<Config>>,
     /// The journal, if its directory exists already (it is not created while waiting).
     journal: Option<Arc<dyn StateStore>>,
     /// Empty: nothing has been rotated by this process yet.
@@ -34,7 +35,7 @@ impl Waiting {
     pub fn new(config: Arc<Config>, journal: Option<Arc<dyn StateStore>>) -> Waiting {
         Waiting {
             reason: Mutex::new("reading credentials".into()),
-            config,
+            config: Mutex::new(config),
             journal,
             metrics: Metrics::new(),
         }
@@ -43,6 +44,17 @@ impl Waiting {
     /// Why the daemon is not ready (reference paths and causes, never values).
     pub fn set_reason(&self, reason: String) {
         *self.reason.lock().unwrap_or_else(PoisonError::into_inner) = reason;
+    }
+
+    /// The config file was read again while waiting.
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;
+    }
+
+    fn config(&self) -> Arc<Config> {
+        (self.config.lock())
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn reason(&self) -> String {
@@ -81,7 +93,7 @@ async fn metrics(State(waiting): State<Arc<Waiting>>) -> Response {
 async fn status(State(waiting): State<Arc<Waiting>>) -> Response {
     let journal = waiting.journal.as_deref();
     let now = chrono::Utc::now();
-    match crate::status::collect(&waiting.config.policies, journal, now).await {
+    match crate::status::collect(&waiting.config().policies, journal, now).await {
         Ok(rows) => Json(rows).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -116,6 +116,25 @@ async fn sigterm_while_waiting_for_credentials_exits_0_promptly() {
     assert_eq!(exited.code, Some(0), "{}", exited.stderr);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reference_fixed_in_the_config_while_waiting_is_read_on_sighup() {
+    let env = seeded().await;
+    edit_config(&env, MGMT_ENV, "REKEY_IT_NEVER_SET");
+    let mut daemon = RunningDaemon::start(&env, &[]).await;
+    readyz_until(&daemon, 503).await;
+
+    edit_config(&env, "REKEY_IT_NEVER_SET", MGMT_ENV);
+    daemon.signal(libc::SIGHUP);
+    let ready = readyz_until(&daemon, 200).await;
+    assert_eq!(ready["ready"], true, "{ready}");
+    assert!(
+        daemon.is_alive(),
+        "SIGHUP while waiting does not end the process"
+    );
+    daemon.stop().await;
+    env.assert_no_secret_leaked();
+}
+
 #[tokio::test]
 async fn rotate_with_the_management_key_unset_exits_1_naming_it() {
     let env = seeded().await;
