@@ -61,8 +61,8 @@ pub fn describe(unreadable: &[Unreadable]) -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// Never empty.
-    #[error("cannot read credentials: {}", describe(.0))]
+    /// Never empty; shown as `path: why; path: why`.
+    #[error("{}", describe(.0))]
     Credentials(Vec<Unreadable>),
     #[error(transparent)]
     Provider(#[from] ProviderError),
