@@ -95,28 +95,15 @@ impl Service {
         let addr = config.daemon.admin_listen;
         let listen_error = |source| StartError::Listen { addr, source };
         let listener = bind(&config).await?.into_std().map_err(listen_error)?;
-        // The waiting API serves on a duplicate of the socket: stopping it
-        // leaves the port bound, and connections made during the handover
-        // wait in the backlog for the real API.
-        let spare = listener.try_clone().map_err(listen_error)?;
-        let during_wait = TcpListener::from_std(spare).map_err(listen_error)?;
-        let listener = TcpListener::from_std(listener).map_err(listen_error)?;
         let config = Arc::new(config);
         let waiting = Arc::new(Waiting::new(config.clone(), existing_journal(&config)));
-        let stop_waiting = CancellationToken::new();
+        let (server, stop_waiting) =
+            serve_while_waiting(&listener, waiting.clone()).map_err(listen_error)?;
+        let listener = TcpListener::from_std(listener).map_err(listen_error)?;
         let address = listener
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let server = tokio::spawn({
-            let router = waiting::router(waiting.clone());
-            let stop = stop_waiting.clone().cancelled_owned();
-            async move {
-                axum::serve(during_wait, router)
-                    .with_graceful_shutdown(stop)
-                    .await
-            }
-        });
         let wait = Wait {
             config_path,
             waiting: &waiting,
@@ -204,8 +191,30 @@ async fn bind(config: &Config) -> Result<TcpListener, StartError> {
         .map_err(|source| StartError::Listen { addr, source })
 }
 
+/// Serves the waiting API (see [`waiting`]) until the token returned is
+/// cancelled, on a duplicate of `listener`'s socket: stopping it leaves the
+/// port bound, and connections made during the handover wait in the backlog
+/// for the real API.
+fn serve_while_waiting(
+    listener: &std::net::TcpListener,
+    waiting: Arc<Waiting>,
+) -> std::io::Result<(AdminTask, CancellationToken)> {
+    let duplicate = TcpListener::from_std(listener.try_clone()?)?;
+    let stop = CancellationToken::new();
+    let stopped = stop.clone().cancelled_owned();
+    let router = waiting::router(waiting);
+    let server = tokio::spawn(async move {
+        axum::serve(duplicate, router)
+            .with_graceful_shutdown(stopped)
+            .await
+    });
+    Ok((server, stop))
+}
+
+type AdminTask = tokio::task::JoinHandle<std::io::Result<()>>;
+
 /// Waits (up to [`ADMIN_STOP_TIMEOUT`]) for an admin server told to stop.
-async fn await_stopped(server: tokio::task::JoinHandle<std::io::Result<()>>) {
+async fn await_stopped(server: AdminTask) {
     match tokio::time::timeout(ADMIN_STOP_TIMEOUT, server).await {
         Ok(Ok(Err(e))) => warn!(error = %e, "admin API stopped with an error"),
         Err(_) => warn!("admin API: open requests cut off at shutdown"),
