@@ -232,6 +232,71 @@ async fn check_online_asks_each_provider_and_store() {
 }
 
 #[tokio::test]
+async fn check_online_reads_aws_sm_references_and_asks_the_aws_store() {
+    let client = crate::moto::sm_client().await;
+    let env = TestEnv::new().await;
+    let (_, old) = env.seed_key("existing");
+    let target = crate::moto::unique_secret_name("it/check");
+    let mgmt = crate::moto::unique_secret_name("it/check-mgmt");
+    for (name, value) in [(&target, &old), (&mgmt, &env.mgmt_key)] {
+        let created = client.create_secret().name(name).secret_string(value);
+        created.send().await.unwrap();
+    }
+    let on_aws = format!(r#"{{ store = "aws", secret_id = "{target}" }}"#);
+    env.write_config(&policy("p", &on_aws, ""));
+    edit_config(&env, &format!("env:{MGMT_ENV}"), &format!("aws-sm:{mgmt}"));
+    let moto = crate::moto::moto_url();
+    let aws = [
+        ("AWS_ENDPOINT_URL", moto.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let config = env.config_path();
+    let offline_args = ["check", "-c", config.to_str().unwrap()];
+    let online_args = ["check", "-c", config.to_str().unwrap(), "--online"];
+
+    let offline = env.rekey_env(&offline_args, &aws).await;
+    offline.assert_code(0);
+    let not_checked = "providers.sim.management_key: aws-sm: not checked offline (use --online)";
+    assert!(offline.stdout.contains(not_checked), "{}", offline.stdout);
+
+    let online = env.rekey_env(&online_args, &aws).await;
+    online.assert_code(0);
+    for expected in [
+        "providers.sim.management_key: readable".to_string(),
+        "providers.sim: ok (management key works, 1 key visible)".into(),
+        format!("stores.aws: ok (read secret {target})"),
+    ] {
+        assert!(
+            online.stdout.contains(&expected),
+            "{expected:?} in:\n{}",
+            online.stdout
+        );
+    }
+
+    edit_config(
+        &env,
+        &format!("aws-sm:{mgmt}"),
+        &format!("aws-sm:{mgmt}-gone"),
+    );
+    let missing = env.rekey_env(&online_args, &aws).await;
+    missing.assert_code(1);
+    let unreadable =
+        format!("error: providers.sim.management_key: cannot read AWS secret {mgmt}-gone");
+    assert!(missing.stderr.contains(&unreadable), "{}", missing.stderr);
+    assert!(
+        missing
+            .stdout
+            .contains("providers.sim: not checked (its management key cannot be read)"),
+        "{}",
+        missing.stdout
+    );
+    env.assert_no_secret_leaked();
+}
+
+#[tokio::test]
 async fn a_dry_run_needs_only_its_own_policys_credentials() {
     let env = seeded().await;
     add_provider_other(&env, "env:REKEY_IT_OTHER_NEVER_SET");
