@@ -295,23 +295,32 @@ pub async fn run(path: &Path, once: bool) -> ExitCode {
 }
 
 /// The service: never exits for a credential it cannot read (it waits,
-/// `/readyz` 503); SIGTERM exits 0, also while waiting. A port in use or a
-/// journal that cannot be opened is a runtime failure (1).
+/// `/readyz` 503); SIGTERM exits 0, also while waiting.
 async fn serve(path: &Path, config: Config) -> ExitCode {
-    let cancel = tokio_util::sync::CancellationToken::new();
-    crate::signals::cancel_on_signal(cancel.clone());
-    let service = match Service::start_when_ready(path, config, cancel).await {
+    let service = match start_when_ready(path, config).await {
         Ok(Some(service)) => service,
         Ok(None) => return ExitCode::from(OK),
-        Err(e) => {
-            crate::errln!("error: {e}");
-            return ExitCode::from(FAILURE);
-        }
+        Err(code) => return code,
     };
     let app = service.app();
     service.run().await;
     flush_alerts(&app).await;
     ExitCode::from(OK)
+}
+
+/// The service started as `rekey run` starts it: SIGTERM/SIGINT handled,
+/// admin port bound, credentials waited for ([`Service::start_when_ready`]).
+/// `None`: stopped by a signal while waiting. A port in use or a journal
+/// that cannot be opened is a runtime failure (1).
+pub async fn start_when_ready(path: &Path, config: Config) -> Result<Option<Service>, ExitCode> {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    crate::signals::cancel_on_signal(cancel.clone());
+    Service::start_when_ready(path, config, cancel)
+        .await
+        .map_err(|e| {
+            crate::errln!("error: {e}");
+            ExitCode::from(FAILURE)
+        })
 }
 
 /// Binds the admin port and resolves its token. Both failures are runtime
