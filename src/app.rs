@@ -93,8 +93,8 @@ impl App {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<App, BuildError> {
-        check_notify_urls(&config).await?;
-        let providers = build_providers(&config).await?;
+        let notify_problems = unreadable_notify_urls(&config).await;
+        let providers = build_providers(&config, notify_problems).await?;
         let stores = build_stores(&config).await?;
         let state: Arc<dyn StateStore> = match &config.daemon.state {
             StateLocation::File(dir) => Arc::new(FileStateStore::open(dir)?),
@@ -119,9 +119,9 @@ impl App {
     /// stops rotations started under either config. The caller has checked
     /// that `daemon.state` did not change.
     pub async fn rebuild(&self, config: Config) -> Result<App, BuildError> {
-        check_notify_urls(&config).await?;
         Ok(App {
-            providers: build_providers(&config).await?,
+            // The observer carries over: its webhook URLs are not read again.
+            providers: build_providers(&config, Vec::new()).await?,
             stores: build_stores(&config).await?,
             config: Arc::new(config),
             state: self.state.clone(),
@@ -161,11 +161,13 @@ impl App {
     }
 }
 
+/// Reads every management key first, so that all unreadable ones are
+/// named at once, together with `unreadable` found before (webhook URLs).
 async fn build_providers(
     config: &Config,
+    mut unreadable: Vec<Unreadable>,
 ) -> Result<BTreeMap<String, Arc<dyn Provider>>, BuildError> {
     let mut keys = Vec::new();
-    let mut unreadable = Vec::new();
     for (name, entry) in &config.providers {
         match resolve(&entry.management_key).await {
             Ok(key) => keys.push((name, entry, key)),
@@ -188,15 +190,11 @@ async fn build_providers(
 /// Webhook URLs are read again by the notifier; reading them here first
 /// lets an unreadable one count as a credential problem, named with the
 /// others, rather than a generic build failure.
-async fn check_notify_urls(config: &Config) -> Result<(), BuildError> {
+async fn unreadable_notify_urls(config: &Config) -> Vec<Unreadable> {
     let references: Vec<(String, &SecretRef)> = (config.notify.iter())
         .map(|(name, entry)| (format!("notify.{name}.url"), &entry.url))
         .collect();
-    let unreadable = unreadable(&references).await;
-    match unreadable.is_empty() {
-        true => Ok(()),
-        false => Err(BuildError::Credentials(unreadable)),
-    }
+    unreadable(&references).await
 }
 
 /// Every credential reference in `config` by its config path: provider

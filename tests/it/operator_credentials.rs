@@ -151,6 +151,27 @@ async fn rotate_with_the_management_key_unset_exits_1_naming_it() {
 }
 
 #[tokio::test]
+async fn rotate_names_an_unreadable_webhook_url_with_the_management_key() {
+    let env = TestEnv::new().await;
+    let mut config = policy("p", FILES_K, r#"notify = ["hook"]"#);
+    config.push_str("\n[notify.hook]\nformat = \"json\"\nurl = \"env:REKEY_IT_HOOK_NEVER_SET\"\n");
+    env.write_config(&config);
+
+    let run = without_mgmt_key(&env, "rotate", &["p", "--now"]).await;
+    run.assert_code(1);
+    for expected in [
+        "notify.hook.url: environment variable REKEY_IT_HOOK_NEVER_SET is not set",
+        "providers.sim.management_key: environment variable",
+    ] {
+        assert!(
+            run.stderr.contains(expected),
+            "{expected:?} in:\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[tokio::test]
 async fn check_names_every_unreadable_reference_at_once_and_exits_1() {
     let env = seeded().await;
     let token = "admin_token = \"env:REKEY_IT_TOKEN_NEVER_SET\"";
