@@ -52,9 +52,8 @@ pub async fn plan(ctx: &Ctx, policy: &Policy) -> Result<Plan, RotationError> {
     let findings = match &current {
         Some(key) if state.in_flight.is_none() => {
             let known = Known { ctx, keys: &keys };
-            known
-                .current_key(policy, &state, key, journal_agrees)
-                .await?
+            let finding = known.current_key(policy, &state, key, journal_agrees);
+            finding.await?.into_iter().collect()
         }
         _ => Vec::new(),
     };
@@ -90,54 +89,69 @@ impl Known<'_> {
         Ok(self.ctx.provider.get_key(id).await?)
     }
 
-    /// Findings about the store's current key `key`: the key the journal
-    /// records for it (`journal_agrees`), else the one adoption would pick.
+    /// A finding about the store's current key `key`, if any: about the
+    /// key the journal records for it (`journal_agrees`), else about the
+    /// one adoption would pick.
     async fn current_key(
         &self,
         policy: &Policy,
         state: &PolicyState,
         key: &SecretString,
         journal_agrees: bool,
-    ) -> Result<Vec<String>, RotationError> {
-        let entry = self.ctx.provider.entry().to_string();
-        let recorded = state.current.as_ref().filter(|_| journal_agrees);
-        if let Some(record) = recorded {
-            let Some(id) = &record.id else {
-                return Ok(Vec::new());
-            };
-            return Ok(match self.by_id(id).await? {
-                None => vec![format!(
-                    "store's current key (id {id}) is unknown to provider {entry}: it was deleted outside rekey, \
-                     or the management key belongs to another account or workspace; \
-                     rotation would replace it and find nothing to revoke"
-                )],
-                Some(info) if info.disabled => vec![format!(
-                    "store's current key (id {id}) is disabled at provider {entry}: applications using it fail; \
-                     rotation would replace it"
-                )],
-                Some(_) => Vec::new(),
-            });
+    ) -> Result<Option<String>, RotationError> {
+        match state.current.as_ref().filter(|_| journal_agrees) {
+            Some(record) => match &record.id {
+                Some(id) => self.recorded(id).await,
+                // Adopted without an id: known not to be revoked, warned at adoption.
+                None => Ok(None),
+            },
+            None => self.adoption(policy, key).await,
         }
-        let label = redacted_label(key);
+    }
+
+    /// The journal's current key `id` is gone or disabled at the provider.
+    async fn recorded(&self, id: &str) -> Result<Option<String>, RotationError> {
+        let entry = self.ctx.provider.entry();
+        Ok(match self.by_id(id).await? {
+            None => Some(format!(
+                "store's current key (id {id}) is unknown to provider {entry}: it was deleted outside rekey, \
+                 or the management key belongs to another account or workspace; \
+                 rotation would replace it and find nothing to revoke"
+            )),
+            Some(info) if info.disabled => Some(format!(
+                "store's current key (id {id}) is disabled at provider {entry}: applications using it fail; \
+                 rotation would replace it"
+            )),
+            Some(_) => None,
+        })
+    }
+
+    /// Adoption (see `adopt.rs`) would not find the store's key: by
+    /// `adopt.key_id` when set, else by its label among live keys.
+    async fn adoption(
+        &self,
+        policy: &Policy,
+        key: &SecretString,
+    ) -> Result<Option<String>, RotationError> {
+        let (entry, label) = (self.ctx.provider.entry(), redacted_label(key));
         if let Some(id) = &policy.adopt.key_id {
-            return Ok(match self.by_id(id).await? {
-                None => vec![format!(
+            return Ok(self.by_id(id).await?.is_none().then(|| {
+                format!(
                     "store's current key ({label}, adopt.key_id {id}) is unknown to provider {entry}: \
                      rotation would adopt it without an id and never revoke it"
-                )],
-                Some(_) => Vec::new(),
-            });
+                )
+            }));
         }
-        let matching = (self.keys.iter()).filter(|k| !k.disabled && label_matches(&k.label, key));
-        if matching.count() > 0 {
-            return Ok(Vec::new());
+        let mut live = self.keys.iter().filter(|k| !k.disabled);
+        if live.any(|k| label_matches(&k.label, key)) {
+            return Ok(None);
         }
-        Ok(vec![format!(
+        Ok(Some(format!(
             "store's current key ({label}) is unknown to provider {entry} (none of the {} visible has its label): \
              rotation would adopt it without an id and never revoke it; check that the management key is for the \
              account or workspace that issued it, or name the key with adopt.key_id",
             keys_visible(self.keys.len())
-        )])
+        )))
     }
 }
 
