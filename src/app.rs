@@ -1,6 +1,11 @@
 //! `App::build(config)`: the one way the daemon is assembled — by `rekey run`,
 //! `rekey dev` and the tests alike. Resolves credentials, connects providers,
-//! stores and the state journal.
+//! stores and the state journal. `App::build_for` assembles only what one
+//! policy needs (`rekey rotate`), so an unrelated provider's credential
+//! cannot stop it. A credential that cannot be read is
+//! [`BuildError::Credentials`], naming every such reference at once: a
+//! runtime failure a later attempt may not hit (an unset variable, a file
+//! not yet mounted, AWS unreachable), never a config error.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,10 +38,32 @@ pub struct App {
     gateway_http: reqwest::Client,
 }
 
+/// A credential reference that could not be read, by its config path
+/// (`providers.openrouter.management_key`). The message names the variable,
+/// file or AWS secret, never a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// `a: x; b: y`: every unreadable reference on one line (logs, `/readyz`).
+pub fn describe(unreadable: &[Unreadable]) -> String {
+    let parts: Vec<String> = unreadable.iter().map(Unreadable::to_string).collect();
+    parts.join("; ")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("providers.{entry}.management_key: {message}")]
-    Credential { entry: String, message: String },
+    /// Never empty; shown as `path: why; path: why`.
+    #[error("{}", describe(.0))]
+    Credentials(Vec<Unreadable>),
     #[error(transparent)]
     Provider(#[from] ProviderError),
     #[error(transparent)]
@@ -55,11 +82,19 @@ impl App {
         Self::build_with_clock(config, Arc::new(SystemClock)).await
     }
 
+    /// Only what `policy` needs: its provider entry, its store and its
+    /// notifiers (`rekey rotate`). An unknown policy name builds no
+    /// provider, store or notifier at all.
+    pub async fn build_for(config: Config, policy: &str) -> Result<App, BuildError> {
+        Self::build(scoped(config, policy)).await
+    }
+
     pub async fn build_with_clock(
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<App, BuildError> {
-        let providers = build_providers(&config).await?;
+        let notify_problems = unreadable_notify_urls(&config).await;
+        let providers = build_providers(&config, notify_problems).await?;
         let stores = build_stores(&config).await?;
         let state: Arc<dyn StateStore> = match &config.daemon.state {
             StateLocation::File(dir) => Arc::new(FileStateStore::open(dir)?),
@@ -85,7 +120,8 @@ impl App {
     /// that `daemon.state` did not change.
     pub async fn rebuild(&self, config: Config) -> Result<App, BuildError> {
         Ok(App {
-            providers: build_providers(&config).await?,
+            // The observer carries over: its webhook URLs are not read again.
+            providers: build_providers(&config, Vec::new()).await?,
             stores: build_stores(&config).await?,
             config: Arc::new(config),
             state: self.state.clone(),
@@ -94,6 +130,14 @@ impl App {
             observer: self.observer.clone(),
             gateway_http: self.gateway_http.clone(),
         })
+    }
+
+    /// The app with `cancel` as its shutdown token, for a caller that
+    /// listened for signals before the app existed (`rekey run` waiting for
+    /// credentials). Call before the app is shared: nothing holds the old token yet.
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> App {
+        self.cancel = cancel;
+        self
     }
 
     /// The rotation context of one policy. Validation guarantees its provider and store exist.
@@ -117,21 +161,87 @@ impl App {
     }
 }
 
+/// Reads every management key first, so that all unreadable ones are
+/// named at once, together with `unreadable` found before (webhook URLs).
 async fn build_providers(
     config: &Config,
+    mut unreadable: Vec<Unreadable>,
 ) -> Result<BTreeMap<String, Arc<dyn Provider>>, BuildError> {
-    let mut map = BTreeMap::new();
+    let mut keys = Vec::new();
     for (name, entry) in &config.providers {
-        let key =
-            resolve(&entry.management_key)
-                .await
-                .map_err(|message| BuildError::Credential {
-                    entry: name.clone(),
-                    message,
-                })?;
+        match resolve(&entry.management_key).await {
+            Ok(key) => keys.push((name, entry, key)),
+            Err(message) => unreadable.push(Unreadable {
+                path: format!("providers.{name}.management_key"),
+                message,
+            }),
+        }
+    }
+    if !unreadable.is_empty() {
+        return Err(BuildError::Credentials(unreadable));
+    }
+    let mut map = BTreeMap::new();
+    for (name, entry, key) in keys {
         map.insert(name.clone(), providers::build(entry, key)?);
     }
     Ok(map)
+}
+
+/// Webhook URLs are read again by the notifier; reading them here first
+/// lets an unreadable one count as a credential problem, named with the
+/// others, rather than a generic build failure.
+async fn unreadable_notify_urls(config: &Config) -> Vec<Unreadable> {
+    let references: Vec<(String, &SecretRef)> = (config.notify.iter())
+        .map(|(name, entry)| (format!("notify.{name}.url"), &entry.url))
+        .collect();
+    unreadable(&references).await
+}
+
+/// Every credential reference in `config` by its config path: provider
+/// management keys, webhook URLs and the admin token, in that order.
+pub fn references(config: &Config) -> Vec<(String, &SecretRef)> {
+    let providers = (config.providers.iter()).map(|(name, entry)| {
+        (
+            format!("providers.{name}.management_key"),
+            &entry.management_key,
+        )
+    });
+    let notify =
+        (config.notify.iter()).map(|(name, entry)| (format!("notify.{name}.url"), &entry.url));
+    let token = (config.daemon.admin_token.iter()).map(|r| ("daemon.admin_token".to_string(), r));
+    providers.chain(notify).chain(token).collect()
+}
+
+/// The references of `references` that cannot be read; values read are dropped at once.
+pub async fn unreadable(references: &[(String, &SecretRef)]) -> Vec<Unreadable> {
+    let mut out = Vec::new();
+    for (path, reference) in references {
+        if let Err(message) = resolve(reference).await {
+            out.push(Unreadable {
+                path: path.clone(),
+                message,
+            });
+        }
+    }
+    out
+}
+
+/// `config` cut down to one policy and the provider entry, store and
+/// notifiers it names; daemon settings are kept.
+fn scoped(mut config: Config, policy: &str) -> Config {
+    config.policies.retain(|p| p.name == policy);
+    let Some(kept) = config.policies.first() else {
+        config.providers.clear();
+        config.stores.clear();
+        config.notify.clear();
+        return config;
+    };
+    let (provider, store) = (kept.provider.clone(), kept.target.store.clone());
+    let notify = kept.notify.clone();
+    config.providers.retain(|name, _| *name == provider);
+    config.stores.retain(|name, _| *name == store);
+    config.notify.retain(|name, _| notify.contains(name));
+    config
 }
 
 async fn build_stores(

@@ -1,5 +1,9 @@
 //! What each CLI command does, given parsed arguments. Exit codes follow
-//! DESIGN.md: 0 ok, 1 runtime failure, 2 bad usage or bad config.
+//! DESIGN.md: 0 ok; 1 runtime failure — anything a restart or a retry could
+//! fix: an unreadable credential reference (unset variable, missing file,
+//! `aws-sm:` secret not readable), AWS or network errors, a failed
+//! `check --online`; 2 bad usage or a bad config shape, which a restart
+//! cannot fix (systemd's `RestartPreventExitStatus=2` relies on this).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,10 +14,12 @@ use crate::app::{App, BuildError};
 use crate::config::{self, Config, ConfigError, StateLocation};
 use crate::daemon::{self, Mode};
 use crate::rotation::{self, Request, RunOutcome, Until};
-use crate::service::{Service, StartError};
+use crate::service::Service;
 use crate::state::file::FileStateStore;
 use crate::state::{StateStore, Trigger};
 use crate::status;
+
+mod check;
 
 pub const OK: u8 = 0;
 pub const FAILURE: u8 = 1;
@@ -30,18 +36,25 @@ pub fn load(path: &Path) -> Result<Config, ExitCode> {
     })
 }
 
+/// Builds the whole app. Every failure is a runtime one (1): the config's
+/// shape was validated by [`load`]; what is left — a credential that cannot
+/// be read, a journal or audit log that cannot be opened — may be fixed
+/// without touching the config.
 pub async fn build(config: Config) -> Result<Arc<App>, ExitCode> {
-    App::build(config).await.map(Arc::new).map_err(|e| {
+    built(App::build(config).await)
+}
+
+fn built(result: Result<App, BuildError>) -> Result<Arc<App>, ExitCode> {
+    result.map(Arc::new).map_err(|e| {
         crate::errln!("error: {e}");
-        ExitCode::from(if matches!(e, BuildError::Credential { .. }) {
-            USAGE
-        } else {
-            FAILURE
-        })
+        ExitCode::from(FAILURE)
     })
 }
 
-pub async fn check(path: &Path) -> ExitCode {
+/// `rekey check`: the config's shape (2 when wrong), each policy's next due
+/// time, then every credential reference and, `online`, one read-only call
+/// per provider entry and store (1 when any fails; see [`check`](mod@check)).
+pub async fn check(path: &Path, online: bool) -> ExitCode {
     let config = match load(path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -75,11 +88,14 @@ pub async fn check(path: &Path) -> ExitCode {
             policy.target.secret_id
         );
     }
-    ExitCode::from(OK)
+    match check::run(&config, online).await {
+        true => ExitCode::from(OK),
+        false => ExitCode::from(FAILURE),
+    }
 }
 
 /// The journal, if the state directory already exists (check and status never create it).
-fn existing_journal(config: &Config) -> Option<FileStateStore> {
+pub(crate) fn existing_journal(config: &Config) -> Option<FileStateStore> {
     let StateLocation::File(dir) = &config.daemon.state;
     dir.join("policies")
         .is_dir()
@@ -135,7 +151,7 @@ pub async fn rotate(path: &Path, args: RotateArgs) -> ExitCode {
         );
         return ExitCode::from(USAGE);
     };
-    let app = match build(config).await {
+    let app = match built(App::build_for(config, &policy.name).await) {
         Ok(app) => app,
         Err(code) => return code,
     };
@@ -145,7 +161,14 @@ pub async fn rotate(path: &Path, args: RotateArgs) -> ExitCode {
         return match rotation::plan(&ctx, &policy).await {
             Ok(plan) => {
                 crate::out!("{plan}");
-                ExitCode::from(OK)
+                for finding in &plan.findings {
+                    crate::errln!("error: dry run of {}: {finding}", policy.name);
+                }
+                ExitCode::from(if plan.findings.is_empty() {
+                    OK
+                } else {
+                    FAILURE
+                })
             }
             Err(e) => {
                 crate::errln!("error: dry run of {}: {e}", policy.name);
@@ -254,22 +277,14 @@ pub async fn run(path: &Path, once: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if !once {
+        return serve(path, config).await;
+    }
     let app = match build(config).await {
         Ok(app) => app,
         Err(code) => return code,
     };
     crate::signals::cancel_on_signal(app.cancel.clone());
-    if !once {
-        let code = match start_service(path, app.clone()).await {
-            Ok(service) => {
-                service.run().await;
-                ExitCode::from(OK)
-            }
-            Err(code) => code,
-        };
-        flush_alerts(&app).await;
-        return code;
-    }
     let summary = daemon::run(app.clone(), Mode::Once).await;
     flush_alerts(&app).await;
     if summary.failed > 0 {
@@ -279,15 +294,42 @@ pub async fn run(path: &Path, once: bool) -> ExitCode {
     ExitCode::from(OK)
 }
 
-/// Binds the admin port and resolves its token; a bad token reference is a
-/// config error (2), a port in use a runtime failure (1).
+/// The service: never exits for a credential it cannot read (it waits,
+/// `/readyz` 503); SIGTERM exits 0, also while waiting.
+async fn serve(path: &Path, config: Config) -> ExitCode {
+    let service = match start_when_ready(path, config).await {
+        Ok(Some(service)) => service,
+        Ok(None) => return ExitCode::from(OK),
+        Err(code) => return code,
+    };
+    let app = service.app();
+    service.run().await;
+    flush_alerts(&app).await;
+    ExitCode::from(OK)
+}
+
+/// The service started as `rekey run` starts it: SIGTERM/SIGINT handled,
+/// admin port bound, credentials waited for ([`Service::start_when_ready`]).
+/// `None`: stopped by a signal while waiting. A port in use or a journal
+/// that cannot be opened is a runtime failure (1).
+pub async fn start_when_ready(path: &Path, config: Config) -> Result<Option<Service>, ExitCode> {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    crate::signals::cancel_on_signal(cancel.clone());
+    Service::start_when_ready(path, config, cancel)
+        .await
+        .map_err(|e| {
+            crate::errln!("error: {e}");
+            ExitCode::from(FAILURE)
+        })
+}
+
+/// Binds the admin port and resolves its token. Both failures are runtime
+/// ones (1): a token reference that cannot be read (its shape was
+/// validated) and a port in use.
 pub async fn start_service(path: &Path, app: Arc<App>) -> Result<Service, ExitCode> {
     Service::start(path, app).await.map_err(|e| {
         crate::errln!("error: {e}");
-        ExitCode::from(match e {
-            StartError::Token(_) => USAGE,
-            StartError::Listen { .. } => FAILURE,
-        })
+        ExitCode::from(FAILURE)
     })
 }
 

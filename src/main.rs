@@ -32,10 +32,14 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Validate the config and print each policy's next due time.
+    /// Validate the config, try every credential reference, print each policy's next due time.
     Check {
         #[arg(short, long)]
         config: PathBuf,
+        /// Also read aws-sm: credential references and make one read-only,
+        /// authenticated call per provider entry and store (exit 1 on any failure).
+        #[arg(long)]
+        online: bool,
     },
     /// Rotate one policy's key.
     Rotate {
@@ -105,7 +109,7 @@ const EXIT_TIMEOUT: Duration = Duration::from_millis(500);
 async fn dispatch(command: Command) -> ExitCode {
     match command {
         Command::Run { config, once } => commands::run(&config, once).await,
-        Command::Check { config } => commands::check(&config).await,
+        Command::Check { config, online } => commands::check(&config, online).await,
         Command::Rotate {
             config,
             policy,

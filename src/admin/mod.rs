@@ -17,6 +17,7 @@ use crate::daemon::Daemon;
 
 mod probes;
 mod rotate;
+pub mod waiting;
 
 /// What the handlers share.
 pub struct Admin {

@@ -1,13 +1,22 @@
 //! `rotate --dry-run`: checks everything a rotation would touch — the
 //! management credential, the store and the secret's shape, the journal and
 //! the lease — and says what would happen, creating nothing.
+//!
+//! A management key that works is not enough: if the store's current key is
+//! unknown to the provider (deleted behind rekey's back, or the management
+//! key belongs to another account or workspace), a rotation would not do
+//! what the plan says. That is a finding, and the dry run fails.
 
 use std::fmt;
+
+use secrecy::SecretString;
 
 use super::decide::{Decision, decide};
 use super::{Ctx, RotationError};
 use crate::policy::Policy;
-use crate::secret::redacted_label;
+use crate::providers::KeyInfo;
+use crate::secret::{label_matches, redacted_label};
+use crate::state::PolicyState;
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -24,10 +33,13 @@ pub struct Plan {
     pub decision: Decision,
     /// Assisted: a person places the new key; rekey claims it.
     pub assisted: bool,
+    /// What would make the rotation go wrong (each a sentence naming the
+    /// key by id or label); the dry run fails when there is any.
+    pub findings: Vec<String>,
 }
 
 pub async fn plan(ctx: &Ctx, policy: &Policy) -> Result<Plan, RotationError> {
-    let provider_keys = ctx.provider.list_keys().await?.len();
+    let keys = ctx.provider.list_keys().await?;
     let current = ctx.store.read_current(&policy.target).await?;
     let state = ctx.state.load(&policy.name).await?;
     let lease_free = ctx
@@ -37,9 +49,18 @@ pub async fn plan(ctx: &Ctx, policy: &Policy) -> Result<Plan, RotationError> {
         .is_some();
     let current_label = current.as_ref().map(redacted_label);
     let journal_agrees = state.current.as_ref().map(|c| &c.label) == current_label.as_ref();
+    let findings = match &current {
+        Some(key) if state.in_flight.is_none() => {
+            let known = Known { ctx, keys: &keys };
+            let finding = known.current_key(policy, &state, key, journal_agrees);
+            finding.await?.into_iter().collect()
+        }
+        _ => Vec::new(),
+    };
     Ok(Plan {
         policy: policy.name.clone(),
-        provider_keys,
+        provider_keys: keys.len(),
+        findings,
         in_flight: state
             .in_flight
             .as_ref()
@@ -52,13 +73,103 @@ pub async fn plan(ctx: &Ctx, policy: &Policy) -> Result<Plan, RotationError> {
     })
 }
 
+/// What the provider knows: its listing, and `get` for ids not in it.
+struct Known<'a> {
+    ctx: &'a Ctx,
+    keys: &'a [KeyInfo],
+}
+
+impl Known<'_> {
+    /// `None`: no key with this id at the provider.
+    async fn by_id(&self, id: &str) -> Result<Option<KeyInfo>, RotationError> {
+        if let Some(key) = self.keys.iter().find(|k| k.id == id) {
+            return Ok(Some(key.clone()));
+        }
+        // The listing may be one page or one scope; `get` is authoritative.
+        Ok(self.ctx.provider.get_key(id).await?)
+    }
+
+    /// A finding about the store's current key `key`, if any: about the
+    /// key the journal records for it (`journal_agrees`), else about the
+    /// one adoption would pick.
+    async fn current_key(
+        &self,
+        policy: &Policy,
+        state: &PolicyState,
+        key: &SecretString,
+        journal_agrees: bool,
+    ) -> Result<Option<String>, RotationError> {
+        match state.current.as_ref().filter(|_| journal_agrees) {
+            Some(record) => match &record.id {
+                Some(id) => self.recorded(id).await,
+                // Adopted without an id: known not to be revoked, warned at adoption.
+                None => Ok(None),
+            },
+            None => self.adoption(policy, key).await,
+        }
+    }
+
+    /// The journal's current key `id` is gone or disabled at the provider.
+    async fn recorded(&self, id: &str) -> Result<Option<String>, RotationError> {
+        let entry = self.ctx.provider.entry();
+        Ok(match self.by_id(id).await? {
+            None => Some(format!(
+                "store's current key (id {id}) is unknown to provider {entry}: it was deleted outside rekey, \
+                 or the management key belongs to another account or workspace; \
+                 rotation would replace it and find nothing to revoke"
+            )),
+            Some(info) if info.disabled => Some(format!(
+                "store's current key (id {id}) is disabled at provider {entry}: applications using it fail; \
+                 rotation would replace it"
+            )),
+            Some(_) => None,
+        })
+    }
+
+    /// Adoption (see `adopt.rs`) would not find the store's key: by
+    /// `adopt.key_id` when set, else by its label among live keys.
+    async fn adoption(
+        &self,
+        policy: &Policy,
+        key: &SecretString,
+    ) -> Result<Option<String>, RotationError> {
+        let (entry, label) = (self.ctx.provider.entry(), redacted_label(key));
+        if let Some(id) = &policy.adopt.key_id {
+            return Ok(self.by_id(id).await?.is_none().then(|| {
+                format!(
+                    "store's current key ({label}, adopt.key_id {id}) is unknown to provider {entry}: \
+                     rotation would adopt it without an id and never revoke it"
+                )
+            }));
+        }
+        let mut live = self.keys.iter().filter(|k| !k.disabled);
+        if live.any(|k| label_matches(&k.label, key)) {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "store's current key ({label}) is unknown to provider {entry} (none of the {} visible has its label): \
+             rotation would adopt it without an id and never revoke it; check that the management key is for the \
+             account or workspace that issued it, or name the key with adopt.key_id",
+            keys_visible(self.keys.len())
+        )))
+    }
+}
+
+/// `1 key`, `3 keys`.
+fn keys_visible(n: usize) -> String {
+    match n {
+        1 => "1 key".into(),
+        n => format!("{n} keys"),
+    }
+}
+
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "policy {}: dry run, nothing created", self.policy)?;
         writeln!(
             f,
-            "  provider: management key works ({} keys visible)",
-            self.provider_keys
+            "  provider: management key works ({} visible)",
+            keys_visible(self.provider_keys)
         )?;
         match &self.current_label {
             Some(label) => writeln!(f, "  store: current key {label}")?,

@@ -96,7 +96,8 @@ async fn usage_errors_exit_2_and_say_what_is_wrong() {
     let mut no_env = no_env;
     no_env.env_remove(crate::helpers::MGMT_ENV);
     let run = env.keep(no_env.output().await.unwrap());
-    run.assert_code(2);
+    // An unreadable credential is a runtime failure (1), not bad usage.
+    run.assert_code(1);
     assert!(
         run.stderr.contains("providers.sim.management_key"),
         "{}",
