@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::app::App;
+use crate::clock::rfc3339;
 use crate::policy::Policy;
 use crate::rotation::{Decision, Request, RunOutcome, Until, WaitReason, decide, run_policy};
 use crate::state::Trigger;
@@ -48,6 +49,16 @@ pub enum Mode {
     Once,
     /// Run until the app's cancel token fires.
     Forever,
+}
+
+impl Mode {
+    /// As the command line says it: `rekey run --once` or `rekey run`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Once => "once",
+            Mode::Forever => "continuous",
+        }
+    }
 }
 
 /// What a `--once` pass did.
@@ -210,7 +221,7 @@ async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
     let mut ran = 0;
     info!(
         policies = app.config.policies.len(),
-        ?mode,
+        mode = mode.as_str(),
         "daemon started"
     );
     loop {
@@ -228,8 +239,7 @@ async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
             let state = match app.state.load(&policy.name).await {
                 Ok(state) => state,
                 Err(e) => {
-                    error!(policy = %policy.name, error = %e, kind = e.kind(), "cannot read the journal; this policy is not rotated until it is repaired");
-                    app.observer.journal_corrupt(policy, &e.to_string(), now);
+                    journal_unreadable(&shared, &app, policy, &e, mode);
                     continue;
                 }
             };
@@ -292,6 +302,28 @@ async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
     daemon.drain().await;
     let failed = *shared.failed.lock().expect("failed counter poisoned");
     Summary { ran, failed }
+}
+
+/// A journal that cannot be read: the policy is skipped (and counts as a
+/// failure of a `--once` pass). One a newer rekey wrote is not corrupt: it
+/// is neither flagged nor alerted as such, only named with what to do.
+fn journal_unreadable(
+    shared: &Shared,
+    app: &App,
+    policy: &Policy,
+    e: &crate::state::StateError,
+    mode: Mode,
+) {
+    if mode == Mode::Once {
+        *shared.failed.lock().expect("failed counter poisoned") += 1;
+    }
+    if matches!(e, crate::state::StateError::NewerFormat { .. }) {
+        error!(policy = %policy.name, error = %e, kind = e.kind(), "this policy is not rotated by this rekey");
+        return;
+    }
+    error!(policy = %policy.name, error = %e, kind = e.kind(), "cannot read the journal; this policy is not rotated until it is repaired");
+    app.observer
+        .journal_corrupt(policy, &e.to_string(), app.clock.now());
 }
 
 /// Overdue work found at start-up is spread over `catch_up_jitter`, so a
@@ -405,7 +437,7 @@ fn report(policy: &Policy, result: &Result<RunOutcome, crate::rotation::Rotation
             rotation_id,
             revoke_after,
         }) => {
-            info!(policy = %name, rotation = %rotation_id, %revoke_after, "promoted; old key revoked after the grace")
+            info!(policy = %name, rotation = %rotation_id, revoke_after = %rfc3339(*revoke_after), "promoted; old key revoked after the grace")
         }
         Ok(RunOutcome::RolledBack {
             rotation_id,
@@ -420,7 +452,8 @@ fn report(policy: &Policy, result: &Result<RunOutcome, crate::rotation::Rotation
         Ok(RunOutcome::Busy) => warn!(policy = %name, "secret busy in another process"),
         Ok(RunOutcome::NotDue { .. }) => {}
         Ok(RunOutcome::AwaitingKey { since }) => {
-            info!(policy = %name, ?since, "due; waiting for a new key to be placed as pending")
+            let since = since.map(rfc3339);
+            info!(policy = %name, since = since.as_deref().unwrap_or("-"), "due; waiting for a new key to be placed as pending")
         }
         Err(e) => {
             error!(policy = %name, error = %e, kind = e.kind(), "rotation failed");

@@ -25,7 +25,8 @@ pub enum Refusal {
     )]
     LeaseHeld(String),
     #[error(
-        "rotation {rotation_id} is in grace until {revoke_after}; ask again after it finishes, or with grace 0 to revoke the old key now"
+        "rotation {rotation_id} is in grace until {when}; ask again after it finishes, or with grace 0 to revoke the old key now",
+        when = crate::clock::rfc3339(.revoke_after.to_owned())
     )]
     InGrace {
         rotation_id: String,

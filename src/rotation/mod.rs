@@ -110,7 +110,8 @@ pub enum RotationError {
     #[error(transparent)]
     State(#[from] StateError),
     #[error(
-        "rotation {rotation_id} is in grace until {revoke_after}; rotate again after it finishes (or use --grace 0 to revoke the old key now)"
+        "rotation {rotation_id} is in grace until {when}; rotate again after it finishes (or use --grace 0 to revoke the old key now)",
+        when = crate::clock::rfc3339(.revoke_after.to_owned())
     )]
     InGrace {
         rotation_id: String,

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use tracing::{Instrument, info};
+
 use super::decide::{Decision, WaitReason, decide};
 use super::run::Run;
 use super::{Request, RotationError, RunOutcome, Until, adopt};
@@ -21,7 +23,12 @@ impl Run<'_> {
         match request {
             Request::Due | Request::DueAfterReload => {
                 match decide(self.policy, &self.state, self.now()) {
-                    Decision::Resume => self.resume(until).await,
+                    Decision::Resume => {
+                        let id = self.rotation_ref().id.clone();
+                        tracing::Span::current().record("rotation", id.as_str());
+                        self.span_names_rotation = true;
+                        self.resume(until).await
+                    }
                     Decision::Rotate(trigger) => {
                         let trigger = match request {
                             Request::DueAfterReload => Trigger::Reload,
@@ -43,7 +50,8 @@ impl Run<'_> {
     }
 
     /// An operator's rotation: finish what is in flight first (a `--grace 0`
-    /// request cuts a running grace short), then rotate.
+    /// request cuts a running grace short), then rotate. The finishing runs
+    /// in its own span, beside the new rotation's, so each line names one.
     async fn manual(
         &mut self,
         grace: Option<Duration>,
@@ -60,8 +68,16 @@ impl Run<'_> {
                     });
                 }
                 rotation.revoke_after = Some(now);
+                info!(
+                    rotation = %rotation.id,
+                    "--grace 0: ending the grace of the rotation in flight now"
+                );
             }
-            match self.resume(Until::Revoked).await? {
+            let span = tracing::info_span!("finishing", rotation = %self.rotation_ref().id);
+            self.span_names_rotation = true;
+            let finished = self.resume(Until::Revoked).instrument(span).await;
+            self.span_names_rotation = false;
+            match finished? {
                 RunOutcome::Rotated { .. } => {}
                 other => return Ok(other),
             }
