@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{Daemon, is_running, spawn_rotation};
+use super::{Daemon, Mode, is_running, spawn_rotation};
 use crate::rotation::Request;
 use crate::state::{Step, Trigger};
 
@@ -80,7 +80,14 @@ impl Daemon {
             grace,
             trigger: Trigger::Api,
         };
-        if !spawn_rotation(&self.tracker, &self.shared, &app, policy, request) {
+        if !spawn_rotation(
+            &self.tracker,
+            &self.shared,
+            &app,
+            policy,
+            request,
+            Mode::Forever,
+        ) {
             return Err(Refusal::Running(name));
         }
         let grace = match grace {

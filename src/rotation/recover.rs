@@ -35,10 +35,12 @@ impl Run<'_> {
     /// grace that ran out is the normal path; any other step means a run
     /// stopped part-way (a crash, a restart, a shutdown) and this one resumes.
     fn announce_resume(&self, rotation: &Rotation) {
-        let grace_over = rotation.step == Step::Promoted
-            && rotation.rollback.is_none()
-            && rotation.revoke_after.is_some_and(|at| at <= self.now());
-        if grace_over {
+        if rotation.step == Step::Promoted && rotation.rollback.is_none() {
+            // Not over yet: the grace step says it waits.
+            let grace_over = rotation.revoke_after.is_some_and(|at| at <= self.now());
+            if !grace_over {
+                return;
+            }
             let old = rotation.old_key.as_ref();
             info!(
                 old_key_id = old.and_then(|k| k.id.as_deref()).unwrap_or("-"),

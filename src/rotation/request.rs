@@ -8,11 +8,28 @@ use tracing::{Instrument, info};
 
 use super::decide::{Decision, WaitReason, decide};
 use super::run::Run;
-use super::{Request, RotationError, RunOutcome, Until, adopt};
+use super::{LiveOldKey, Request, RotationError, RunOutcome, Until, adopt};
 use crate::state::Trigger;
 
 impl Run<'_> {
+    /// Runs `request`; a run stopped for shutdown names the old key its
+    /// rotation leaves live, if any.
     pub async fn execute(
+        &mut self,
+        request: Request,
+        until: Until,
+    ) -> Result<RunOutcome, RotationError> {
+        let outcome = self.dispatch(request, until).await?;
+        Ok(match outcome {
+            RunOutcome::Stopped { rotation_id, .. } => RunOutcome::Stopped {
+                live_old_key: self.state.in_flight.as_ref().and_then(LiveOldKey::of),
+                rotation_id,
+            },
+            other => other,
+        })
+    }
+
+    async fn dispatch(
         &mut self,
         request: Request,
         until: Until,
@@ -24,9 +41,7 @@ impl Run<'_> {
             Request::Due | Request::DueAfterReload => {
                 match decide(self.policy, &self.state, self.now()) {
                     Decision::Resume => {
-                        let id = self.rotation_ref().id.clone();
-                        tracing::Span::current().record("rotation", id.as_str());
-                        self.span_names_rotation = true;
+                        self.name_span();
                         self.resume(until).await
                     }
                     Decision::Rotate(trigger) => {
@@ -35,6 +50,14 @@ impl Run<'_> {
                             _ => trigger,
                         };
                         self.start(trigger, self.policy.revoke.grace, until).await
+                    }
+                    // Asked to wait (`rotate --wait`): see the grace out and revoke.
+                    Decision::Wait {
+                        why: WaitReason::InGrace,
+                        ..
+                    } if until == Until::Revoked => {
+                        self.name_span();
+                        self.resume(until).await
                     }
                     Decision::Wait { until: at, why }
                         if self.assisted() && why == WaitReason::NotDue =>
@@ -47,6 +70,13 @@ impl Run<'_> {
             }
             Request::Manual { grace, trigger } => self.manual(grace, trigger, until).await,
         }
+    }
+
+    /// The run's span names the rotation in flight (once: see `begin`).
+    fn name_span(&mut self) {
+        let id = self.rotation_ref().id.clone();
+        tracing::Span::current().record("rotation", id.as_str());
+        self.span_names_rotation = true;
     }
 
     /// An operator's rotation: finish what is in flight first (a `--grace 0`

@@ -58,7 +58,7 @@ impl Run<'_> {
             Ok(Swept::Settled(found)) => found,
             Ok(Swept::Stopped) => {
                 let rotation_id = self.rotation_ref().id.clone();
-                return Ok(RunOutcome::Stopped { rotation_id });
+                return Ok(RunOutcome::stopped(rotation_id));
             }
             Err(e) => return self.fail(e).await,
         };

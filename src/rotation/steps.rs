@@ -39,9 +39,7 @@ impl Run<'_> {
                     step = rotation.step.as_str(),
                     "shutdown: stopping at a step boundary"
                 );
-                return Ok(RunOutcome::Stopped {
-                    rotation_id: rotation.id,
-                });
+                return Ok(RunOutcome::stopped(rotation.id));
             }
             if let Some(reason) = rotation.rollback {
                 return self.rollback(reason).await;
@@ -67,9 +65,7 @@ impl Run<'_> {
                         Ok(Verified::Yes) => {}
                         Ok(Verified::No(reason)) => return self.rollback(reason).await,
                         Ok(Verified::Stopped) => {
-                            return Ok(RunOutcome::Stopped {
-                                rotation_id: rotation.id,
-                            });
+                            return Ok(RunOutcome::stopped(rotation.id));
                         }
                         Err(e) => return self.abandon(e).await,
                     }
@@ -93,9 +89,7 @@ impl Run<'_> {
                     Verified::Yes => {}
                     Verified::No(reason) => return self.rollback(self.not_verified(reason)).await,
                     Verified::Stopped => {
-                        return Ok(RunOutcome::Stopped {
-                            rotation_id: rotation.id,
-                        });
+                        return Ok(RunOutcome::stopped(rotation.id));
                     }
                 },
                 Step::Verified => {
@@ -316,6 +310,7 @@ impl Run<'_> {
         let in_grace = RunOutcome::InGrace {
             rotation_id: rotation.id.clone(),
             revoke_after,
+            old_key: rotation.old_key.clone(),
         };
         if until == Until::Promoted {
             return Some(in_grace);
@@ -323,7 +318,7 @@ impl Run<'_> {
         info!(revoke_after = %crate::clock::rfc3339(revoke_after), "waiting out the grace period");
         tokio::select! {
             _ = tokio::time::sleep(remaining) => None,
-            _ = self.ctx.cancel.cancelled() => Some(RunOutcome::Stopped { rotation_id: rotation.id.clone() }),
+            _ = self.ctx.cancel.cancelled() => Some(RunOutcome::stopped(rotation.id.clone())),
         }
     }
 
