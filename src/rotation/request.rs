@@ -103,7 +103,7 @@ impl Run<'_> {
                     "--grace 0: ending the grace of the rotation in flight now"
                 );
             }
-            let span = tracing::info_span!("finishing", rotation = %self.rotation_ref().id);
+            let span = tracing::info_span!("finishing", rotation = self.rotation_ref().id.as_str());
             self.span_names_rotation = true;
             let finished = self.resume(Until::Revoked).instrument(span).await;
             self.span_names_rotation = false;

@@ -102,8 +102,10 @@ async fn a_revoke_after_the_grace_is_logged_in_config_words() {
         promoted.stdout
     );
 
+    // Printed in whole seconds: the grace ends within the second after.
+    let ends = revoke_after + chrono::TimeDelta::seconds(1);
     let over = wait_until(Duration::from_secs(10), || {
-        (Utc::now() > revoke_after).then_some(())
+        (Utc::now() > ends).then_some(())
     });
     over.await.expect("the grace ends");
     let once = json_cmd(&env, "run", &["--once"]).await;
@@ -159,8 +161,9 @@ async fn grace_0_after_an_earlier_rotation_names_one_rotation_per_line() {
         );
     }
     assert!(
-        log.lines()
-            .any(|l| l.contains(&format!("rotation={earlier}")) && l.contains("revoked old key")),
+        log.lines().any(
+            |l| l.contains(&format!("rotation=\"{earlier}\"")) && l.contains("revoked old key")
+        ),
         "the earlier rotation's revoke names it: {log}"
     );
     let newer = journal(&env, "p")["history"]
@@ -171,7 +174,7 @@ async fn grace_0_after_an_earlier_rotation_names_one_rotation_per_line() {
     assert_ne!(newer, earlier);
     assert!(
         log.lines()
-            .any(|l| l.contains(&format!("rotation={newer}")) && l.contains("created new key")),
+            .any(|l| l.contains(&format!("rotation=\"{newer}\"")) && l.contains("created new key")),
         "the new rotation's lines name it: {log}"
     );
     env.assert_no_secret_leaked();
@@ -309,4 +312,113 @@ async fn run_once_finishes_a_resumed_rotation_and_the_one_still_due() {
     let rows: Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(rows[0]["due_now"], false, "{rows}");
     env.assert_no_secret_leaked();
+}
+
+/// `rekey dev --dir DIR` until its banner is out; returns stdout so far,
+/// then SIGTERM and a clean exit.
+async fn dev_session(
+    dir: &std::path::Path,
+    extra: &[&str],
+    while_up: impl AsyncFnOnce(&str),
+) -> String {
+    let mut cmd = tokio::process::Command::new(crate::helpers::binary());
+    cmd.args(["dev", "--dir", dir.to_str().unwrap()])
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("rekey dev starts");
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    let banner = wait_until(Duration::from_secs(30), || {
+        let text = stdout.lock().unwrap().clone();
+        text.contains("Ctrl-C stops").then_some(text)
+    });
+    let banner = banner.await.unwrap_or_else(|| {
+        panic!(
+            "no banner; stdout:\n{}\nstderr:\n{}",
+            stdout.lock().unwrap(),
+            stderr.lock().unwrap()
+        )
+    });
+    while_up(&banner).await;
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("rekey dev exits after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{}", stderr.lock().unwrap());
+    banner
+}
+
+#[tokio::test]
+async fn dev_keeps_an_edited_config_and_reset_writes_a_fresh_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("dev");
+    let config = dir.join("rekey.toml");
+    let token_file = dir.join("admin-token");
+    let first = dev_session(&dir, &[], async |banner: &str| {
+        let admin = banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("admin API:  http://"))
+            .and_then(|rest| rest.split('/').next())
+            .expect("admin address in the banner")
+            .to_string();
+        let token = std::fs::read_to_string(&token_file).unwrap();
+        let rotate = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .post(format!("http://{admin}/v1/policies/demo/rotate"))
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .unwrap();
+        // Accepted, or refused only because the first key is being made.
+        let status = rotate.status();
+        assert!(
+            status == reqwest::StatusCode::ACCEPTED || status == reqwest::StatusCode::CONFLICT,
+            "the token works: {status}"
+        );
+    })
+    .await;
+    assert!(!first.contains("keeping"), "{first}");
+    let audit = dir.join("audit.jsonl");
+    assert!(
+        first.contains(&format!("audit log:  {}", audit.display())),
+        "{first}"
+    );
+    assert!(
+        first.contains(&format!(
+            "Authorization: Bearer $(cat {})",
+            token_file.display()
+        )),
+        "{first}"
+    );
+
+    let written = std::fs::read_to_string(&config).unwrap();
+    let edited = written.replace("*/20 * * * * *", "*/30 * * * * *");
+    assert_ne!(written, edited, "the edit changes the schedule");
+    std::fs::write(&config, &edited).unwrap();
+
+    let second = dev_session(&dir, &[], async |_: &str| {}).await;
+    let keeping = format!(
+        "keeping your edited {} (use --reset for a fresh one)",
+        config.display()
+    );
+    assert!(second.contains(&keeping), "{second}");
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        edited,
+        "edit intact"
+    );
+
+    let third = dev_session(&dir, &["--reset"], async |_: &str| {}).await;
+    assert!(!third.contains("keeping"), "{third}");
+    let fresh = std::fs::read_to_string(&config).unwrap();
+    assert!(fresh.contains("*/20 * * * * *"), "{fresh}");
+    assert!(!fresh.contains("*/30 * * * * *"), "{fresh}");
 }
