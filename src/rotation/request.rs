@@ -100,7 +100,7 @@ impl Run<'_> {
                 rotation.revoke_after = Some(now);
                 info!(
                     rotation = %rotation.id,
-                    "--grace 0: ending the grace of the rotation in flight now"
+                    "grace 0 asked for: ending the grace of the rotation in flight now"
                 );
             }
             let span = tracing::info_span!("finishing", rotation = self.rotation_ref().id.as_str());
