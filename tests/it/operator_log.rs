@@ -126,6 +126,24 @@ async fn a_revoke_after_the_grace_is_logged_in_config_words() {
     env.assert_no_secret_leaked();
 }
 
+/// What the promoted line offers works: `rotate p --wait` waits out the
+/// grace in flight and revokes the old key.
+#[tokio::test]
+async fn rotate_wait_sees_a_grace_in_flight_out_and_revokes_the_old_key() {
+    let env = TestEnv::new().await;
+    with_first_key(&env, "2s").await;
+    let old = std::fs::read_to_string(env.path("secrets/k")).unwrap();
+    env.cmd("rotate", &["p", "--now"]).await.assert_code(0);
+    assert!(env.works(&old), "live during the grace");
+
+    let wait = env.cmd("rotate", &["p", "--wait"]).await;
+    wait.assert_code(0);
+    assert!(wait.stdout.contains("rotated:"), "{}", wait.stdout);
+    assert!(journal(&env, "p")["in_flight"].is_null());
+    assert!(!env.works(&old), "the old key is revoked");
+    env.assert_no_secret_leaked();
+}
+
 #[tokio::test]
 async fn grace_0_after_an_earlier_rotation_names_one_rotation_per_line() {
     let env = TestEnv::new().await;
