@@ -255,15 +255,13 @@ fn in_grace_line(
     revoke_after: chrono::DateTime<chrono::Utc>,
     old_key: Option<&crate::state::KeyRecord>,
 ) -> String {
-    let Some(old) = old_key else {
+    let Some(key) = old_key.cloned() else {
         return format!("promoted: rotation {rotation_id}; there was no old key to revoke");
     };
-    let old = match &old.id {
-        Some(id) => format!("old key {id} ({})", old.label),
-        None => format!("old key ({})", old.label),
-    };
+    let old = rotation::LiveOldKey { key, revoke_after };
     format!(
-        "promoted: rotation {rotation_id}; {old} is revoked after {} by the running daemon, or by `rekey run --once` after that time; `rekey rotate {policy} --wait` waits and revokes it then",
+        "promoted: rotation {rotation_id}; {} is revoked after {} by the running daemon, or by `rekey run --once` after that time; `rekey rotate {policy} --wait` waits and revokes it then",
+        old.name(),
         rfc3339(revoke_after)
     )
 }
