@@ -26,11 +26,25 @@ pub fn later(at: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// An instant as people read it in logs and command output: RFC 3339 in UTC,
+/// whole seconds (`2026-03-10T12:00:00Z`). `DateTime`'s own `Display`
+/// (`2026-03-10 12:00:00 UTC`) is not RFC 3339.
+pub fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn rfc3339_is_whole_seconds_in_utc() {
+        let at: DateTime<Utc> = "2026-03-10T12:00:00.750Z".parse().unwrap();
+        assert_eq!(rfc3339(at), "2026-03-10T12:00:00Z");
+        assert!(DateTime::parse_from_rfc3339(&rfc3339(Utc::now())).is_ok());
+    }
 
     #[test]
     fn later_saturates_instead_of_panicking() {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::{App, BuildError};
+use crate::clock::rfc3339;
 use crate::config::{self, Config, ConfigError, StateLocation};
 use crate::daemon::{self, Mode};
 use crate::rotation::{self, Request, RunOutcome, Until};
@@ -226,16 +227,15 @@ fn print_outcome(
         Ok(RunOutcome::InGrace {
             rotation_id,
             revoke_after,
+            old_key,
         }) => (
             OK,
-            format!(
-                "promoted: rotation {rotation_id}; the daemon revokes the old key after {revoke_after}"
-            ),
+            in_grace_line(policy, &rotation_id, revoke_after, old_key.as_ref()),
         ),
         Ok(RunOutcome::NotDue { until, .. }) => (
             OK,
             match until {
-                Some(at) => format!("not due before {at}; use --now to rotate anyway"),
+                Some(at) => format!("not due before {}; use --now to rotate anyway", rfc3339(at)),
                 None => "not due; use --now to rotate anyway".into(),
             },
         ),
@@ -256,10 +256,10 @@ fn print_outcome(
             FAILURE,
             "busy: another process is rotating this secret; try again later".into(),
         ),
-        Ok(RunOutcome::Stopped { rotation_id }) => (
-            FAILURE,
-            format!("stopped: rotation {rotation_id} interrupted; the next run resumes it"),
-        ),
+        Ok(RunOutcome::Stopped {
+            rotation_id,
+            live_old_key,
+        }) => (FAILURE, stopped_line(&rotation_id, live_old_key.as_ref())),
         Err(e) => (FAILURE, format!("failed ({}): {e}", e.kind())),
     };
     if code == OK {
@@ -268,6 +268,33 @@ fn print_outcome(
         crate::errln!("{policy}: {line}");
     }
     ExitCode::from(code)
+}
+
+/// Promoted, the old key waits out the grace. No daemon may be running, so
+/// the line names every way the old key gets revoked.
+fn in_grace_line(
+    policy: &str,
+    rotation_id: &str,
+    revoke_after: chrono::DateTime<chrono::Utc>,
+    old_key: Option<&crate::state::KeyRecord>,
+) -> String {
+    let Some(key) = old_key.cloned() else {
+        return format!("promoted: rotation {rotation_id}; there was no old key to revoke");
+    };
+    let old = rotation::LiveOldKey { key, revoke_after };
+    format!(
+        "promoted: rotation {rotation_id}; {} is revoked after {} by the running daemon, or by `rekey run --once` after that time; `rekey rotate {policy} --wait` waits and revokes it then",
+        old.name(),
+        rfc3339(revoke_after)
+    )
+}
+
+/// Interrupted by a signal: which key still works, if one does.
+fn stopped_line(rotation_id: &str, live_old_key: Option<&rotation::LiveOldKey>) -> String {
+    match live_old_key {
+        Some(live) => format!("stopped: rotation {rotation_id}: {}", live.message()),
+        None => format!("stopped: rotation {rotation_id} interrupted; the next run resumes it"),
+    }
 }
 
 /// `rekey run`: the service (admin API, reload, graceful shutdown), or

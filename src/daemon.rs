@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::app::App;
+use crate::clock::rfc3339;
 use crate::policy::Policy;
 use crate::rotation::{Decision, Request, RunOutcome, Until, WaitReason, decide, run_policy};
 use crate::state::Trigger;
@@ -48,6 +49,16 @@ pub enum Mode {
     Once,
     /// Run until the app's cancel token fires.
     Forever,
+}
+
+impl Mode {
+    /// As the command line says it: `rekey run --once` or `rekey run`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Once => "once",
+            Mode::Forever => "continuous",
+        }
+    }
 }
 
 /// What a `--once` pass did.
@@ -210,7 +221,7 @@ async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
     let mut ran = 0;
     info!(
         policies = app.config.policies.len(),
-        ?mode,
+        mode = mode.as_str(),
         "daemon started"
     );
     loop {
@@ -228,8 +239,7 @@ async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
             let state = match app.state.load(&policy.name).await {
                 Ok(state) => state,
                 Err(e) => {
-                    error!(policy = %policy.name, error = %e, kind = e.kind(), "cannot read the journal; this policy is not rotated until it is repaired");
-                    app.observer.journal_corrupt(policy, &e.to_string(), now);
+                    journal_unreadable(&shared, &app, policy, &e, mode);
                     continue;
                 }
             };
@@ -265,7 +275,7 @@ async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
                 }
                 held_back.remove(&policy.name);
             }
-            if spawn_rotation(&tracker, &shared, &app, policy.clone(), request) {
+            if spawn_rotation(&tracker, &shared, &app, policy.clone(), request, mode) {
                 ran += 1;
             }
         }
@@ -290,8 +300,49 @@ async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
         info!("shutting down: no new rotations; waiting for running ones to reach a step boundary");
     }
     daemon.drain().await;
+    if mode == Mode::Forever {
+        warn_of_live_old_keys(&daemon.app()).await;
+    }
     let failed = *shared.failed.lock().expect("failed counter poisoned");
     Summary { ran, failed }
+}
+
+/// At shutdown: every old key a rotation in grace leaves working, and what
+/// revokes it — the operator must not think "stopped" means "done".
+async fn warn_of_live_old_keys(app: &App) {
+    for policy in &app.config.policies {
+        let Ok(state) = app.state.load(&policy.name).await else {
+            continue;
+        };
+        let Some(rotation) = &state.in_flight else {
+            continue;
+        };
+        if let Some(live) = crate::rotation::LiveOldKey::of(rotation) {
+            warn!(policy = %policy.name, rotation = %rotation.id, "stopped: {}", live.message());
+        }
+    }
+}
+
+/// A journal that cannot be read: the policy is skipped (and counts as a
+/// failure of a `--once` pass). One a newer rekey wrote is not corrupt: it
+/// is neither flagged nor alerted as such, only named with what to do.
+fn journal_unreadable(
+    shared: &Shared,
+    app: &App,
+    policy: &Policy,
+    e: &crate::state::StateError,
+    mode: Mode,
+) {
+    if mode == Mode::Once {
+        *shared.failed.lock().expect("failed counter poisoned") += 1;
+    }
+    if matches!(e, crate::state::StateError::NewerFormat { .. }) {
+        error!(policy = %policy.name, error = %e, kind = e.kind(), "this policy is not rotated by this rekey");
+        return;
+    }
+    error!(policy = %policy.name, error = %e, kind = e.kind(), "cannot read the journal; this policy is not rotated until it is repaired");
+    app.observer
+        .journal_corrupt(policy, &e.to_string(), app.clock.now());
 }
 
 /// Overdue work found at start-up is spread over `catch_up_jitter`, so a
@@ -336,6 +387,7 @@ fn spawn_rotation(
     app: &Arc<App>,
     policy: Policy,
     request: Request,
+    mode: Mode,
 ) -> bool {
     let started = shared
         .running
@@ -359,7 +411,8 @@ fn spawn_rotation(
             return done(&shared, &policy.name);
         }
         let ctx = app.ctx(&policy);
-        let result = run_policy(&ctx, &policy, request, Until::Promoted).await;
+        let rounds = if mode == Mode::Once { ONCE_ROUNDS } else { 1 };
+        let result = run_while_due(&ctx, &policy, request, rounds).await;
         let pause = match &result {
             Ok(RunOutcome::Busy) => Some(BUSY_COOLDOWN),
             Err(_) => Some(app.config.daemon.failure_backoff.min),
@@ -384,6 +437,43 @@ fn spawn_rotation(
     true
 }
 
+/// How many runs a `--once` pass gives one policy: a resumed rotation that
+/// finishes may leave the policy due at once (its new key was made before
+/// the interruption), and the pass must not exit with work it owes.
+const ONCE_ROUNDS: usize = 3;
+
+/// Runs `policy` until it is not due any more, a run does not end in a
+/// finished rotation, or `rounds` runs are done. Every finished rotation but
+/// the last is reported here; the last result is the caller's.
+async fn run_while_due(
+    ctx: &crate::rotation::Ctx,
+    policy: &Policy,
+    request: Request,
+    rounds: usize,
+) -> Result<RunOutcome, crate::rotation::RotationError> {
+    let mut result = run_policy(ctx, policy, request, Until::Promoted).await;
+    for _ in 1..rounds {
+        if !matches!(result, Ok(RunOutcome::Rotated { .. })) || !still_due(ctx, policy).await {
+            break;
+        }
+        report(policy, &result);
+        info!(policy = %policy.name, "still due after finishing the rotation in flight; rotating again");
+        result = run_policy(ctx, policy, Request::Due, Until::Promoted).await;
+    }
+    result
+}
+
+/// Whether the journal says `policy` has work to do right now.
+async fn still_due(ctx: &crate::rotation::Ctx, policy: &Policy) -> bool {
+    match ctx.state.load(&policy.name).await {
+        Ok(state) => matches!(
+            decide(policy, &state, ctx.clock.now()),
+            Decision::Rotate(_) | Decision::Resume
+        ),
+        Err(_) => false,
+    }
+}
+
 /// A rotation task ends: the policy may be scheduled again.
 fn done(shared: &Shared, policy: &str) {
     shared
@@ -404,8 +494,9 @@ fn report(policy: &Policy, result: &Result<RunOutcome, crate::rotation::Rotation
         Ok(RunOutcome::InGrace {
             rotation_id,
             revoke_after,
+            ..
         }) => {
-            info!(policy = %name, rotation = %rotation_id, %revoke_after, "promoted; old key revoked after the grace")
+            info!(policy = %name, rotation = %rotation_id, revoke_after = %rfc3339(*revoke_after), "promoted; old key revoked after the grace")
         }
         Ok(RunOutcome::RolledBack {
             rotation_id,
@@ -414,13 +505,23 @@ fn report(policy: &Policy, result: &Result<RunOutcome, crate::rotation::Rotation
             error!(policy = %name, rotation = %rotation_id, %reason, "rotation rolled back");
             return false;
         }
-        Ok(RunOutcome::Stopped { rotation_id }) => {
+        Ok(RunOutcome::Stopped {
+            rotation_id,
+            live_old_key: None,
+        }) => {
             info!(policy = %name, rotation = %rotation_id, "stopped for shutdown")
+        }
+        Ok(RunOutcome::Stopped {
+            rotation_id,
+            live_old_key: Some(live),
+        }) => {
+            warn!(policy = %name, rotation = %rotation_id, "stopped for shutdown: {}", live.message())
         }
         Ok(RunOutcome::Busy) => warn!(policy = %name, "secret busy in another process"),
         Ok(RunOutcome::NotDue { .. }) => {}
         Ok(RunOutcome::AwaitingKey { since }) => {
-            info!(policy = %name, ?since, "due; waiting for a new key to be placed as pending")
+            let since = since.map(rfc3339);
+            info!(policy = %name, since = since.as_deref().unwrap_or("-"), "due; waiting for a new key to be placed as pending")
         }
         Err(e) => {
             error!(policy = %name, error = %e, kind = e.kind(), "rotation failed");

@@ -71,6 +71,9 @@ enum Command {
         /// Where to keep the dev config, secrets and journal (default: a new temp dir).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Write a fresh config, keys and token even if DIR has a config (an edited one is kept otherwise).
+        #[arg(long)]
+        reset: bool,
     },
     /// The provider simulator alone.
     Sim {
@@ -140,7 +143,7 @@ async fn dispatch(command: Command) -> ExitCode {
             .await
         }
         Command::Status { config, json } => commands::status(&config, json).await,
-        Command::Dev { dir } => rekey::dev::run(dir).await,
+        Command::Dev { dir, reset } => rekey::dev::run(dir, reset).await,
         Command::Sim {
             listen,
             management_key_env,

@@ -180,3 +180,30 @@ pub struct AdoptSpec {
     /// Provider id of the pre-existing key, when it cannot be found by label.
     pub key_id: Option<String>,
 }
+
+/// Config enums print as their TOML spelling (`revoke.mode = "delete"`),
+/// never as Rust names, wherever they reach a log line or a message.
+macro_rules! display_as_config_word {
+    ($($ty:ty),*) => {$(
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+display_as_config_word!(RevokeMode, LimitReset, VerifyKind);
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    #[test]
+    fn config_enums_display_as_their_toml_words() {
+        assert_eq!(RevokeMode::Delete.to_string(), "delete");
+        assert_eq!(RevokeMode::Disable.to_string(), "disable");
+        assert_eq!(LimitReset::Daily.to_string(), "daily");
+        assert_eq!(VerifyKind::KeyInfo.to_string(), "key-info");
+    }
+}

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::clock::rfc3339;
 use crate::policy::Policy;
 use crate::rotation::{Decision, decide, next_due};
 use crate::state::{Outcome, PolicyState, StateError, StateStore};
@@ -31,6 +32,10 @@ pub struct PolicyStatus {
     /// unknown (the policy is not rotated until the file is repaired).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub journal_corrupt: Option<String>,
+    /// The journal was written by a newer rekey (not corrupt: upgrade this
+    /// rekey or restore the backup); the row's other fields are unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal_newer_format: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,6 +70,7 @@ pub async fn collect(
 
 /// The row of a policy whose journal cannot be read.
 fn unreadable(policy: &Policy, e: &StateError) -> PolicyStatus {
+    let newer = matches!(e, StateError::NewerFormat { .. });
     PolicyStatus {
         policy: policy.name.clone(),
         provider: policy.provider.clone(),
@@ -80,7 +86,8 @@ fn unreadable(policy: &Policy, e: &StateError) -> PolicyStatus {
         consecutive_failures: 0,
         last_result: None,
         in_flight: None,
-        journal_corrupt: Some(e.to_string()),
+        journal_corrupt: (!newer).then(|| e.to_string()),
+        journal_newer_format: newer.then(|| e.to_string()),
     }
 }
 
@@ -112,6 +119,7 @@ pub fn of(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> PolicySta
             revoke_after: r.revoke_after,
         }),
         journal_corrupt: None,
+        journal_newer_format: None,
     }
 }
 
@@ -135,6 +143,9 @@ fn corrupt_notes(rows: &[PolicyStatus]) -> String {
     let notes: Vec<String> = rows
         .iter()
         .filter_map(|r| {
+            if let Some(why) = &r.journal_newer_format {
+                return Some(format!("{}: not rotated: {why}\n", r.policy));
+            }
             r.journal_corrupt.as_ref().map(|why| {
                 format!(
                     "{}: not rotated until its journal is repaired or moved away: {why}\n",
@@ -159,19 +170,20 @@ fn table(rows: &[PolicyStatus]) -> String {
         let due = match (r.due_now, r.next_due) {
             _ if r.waiting_for_key => "waiting for a new key".to_string(),
             (true, _) => "now".to_string(),
-            (false, Some(at)) => at.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+            (false, Some(at)) => rfc3339(at),
             (false, None) => "-".to_string(),
         };
-        let last = match &r.journal_corrupt {
-            Some(_) => Some("journal corrupt".to_string()),
-            None => (r.last_result.as_ref()).map(|o| format!("{:?}", o.kind).to_lowercase()),
+        let last = match (&r.journal_corrupt, &r.journal_newer_format) {
+            (_, Some(_)) => Some("newer journal".to_string()),
+            (Some(_), _) => Some("journal corrupt".to_string()),
+            _ => (r.last_result.as_ref()).map(|o| o.kind.as_str().to_string()),
         };
         let flight = r.in_flight.as_ref().map(|f| match f.revoke_after {
             Some(at) => format!(
                 "{} ({}, revoke after {})",
                 f.rotation_id,
                 f.step,
-                at.format("%H:%M:%SZ")
+                rfc3339(at)
             ),
             None => format!("{} ({})", f.rotation_id, f.step),
         });

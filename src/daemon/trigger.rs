@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{Daemon, is_running, spawn_rotation};
+use super::{Daemon, Mode, is_running, spawn_rotation};
 use crate::rotation::Request;
 use crate::state::{Step, Trigger};
 
@@ -25,7 +25,8 @@ pub enum Refusal {
     )]
     LeaseHeld(String),
     #[error(
-        "rotation {rotation_id} is in grace until {revoke_after}; ask again after it finishes, or with grace 0 to revoke the old key now"
+        "rotation {rotation_id} is in grace until {when}; ask again after it finishes, or with grace 0 to revoke the old key now",
+        when = crate::clock::rfc3339(.revoke_after.to_owned())
     )]
     InGrace {
         rotation_id: String,
@@ -79,7 +80,14 @@ impl Daemon {
             grace,
             trigger: Trigger::Api,
         };
-        if !spawn_rotation(&self.tracker, &self.shared, &app, policy, request) {
+        if !spawn_rotation(
+            &self.tracker,
+            &self.shared,
+            &app,
+            policy,
+            request,
+            Mode::Forever,
+        ) {
             return Err(Refusal::Running(name));
         }
         let grace = match grace {

@@ -11,7 +11,7 @@ use secrecy::SecretString;
 
 use super::Metrics;
 use crate::policy::{Policy, Target, VerifyMode};
-use crate::providers::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
+use crate::providers::{CreatedKey, Deleted, KeyInfo, KeySpec, Provider, ProviderError};
 use crate::stores::{Base, Pending, Promoted, SecretStore, StoreError};
 
 pub fn provider(inner: Arc<dyn Provider>, metrics: &Arc<Metrics>) -> Arc<dyn Provider> {
@@ -68,7 +68,7 @@ impl Provider for MeteredProvider {
         self.count("disable", self.inner.disable_key(id)).await
     }
 
-    async fn delete_key(&self, id: &str) -> Result<(), ProviderError> {
+    async fn delete_key(&self, id: &str) -> Result<Deleted, ProviderError> {
         self.count("delete", self.inner.delete_key(id)).await
     }
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::http::{self, Caller};
-use super::{CreatedKey, KeyInfo, KeySpec, KeyUsage, Provider, ProviderError};
+use super::{CreatedKey, Deleted, KeyInfo, KeySpec, KeyUsage, Provider, ProviderError};
 use crate::config::ProviderConfig;
 use crate::policy::VerifyMode;
 
@@ -256,7 +256,7 @@ impl Provider for Anthropic {
     }
 
     /// Never called: an assisted rotation deletes nothing (a person made the key).
-    async fn delete_key(&self, id: &str) -> Result<(), ProviderError> {
+    async fn delete_key(&self, id: &str) -> Result<Deleted, ProviderError> {
         Err(self.unsupported("delete key", id))
     }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::client::{self, Client, Rejection};
 use super::keys_api::{IdField, KeysApi, Paging};
-use super::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
+use super::{CreatedKey, Deleted, KeyInfo, KeySpec, Provider, ProviderError};
 use crate::config::{ApiShape, ProviderConfig};
 use crate::policy::VerifyMode;
 
@@ -132,7 +132,7 @@ impl Provider for ARouter {
         self.keys.disable(id).await
     }
 
-    async fn delete_key(&self, id: &str) -> Result<(), ProviderError> {
+    async fn delete_key(&self, id: &str) -> Result<Deleted, ProviderError> {
         self.keys.delete(id).await
     }
 

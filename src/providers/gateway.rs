@@ -14,7 +14,7 @@ use secrecy::SecretString;
 use reqwest::Method;
 
 use super::client::{self, Client};
-use super::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
+use super::{CreatedKey, Deleted, KeyInfo, KeySpec, Provider, ProviderError};
 use crate::policy::VerifyMode;
 
 pub struct GatewayVerify {
@@ -52,7 +52,7 @@ impl Provider for GatewayVerify {
         self.inner.disable_key(id).await
     }
 
-    async fn delete_key(&self, id: &str) -> Result<(), ProviderError> {
+    async fn delete_key(&self, id: &str) -> Result<Deleted, ProviderError> {
         self.inner.delete_key(id).await
     }
 

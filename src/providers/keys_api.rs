@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::client::{Client, encode};
 use super::http::{Caller, Quote};
 use super::usage;
-use super::{CreatedKey, KeyInfo, KeyUsage, ProviderError, Spend};
+use super::{CreatedKey, Deleted, KeyInfo, KeyUsage, ProviderError, Spend};
 
 /// OpenRouter's list pages hold this many keys; it is also the `page_size`
 /// rekey asks ARouter for.
@@ -240,17 +240,17 @@ impl KeysApi {
 
     /// Any success answer will do (`{deleted: true}`, `{data: {deleted: true}}`,
     /// 204); 404 means already gone.
-    pub(crate) async fn delete(&self, id: &str) -> Result<(), ProviderError> {
+    pub(crate) async fn delete(&self, id: &str) -> Result<Deleted, ProviderError> {
         let op = "delete key";
         let request = self.management(Method::DELETE, &format!("/{}", encode(id)));
         let response = self.client.send(op, request).await?;
         if response.status() == StatusCode::NOT_FOUND {
-            return Ok(());
+            return Ok(Deleted::AlreadyGone);
         }
         (self.client)
             .success_body(op, Caller::Management, Quote::ProviderMessage, response)
             .await?;
-        Ok(())
+        Ok(Deleted::Now)
     }
 
     /// A management call whose answer is `{ "data": Key }`; `None` on 404.

@@ -22,7 +22,7 @@ use super::client::{self, Client};
 use super::http::parse_time;
 use super::http::{Caller, Quote};
 use super::usage;
-use super::{CreatedKey, KeyInfo, KeySpec, KeyUsage, Provider, ProviderError, Spend};
+use super::{CreatedKey, Deleted, KeyInfo, KeySpec, KeyUsage, Provider, ProviderError, Spend};
 use crate::config::ProviderConfig;
 use crate::policy::VerifyMode;
 use crate::secret::{redacted_label, trimmed_label};
@@ -292,10 +292,10 @@ impl Provider for LiteLlm {
     /// 400/500 "failed to delete" some versions answer) is checked against
     /// a fresh listing before it is reported. The proxy's message is not
     /// quoted: it may repeat the token it was given.
-    async fn delete_key(&self, id: &str) -> Result<(), ProviderError> {
+    async fn delete_key(&self, id: &str) -> Result<Deleted, ProviderError> {
         let op = "delete key";
         let Some(found) = self.resolve(op, id).await? else {
-            return Ok(());
+            return Ok(Deleted::AlreadyGone);
         };
         let request = self
             .management(Method::POST, "/key/delete")
@@ -305,14 +305,15 @@ impl Provider for LiteLlm {
             .success_body(op, Caller::Management, Quote::Nothing, response)
             .await
         {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(Deleted::Now),
             Err(err @ (ProviderError::Unauthorized { .. } | ProviderError::RateLimited { .. })) => {
                 return Err(err);
             }
             Err(err) => err,
         };
         match self.resolve(op, id).await {
-            Ok(None) => Ok(()),
+            // Refused, yet gone now: whoever removed it, it is deleted.
+            Ok(None) => Ok(Deleted::Now),
             _ => Err(refused),
         }
     }

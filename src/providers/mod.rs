@@ -72,6 +72,15 @@ pub struct KeySpec {
     pub budget_duration: Option<String>,
 }
 
+/// What a successful delete found: the operator's log tells a key rekey
+/// deleted from one that was gone before it asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    Now,
+    /// The provider answered 404: nothing was left to delete.
+    AlreadyGone,
+}
+
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// The `[providers.<name>]` entry this talks for (used in messages).
@@ -82,8 +91,8 @@ pub trait Provider: Send + Sync {
     /// `Ok(None)` when the provider says 404.
     async fn get_key(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError>;
     async fn disable_key(&self, id: &str) -> Result<(), ProviderError>;
-    /// Deleting a key that is already gone (404) succeeds.
-    async fn delete_key(&self, id: &str) -> Result<(), ProviderError>;
+    /// Deleting a key that is already gone (404) succeeds, and says so.
+    async fn delete_key(&self, id: &str) -> Result<Deleted, ProviderError>;
     /// One verification attempt with the key itself (not the management key).
     async fn verify_key(&self, key: &SecretString, mode: &VerifyMode) -> Result<(), ProviderError>;
 

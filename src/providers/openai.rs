@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::client::{self, Client};
 use super::http::{self, Caller, Quote};
-use super::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
+use super::{CreatedKey, Deleted, KeyInfo, KeySpec, Provider, ProviderError};
 use crate::config::ProviderConfig;
 use crate::policy::{Policy, VerifyMode};
 
@@ -361,16 +361,16 @@ impl Provider for OpenAi {
     }
 
     /// Deleting the service account invalidates its key; 404 = already gone.
-    async fn delete_key(&self, id: &str) -> Result<(), ProviderError> {
+    async fn delete_key(&self, id: &str) -> Result<Deleted, ProviderError> {
         let op = "delete service account";
         let path = format!("{}/{}", self.accounts_path(op)?, self.account_id(op, id)?);
         let response = self.send(op, self.admin(Method::DELETE, &path)).await?;
         if response.status() == StatusCode::NOT_FOUND {
-            return Ok(());
+            return Ok(Deleted::AlreadyGone);
         }
         self.success_body(op, Caller::Management, Quote::ProviderMessage, response)
             .await?;
-        Ok(())
+        Ok(Deleted::Now)
     }
 
     async fn verify_key(&self, key: &SecretString, mode: &VerifyMode) -> Result<(), ProviderError> {

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::client::{self, Client};
 use super::keys_api::{IdField, KeysApi};
-use super::{CreatedKey, KeyInfo, KeySpec, Provider, ProviderError};
+use super::{CreatedKey, Deleted, KeyInfo, KeySpec, Provider, ProviderError};
 use crate::config::ProviderConfig;
 use crate::policy::VerifyMode;
 
@@ -83,7 +83,7 @@ impl Provider for OpenRouter {
         self.keys.disable(id).await
     }
 
-    async fn delete_key(&self, id: &str) -> Result<(), ProviderError> {
+    async fn delete_key(&self, id: &str) -> Result<Deleted, ProviderError> {
         self.keys.delete(id).await
     }
 

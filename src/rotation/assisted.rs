@@ -161,7 +161,7 @@ impl Run<'_> {
     pub async fn await_key(&mut self) -> Result<RunOutcome, RotationError> {
         let place = self.ctx.store.placement(&self.policy.target);
         if let Some(since) = self.state.awaiting_key_since {
-            info!(%since, "still waiting for a new key to be placed: {place}");
+            info!(since = %crate::clock::rfc3339(since), "still waiting for a new key to be placed: {place}");
             return Ok(RunOutcome::AwaitingKey { since: Some(since) });
         }
         let now = self.now();

@@ -15,7 +15,7 @@ use crate::config::Backoff;
 use crate::events::Observer;
 use crate::policy::Policy;
 use crate::providers::{Provider, ProviderError};
-use crate::state::{KeyRecord, StateError, StateStore, Trigger};
+use crate::state::{KeyRecord, Rotation, StateError, StateStore, Step, Trigger};
 use crate::stores::{SecretStore, StoreError};
 
 mod adopt;
@@ -80,10 +80,11 @@ pub enum RunOutcome {
         rotation_id: String,
         new_key: KeyRecord,
     },
-    /// Promoted; the old key is revoked after `revoke_after`.
+    /// Promoted; the old key (if any) is revoked after `revoke_after`.
     InGrace {
         rotation_id: String,
         revoke_after: DateTime<Utc>,
+        old_key: Option<KeyRecord>,
     },
     /// Verification failed for good; the new key is gone, the old one current.
     RolledBack { rotation_id: String, reason: String },
@@ -98,7 +99,56 @@ pub enum RunOutcome {
         why: WaitReason,
     },
     /// Shutdown requested; stopped at a step boundary, the journal resumes it.
-    Stopped { rotation_id: String },
+    /// `live_old_key`: stopped after promote, the old key still works.
+    Stopped {
+        rotation_id: String,
+        live_old_key: Option<LiveOldKey>,
+    },
+}
+
+impl RunOutcome {
+    /// Stopped at a step boundary; [`Run::execute`] adds the live old key.
+    pub fn stopped(rotation_id: String) -> RunOutcome {
+        RunOutcome::Stopped {
+            rotation_id,
+            live_old_key: None,
+        }
+    }
+}
+
+/// An old key that still works because its rotation stopped in (or right
+/// after) the grace: what an operator must know before walking away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveOldKey {
+    pub key: KeyRecord,
+    pub revoke_after: DateTime<Utc>,
+}
+
+impl LiveOldKey {
+    /// The old key of a promoted rotation not yet revoked.
+    pub fn of(rotation: &Rotation) -> Option<LiveOldKey> {
+        let promoted = rotation.step == Step::Promoted && rotation.rollback.is_none();
+        let key = rotation.old_key.clone().filter(|_| promoted)?;
+        let revoke_after = rotation.revoke_after?;
+        Some(LiveOldKey { key, revoke_after })
+    }
+
+    /// `old key <id> (<label>)`.
+    pub fn name(&self) -> String {
+        match &self.key.id {
+            Some(id) => format!("old key {id} ({})", self.key.label),
+            None => format!("old key ({})", self.key.label),
+        }
+    }
+
+    /// Which key still works and what revokes it.
+    pub fn message(&self) -> String {
+        format!(
+            "{} stays live until the grace ends at {}; `rekey run` (the daemon) or `rekey run --once` after that time revokes it",
+            self.name(),
+            crate::clock::rfc3339(self.revoke_after)
+        )
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +160,8 @@ pub enum RotationError {
     #[error(transparent)]
     State(#[from] StateError),
     #[error(
-        "rotation {rotation_id} is in grace until {revoke_after}; rotate again after it finishes (or use --grace 0 to revoke the old key now)"
+        "rotation {rotation_id} is in grace until {when}; rotate again after it finishes (or use --grace 0 to revoke the old key now)",
+        when = crate::clock::rfc3339(.revoke_after.to_owned())
     )]
     InGrace {
         rotation_id: String,

@@ -9,14 +9,14 @@ use super::settle::Swept;
 use super::{RotationError, RunOutcome, Until};
 use crate::events::{EventOutcome, EventStep};
 use crate::failpoint;
-use crate::state::{OutcomeKind, Step};
+use crate::providers::Deleted;
+use crate::state::{OutcomeKind, Rotation, Step};
 
 impl Run<'_> {
-    /// Continues the rotation in flight.
+    /// Continues the rotation in flight (the caller's span names it).
     pub async fn resume(&mut self, until: Until) -> Result<RunOutcome, RotationError> {
         let rotation = self.rotation_ref().clone();
-        tracing::Span::current().record("rotation", rotation.id.as_str());
-        info!(step = rotation.step.as_str(), "resuming rotation in flight");
+        self.announce_resume(&rotation);
         failpoint::hit("resume");
         if rotation.step == Step::Begun
             && rotation.rollback.is_none()
@@ -29,6 +29,28 @@ impl Run<'_> {
             }
         }
         self.drive(until).await
+    }
+
+    /// Says in the operator's words why a rotation in flight continues: a
+    /// grace that ran out is the normal path; any other step means a run
+    /// stopped part-way (a crash, a restart, a shutdown) and this one resumes.
+    fn announce_resume(&self, rotation: &Rotation) {
+        if rotation.step == Step::Promoted && rotation.rollback.is_none() {
+            // Not over yet: the grace step says it waits.
+            let grace_over = rotation.revoke_after.is_some_and(|at| at <= self.now());
+            if !grace_over {
+                return;
+            }
+            let old = rotation.old_key.as_ref();
+            info!(
+                old_key_id = old.and_then(|k| k.id.as_deref()).unwrap_or("-"),
+                old_label = old.map(|k| k.label.as_str()).unwrap_or("-"),
+                "grace over: revoking the old key"
+            );
+            return;
+        }
+        let step = rotation.step.as_str();
+        info!(step, "resuming an interrupted rotation at step {step}");
     }
 
     /// Crashed after create, before stage: the new secret existed only in the
@@ -48,7 +70,9 @@ impl Run<'_> {
                 return self.record_promoted().await;
             }
         }
-        warn!("the new key was created but never stored; deleting it and starting over");
+        warn!(
+            "the new key was created but never stored; deleting it and starting over as a new rotation"
+        );
         self.delete_new_key().await?;
         self.drop_own_pending().await?;
         let lost = self
@@ -61,7 +85,10 @@ impl Run<'_> {
             OutcomeKind::Failed,
             Some("interrupted before the new key was stored".into()),
         );
-        self.begin(lost.trigger, lost.grace).await
+        self.begin(lost.trigger, lost.grace).await?;
+        let new_rotation = self.rotation_ref().id.as_str();
+        info!(new_rotation, "started over as a new rotation");
+        Ok(())
     }
 
     /// The new key at the provider: by id when recorded, else every key
@@ -79,8 +106,12 @@ impl Run<'_> {
             .and_then(|k| k.id.clone());
         if let Some(id) = id {
             self.refuse_if_new_key_current().await?;
-            self.delete_confirmed(&id, "delete new key").await?;
-            info!(key_id = %id, "deleted the new key");
+            match self.delete_confirmed(&id, "delete new key").await? {
+                Deleted::Now => info!(key_id = %id, "deleted the new key"),
+                Deleted::AlreadyGone => {
+                    info!(key_id = %id, "the new key was already gone at the provider; nothing to delete")
+                }
+            }
             return Ok(());
         }
         match self.sweep().await? {

@@ -4,13 +4,32 @@
 
 use std::time::Duration;
 
+use tracing::{Instrument, info};
+
 use super::decide::{Decision, WaitReason, decide};
 use super::run::Run;
-use super::{Request, RotationError, RunOutcome, Until, adopt};
+use super::{LiveOldKey, Request, RotationError, RunOutcome, Until, adopt};
 use crate::state::Trigger;
 
 impl Run<'_> {
+    /// Runs `request`; a run stopped for shutdown names the old key its
+    /// rotation leaves live, if any.
     pub async fn execute(
+        &mut self,
+        request: Request,
+        until: Until,
+    ) -> Result<RunOutcome, RotationError> {
+        let outcome = self.dispatch(request, until).await?;
+        Ok(match outcome {
+            RunOutcome::Stopped { rotation_id, .. } => RunOutcome::Stopped {
+                live_old_key: self.state.in_flight.as_ref().and_then(LiveOldKey::of),
+                rotation_id,
+            },
+            other => other,
+        })
+    }
+
+    async fn dispatch(
         &mut self,
         request: Request,
         until: Until,
@@ -21,13 +40,24 @@ impl Run<'_> {
         match request {
             Request::Due | Request::DueAfterReload => {
                 match decide(self.policy, &self.state, self.now()) {
-                    Decision::Resume => self.resume(until).await,
+                    Decision::Resume => {
+                        self.name_span();
+                        self.resume(until).await
+                    }
                     Decision::Rotate(trigger) => {
                         let trigger = match request {
                             Request::DueAfterReload => Trigger::Reload,
                             _ => trigger,
                         };
                         self.start(trigger, self.policy.revoke.grace, until).await
+                    }
+                    // Asked to wait (`rotate --wait`): see the grace out and revoke.
+                    Decision::Wait {
+                        why: WaitReason::InGrace,
+                        ..
+                    } if until == Until::Revoked => {
+                        self.name_span();
+                        self.resume(until).await
                     }
                     Decision::Wait { until: at, why }
                         if self.assisted() && why == WaitReason::NotDue =>
@@ -42,8 +72,16 @@ impl Run<'_> {
         }
     }
 
+    /// The run's span names the rotation in flight (once: see `begin`).
+    fn name_span(&mut self) {
+        let id = self.rotation_ref().id.clone();
+        tracing::Span::current().record("rotation", id.as_str());
+        self.span_names_rotation = true;
+    }
+
     /// An operator's rotation: finish what is in flight first (a `--grace 0`
-    /// request cuts a running grace short), then rotate.
+    /// request cuts a running grace short), then rotate. The finishing runs
+    /// in its own span, beside the new rotation's, so each line names one.
     async fn manual(
         &mut self,
         grace: Option<Duration>,
@@ -60,8 +98,16 @@ impl Run<'_> {
                     });
                 }
                 rotation.revoke_after = Some(now);
+                info!(
+                    rotation = %rotation.id,
+                    "grace 0 asked for: ending the grace of the rotation in flight now"
+                );
             }
-            match self.resume(Until::Revoked).await? {
+            let span = tracing::info_span!("finishing", rotation = self.rotation_ref().id.as_str());
+            self.span_names_rotation = true;
+            let finished = self.resume(Until::Revoked).instrument(span).await;
+            self.span_names_rotation = false;
+            match finished? {
                 RunOutcome::Rotated { .. } => {}
                 other => return Ok(other),
             }

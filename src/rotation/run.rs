@@ -33,6 +33,9 @@ pub(super) struct Run<'a> {
     pub base: Option<Base>,
     /// The new key passed verification before it was written (a first key).
     pub verified_before_stage: bool,
+    /// The current span already carries a `rotation` id (recorded once:
+    /// a field recorded again is printed twice).
+    pub span_names_rotation: bool,
 }
 
 impl<'a> Run<'a> {
@@ -46,6 +49,7 @@ impl<'a> Run<'a> {
             new_secret: None,
             base: None,
             verified_before_stage: false,
+            span_names_rotation: false,
         }
     }
 }

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use super::run::Run;
 use super::{RotationError, RunOutcome};
 use crate::failpoint;
-use crate::providers::ProviderError;
+use crate::providers::{Deleted, ProviderError};
 use crate::state::{Step, UnconfirmedCreate};
 
 /// A listing that finds none of a rotation's keys counts only this long after
@@ -58,7 +58,7 @@ impl Run<'_> {
             Ok(Swept::Settled(found)) => found,
             Ok(Swept::Stopped) => {
                 let rotation_id = self.rotation_ref().id.clone();
-                return Ok(RunOutcome::Stopped { rotation_id });
+                return Ok(RunOutcome::stopped(rotation_id));
             }
             Err(e) => return self.fail(e).await,
         };
@@ -128,24 +128,29 @@ impl Run<'_> {
             .await?;
         let ours: Vec<_> = keys.into_iter().filter(|k| k.name.contains(&id)).collect();
         for key in &ours {
-            self.delete_confirmed(&key.id, "delete orphan key").await?;
-            warn!(key_id = %key.id, name = %key.name, "deleted a key this rotation had made");
+            if self.delete_confirmed(&key.id, "delete orphan key").await? == Deleted::Now {
+                warn!(key_id = %key.id, name = %key.name, "deleted a key this rotation had made");
+            }
         }
         Ok(ours.len())
     }
 
     /// Deletes `id` and reads back that the provider no longer has it: a 404
-    /// (or a success) while the key lives is not "gone".
-    pub async fn delete_confirmed(&self, id: &str, what: &str) -> Result<(), RotationError> {
+    /// (or a success) while the key lives is not "gone". `AlreadyGone` when
+    /// the first answer was a 404 that the read-back confirmed.
+    pub async fn delete_confirmed(&self, id: &str, what: &str) -> Result<Deleted, RotationError> {
         let mut pause = Duration::from_millis(250);
+        let mut first = None;
         for attempt in 1..=DELETE_ATTEMPTS {
-            self.provider_call(what, || self.ctx.provider.delete_key(id))
+            let answer = self
+                .provider_call(what, || self.ctx.provider.delete_key(id))
                 .await?;
+            let first = *first.get_or_insert(answer);
             let still = self
                 .provider_call("get key", || self.ctx.provider.get_key(id))
                 .await?;
             if still.is_none() {
-                return Ok(());
+                return Ok(first);
             }
             warn!(key_id = %id, attempt, "the provider still has the key after deleting it");
             tokio::time::sleep(pause).await;

@@ -17,7 +17,7 @@ use crate::events::{EventOutcome, EventStep};
 use crate::failpoint;
 use crate::policy::RevokeMode;
 
-use crate::providers::{CreatedKey, KeySpec};
+use crate::providers::{CreatedKey, Deleted, KeySpec};
 use crate::secret::redacted_label;
 use crate::state::{KeyRecord, OutcomeKind, Rotation, Step, Trigger};
 use crate::stores::Promoted;
@@ -39,9 +39,7 @@ impl Run<'_> {
                     step = rotation.step.as_str(),
                     "shutdown: stopping at a step boundary"
                 );
-                return Ok(RunOutcome::Stopped {
-                    rotation_id: rotation.id,
-                });
+                return Ok(RunOutcome::stopped(rotation.id));
             }
             if let Some(reason) = rotation.rollback {
                 return self.rollback(reason).await;
@@ -67,9 +65,7 @@ impl Run<'_> {
                         Ok(Verified::Yes) => {}
                         Ok(Verified::No(reason)) => return self.rollback(reason).await,
                         Ok(Verified::Stopped) => {
-                            return Ok(RunOutcome::Stopped {
-                                rotation_id: rotation.id,
-                            });
+                            return Ok(RunOutcome::stopped(rotation.id));
                         }
                         Err(e) => return self.abandon(e).await,
                     }
@@ -93,9 +89,7 @@ impl Run<'_> {
                     Verified::Yes => {}
                     Verified::No(reason) => return self.rollback(self.not_verified(reason)).await,
                     Verified::Stopped => {
-                        return Ok(RunOutcome::Stopped {
-                            rotation_id: rotation.id,
-                        });
+                        return Ok(RunOutcome::stopped(rotation.id));
                     }
                 },
                 Step::Verified => {
@@ -116,7 +110,12 @@ impl Run<'_> {
     /// begin: a new rotation id, recorded before anything is created.
     pub async fn begin(&mut self, trigger: Trigger, grace: Duration) -> Result<(), RotationError> {
         let id = uuid::Uuid::now_v7().to_string();
-        tracing::Span::current().record("rotation", id.as_str());
+        if !self.span_names_rotation {
+            // A span field recorded twice is printed twice: a rotation begun
+            // in place of a lost one keeps the span of the one it replaces.
+            tracing::Span::current().record("rotation", id.as_str());
+            self.span_names_rotation = true;
+        }
         self.state.in_flight = Some(Rotation {
             id,
             trigger,
@@ -293,7 +292,7 @@ impl Run<'_> {
         self.state.current = rotation.new_key.clone();
         self.save().await?;
         self.emit(EventStep::Promote, EventOutcome::Ok, None);
-        info!(version_id = %version, %revoke_after, "promoted: the new key is current");
+        info!(version_id = %version, revoke_after = %crate::clock::rfc3339(revoke_after), "promoted: the new key is current");
         failpoint::hit("promote");
         Ok(())
     }
@@ -311,14 +310,15 @@ impl Run<'_> {
         let in_grace = RunOutcome::InGrace {
             rotation_id: rotation.id.clone(),
             revoke_after,
+            old_key: rotation.old_key.clone(),
         };
         if until == Until::Promoted {
             return Some(in_grace);
         }
-        info!(%revoke_after, "waiting out the grace period");
+        info!(revoke_after = %crate::clock::rfc3339(revoke_after), "waiting out the grace period");
         tokio::select! {
             _ = tokio::time::sleep(remaining) => None,
-            _ = self.ctx.cancel.cancelled() => Some(RunOutcome::Stopped { rotation_id: rotation.id.clone() }),
+            _ = self.ctx.cancel.cancelled() => Some(RunOutcome::stopped(rotation.id.clone())),
         }
     }
 
@@ -359,6 +359,7 @@ impl Run<'_> {
     }
 
     async fn revoke_old_key(&self) -> Result<(), RotationError> {
+        let mode = self.policy.revoke.mode;
         let Some(old) = self.rotation_ref().old_key.clone() else {
             return Ok(());
         };
@@ -369,15 +370,23 @@ impl Run<'_> {
         if self.old_key_may_be_current().await? {
             return Err(RotationError::RevokeWouldBreakCurrent { key_id: id });
         }
-        match self.policy.revoke.mode {
+        let deleted = match mode {
             RevokeMode::Delete => self.delete_confirmed(&id, "delete old key").await?,
-            RevokeMode::Disable => self.disable_confirmed(&id).await?,
+            RevokeMode::Disable => {
+                self.disable_confirmed(&id).await?;
+                Deleted::Now
+            }
             RevokeMode::Archive => {
                 self.provider_call("archive old key", || self.ctx.provider.archive_key(&id))
-                    .await?
+                    .await?;
+                Deleted::Now
             }
+        };
+        if deleted == Deleted::AlreadyGone {
+            info!(key_id = %id, label = %old.label, "old key {id} was already gone at the provider; nothing to revoke");
+        } else {
+            info!(key_id = %id, label = %old.label, revoke.mode = mode.as_str(), "revoked old key");
         }
-        info!(key_id = %id, label = %old.label, mode = ?self.policy.revoke.mode, "revoked old key");
         Ok(())
     }
 

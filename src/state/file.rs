@@ -2,6 +2,9 @@
 //! written atomically; leases are `flock`s on `<dir>/locks/<secret>.lock`, so
 //! two processes on one host never rotate the same secret at once. A lease
 //! dies with its process, so a crashed rotation never blocks the next run.
+//! Every journal carries `"format": N` ([`JOURNAL_FORMAT`]); a newer format
+//! is refused before its content is looked at. Lock files stay empty: only
+//! the `flock` on them matters, so they carry no format.
 //! Reads, fsync'd writes and lock files are blocking I/O: each call runs on
 //! Tokio's blocking pool (`spawn_blocking`), never on an async worker.
 
@@ -12,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::{Lease, PolicyState, StateError, StateStore};
+use serde::{Deserialize, Serialize};
+
+use super::{JOURNAL_FORMAT, Lease, PolicyState, StateError, StateStore};
 use crate::fsutil;
 
 pub struct FileStateStore {
@@ -81,7 +86,11 @@ impl StateStore for FileStateStore {
     async fn save(&self, state: &PolicyState) -> Result<(), StateError> {
         let path = self.journal_path(&state.policy);
         // Serialized here, so the blocking task owns only bytes.
-        let bytes = serde_json::to_vec_pretty(state).map_err(|e| StateError::Corrupt {
+        let versioned = Versioned {
+            format: JOURNAL_FORMAT,
+            state,
+        };
+        let bytes = serde_json::to_vec_pretty(&versioned).map_err(|e| StateError::Corrupt {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
@@ -96,16 +105,46 @@ impl StateStore for FileStateStore {
     }
 }
 
+/// A journal as written: the format first, then the state's fields.
+#[derive(Serialize)]
+struct Versioned<'a> {
+    format: u32,
+    #[serde(flatten)]
+    state: &'a PolicyState,
+}
+
+/// Only the format of a journal, read before the rest.
+#[derive(Deserialize)]
+struct Header {
+    format: Option<u64>,
+}
+
 /// The journal at `path`; a fresh state for `policy` when there is none.
 fn load(path: &Path, policy: &str) -> Result<PolicyState, StateError> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        }),
+        Ok(bytes) => parse(path, &bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PolicyState::new(policy)),
         Err(e) => Err(io_error(path, e)),
     }
+}
+
+/// A journal's bytes: refused whole when a newer rekey wrote them (its
+/// fields may mean what this one cannot know), else parsed.
+fn parse(path: &Path, bytes: &[u8]) -> Result<PolicyState, StateError> {
+    let corrupt = |e: serde_json::Error| StateError::Corrupt {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let header: Header = serde_json::from_slice(bytes).map_err(corrupt)?;
+    let format = header.format.unwrap_or(1);
+    if format > u64::from(JOURNAL_FORMAT) {
+        return Err(StateError::NewerFormat {
+            path: path.display().to_string(),
+            format,
+            known: JOURNAL_FORMAT,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(corrupt)
 }
 
 /// `flock`s the lock file at `path` without waiting; `None` if it is held.
@@ -186,6 +225,39 @@ mod tests {
         std::fs::write(store.journal_path("p1"), b"{not json").unwrap();
         let err = store.load("p1").await.unwrap_err();
         assert!(err.to_string().contains("p1.json"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_journal_names_its_format_and_one_without_it_loads_as_format_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::open(dir.path()).unwrap();
+        let mut state = PolicyState::new("p1");
+        state.failures = 2;
+        store.save(&state).await.unwrap();
+        let raw: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(store.journal_path("p1")).unwrap()).unwrap();
+        assert_eq!(raw["format"], JOURNAL_FORMAT);
+        let mut older = raw.clone();
+        older.as_object_mut().unwrap().remove("format");
+        std::fs::write(store.journal_path("p1"), older.to_string()).unwrap();
+        assert_eq!(store.load("p1").await.unwrap(), state);
+    }
+
+    #[tokio::test]
+    async fn a_newer_format_is_refused_as_such_not_as_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::open(dir.path()).unwrap();
+        let newer = br#"{"format": 2, "policy": "p1", "shape": "unknown to us"}"#;
+        std::fs::write(store.journal_path("p1"), newer).unwrap();
+        let err = store.load("p1").await.unwrap_err();
+        assert_eq!(err.kind(), "newer_format", "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("p1.json has format 2, written by a newer rekey"),
+            "{text}"
+        );
+        assert!(text.contains("reads formats up to 1"), "{text}");
+        assert_eq!(std::fs::read(store.journal_path("p1")).unwrap(), newer);
     }
 
     #[test]

@@ -12,6 +12,11 @@ pub mod file;
 /// How many finished rotations a policy's journal keeps.
 pub const HISTORY_LEN: usize = 20;
 
+/// The journal format this rekey writes, and the newest it reads. A journal
+/// without a `format` field was written before formats were numbered: format 1.
+/// Bump it when a journal an older rekey would misread is written.
+pub const JOURNAL_FORMAT: u32 = 1;
+
 /// Everything rekey remembers about one policy.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PolicyState {
@@ -197,6 +202,17 @@ pub enum OutcomeKind {
     Failed,
 }
 
+impl OutcomeKind {
+    /// As the journal and `status --json` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Rotated => "rotated",
+            OutcomeKind::RolledBack => "rolled_back",
+            OutcomeKind::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     pub kind: OutcomeKind,
@@ -238,6 +254,15 @@ pub enum StateError {
     Io { path: String, message: String },
     #[error("state {path}: corrupt journal: {message}")]
     Corrupt { path: String, message: String },
+    /// Not corruption: a newer rekey wrote it. Never rewritten nor moved.
+    #[error(
+        "journal {path} has format {format}, written by a newer rekey; this rekey reads formats up to {known} — upgrade rekey or restore the journal backup"
+    )]
+    NewerFormat {
+        path: String,
+        format: u64,
+        known: u32,
+    },
 }
 
 impl StateError {
@@ -245,6 +270,7 @@ impl StateError {
         match self {
             StateError::Io { .. } => "io",
             StateError::Corrupt { .. } => "corrupt",
+            StateError::NewerFormat { .. } => "newer_format",
         }
     }
 }

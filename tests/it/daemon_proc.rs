@@ -182,7 +182,7 @@ pub struct Exited {
     pub stderr: String,
 }
 
-fn collect(pipe: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>> {
+pub fn collect(pipe: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>> {
     let text = Arc::new(Mutex::new(String::new()));
     let sink = text.clone();
     tokio::spawn(async move {
