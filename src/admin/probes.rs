@@ -48,9 +48,14 @@ pub async fn readyz(State(admin): State<Arc<Admin>>) -> Response {
 }
 
 pub async fn metrics(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
+    scrape(&admin.daemon.app().observer.metrics, &headers)
+}
+
+/// The metrics in the format the scraper's `Accept` header prefers.
+pub fn scrape(metrics: &crate::metrics::Metrics, headers: &HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Exposition::from_accept(accept);
-    match admin.daemon.app().observer.metrics.encode(format) {
+    match metrics.encode(format) {
         Ok(text) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

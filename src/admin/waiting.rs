@@ -9,13 +9,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
 use super::error;
-use super::probes::PROMETHEUS_CONTENT_TYPE;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::state::StateStore;
@@ -85,9 +84,8 @@ async fn readyz(State(waiting): State<Arc<Waiting>>) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
-async fn metrics(State(waiting): State<Arc<Waiting>>) -> Response {
-    let text = waiting.metrics.render();
-    ([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], text).into_response()
+async fn metrics(State(waiting): State<Arc<Waiting>>, headers: HeaderMap) -> Response {
+    super::probes::scrape(&waiting.metrics, &headers)
 }
 
 async fn status(State(waiting): State<Arc<Waiting>>) -> Response {
