@@ -565,18 +565,30 @@ fn rekey_check_refuses_every_unreadable_fixture_with_exit_2() {
 
 #[test]
 fn rekey_check_accepts_the_shipped_example_and_prints_each_policys_next_due_time() {
+    // The example's shape is valid; of its credentials, the environment
+    // variables are set here and the two files under /etc/rekey cannot exist
+    // on a test machine: `check` names exactly those two, and exits 1 (a
+    // restart can fix them), never 2 (a shape error).
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rekey.example.toml");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rekey"))
         .args(["check", "-c"])
         .arg(&example)
+        .env("ANTHROPIC_ADMIN_KEY", "set")
+        .env("OPENAI_ADMIN_KEY", "set")
+        .env("SLACK_WEBHOOK_URL", "https://hooks.example.invalid/x")
         .output()
         .expect("rekey runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+        errors,
+        [
+            "error: providers.openrouter-batch.management_key: cannot read /etc/rekey/openrouter-batch.key: No such file or directory (os error 2)",
+            "error: daemon.admin_token: cannot read /etc/rekey/admin-token: No such file or directory (os error 2)",
+        ],
+        "{stdout}{stderr}"
     );
     let config = load(&example).unwrap();
     for policy in &config.policies {
