@@ -13,7 +13,10 @@ use rekey::policy::{Format, LimitReset, RevokeMode, VerifyMode};
 const INVALID: &[(&str, &[(&str, &str)])] = &[
     (
         "unknown-field.toml",
-        &[("policy[0].verify.modle", "unknown field; did you mean \"mode\"?")],
+        &[(
+            "policy[0].verify.modle",
+            "unknown field; did you mean \"mode\"?",
+        )],
     ),
     (
         "unknown-field.yaml",
@@ -30,7 +33,10 @@ const INVALID: &[(&str, &[(&str, &str)])] = &[
             // The misspelt field leaves the real one unset, which is a problem too.
             ("stores.aws.region", "required"),
             ("policy[0].revoke.graze", "did you mean \"grace\"?"),
-            ("policy[0].colour", "unknown field; expected one of name, provider"),
+            (
+                "policy[0].colour",
+                "unknown field; expected one of name, provider",
+            ),
         ],
     ),
     (

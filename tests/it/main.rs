@@ -15,6 +15,7 @@ mod journal_corrupt;
 mod leak_check;
 mod moto;
 mod observability;
+mod operator_messages;
 mod panic_hook;
 mod provider_anthropic;
 mod provider_arouter;
