@@ -57,8 +57,8 @@ impl fmt::Display for Plan {
         writeln!(f, "policy {}: dry run, nothing created", self.policy)?;
         writeln!(
             f,
-            "  provider: management key works ({} keys visible)",
-            self.provider_keys
+            "  provider: management key works ({} visible)",
+            crate::text::plural(self.provider_keys, "key", "keys")
         )?;
         match &self.current_label {
             Some(label) => writeln!(f, "  store: current key {label}")?,

@@ -198,3 +198,105 @@ async fn no_credentials_in_the_chain_says_how_to_provide_them() {
         assert!(!all.contains(debug), "Debug output ({debug}):\n{all}");
     }
 }
+
+#[tokio::test]
+async fn rotate_help_explains_every_argument() {
+    let env = TestEnv::new().await;
+    let run = env.rekey(&["rotate", "--help"]).await;
+    run.assert_code(0);
+    for help in [
+        "Path to the rekey.toml config",
+        "Name of the policy (as in [[policy]] name)",
+        "Rotate even if not due",
+        "Grace before the old key is revoked",
+        "create nothing",
+        "Wait out the grace",
+    ] {
+        assert!(
+            run.stdout.contains(help),
+            "{help:?} missing:\n{}",
+            run.stdout
+        );
+    }
+    let status = env.rekey(&["status", "--help"]).await;
+    assert!(status.stdout.contains("Print JSON"), "{}", status.stdout);
+}
+
+#[tokio::test]
+async fn every_unknown_field_and_env_override_is_reported_by_check_with_exit_2() {
+    let env = TestEnv::new().await;
+    env.write_config(&policy(
+        "p",
+        r#"{ store = "files", secret_id = "k", create = true }"#,
+        "colour = \"blue\"",
+    ));
+    let config = env.config_path();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("catch_up_jitter = \"0s\"", "catch_up_jiter = \"0s\"")
+        .replace("kind = \"file\"", "kind = \"file\"\ndirr = \"x\"");
+    std::fs::write(&config, text).unwrap();
+    let run = env
+        .rekey_env(
+            &["check", "-c", config.to_str().unwrap()],
+            &[("REKEY_DAEMON__MAX_CONCURENT_ROTATIONS", "2")],
+        )
+        .await;
+    run.assert_code(2);
+    for expected in [
+        "daemon.catch_up_jiter: unknown field; did you mean \"catch_up_jitter\"?",
+        "stores.files.dirr: unknown field; did you mean \"dir\"?",
+        "policy[0].colour: unknown field; expected one of name,",
+        "daemon.max_concurent_rotations: unknown field (from the environment variable \
+         REKEY_DAEMON__MAX_CONCURENT_ROTATIONS); did you mean \"max_concurrent_rotations\"?",
+    ] {
+        assert!(
+            run.stderr.contains(expected),
+            "{expected:?} missing:\n{}",
+            run.stderr
+        );
+    }
+    assert!(run.stderr.contains("4 problems:"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains('`'),
+        "a stray backtick:\n{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_answers_an_unknown_path_and_a_wrong_method_in_json() {
+    let env = TestEnv::new().await;
+    crate::daemon_proc::write_config_with_daemon(
+        &env,
+        "",
+        &policy(
+            "p",
+            r#"{ store = "files", secret_id = "k", create = true }"#,
+            "",
+        ),
+    );
+    let daemon = crate::daemon_proc::RunningDaemon::start(&env, &[]).await;
+    for (path, status, body) in [
+        (
+            "/nope",
+            404,
+            serde_json::json!({"error": "not_found", "message": "no route GET /nope"}),
+        ),
+        (
+            "/v1/policies/p/rotate",
+            405,
+            serde_json::json!({
+                "error": "method_not_allowed",
+                "message": "GET is not allowed on /v1/policies/p/rotate"
+            }),
+        ),
+    ] {
+        let response = daemon.get(path).await;
+        assert_eq!(response.status(), status, "{path}");
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        assert_eq!(content_type, "application/json", "{path}");
+        let got: serde_json::Value = response.json().await.expect("a JSON body");
+        assert_eq!(got, body, "{path}");
+    }
+}
