@@ -239,7 +239,10 @@ async fn every_unknown_field_and_env_override_is_reported_by_check_with_exit_2()
     let run = env
         .rekey_env(
             &["check", "-c", config.to_str().unwrap()],
-            &[("REKEY_DAEMON__MAX_CONCURENT_ROTATIONS", "2")],
+            &[
+                ("REKEY_DAEMON__MAX_CONCURENT_ROTATIONS", "2"),
+                ("REKEY_DAEMON__SWEEP_TIMEOUT", "forever"),
+            ],
         )
         .await;
     run.assert_code(2);
@@ -249,6 +252,7 @@ async fn every_unknown_field_and_env_override_is_reported_by_check_with_exit_2()
         "policy[0].colour: unknown field; expected one of name,",
         "daemon.max_concurent_rotations: unknown field (from the environment variable \
          REKEY_DAEMON__MAX_CONCURENT_ROTATIONS); did you mean \"max_concurrent_rotations\"?",
+        "(from the environment variable REKEY_DAEMON__SWEEP_TIMEOUT)",
     ] {
         assert!(
             run.stderr.contains(expected),
@@ -256,7 +260,16 @@ async fn every_unknown_field_and_env_override_is_reported_by_check_with_exit_2()
             run.stderr
         );
     }
-    assert!(run.stderr.contains("4 problems:"), "{}", run.stderr);
+    assert!(run.stderr.contains("5 problems:"), "{}", run.stderr);
+    let sweep = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("daemon.sweep_timeout: "));
+    assert!(
+        sweep.is_some_and(|l| l.contains("REKEY_DAEMON__SWEEP_TIMEOUT") && !l.contains("forever")),
+        "{}",
+        run.stderr
+    );
     assert!(
         !run.stderr.contains('`'),
         "a stray backtick:\n{}",
