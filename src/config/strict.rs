@@ -244,6 +244,7 @@ impl Strict {
         }
         known
     }
+
     fn wrong(&self, expected: &str) -> ShapeError {
         ShapeError::at(
             &self.path,
@@ -328,7 +329,7 @@ fn closest<'a>(key: &str, fields: &[&'a str]) -> Option<&'a str> {
     fields
         .iter()
         .map(|field| (edit_distance(key, field), *field))
-        .filter(|(distance, _)| *distance <= 2)
+        .filter(|(distance, _)| *distance <= 2 && *distance < key.chars().count())
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, field)| field)
 }
@@ -719,6 +720,11 @@ mod tests {
         assert_eq!(closest("modle", &["mode", "model"]), Some("mode"));
         assert_eq!(closest("schedul", &["schedule"]), Some("schedule"));
         assert_eq!(closest("colour", &["state", "name"]), None);
+        assert_eq!(
+            closest("a", &["api"]),
+            None,
+            "too short to be a typo of anything"
+        );
     }
 
     #[test]
