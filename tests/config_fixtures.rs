@@ -15,7 +15,7 @@ const INVALID: &[(&str, &[(&str, &str)])] = &[
         "unknown-field.toml",
         &[(
             "policy[0].verify.modle",
-            "unknown field; did you mean \"mode\"?",
+            "unknown field; did you mean \"model\"?",
         )],
     ),
     (

@@ -417,7 +417,7 @@ dir = "/abs/secrets"
         };
         assert_eq!(
             problems[0].to_string(),
-            "policy[0].verify.modle: unknown field; did you mean \"mode\"?"
+            "policy[0].verify.modle: unknown field; did you mean \"model\"?"
         );
         let Err(ConfigError::Invalid { problems, .. }) =
             load_str("bogus = 1\n", SourceFormat::Toml, Path::new("/"))

@@ -323,32 +323,44 @@ fn unknown_field(table: &str, key: &str, fields: &[&str]) -> ShapeError {
     ShapeError::at(&child_path(table, shown), message)
 }
 
-/// The known field one or two edits away from `key` (the closest, the first
-/// of equals), if any: a typo, not a different word.
+/// The known field one or two edits away from `key`, if any: a typo, not
+/// a different word. Of equals, the one of the same length wins (`modle` is
+/// `model` swapped, not `mode` with a letter more), then the first.
 fn closest<'a>(key: &str, fields: &[&'a str]) -> Option<&'a str> {
+    let len = key.chars().count();
     fields
         .iter()
         .map(|field| (edit_distance(key, field), *field))
-        .filter(|(distance, _)| *distance <= 2 && *distance < key.chars().count())
-        .min_by_key(|(distance, _)| *distance)
+        .filter(|(distance, _)| *distance <= 2 && *distance < len)
+        .min_by_key(|(distance, field)| (*distance, field.chars().count().abs_diff(len)))
         .map(|(_, field)| field)
 }
 
-/// Levenshtein distance over characters: the fewest insertions, deletions
-/// and substitutions that turn `a` into `b`.
+/// Edit distance over characters (optimal string alignment): the fewest
+/// insertions, deletions, substitutions and swaps of two neighbours that
+/// turn `a` into `b`.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 fn child_path(parent: &str, key: &str) -> String {
@@ -714,10 +726,11 @@ mod tests {
     fn the_edit_distance_counts_insertions_deletions_and_substitutions() {
         assert_eq!(edit_distance("", ""), 0);
         assert_eq!(edit_distance("abc", ""), 3);
-        assert_eq!(edit_distance("modle", "model"), 2);
+        assert_eq!(edit_distance("modle", "model"), 1, "a swap is one edit");
         assert_eq!(edit_distance("max_concurent", "max_concurrent"), 1);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(closest("modle", &["mode", "model"]), Some("mode"));
+        assert_eq!(closest("modle", &["mode", "model"]), Some("model"));
+        assert_eq!(closest("mod", &["mode", "model"]), Some("mode"));
         assert_eq!(closest("schedul", &["schedule"]), Some("schedule"));
         assert_eq!(closest("colour", &["state", "name"]), None);
         assert_eq!(
