@@ -284,10 +284,7 @@ async fn read_aws_secret(secret_id: &str, field: Option<&str>) -> Result<String,
         .send()
         .await
         .map_err(|e| {
-            format!(
-                "cannot read AWS secret {secret_id}: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-            )
+            crate::stores::aws_error::render_for(&client, "GetSecretValue", secret_id, &e)
         })?;
     let value = out
         .secret_string()

@@ -62,7 +62,11 @@ pub async fn check(path: &Path, online: bool) -> ExitCode {
     };
     let journal = existing_journal(&config);
     let now = chrono::Utc::now();
-    crate::outln!("{}: ok, {} policies", path.display(), config.policies.len());
+    crate::outln!(
+        "{}: ok, {}",
+        path.display(),
+        crate::text::plural(config.policies.len(), "policy", "policies")
+    );
     for policy in &config.policies {
         let state = match &journal {
             Some(store) => store.load(&policy.name).await.ok(),
@@ -315,7 +319,11 @@ pub async fn run(path: &Path, once: bool) -> ExitCode {
     let summary = daemon::run(app.clone(), Mode::Once).await;
     flush_alerts(&app).await;
     if summary.failed > 0 {
-        crate::errln!("{} of {} rotations failed", summary.failed, summary.ran);
+        crate::errln!(
+            "{} of {} failed",
+            summary.failed,
+            crate::text::plural(summary.ran, "rotation", "rotations")
+        );
         return ExitCode::from(FAILURE);
     }
     ExitCode::from(OK)

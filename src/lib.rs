@@ -30,3 +30,4 @@ pub mod sim;
 pub mod state;
 pub mod status;
 pub mod stores;
+pub mod text;

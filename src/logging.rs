@@ -13,12 +13,42 @@ pub enum LogFormat {
     Json,
 }
 
-/// The AWS SDK and HTTP stack are chatty at info; rekey's own lines matter.
-const DEFAULT_FILTER: &str = "info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_secretsmanager=warn,hyper=warn,reqwest=warn";
+/// The HTTP stack is chatty at info; rekey's own lines matter.
+const DEFAULT_FILTER: &str = "info,hyper=warn,reqwest=warn";
+
+/// The AWS SDK's credential chain warns at every start outside EC2 (the
+/// IMDS probe) and its retries warn before rekey reports the error in one
+/// line anyway: capped at error unless `RUST_LOG` names the target.
+const AWS_TARGETS: &[&str] = &[
+    "aws_config",
+    "aws_credential_types",
+    "aws_runtime",
+    "aws_sdk_secretsmanager",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+];
+
+/// `RUST_LOG` (or the default) with the AWS targets it does not name capped at error.
+fn directives(rust_log: Option<&str>) -> String {
+    let base = rust_log
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(DEFAULT_FILTER);
+    let named = |target: &str| {
+        base.split(',')
+            .any(|d| d.split(['=', '[']).next() == Some(target))
+    };
+    let caps = AWS_TARGETS
+        .iter()
+        .filter(|t| !named(t))
+        .map(|t| format!(",{t}=error"));
+    std::iter::once(base.to_string()).chain(caps).collect()
+}
 
 pub fn init(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let rust_log = std::env::var(EnvFilter::DEFAULT_ENV).ok();
+    let filter = EnvFilter::try_new(directives(rust_log.as_deref()))
+        .unwrap_or_else(|_| EnvFilter::new(directives(None)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| Stderr)
@@ -138,5 +168,20 @@ mod tests {
         );
         assert!(!colour(true, Some(OsStr::new("1"))));
         assert!(!colour(false, None), "a file or a pipe");
+    }
+
+    #[test]
+    fn aws_targets_are_capped_at_error_unless_rust_log_names_them() {
+        let default = directives(None);
+        assert!(default.starts_with("info,hyper=warn"), "{default}");
+        assert!(default.contains(",aws_config=error"), "{default}");
+        assert!(default.contains(",aws_smithy_runtime=error"), "{default}");
+        assert_eq!(directives(Some(" ")), default);
+        let debug = directives(Some("debug"));
+        assert!(debug.starts_with("debug,aws_config=error,"), "{debug}");
+        let asked = directives(Some("info,aws_config=debug"));
+        assert!(!asked.contains("aws_config=error"), "{asked}");
+        assert!(asked.contains(",aws_smithy_runtime=error"), "{asked}");
+        assert!(tracing_subscriber::EnvFilter::try_new(&asked).is_ok());
     }
 }

@@ -26,6 +26,7 @@ struct Cli {
 enum Command {
     /// Run the daemon.
     Run {
+        /// Path to the rekey.toml config.
         #[arg(short, long)]
         config: PathBuf,
         /// Do everything due now (including pending revokes), then exit.
@@ -34,6 +35,7 @@ enum Command {
     },
     /// Validate the config, try every credential reference, print each policy's next due time.
     Check {
+        /// Path to the rekey.toml config.
         #[arg(short, long)]
         config: PathBuf,
         /// Also read aws-sm: credential references and make one read-only,
@@ -43,8 +45,10 @@ enum Command {
     },
     /// Rotate one policy's key.
     Rotate {
+        /// Path to the rekey.toml config.
         #[arg(short, long)]
         config: PathBuf,
+        /// Name of the policy (as in [[policy]] name).
         policy: String,
         /// Rotate even if not due.
         #[arg(long)]
@@ -61,8 +65,10 @@ enum Command {
     },
     /// Per policy: current key, age, next due, last result.
     Status {
+        /// Path to the rekey.toml config.
         #[arg(short, long)]
         config: PathBuf,
+        /// Print JSON (an array with one object per policy) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -77,6 +83,7 @@ enum Command {
     },
     /// The provider simulator alone.
     Sim {
+        /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8089")]
         listen: String,
         /// Environment variable holding the management key the simulator accepts.

@@ -13,11 +13,31 @@ use rekey::policy::{Format, LimitReset, RevokeMode, VerifyMode};
 const INVALID: &[(&str, &[(&str, &str)])] = &[
     (
         "unknown-field.toml",
-        &[("policy[0].verify", "unknown field \"modle\"")],
+        &[(
+            "policy[0].verify.modle",
+            "unknown field; did you mean \"model\"?",
+        )],
     ),
     (
         "unknown-field.yaml",
-        &[("daemon", "unknown field \"max_concurent_rotations\"")],
+        &[(
+            "daemon.max_concurent_rotations",
+            "unknown field; did you mean \"max_concurrent_rotations\"?",
+        )],
+    ),
+    (
+        "unknown-fields-everywhere.toml",
+        &[
+            ("daemon.admin_lisen", "did you mean \"admin_listen\"?"),
+            ("stores.aws.regoin", "did you mean \"region\"?"),
+            // The misspelt field leaves the real one unset, which is a problem too.
+            ("stores.aws.region", "required"),
+            ("policy[0].revoke.graze", "did you mean \"grace\"?"),
+            (
+                "policy[0].colour",
+                "unknown field; expected one of name, provider",
+            ),
+        ],
     ),
     (
         "bad-cron.toml",
@@ -386,7 +406,7 @@ fn an_invalid_config_prints_every_problem_on_its_own_line() {
     let text = load(&path).unwrap_err().to_string();
     let lines: Vec<&str> = text.lines().collect();
     assert!(
-        lines[0].ends_with("multiple-problems.toml: 3 problem(s):"),
+        lines[0].ends_with("multiple-problems.toml: 3 problems:"),
         "{text}"
     );
     assert!(

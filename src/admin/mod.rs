@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use secrecy::SecretString;
@@ -33,6 +33,8 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/metrics", get(probes::metrics))
         .route("/v1/status", get(probes::status))
         .route("/v1/policies/{name}/rotate", post(rotate::rotate))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(admin)
 }
 
@@ -50,5 +52,29 @@ pub async fn serve(
 /// Every error answer: `{"error": "..."}` with its status.
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let body = serde_json::json!({ "error": message.into() });
+    (status, axum::Json(body)).into_response()
+}
+
+/// A path no route serves: a JSON 404 like every other error, not axum's
+/// empty body.
+async fn not_found(method: Method, uri: Uri) -> Response {
+    let message = format!("no route {method} {}", uri.path());
+    coded(StatusCode::NOT_FOUND, "not_found", message)
+}
+
+/// A known path asked with the wrong method.
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let message = format!("{method} is not allowed on {}", uri.path());
+    coded(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        message,
+    )
+}
+
+/// `{"error": "<code>", "message": "..."}` for answers with no handler of
+/// their own.
+fn coded(status: StatusCode, code: &str, message: String) -> Response {
+    let body = serde_json::json!({ "error": code, "message": message });
     (status, axum::Json(body)).into_response()
 }

@@ -93,35 +93,41 @@ fn check_yaml(text: &str) -> Result<(), String> {
     }
 }
 
-/// The path of the first TOML date/time in `text`, if any. The `config`
-/// crate turns one into text, so `name = 2026-01-01` would pass as a
-/// string; no field takes a date, so any is a wrong type. A syntax error is
-/// left to the real parse.
-pub(super) fn toml_datetime(text: &str) -> Option<String> {
-    let doc = toml::de::DeTable::parse(text).ok()?;
-    datetime_in_table(doc.get_ref(), "")
+/// The path of every TOML date/time in `text`. The `config` crate turns
+/// one into text, so `name = 2026-01-01` would pass as a string; no field
+/// takes a date, so any is a wrong type. A syntax error is left to the real
+/// parse.
+pub(super) fn toml_datetimes(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Ok(doc) = toml::de::DeTable::parse(text) {
+        datetimes_in_table(doc.get_ref(), "", &mut found);
+    }
+    found
 }
 
-fn datetime_in_table(table: &toml::de::DeTable<'_>, path: &str) -> Option<String> {
-    table.iter().find_map(|(key, value)| {
+fn datetimes_in_table(table: &toml::de::DeTable<'_>, path: &str, found: &mut Vec<String>) {
+    for (key, value) in table {
         let key = key.get_ref();
         let here = if path.is_empty() {
             key.to_string()
         } else {
             format!("{path}.{key}")
         };
-        datetime_in(value.get_ref(), here)
-    })
+        datetimes_in(value.get_ref(), here, found);
+    }
 }
 
-fn datetime_in(value: &toml::de::DeValue<'_>, path: String) -> Option<String> {
+fn datetimes_in(value: &toml::de::DeValue<'_>, path: String, found: &mut Vec<String>) {
     use toml::de::DeValue as V;
     match value {
-        V::Datetime(_) => Some(path),
-        V::Array(items) => (items.iter().enumerate())
-            .find_map(|(i, item)| datetime_in(item.get_ref(), format!("{path}[{i}]"))),
-        V::Table(table) => datetime_in_table(table, &path),
-        _ => None,
+        V::Datetime(_) => found.push(path),
+        V::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                datetimes_in(item.get_ref(), format!("{path}[{i}]"), found);
+            }
+        }
+        V::Table(table) => datetimes_in_table(table, &path, found),
+        _ => {}
     }
 }
 
@@ -175,10 +181,14 @@ mod tests {
     }
 
     #[test]
-    fn a_toml_date_is_found_with_its_path() {
-        let text = "[daemon]\nstate = \"file:/s\"\n[[policy]]\nname = 2026-01-01\n";
-        assert_eq!(toml_datetime(text).as_deref(), Some("policy[0].name"));
-        assert_eq!(toml_datetime("a = \"2026-01-01\"\n"), None);
+    fn every_toml_date_is_found_with_its_path() {
+        let text =
+            "[daemon]\nstate = \"file:/s\"\n[[policy]]\nname = 2026-01-01\nschedule = 01:02:03\n";
+        assert_eq!(
+            toml_datetimes(text),
+            ["policy[0].name", "policy[0].schedule"]
+        );
+        assert!(toml_datetimes("a = \"2026-01-01\"\n").is_empty());
     }
 
     #[test]

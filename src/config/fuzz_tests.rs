@@ -45,7 +45,7 @@ fn judge(outcome: &Result<Config, ConfigError>, key: &str) -> Option<String> {
     match outcome {
         Err(ConfigError::Invalid { problems, .. }) => problems
             .iter()
-            .find(|p| !names_a_field(&p.path) || p.message.trim().is_empty())
+            .find(|p| !names_a_field(p) || p.message.trim().is_empty())
             .map(|p| format!("a problem without a field path: {p}")),
         Err(ConfigError::Read { message, .. }) => {
             let positioned = message.contains("line ");
@@ -60,7 +60,13 @@ fn judge(outcome: &Result<Config, ConfigError>, key: &str) -> Option<String> {
     }
 }
 
-fn names_a_field(path: &str) -> bool {
+/// An unknown field's path is its own name, whatever it is; every other
+/// problem sits under a known root.
+fn names_a_field(problem: &super::ConfigProblem) -> bool {
+    let path = problem.path.as_str();
+    if problem.message.starts_with("unknown field") {
+        return !path.is_empty();
+    }
     let roots = [
         "daemon",
         "providers.",

@@ -8,6 +8,7 @@ use chrono::Utc;
 
 use super::Config;
 use super::document;
+use super::origin::{EnvOrigins, covered};
 use super::raw::RawConfig;
 use super::strict::{self, Node, ShapeError};
 use super::validate::validate;
@@ -29,7 +30,7 @@ impl std::fmt::Display for ConfigProblem {
 pub enum ConfigError {
     #[error("{file}: {message}")]
     Read { file: PathBuf, message: String },
-    #[error("{file}: {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    #[error("{file}: {}:\n{}", crate::text::plural(problems.len(), "problem", "problems"), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid {
         file: PathBuf,
         problems: Vec<ConfigProblem>,
@@ -142,28 +143,39 @@ fn load(
         message,
     };
     document::check(text, format).map_err(read_error)?;
-    if let Some(path) = (format == SourceFormat::Toml)
-        .then(|| document::toml_datetime(text))
-        .flatten()
-    {
-        let message =
-            "invalid type: date/time, expected a string, number or table (quote it if it is text)";
-        return Err(ConfigError::Invalid {
-            file,
-            problems: vec![ConfigProblem {
+    let mut problems = match format {
+        SourceFormat::Toml => document::toml_datetimes(text)
+            .into_iter()
+            .map(|path| ConfigProblem {
                 path,
-                message: message.into(),
-            }],
-        });
-    }
+                message: DATETIME.into(),
+            })
+            .collect(),
+        SourceFormat::Yaml => Vec::new(),
+    };
+    let origins = EnvOrigins::new(overrides.iter().flat_map(|vars| vars.keys()));
     let tree =
         layered(text, format, overrides).map_err(|e| read_error(syntax_message(&e.to_string())))?;
-    let raw: RawConfig = strict::from_node(tree).map_err(|e| ConfigError::Invalid {
-        file: file.clone(),
-        problems: vec![shape_problem(e)],
-    })?;
-    validate(raw, base_dir, Utc::now()).map_err(|problems| ConfigError::Invalid { file, problems })
+    let (raw, shape) = strict::read::<RawConfig>(tree);
+    problems.extend(shape.into_iter().map(|e| origins.shape(shape_problem(e))));
+    let reported: Vec<String> = problems.iter().map(|p| p.path.clone()).collect();
+    let validated = match raw {
+        Some(raw) => validate(raw, base_dir, Utc::now()),
+        None => Err(Vec::new()),
+    };
+    match validated {
+        Ok(config) if problems.is_empty() => Ok(config),
+        Ok(_) => Err(ConfigError::Invalid { file, problems }),
+        Err(more) => {
+            let more = more.into_iter().filter(|p| !covered(&reported, &p.path));
+            problems.extend(more.map(|p| origins.value(p)));
+            Err(ConfigError::Invalid { file, problems })
+        }
+    }
 }
+
+const DATETIME: &str =
+    "invalid type: date/time, expected a string, number or table (quote it if it is text)";
 
 /// The file with the environment layered over it by the `config` crate, as
 /// a tree that still knows each value's type and which leaves came from a
@@ -395,7 +407,7 @@ dir = "/abs/secrets"
     }
 
     #[test]
-    fn an_unknown_field_names_the_table_that_holds_it() {
+    fn an_unknown_field_is_named_by_its_path_with_a_suggestion() {
         let text =
             "[daemon]\nstate = \"file:/s\"\n[[policy]]\nname = \"a\"\nverify = { modle = \"x\" }\n";
         let Err(ConfigError::Invalid { problems, .. }) =
@@ -405,14 +417,14 @@ dir = "/abs/secrets"
         };
         assert_eq!(
             problems[0].to_string(),
-            "policy[0].verify: unknown field \"modle\"; expected one of mode, model, timeout, base_url"
+            "policy[0].verify.modle: unknown field; did you mean \"model\"?"
         );
         let Err(ConfigError::Invalid { problems, .. }) =
             load_str("bogus = 1\n", SourceFormat::Toml, Path::new("/"))
         else {
             panic!("expected Invalid");
         };
-        assert_eq!(problems[0].path, "(top level)");
+        assert_eq!(problems[0].path, "bogus");
     }
 
     #[test]
@@ -514,6 +526,121 @@ dir = "/abs/secrets"
         let key = "daemon:\n  state: file:/s\n? [sk-or-v1-abcdef]\n: 1\n";
         let err = load_str(key, SourceFormat::Yaml, Path::new("/")).unwrap_err();
         assert!(!err.to_string().contains("abcdef"), "{err}");
+    }
+
+    fn invalid(result: Result<Config, ConfigError>) -> Vec<String> {
+        match result {
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_fields_in_different_tables_are_all_reported() {
+        let text = format!(
+            "{BASE}\n[daemon.failure_backoff]\nminn = \"1s\"\n\n[[policy]]\nname = \"a\"\nshedule = \"@daily\"\n"
+        )
+        .replace("region = \"us-east-1\"", "regoin = \"us-east-1\"");
+        let problems = invalid(load_str(&text, SourceFormat::Toml, Path::new("/")));
+        for expected in [
+            "daemon.failure_backoff.minn: unknown field; did you mean \"min\"?",
+            "policy[0].shedule: unknown field; did you mean \"schedule\"?",
+            "stores.aws.regoin: unknown field; did you mean \"region\"?",
+        ] {
+            assert!(
+                problems.iter().any(|p| p == expected),
+                "{expected} in {problems:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wrong_type_is_reported_once_not_again_as_missing() {
+        let text =
+            "[daemon]\nstate = 5\nbogus = 1\n[[policy]]\nname = \"a\"\nschedule = \"61 * * * *\"\n";
+        let problems = invalid(load_str(text, SourceFormat::Toml, Path::new("/")));
+        let state: Vec<_> = problems
+            .iter()
+            .filter(|p| p.starts_with("daemon.state"))
+            .collect();
+        assert_eq!(state.len(), 1, "{problems:#?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("daemon.bogus: unknown field"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("policy[0].schedule: minute field")),
+            "validation still runs past shape problems: {problems:#?}"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_env_override_names_its_variable() {
+        let (_dir, path) = write_config(BASE);
+        let env = vars(&[("REKEY_DAEMON__MAX_CONCURENT_ROTATIONS", "2")]);
+        let problems = invalid(load_file_with_env(&path, env));
+        assert_eq!(
+            problems,
+            [
+                "daemon.max_concurent_rotations: unknown field (from the environment variable \
+              REKEY_DAEMON__MAX_CONCURENT_ROTATIONS); did you mean \"max_concurrent_rotations\"?"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_value_from_the_environment_names_its_variable() {
+        let (_dir, path) = write_config(BASE);
+        let env = vars(&[
+            ("REKEY_DAEMON__SWEEP_TIMEOUT", "forever"),
+            ("REKEY_DAEMON__MAX_CONCURRENT_ROTATIONS", "many"),
+        ]);
+        let problems = invalid(load_file_with_env(&path, env));
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        for (field, var) in [
+            ("daemon.sweep_timeout", "REKEY_DAEMON__SWEEP_TIMEOUT"),
+            (
+                "daemon.max_concurrent_rotations",
+                "REKEY_DAEMON__MAX_CONCURRENT_ROTATIONS",
+            ),
+        ] {
+            let problem = problems.iter().find(|p| p.starts_with(field)).unwrap();
+            assert!(
+                problem.contains(&format!("(from the environment variable {var})")),
+                "{problem}"
+            );
+            assert!(
+                !problem.contains("forever") && !problem.contains("many"),
+                "{problem}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_toml_date_is_reported_with_the_other_problems() {
+        let text = "[daemon]\nstate = 2026-01-01\nbogus = 1\n";
+        let problems = invalid(load_str(text, SourceFormat::Toml, Path::new("/")));
+        assert!(
+            problems[0].starts_with("daemon.state: invalid type: date/time"),
+            "{problems:#?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("daemon.bogus: unknown field"))
+        );
+        assert_eq!(
+            problems
+                .iter()
+                .filter(|p| p.starts_with("daemon.state"))
+                .count(),
+            1
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::policy::{Policy, RevokeMode, VerifyKind};
 pub mod bounds;
 mod document;
 pub mod load;
+mod origin;
 pub mod raw;
 mod strict;
 mod validate;

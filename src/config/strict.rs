@@ -7,14 +7,23 @@
 //! they are parsed as the field's type (an integer field needs an integer).
 //! No message ever carries the value itself: a value in the wrong field may
 //! be a key.
+//!
+//! The reader does not stop at the first problem: an unknown field is
+//! recorded and left out, a value of the wrong type is recorded and read as
+//! the type's empty value, so one run reports every shape problem (the
+//! README promises every problem at once). The partly read document still
+//! goes to `validate`, whose problems at a field already reported here are
+//! dropped by the loader.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::rc::Rc;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
 use super::bounds::MAX_TEXT_LEN;
-use super::validate::quoted;
+use super::validate::{may_quote, quoted};
 
 /// The document as parsed, with where each leaf came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,20 +177,74 @@ fn kind_of(unexp: &de::Unexpected) -> &'static str {
     }
 }
 
-/// Reads `node` into `T` strictly; the error names the field path.
-pub(super) fn from_node<T: de::DeserializeOwned>(node: Node) -> Result<T, ShapeError> {
-    T::deserialize(Strict {
+/// Reads `node` into `T` strictly; every error names its field path.
+#[cfg(test)]
+pub(super) fn from_node<T: de::DeserializeOwned>(node: Node) -> Result<T, Vec<ShapeError>> {
+    match read(node) {
+        (Some(value), problems) if problems.is_empty() => Ok(value),
+        (_, problems) => Err(problems),
+    }
+}
+
+/// Reads `node` into `T`, going on past each problem: the value read (absent
+/// only if a problem could not be passed over) and every problem found.
+pub(super) fn read<T: de::DeserializeOwned>(node: Node) -> (Option<T>, Vec<ShapeError>) {
+    let problems = Problems::default();
+    let strict = Strict {
         node,
         path: String::new(),
-    })
+        problems: problems.clone(),
+    };
+    let value = T::deserialize(strict);
+    let mut found = problems.take();
+    match value {
+        Ok(value) => (Some(value), found),
+        Err(e) => {
+            found.push(e.or_at(""));
+            (None, found)
+        }
+    }
+}
+
+/// The problems found so far, shared by every level of one read.
+#[derive(Clone, Default)]
+struct Problems(Rc<RefCell<Vec<ShapeError>>>);
+
+impl Problems {
+    fn push(&self, problem: ShapeError) {
+        self.0.borrow_mut().push(problem);
+    }
+
+    fn take(&self) -> Vec<ShapeError> {
+        std::mem::take(&mut self.0.borrow_mut())
+    }
 }
 
 struct Strict {
     node: Node,
     path: String,
+    problems: Problems,
 }
 
 impl Strict {
+    /// Records `problem` and goes on with the type's empty value, so the
+    /// fields after this one are still read.
+    fn passed_over<T>(&self, problem: ShapeError, empty: T) -> T {
+        self.problems.push(problem);
+        empty
+    }
+
+    /// Drops the fields `fields` does not name, recording each as unknown.
+    fn known_only(&self, table: BTreeMap<String, Node>, fields: &[&str]) -> BTreeMap<String, Node> {
+        let (known, unknown): (BTreeMap<_, _>, BTreeMap<_, _>) = table
+            .into_iter()
+            .partition(|(key, _)| fields.contains(&key.as_str()));
+        for key in unknown.keys() {
+            self.problems.push(unknown_field(&self.path, key, fields));
+        }
+        known
+    }
+
     fn wrong(&self, expected: &str) -> ShapeError {
         ShapeError::at(
             &self.path,
@@ -194,6 +257,19 @@ impl Strict {
             &self.path,
             format!("the environment's value is not {expected} (value not shown)"),
         )
+    }
+
+    /// The node, leaving the reader able to record problems at its path.
+    fn take_node(&mut self) -> Node {
+        std::mem::replace(&mut self.node, Node::Nil)
+    }
+
+    fn table(&self, table: BTreeMap<String, Node>) -> TableAccess {
+        TableAccess::new(table, self.path.clone(), self.problems.clone())
+    }
+
+    fn list(&self, items: Vec<Node>) -> ListAccess {
+        ListAccess::new(items, self.path.clone(), self.problems.clone())
     }
 
     fn integer(&self) -> Result<i128, ShapeError> {
@@ -231,6 +307,62 @@ impl Strict {
     }
 }
 
+/// `daemon.max_concurent_rotations: unknown field; did you mean
+/// "max_concurrent_rotations"?` A field name that looks like a key is not
+/// shown, not even in the path.
+fn unknown_field(table: &str, key: &str, fields: &[&str]) -> ShapeError {
+    let shown = if may_quote(key) {
+        key
+    } else {
+        "<field not shown>"
+    };
+    let message = match closest(key, fields) {
+        Some(near) => format!("unknown field; did you mean {near:?}?"),
+        None => format!("unknown field; expected one of {}", fields.join(", ")),
+    };
+    ShapeError::at(&child_path(table, shown), message)
+}
+
+/// The known field one or two edits away from `key`, if any: a typo, not
+/// a different word. Of equals, the one of the same length wins (`modle` is
+/// `model` swapped, not `mode` with a letter more), then the first.
+fn closest<'a>(key: &str, fields: &[&'a str]) -> Option<&'a str> {
+    let len = key.chars().count();
+    fields
+        .iter()
+        .map(|field| (edit_distance(key, field), *field))
+        .filter(|(distance, _)| *distance <= 2 && *distance < len)
+        .min_by_key(|(distance, field)| (*distance, field.chars().count().abs_diff(len)))
+        .map(|(_, field)| field)
+}
+
+/// Edit distance over characters (optimal string alignment): the fewest
+/// insertions, deletions, substitutions and swaps of two neighbours that
+/// turn `a` into `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 fn child_path(parent: &str, key: &str) -> String {
     if parent.is_empty() {
         key.to_string()
@@ -242,10 +374,10 @@ fn child_path(parent: &str, key: &str) -> String {
 macro_rules! integer {
     ($($method:ident => $visit:ident: $t:ty),* $(,)?) => {$(
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
-            let n = self.integer()?;
-            let n = <$t>::try_from(n).map_err(|_| {
+            let n = self.integer().and_then(|n| <$t>::try_from(n).map_err(|_| {
                 ShapeError::at(&self.path, format!("integer out of range ({} to {})", <$t>::MIN, <$t>::MAX))
-            })?;
+            }));
+            let n = n.unwrap_or_else(|e| self.passed_over(e, 0));
             visitor.$visit(n).map_err(|e: ShapeError| e.or_at(&self.path))
         }
     )*};
@@ -262,8 +394,8 @@ impl<'de> de::Deserializer<'de> for Strict {
             Node::Int(n) => visitor.visit_i128(n),
             Node::Float(f) => visitor.visit_f64(f),
             Node::Text(s) | Node::Env(s) => visitor.visit_string(s),
-            Node::Table(t) => visitor.visit_map(TableAccess::new(t, path.clone())),
-            Node::List(l) => visitor.visit_seq(ListAccess::new(l, path.clone())),
+            Node::Table(t) => visitor.visit_map(TableAccess::new(t, path.clone(), self.problems)),
+            Node::List(l) => visitor.visit_seq(ListAccess::new(l, path.clone(), self.problems)),
         }
         .map_err(|e: ShapeError| e.or_at(&path))
     }
@@ -273,8 +405,8 @@ impl<'de> de::Deserializer<'de> for Strict {
             Node::Bool(b) => *b,
             Node::Env(s) if s.trim().eq_ignore_ascii_case("true") => true,
             Node::Env(s) if s.trim().eq_ignore_ascii_case("false") => false,
-            Node::Env(_) => return Err(self.env_not("true or false")),
-            _ => return Err(self.wrong("a boolean")),
+            Node::Env(_) => self.passed_over(self.env_not("true or false"), false),
+            _ => self.passed_over(self.wrong("a boolean"), false),
         };
         visitor
             .visit_bool(b)
@@ -297,7 +429,7 @@ impl<'de> de::Deserializer<'de> for Strict {
     }
 
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
-        let f = self.float()?;
+        let f = self.float().unwrap_or_else(|e| self.passed_over(e, 0.0));
         visitor
             .visit_f64(f)
             .map_err(|e: ShapeError| e.or_at(&self.path))
@@ -308,17 +440,18 @@ impl<'de> de::Deserializer<'de> for Strict {
     }
 
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
-        match self.node {
+        let text = match &self.node {
             Node::Text(s) | Node::Env(s) if s.chars().count() > MAX_TEXT_LEN => {
-                return Err(ShapeError::at(
-                    &self.path,
-                    format!("longer than {MAX_TEXT_LEN} characters"),
-                ));
+                let long =
+                    ShapeError::at(&self.path, format!("longer than {MAX_TEXT_LEN} characters"));
+                self.passed_over(long, String::new())
             }
-            Node::Text(s) | Node::Env(s) => visitor.visit_string(s),
-            _ => return Err(self.wrong("a string")),
-        }
-        .map_err(|e: ShapeError| e.or_at(&self.path))
+            Node::Text(s) | Node::Env(s) => s.clone(),
+            _ => self.passed_over(self.wrong("a string"), String::new()),
+        };
+        visitor
+            .visit_string(text)
+            .map_err(|e: ShapeError| e.or_at(&self.path))
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
@@ -330,28 +463,42 @@ impl<'de> de::Deserializer<'de> for Strict {
         .map_err(|e: ShapeError| e.or_at(&path))
     }
 
-    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
-        match self.node {
-            Node::List(items) => visitor.visit_seq(ListAccess::new(items, self.path.clone())),
-            _ => return Err(self.wrong("a list")),
-        }
-        .map_err(|e: ShapeError| e.or_at(&self.path))
+    fn deserialize_seq<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, ShapeError> {
+        let items = match self.take_node() {
+            Node::List(items) => items,
+            other => {
+                self.node = other;
+                self.passed_over(self.wrong("a list"), Vec::new())
+            }
+        };
+        visitor
+            .visit_seq(self.list(items))
+            .map_err(|e: ShapeError| e.or_at(&self.path))
     }
 
-    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ShapeError> {
-        match self.node {
-            Node::Table(t) => visitor.visit_map(TableAccess::new(t, self.path.clone())),
-            _ => return Err(self.wrong("a table")),
-        }
-        .map_err(|e: ShapeError| e.or_at(&self.path))
+    fn deserialize_map<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, ShapeError> {
+        let table = match self.take_node() {
+            Node::Table(t) => t,
+            other => {
+                self.node = other;
+                self.passed_over(self.wrong("a table"), BTreeMap::new())
+            }
+        };
+        visitor
+            .visit_map(self.table(table))
+            .map_err(|e: ShapeError| e.or_at(&self.path))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
-        self,
+        mut self,
         _name: &'static str,
-        _fields: &'static [&'static str],
+        fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, ShapeError> {
+        if let Node::Table(table) = &mut self.node {
+            let table = std::mem::take(table);
+            self.node = Node::Table(self.known_only(table, fields));
+        }
         self.deserialize_map(visitor)
     }
 
@@ -365,14 +512,16 @@ struct TableAccess {
     entries: std::collections::btree_map::IntoIter<String, Node>,
     pending: Option<(String, Node)>,
     path: String,
+    problems: Problems,
 }
 
 impl TableAccess {
-    fn new(table: BTreeMap<String, Node>, path: String) -> Self {
+    fn new(table: BTreeMap<String, Node>, path: String, problems: Problems) -> Self {
         TableAccess {
             entries: table.into_iter(),
             pending: None,
             path,
+            problems,
         }
     }
 }
@@ -402,20 +551,27 @@ impl<'de> de::MapAccess<'de> for TableAccess {
             return Err(ShapeError::at(&self.path, "value without a key"));
         };
         let path = child_path(&self.path, &key);
-        seed.deserialize(Strict { node, path })
+        let problems = self.problems.clone();
+        seed.deserialize(Strict {
+            node,
+            path,
+            problems,
+        })
     }
 }
 
 struct ListAccess {
     items: std::iter::Enumerate<std::vec::IntoIter<Node>>,
     path: String,
+    problems: Problems,
 }
 
 impl ListAccess {
-    fn new(items: Vec<Node>, path: String) -> Self {
+    fn new(items: Vec<Node>, path: String, problems: Problems) -> Self {
         ListAccess {
             items: items.into_iter().enumerate(),
             path,
+            problems,
         }
     }
 }
@@ -431,7 +587,13 @@ impl<'de> de::SeqAccess<'de> for ListAccess {
             return Ok(None);
         };
         let path = format!("{}[{i}]", self.path);
-        seed.deserialize(Strict { node, path }).map(Some)
+        let problems = self.problems.clone();
+        seed.deserialize(Strict {
+            node,
+            path,
+            problems,
+        })
+        .map(Some)
     }
 }
 
@@ -449,8 +611,9 @@ mod tests {
         )
     }
 
+    /// The first problem only: each case below has one.
     fn daemon(field: &str, value: Node) -> Result<RawConfig, ShapeError> {
-        from_node(table(&[("daemon", table(&[(field, value)]))]))
+        from_node(table(&[("daemon", table(&[(field, value)]))])).map_err(|mut e| e.remove(0))
     }
 
     #[test]
@@ -496,22 +659,85 @@ mod tests {
             Node::Env("-inf".into()),
         ] {
             let err = from_node::<RawConfig>(key(bad)).unwrap_err();
-            assert_eq!(err.path, "policy[0].key.limit");
+            assert_eq!(err.len(), 1);
+            assert_eq!(err[0].path, "policy[0].key.limit");
         }
         let ok: RawConfig = from_node(key(Node::Int(500))).unwrap();
         assert_eq!(ok.policy[0].key.as_ref().unwrap().limit, Some(500.0));
     }
 
     #[test]
-    fn an_unknown_field_is_reported_at_its_table() {
+    fn an_unknown_field_is_reported_at_its_path_with_the_closest_known_field() {
         let err = daemon("max_concurent_rotations", Node::Int(1)).unwrap_err();
-        assert_eq!(err.path, "daemon");
-        assert!(
-            err.message
-                .starts_with("unknown field \"max_concurent_rotations\"")
+        assert_eq!(err.path, "daemon.max_concurent_rotations");
+        assert_eq!(
+            err.message,
+            "unknown field; did you mean \"max_concurrent_rotations\"?"
         );
-        let top: ShapeError = from_node::<RawConfig>(table(&[("bogus", Node::Nil)])).unwrap_err();
-        assert_eq!(top.path, "");
+        let top = from_node::<RawConfig>(table(&[("bogus", Node::Nil)])).unwrap_err();
+        assert_eq!(top[0].path, "bogus");
+        assert_eq!(
+            top[0].message,
+            "unknown field; expected one of daemon, providers, stores, policy, notify"
+        );
+    }
+
+    #[test]
+    fn a_field_name_that_looks_like_a_key_is_not_shown() {
+        let err = daemon("sk-or-v1-0123456789abcdef0123456789", Node::Int(1)).unwrap_err();
+        assert_eq!(err.path, "daemon.<field not shown>");
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_one_read() {
+        let doc = table(&[
+            (
+                "daemon",
+                table(&[
+                    ("stat", Node::Text("x".into())),
+                    ("max_concurrent_rotations", Node::Bool(true)),
+                ]),
+            ),
+            (
+                "policy",
+                Node::List(vec![table(&[
+                    ("nmae", Node::Text("a".into())),
+                    ("verify", table(&[("modle", Node::Text("x".into()))])),
+                ])]),
+            ),
+            ("notify", Node::Int(3)),
+        ]);
+        let (raw, problems) = read::<RawConfig>(doc);
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "daemon.stat",
+                "daemon.max_concurrent_rotations",
+                "notify",
+                "policy[0].nmae",
+                "policy[0].verify.modle",
+            ]
+        );
+        assert!(raw.is_some(), "the rest of the document is still read");
+    }
+
+    #[test]
+    fn the_edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("modle", "model"), 1, "a swap is one edit");
+        assert_eq!(edit_distance("max_concurent", "max_concurrent"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(closest("modle", &["mode", "model"]), Some("model"));
+        assert_eq!(closest("mod", &["mode", "model"]), Some("mode"));
+        assert_eq!(closest("schedul", &["schedule"]), Some("schedule"));
+        assert_eq!(closest("colour", &["state", "name"]), None);
+        assert_eq!(
+            closest("a", &["api"]),
+            None,
+            "too short to be a typo of anything"
+        );
     }
 
     #[test]

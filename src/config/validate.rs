@@ -26,7 +26,7 @@ mod rules;
 mod values;
 
 pub(super) use super::bounds::human;
-pub(in crate::config) use values::quoted;
+pub(in crate::config) use values::{may_quote, quoted};
 
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9477";
 const DEFAULT_MAX_CONCURRENT: i64 = 8;

@@ -150,16 +150,8 @@ impl Known<'_> {
             "store's current key ({label}) is unknown to provider {entry} (none of the {} visible has its label): \
              rotation would adopt it without an id and never revoke it; check that the management key is for the \
              account or workspace that issued it, or name the key with adopt.key_id",
-            keys_visible(self.keys.len())
+            crate::text::plural(self.keys.len(), "key", "keys")
         )))
-    }
-}
-
-/// `1 key`, `3 keys`.
-fn keys_visible(n: usize) -> String {
-    match n {
-        1 => "1 key".into(),
-        n => format!("{n} keys"),
     }
 }
 
@@ -169,7 +161,7 @@ impl fmt::Display for Plan {
         writeln!(
             f,
             "  provider: management key works ({} visible)",
-            keys_visible(self.provider_keys)
+            crate::text::plural(self.provider_keys, "key", "keys")
         )?;
         match &self.current_label {
             Some(label) => writeln!(f, "  store: current key {label}")?,

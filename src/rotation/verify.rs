@@ -37,8 +37,9 @@ impl Run<'_> {
             };
             if tokio::time::Instant::now() + wait > deadline {
                 let timeout = humantime::format_duration(self.policy.verify.timeout);
+                let attempts = crate::text::plural(attempts, "attempt", "attempts");
                 return Verified::No(format!(
-                    "no success within {timeout} ({attempts} attempts); last: {reason}"
+                    "no success within {timeout} ({attempts}); last: {reason}"
                 ));
             }
             info!(attempt = attempts, retry_in_ms = wait.as_millis() as u64, %reason, "new key not working yet");

@@ -16,6 +16,7 @@ use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use secrecy::{ExposeSecret, SecretString};
 use tracing::warn;
 
+use super::aws_error::Call;
 use super::{Base, Pending, Promoted, SecretStore, StoreError, format};
 use crate::policy::Target;
 
@@ -28,6 +29,9 @@ const PREVIOUS: &str = "AWSPREVIOUS";
 pub struct AwsSecretsManager {
     entry: String,
     client: Client,
+    /// The `endpoint_url` the client was built with, for messages (the
+    /// SDK's config does not give it back).
+    endpoint: Option<String>,
 }
 
 /// One version of a secret: its id and full secret string.
@@ -48,21 +52,30 @@ impl AwsSecretsManager {
         if let Some(url) = endpoint_url {
             loader = loader.endpoint_url(url);
         }
-        Self::from_client(entry, Client::new(&loader.load().await))
+        let mut store = Self::from_client(entry, Client::new(&loader.load().await));
+        store.endpoint = endpoint_url.map(str::to_string);
+        store
     }
 
     pub fn from_client(entry: &str, client: Client) -> Self {
         Self {
             entry: entry.to_string(),
             client,
+            endpoint: None,
         }
     }
 
-    fn error<E>(&self, call: &str, target: &Target, err: SdkError<E>) -> StoreError
+    fn error<E>(&self, operation: &str, target: &Target, err: SdkError<E>) -> StoreError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        errors::classify(&self.entry, call, &target.secret_id, err)
+        let call = Call {
+            operation,
+            secret_id: &target.secret_id,
+            region: self.client.config().region().map(|r| r.as_ref()),
+            endpoint: self.endpoint.as_deref(),
+        };
+        errors::classify(&self.entry, call, err)
     }
 
     fn permanent(&self, target: &Target, message: &str) -> StoreError {

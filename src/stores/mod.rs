@@ -11,6 +11,7 @@ use crate::config::{StoreConfig, StoreKind};
 use crate::policy::{Format, Target};
 
 pub mod aws;
+pub mod aws_error;
 pub mod file;
 pub mod format;
 

@@ -18,6 +18,7 @@ mod moto;
 mod observability;
 mod operator_credentials;
 mod operator_log;
+mod operator_messages;
 mod panic_hook;
 mod provider_anthropic;
 mod provider_arouter;

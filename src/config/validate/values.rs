@@ -28,7 +28,7 @@ pub(in crate::config) fn quoted(value: &str) -> String {
 /// Names are short and have no long random-looking run; keys have one, or a
 /// well-known key prefix (OpenRouter `sk-or-v1-`, OpenAI `sk-proj-`,
 /// LiteLLM `sk-`, ARouter `lr_`, Anthropic `sk-ant-`).
-pub(super) fn may_quote(value: &str) -> bool {
+pub(in crate::config) fn may_quote(value: &str) -> bool {
     const KEY_PREFIXES: [&str; 3] = ["sk-", "sk_", "lr_"];
     let mut run = 0usize;
     let mut longest = 0usize;

@@ -1,9 +1,10 @@
 //! Classifies Secrets Manager SDK errors into [`StoreError`] kinds, so the
 //! rotation knows whether to retry, stop, or tell the operator about access.
 
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
 use crate::stores::StoreError;
+use crate::stores::aws_error::{self, Call};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
@@ -52,10 +53,11 @@ fn classify_service(code: Option<&str>, status: Option<u16>) -> Class {
     }
 }
 
-/// Turns an SDK error from `call` on `secret_id` into a [`StoreError`]. The
-/// message carries the error code and AWS's message, which never contain the
-/// secret value (requests and response bodies are not echoed).
-pub fn classify<E>(store: &str, call: &str, secret_id: &str, err: SdkError<E>) -> StoreError
+/// Turns an SDK error from `call` into a [`StoreError`]. The message is
+/// [`aws_error::render`]'s one line: the error code, AWS's message, the
+/// request id and a hint, never the secret value (requests and response
+/// bodies are not echoed).
+pub fn classify<E>(store: &str, call: Call<'_>, err: SdkError<E>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -66,19 +68,11 @@ where
         SdkError::ConstructionFailure(_) => Class::Permanent,
         _ => classify_service(err.code(), err.raw_response().map(|r| r.status().as_u16())),
     };
-    let detail = match (err.code(), err.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_string(),
-        _ => DisplayErrorContext(&err).to_string(),
-    };
-    let (store, message) = (
-        store.to_string(),
-        format!("{call} on secret {secret_id:?}: {detail}"),
-    );
+    let (store, message) = (store.to_string(), aws_error::render(call, &err));
     match class {
         Class::NotFound => StoreError::NotFound {
             store,
-            secret_id: secret_id.to_string(),
+            secret_id: call.secret_id.to_string(),
         },
         Class::Denied => StoreError::Denied { store, message },
         Class::Transient => StoreError::Transient { store, message },
