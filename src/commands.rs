@@ -75,7 +75,7 @@ pub async fn check(path: &Path, online: bool) -> ExitCode {
         let due = match state.as_ref().filter(|s| s.current.is_some()) {
             Some(state) => match rotation::next_due(policy, state) {
                 Some(at) if at <= now => "now (overdue)".to_string(),
-                Some(at) => at.to_rfc3339(),
+                Some(at) => crate::clock::rfc3339(at),
                 None => "never (no schedule applies)".to_string(),
             },
             None => "on first run (no key recorded yet)".to_string(),
@@ -220,10 +220,11 @@ fn print_outcome(
         Ok(RunOutcome::Rotated {
             rotation_id,
             new_key,
+            old_key,
         }) => (
             OK,
             format!(
-                "rotated: rotation {rotation_id}, current key {} ({}), old key revoked",
+                "rotated: rotation {rotation_id}, current key {} ({}); {old_key}",
                 new_key.label,
                 new_key.id.unwrap_or_default()
             ),
@@ -324,6 +325,14 @@ pub async fn run(path: &Path, once: bool) -> ExitCode {
             summary.failed,
             crate::text::plural(summary.ran, "rotation", "rotations")
         );
+    }
+    if summary.unreadable > 0 {
+        crate::errln!(
+            "{} not rotated: the journal cannot be read (see the errors above)",
+            crate::text::plural(summary.unreadable, "policy", "policies")
+        );
+    }
+    if summary.failed > 0 || summary.unreadable > 0 {
         return ExitCode::from(FAILURE);
     }
     ExitCode::from(OK)

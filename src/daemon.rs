@@ -66,6 +66,8 @@ impl Mode {
 pub struct Summary {
     pub ran: usize,
     pub failed: usize,
+    /// Policies skipped because their journal could not be read.
+    pub unreadable: usize,
 }
 
 struct Shared {
@@ -79,6 +81,7 @@ struct Shared {
     /// A reload swapped the app: look at the new policies now.
     reloaded: Notify,
     failed: Mutex<usize>,
+    unreadable: Mutex<usize>,
     /// Policies not to try again before an instant: after a failure the
     /// journal could not record (e.g. the store was unreachable), or while
     /// another process holds the secret.
@@ -126,6 +129,7 @@ impl Daemon {
             finished: Notify::new(),
             reloaded: Notify::new(),
             failed: Mutex::new(0),
+            unreadable: Mutex::new(0),
             cooldown: Mutex::new(HashMap::new()),
             last_tick: Mutex::new(tokio::time::Instant::now()),
             readiness: Mutex::new(Readiness::Probing),
@@ -304,7 +308,15 @@ async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
         warn_of_live_old_keys(&daemon.app()).await;
     }
     let failed = *shared.failed.lock().expect("failed counter poisoned");
-    Summary { ran, failed }
+    let unreadable = *shared
+        .unreadable
+        .lock()
+        .expect("unreadable counter poisoned");
+    Summary {
+        ran,
+        failed,
+        unreadable,
+    }
 }
 
 /// At shutdown: every old key a rotation in grace leaves working, and what
@@ -323,8 +335,8 @@ async fn warn_of_live_old_keys(app: &App) {
     }
 }
 
-/// A journal that cannot be read: the policy is skipped (and counts as a
-/// failure of a `--once` pass). One a newer rekey wrote is not corrupt: it
+/// A journal that cannot be read: the policy is skipped (and fails a
+/// `--once` pass). One a newer rekey wrote is not corrupt: it
 /// is neither flagged nor alerted as such, only named with what to do.
 fn journal_unreadable(
     shared: &Shared,
@@ -334,7 +346,10 @@ fn journal_unreadable(
     mode: Mode,
 ) {
     if mode == Mode::Once {
-        *shared.failed.lock().expect("failed counter poisoned") += 1;
+        *shared
+            .unreadable
+            .lock()
+            .expect("unreadable counter poisoned") += 1;
     }
     if matches!(e, crate::state::StateError::NewerFormat { .. }) {
         error!(policy = %policy.name, error = %e, kind = e.kind(), "this policy is not rotated by this rekey");

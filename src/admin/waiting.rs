@@ -70,6 +70,8 @@ pub fn router(waiting: Arc<Waiting>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/status", get(status))
         .route("/v1/policies/{name}/rotate", post(rotate))
+        .fallback(super::not_found)
+        .method_not_allowed_fallback(super::method_not_allowed)
         .with_state(waiting)
 }
 

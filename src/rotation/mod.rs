@@ -3,6 +3,7 @@
 //! drives the steps of `steps.rs` (in protocol order), resuming or rolling
 //! back what a crash left behind (`recover.rs`).
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use tracing::Instrument;
 use crate::clock::Clock;
 use crate::config::Backoff;
 use crate::events::Observer;
-use crate::policy::Policy;
+use crate::policy::{Policy, RevokeMode};
 use crate::providers::{Provider, ProviderError};
 use crate::state::{KeyRecord, Rotation, StateError, StateStore, Step, Trigger};
 use crate::stores::{SecretStore, StoreError};
@@ -75,10 +76,11 @@ pub enum Until {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunOutcome {
-    /// Old key revoked (or nothing to revoke): the rotation is finished.
+    /// The rotation is finished; `old_key` says what became of the old key.
     Rotated {
         rotation_id: String,
         new_key: KeyRecord,
+        old_key: OldKeyFate,
     },
     /// Promoted; the old key (if any) is revoked after `revoke_after`.
     InGrace {
@@ -104,6 +106,45 @@ pub enum RunOutcome {
         rotation_id: String,
         live_old_key: Option<LiveOldKey>,
     },
+}
+
+/// What became of the old key when a rotation finished, so that no message
+/// says "revoked" of a key that was not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OldKeyFate {
+    /// There was none: the policy's first key.
+    None,
+    /// Revoked now, the way `revoke.mode` says.
+    Revoked { key: KeyRecord, mode: RevokeMode },
+    /// The provider no longer had it (deleted by hand, or expired).
+    AlreadyGone { key: KeyRecord },
+    /// Never found at the provider (adopted by label without an id): not revoked.
+    NeverFound { key: KeyRecord },
+}
+
+impl fmt::Display for OldKeyFate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OldKeyFate::None => write!(f, "no old key to revoke"),
+            OldKeyFate::Revoked { key, mode } => write!(
+                f,
+                "old key {} ({}) revoked (revoke.mode = \"{mode}\")",
+                key.id.as_deref().unwrap_or("-"),
+                key.label
+            ),
+            OldKeyFate::AlreadyGone { key } => write!(
+                f,
+                "old key {} ({}) was already gone at the provider",
+                key.id.as_deref().unwrap_or("-"),
+                key.label
+            ),
+            OldKeyFate::NeverFound { key } => write!(
+                f,
+                "old key ({}) was never found at the provider and is NOT revoked: find it there and revoke it by hand",
+                key.label
+            ),
+        }
+    }
 }
 
 impl RunOutcome {

@@ -12,7 +12,7 @@ use tracing::{error, info, warn};
 
 use super::retry::{self, Idempotent};
 use super::run::Run;
-use super::{RotationError, RunOutcome, Until};
+use super::{OldKeyFate, RotationError, RunOutcome, Until};
 use crate::events::{EventOutcome, EventStep};
 use crate::failpoint;
 use crate::policy::RevokeMode;
@@ -325,11 +325,14 @@ impl Run<'_> {
     /// revoke: the old key goes at the provider (404 = already gone), only
     /// once the store no longer serves it.
     async fn revoke(&mut self) -> Result<RunOutcome, RotationError> {
-        if let Err(e) = self.revoke_old_key().await {
-            self.rotation().revoke_failures += 1;
-            error!(error = %e, kind = e.kind(), "revoke failed; will retry");
-            return self.fail(e).await;
-        }
+        let old_key = match self.revoke_old_key().await {
+            Ok(fate) => fate,
+            Err(e) => {
+                self.rotation().revoke_failures += 1;
+                error!(error = %e, kind = e.kind(), "revoke failed; will retry");
+                return self.fail(e).await;
+            }
+        };
         failpoint::hit("revoke:before-record");
         let rotation = self
             .state
@@ -355,17 +358,18 @@ impl Run<'_> {
         Ok(RunOutcome::Rotated {
             rotation_id: rotation.id,
             new_key,
+            old_key,
         })
     }
 
-    async fn revoke_old_key(&self) -> Result<(), RotationError> {
+    async fn revoke_old_key(&self) -> Result<OldKeyFate, RotationError> {
         let mode = self.policy.revoke.mode;
         let Some(old) = self.rotation_ref().old_key.clone() else {
-            return Ok(());
+            return Ok(OldKeyFate::None);
         };
-        let Some(id) = old.id else {
+        let Some(id) = old.id.clone() else {
             warn!(label = %old.label, "the old key was never found at the provider; it is not revoked");
-            return Ok(());
+            return Ok(OldKeyFate::NeverFound { key: old });
         };
         if self.old_key_may_be_current().await? {
             return Err(RotationError::RevokeWouldBreakCurrent { key_id: id });
@@ -384,10 +388,10 @@ impl Run<'_> {
         };
         if deleted == Deleted::AlreadyGone {
             info!(key_id = %id, label = %old.label, "old key {id} was already gone at the provider; nothing to revoke");
-        } else {
-            info!(key_id = %id, label = %old.label, revoke.mode = mode.as_str(), "revoked old key");
+            return Ok(OldKeyFate::AlreadyGone { key: old });
         }
-        Ok(())
+        info!(key_id = %id, label = %old.label, revoke.mode = mode.as_str(), "revoked old key");
+        Ok(OldKeyFate::Revoked { key: old, mode })
     }
 
     /// rollback: delete the new key, drop our pending version, keep the old

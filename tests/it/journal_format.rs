@@ -48,6 +48,13 @@ async fn a_journal_from_a_newer_rekey_is_refused_and_left_untouched() {
     once.assert_code(1);
     assert!(once.stderr.contains(&want), "{}", once.stderr);
     assert!(!once.stderr.contains("corrupt"), "{}", once.stderr);
+    assert!(
+        once.stderr
+            .contains("1 policy not rotated: the journal cannot be read"),
+        "{}",
+        once.stderr
+    );
+    assert!(!once.stderr.contains("of 0"), "{}", once.stderr);
 
     let rotate = env.cmd("rotate", &["p", "--now"]).await;
     rotate.assert_code(1);

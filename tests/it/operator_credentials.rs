@@ -83,6 +83,10 @@ async fn run_waits_for_a_management_key_file_then_becomes_ready() {
     );
     let health = daemon.get("/healthz").await;
     assert_eq!(health.status().as_u16(), 200, "alive while waiting");
+    let nope = daemon.get("/nope").await;
+    assert_eq!(nope.status().as_u16(), 404);
+    let body: serde_json::Value = nope.json().await.expect("a JSON 404 while waiting");
+    assert_eq!(body["error"], "not_found", "{body}");
     daemon
         .wait_for_log("not ready: cannot read credentials; trying again")
         .await;
@@ -304,8 +308,9 @@ async fn check_online_reads_aws_sm_references_and_asks_the_aws_store() {
     );
     let missing = env.rekey_env(&online_args, &aws).await;
     missing.assert_code(1);
-    let unreadable =
-        format!("error: providers.sim.management_key: cannot read AWS secret {mgmt}-gone");
+    let unreadable = format!(
+        "error: providers.sim.management_key: GetSecretValue on {mgmt}-gone: ResourceNotFoundException"
+    );
     assert!(missing.stderr.contains(&unreadable), "{}", missing.stderr);
     assert!(
         missing

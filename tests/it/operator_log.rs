@@ -226,6 +226,49 @@ async fn an_old_key_already_gone_is_not_reported_as_revoked() {
 }
 
 #[tokio::test]
+async fn rotate_prints_what_became_of_the_old_key() {
+    let env = TestEnv::new().await;
+    with_first_key(&env, "1h").await;
+    let current = journal(&env, "p")["current"]["id"]
+        .as_str()
+        .expect("current key id")
+        .to_string();
+    // The leaked key was deleted in the provider's console first.
+    let deleted = reqwest::Client::new()
+        .delete(format!("{}/keys/{current}", env.sim.base_url))
+        .bearer_auth(&env.mgmt_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let gone = env.cmd("rotate", &["p", "--now", "--grace", "0"]).await;
+    gone.assert_code(0);
+    let expected = format!("; old key {current} (");
+    let line = (gone.stdout.lines())
+        .find(|l| l.starts_with("p: rotated: "))
+        .unwrap_or_else(|| panic!("no rotated line: {}", gone.stdout));
+    assert!(line.contains(&expected), "{line}");
+    assert!(line.ends_with("was already gone at the provider"), "{line}");
+
+    // The next rotation revokes a live old key, and says so with its mode.
+    let previous = journal(&env, "p")["current"]["id"]
+        .as_str()
+        .expect("current key id")
+        .to_string();
+    let revoked = env.cmd("rotate", &["p", "--now", "--grace", "0"]).await;
+    revoked.assert_code(0);
+    let line = (revoked.stdout.lines())
+        .find(|l| l.starts_with("p: rotated: "))
+        .unwrap_or_else(|| panic!("no rotated line: {}", revoked.stdout));
+    assert!(line.contains(&format!("; old key {previous} (")), "{line}");
+    assert!(
+        line.ends_with("revoked (revoke.mode = \"delete\")"),
+        "{line}"
+    );
+    env.assert_no_secret_leaked();
+}
+
+#[tokio::test]
 async fn a_signal_during_the_grace_names_the_old_key_still_live() {
     let env = TestEnv::new().await;
     with_first_key(&env, "1h").await;
