@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod app;
 pub mod audit;
+pub mod backoff;
 pub mod clock;
 pub mod commands;
 pub mod config;

@@ -24,15 +24,15 @@ use tracing::{info, warn};
 use crate::admin::waiting::{self, Waiting};
 use crate::admin::{self, Admin};
 use crate::app::{self, App, BuildError, Unreadable};
+use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::daemon::{Daemon, Mode, Summary};
 
 /// Open requests get this long once the daemon has stopped.
 const ADMIN_STOP_TIMEOUT: Duration = Duration::from_secs(2);
-/// The first pause before reading unreadable credentials again; it doubles
-/// per attempt up to [`CREDENTIAL_RETRY_MAX`].
-const CREDENTIAL_RETRY_MIN: Duration = Duration::from_secs(1);
-const CREDENTIAL_RETRY_MAX: Duration = Duration::from_secs(60);
+/// Pauses before reading unreadable credentials again: 1 s doubling to
+/// 60 s, exact (documented in the run-book).
+const CREDENTIAL_RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
 
 /// Why the service could not start (each names its config field).
 #[derive(Debug, thiserror::Error)]
@@ -249,7 +249,7 @@ impl Wait<'_> {
     ) -> Result<Option<(App, Option<SecretString>)>, StartError> {
         // Also keeps SIGHUP (`systemctl reload`) from ending the process while waiting.
         let mut hangups = crate::signals::hangups();
-        let mut delay = CREDENTIAL_RETRY_MIN;
+        let mut retries = 0u32;
         let mut announced = false;
         loop {
             let unreadable = match attempt(&config).await {
@@ -261,6 +261,8 @@ impl Wait<'_> {
                 self.announce();
                 announced = true;
             }
+            let delay = CREDENTIAL_RETRY.delay(retries);
+            retries = retries.saturating_add(1);
             warn!(
                 reason = %unreadable,
                 retry_in_s = delay.as_secs(),
@@ -273,7 +275,6 @@ impl Wait<'_> {
                 _ = self.cancel.cancelled() => return Ok(None),
             }
             config = self.reread(config);
-            delay = (delay * 2).min(CREDENTIAL_RETRY_MAX);
         }
     }
 

@@ -14,13 +14,14 @@ use tracing::{info, warn};
 
 use super::Daemon;
 use crate::app::App;
+use crate::backoff::Backoff;
 
 /// Each read gets this long.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reads in flight at once (a fleet of secrets must not stampede the store).
 const CONCURRENCY: usize = 16;
-/// Pause before probing again after a failure.
-const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// Pause before probing again after a failure: every 30 s, no growth.
+const RETRY: Backoff = Backoff::constant(Duration::from_secs(30));
 /// Problems named in the reason; the rest are counted.
 const SHOWN_PROBLEMS: usize = 5;
 
@@ -52,20 +53,22 @@ impl Daemon {
 
     /// Probes until the app's stores and providers answer (or shutdown).
     pub async fn probe_until_ready(&self) {
+        let mut failures = 0u32;
         loop {
-            match probe(&self.app()).await {
+            let reason = match probe(&self.app()).await {
                 Ok(()) => {
                     info!("ready: every store and provider answered");
                     self.set_readiness(Readiness::Ready);
                     return;
                 }
-                Err(reason) => {
-                    warn!(%reason, retry_in_s = RETRY_AFTER.as_secs(), "not ready");
-                    self.set_readiness(Readiness::Failed(reason));
-                }
-            }
+                Err(reason) => reason,
+            };
+            let pause = RETRY.delay(failures);
+            failures = failures.saturating_add(1);
+            warn!(%reason, retry_in_s = pause.as_secs(), "not ready");
+            self.set_readiness(Readiness::Failed(reason));
             tokio::select! {
-                _ = tokio::time::sleep(RETRY_AFTER) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = self.shared.cancel.cancelled() => return,
             }
         }

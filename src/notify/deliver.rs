@@ -1,7 +1,7 @@
 //! Getting alerts to the receivers without ever holding up a rotation: a
 //! bounded queue (full → the alert is dropped and counted), a worker that
 //! runs a few deliveries at a time, and per delivery a timeout and retries
-//! with exponential backoff. Webhook URLs often carry a token, so they are
+//! with jittered exponential backoff. Webhook URLs often carry a token, so they are
 //! secrets: never logged, and stripped from HTTP errors before logging.
 
 use std::sync::Arc;
@@ -12,12 +12,14 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{info, warn};
 
 use super::alert::Alert;
+use crate::backoff::{Backoff, Jitter};
 use crate::config::{NotifierConfig, NotifyEvent, NotifyFormat};
 use crate::metrics::Metrics;
 
-/// The first pause between attempts; doubled per retry up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Pauses between attempts: 500 ms doubling to 30 s, jittered so the
+/// deliveries of a burst of alerts to one receiver that was down spread out.
+const BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(500), Duration::from_secs(30)).with_jitter(Jitter::Equal);
 
 /// One configured webhook, its URL resolved.
 pub struct Target {
@@ -130,7 +132,6 @@ async fn worker(
 async fn deliver(job: &Job) -> bool {
     let target = &job.target;
     let body = job.alert.body(target.format);
-    let mut pause = FIRST_BACKOFF;
     for attempt in 1..=target.retries + 1 {
         let sent = target
             .client
@@ -157,8 +158,7 @@ async fn deliver(job: &Job) -> bool {
         if !retryable || attempt > target.retries {
             break;
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(MAX_BACKOFF);
+        tokio::time::sleep(BACKOFF.delay(attempt - 1)).await;
     }
     warn!(notifier = %target.name, event = job.alert.event, "notification failed");
     false

@@ -86,13 +86,9 @@ pub fn next_due(policy: &Policy, state: &PolicyState) -> Option<DateTime<Utc>> {
 }
 
 /// Delay before retrying after `failures` consecutive failures: `min`, doubled
-/// per further failure, capped at `max`.
+/// per further failure, capped at `max` — exact, never jittered (documented).
 pub fn failure_backoff(failures: u32, backoff: Backoff) -> Duration {
-    let doublings = failures.saturating_sub(1).min(32);
-    backoff
-        .min
-        .saturating_mul(1u32 << doublings.min(31))
-        .min(backoff.max)
+    crate::backoff::Backoff::from(backoff).delay(failures.saturating_sub(1))
 }
 
 #[cfg(test)]

@@ -10,11 +10,16 @@ use std::time::Duration;
 use tracing::warn;
 
 use super::Ctx;
+use crate::backoff::{Backoff, Jitter};
 use crate::providers::ProviderError;
 
 const MAX_ATTEMPTS: u32 = 4;
 /// A `Retry-After` longer than this fails the call; the rotation backs off instead.
 const MAX_WAIT: Duration = Duration::from_secs(60);
+/// The pause when the answer names none: jittered, so rotations refused
+/// together (one provider outage) do not all come back at the same instant.
+const BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(500), MAX_WAIT).with_jitter(Jitter::Equal);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Idempotent {
@@ -32,7 +37,6 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ProviderError>>,
 {
-    let mut backoff = Duration::from_millis(500);
     let mut attempt = 1;
     loop {
         let e = match f().await {
@@ -51,13 +55,15 @@ where
         if !retry || attempt >= MAX_ATTEMPTS {
             return Err(e);
         }
-        let wait = e.retry_after().unwrap_or(backoff);
+        // The provider's own `Retry-After` is waited exactly.
+        let wait = e
+            .retry_after()
+            .unwrap_or_else(|| BACKOFF.delay(attempt - 1));
         warn!(attempt, retry_in_ms = wait.as_millis() as u64, error = %e, kind = e.kind(), "{what}: retrying");
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = ctx.cancel.cancelled() => return Err(e),
         }
-        backoff = (backoff * 2).min(MAX_WAIT);
         attempt += 1;
     }
 }

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use super::run::Run;
 use super::{RotationError, RunOutcome};
+use crate::backoff::Backoff;
 use crate::failpoint;
 use crate::providers::{Deleted, ProviderError};
 use crate::state::{Step, UnconfirmedCreate};
@@ -20,10 +21,14 @@ use crate::state::{Step, UnconfirmedCreate};
 /// A listing that finds none of a rotation's keys counts only this long after
 /// the ambiguous answer: a key made just before may not be listed yet.
 const LISTING_SETTLE: TimeDelta = TimeDelta::seconds(2);
-/// The longest pause between two sweep listings.
-const MAX_SWEEP_PAUSE: Duration = Duration::from_secs(10);
+/// Pauses between sweep listings: 500 ms doubling to 10 s, within
+/// `daemon.sweep_timeout`.
+const SWEEP_BACKOFF: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
 /// Deletes of one key before a key the provider still lists is an error.
 const DELETE_ATTEMPTS: u32 = 3;
+/// Pauses before deleting a key the provider still lists again: 250 ms
+/// doubling (the cap is never reached in [`DELETE_ATTEMPTS`]).
+const DELETE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
 
 /// How a sweep ended.
 pub(super) enum Swept {
@@ -87,8 +92,8 @@ impl Run<'_> {
         };
         let deadline = tokio::time::Instant::now() + self.ctx.sweep_timeout;
         let mut found = 0;
-        let mut pause = Duration::from_millis(500);
         let mut last_error = None;
+        let mut listings = 0u32;
         loop {
             let listed_at = self.now();
             let empty = match self.sweep_once().await {
@@ -106,6 +111,8 @@ impl Run<'_> {
             if empty && listed_at - since >= LISTING_SETTLE {
                 return Ok(Swept::Settled(found));
             }
+            let pause = SWEEP_BACKOFF.delay(listings);
+            listings = listings.saturating_add(1);
             if tokio::time::Instant::now() + pause > deadline {
                 return Err(RotationError::CreateUnconfirmed {
                     rotation_id: self.rotation_ref().id.clone(),
@@ -116,7 +123,6 @@ impl Run<'_> {
                 _ = tokio::time::sleep(pause) => {}
                 _ = self.ctx.cancel.cancelled() => return Ok(Swept::Stopped),
             }
-            pause = (pause * 2).min(MAX_SWEEP_PAUSE);
         }
     }
 
@@ -139,7 +145,6 @@ impl Run<'_> {
     /// (or a success) while the key lives is not "gone". `AlreadyGone` when
     /// the first answer was a 404 that the read-back confirmed.
     pub async fn delete_confirmed(&self, id: &str, what: &str) -> Result<Deleted, RotationError> {
-        let mut pause = Duration::from_millis(250);
         let mut first = None;
         for attempt in 1..=DELETE_ATTEMPTS {
             let answer = self
@@ -153,8 +158,7 @@ impl Run<'_> {
                 return Ok(first);
             }
             warn!(key_id = %id, attempt, "the provider still has the key after deleting it");
-            tokio::time::sleep(pause).await;
-            pause *= 2;
+            tokio::time::sleep(DELETE_BACKOFF.delay(attempt - 1)).await;
         }
         Err(RotationError::DeleteUnconfirmed {
             key_id: id.to_string(),

@@ -9,10 +9,12 @@ use tracing::info;
 
 use super::run::Run;
 use super::steps::Verified;
+use crate::backoff::Backoff;
 use crate::providers::ProviderError;
 
-/// The longest pause between two verification attempts.
-const MAX_VERIFY_PAUSE: Duration = Duration::from_secs(10);
+/// Pauses between verification attempts: 250 ms doubling to 10 s, exact —
+/// one key propagating, nothing to spread out.
+const VERIFY_BACKOFF: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
 
 impl Run<'_> {
     /// Verification attempts until one works, one fails for good or
@@ -20,7 +22,6 @@ impl Run<'_> {
     /// with the store's pending version.
     pub(super) async fn verify_attempts(&self, key: Option<&SecretString>) -> Verified {
         let deadline = tokio::time::Instant::now() + self.policy.verify.timeout;
-        let mut pause = Duration::from_millis(250);
         let mut attempts = 0u32;
         loop {
             attempts += 1;
@@ -33,7 +34,9 @@ impl Run<'_> {
             let (reason, wait) = match result {
                 Ok(()) => break,
                 Err(Attempt::Final(reason)) => return Verified::No(reason),
-                Err(Attempt::Retry(reason, after)) => (reason, after.unwrap_or(pause)),
+                Err(Attempt::Retry(reason, after)) => {
+                    (reason, after.unwrap_or(VERIFY_BACKOFF.delay(attempts - 1)))
+                }
             };
             if tokio::time::Instant::now() + wait > deadline {
                 let timeout = humantime::format_duration(self.policy.verify.timeout);
@@ -47,7 +50,6 @@ impl Run<'_> {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.ctx.cancel.cancelled() => return Verified::Stopped,
             }
-            pause = (pause * 2).min(MAX_VERIFY_PAUSE);
         }
         info!(attempts, "verified new key at the provider");
         Verified::Yes
