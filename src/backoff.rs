@@ -73,6 +73,7 @@ impl Backoff {
     pub fn scheduled(&self, attempt: u32) -> Duration {
         let grown = match self.factor.checked_pow(attempt) {
             Some(multiple) => self.first.saturating_mul(multiple),
+            None if self.first.is_zero() => Duration::ZERO,
             None => Duration::MAX,
         };
         grown.min(self.max)
@@ -168,6 +169,8 @@ mod tests {
     fn jitter_on_a_zero_or_saturated_pause_does_not_panic() {
         let zero = Backoff::constant(Duration::ZERO).with_jitter(Jitter::Equal);
         assert_eq!(zero.delay(3), Duration::ZERO);
+        let doubling_zero = Backoff::new(Duration::ZERO, Duration::from_secs(9));
+        assert_eq!(doubling_zero.delay(u32::MAX), Duration::ZERO);
         let huge = Backoff::new(Duration::MAX, Duration::MAX).with_jitter(Jitter::Equal);
         assert!(huge.delay(u32::MAX) >= Duration::MAX / 2);
     }
