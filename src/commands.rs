@@ -451,8 +451,14 @@ mod tests {
         for command in ["dev", "sim"] {
             let message = simulator_left_out_message(command);
             assert!(message.starts_with(&format!("error: `rekey {command}` needs the simulator")));
-            assert!(message.contains("built without the `sim` cargo feature"), "{message}");
-            assert!(message.ends_with("build with `cargo build --features sim`"), "{message}");
+            assert!(
+                message.contains("built without the `sim` cargo feature"),
+                "{message}"
+            );
+            assert!(
+                message.ends_with("build with `cargo build --features sim`"),
+                "{message}"
+            );
         }
         assert_eq!(USAGE, 2);
     }

@@ -25,8 +25,9 @@ use serde_json::{Value, json};
 
 use super::after_effect::{self, CreatedShape, ListAnswer};
 use super::faults::Endpoint;
-use super::openrouter::{bearer, parse, with_status};
-use super::state::{self, ApiError, CreateRequest, KeyRecord, UpdateRequest};
+use super::http::{bearer, parse, with_status};
+use super::record::{self, ApiError, KeyRecord};
+use super::state::{self, CreateRequest, UpdateRequest};
 use super::{Api, Simulator};
 
 const API: Api = Api::ARouter;
@@ -236,14 +237,14 @@ fn render(key: &KeyRecord, shape: Shape) -> Value {
 fn hash_of(shape: Shape, id: &str) -> Result<&str, ApiError> {
     match shape {
         Shape::Reference => Ok(id),
-        Shape::Guide => id.strip_prefix("key_").ok_or_else(state::not_found),
+        Shape::Guide => id.strip_prefix("key_").ok_or_else(record::not_found),
     }
 }
 
 fn find(state: &state::State, hash: &str) -> Result<usize, ApiError> {
     (state.keys.iter())
         .position(|k| k.hash == hash)
-        .ok_or_else(state::not_found)
+        .ok_or_else(record::not_found)
 }
 
 /// Where a listing starts and how much it shows.
@@ -368,7 +369,7 @@ async fn delete_key(shape: Shape, sim: Simulator, headers: HeaderMap, id: String
     let hash = hash_of(shape, &id)?;
     let mut inner = sim.lock();
     if inner.api(API).has(hash) && inner.faults.after_delete() {
-        return Err(state::not_found().into());
+        return Err(record::not_found().into());
     }
     inner.api(API).delete(hash)?;
     match shape {
