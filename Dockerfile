@@ -11,10 +11,12 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY benches benches
-# --locked: exactly the committed Cargo.lock, or fail.
+# --locked: exactly the committed Cargo.lock, or fail. --no-default-features
+# leaves the provider simulator out of the image (`rekey dev`/`rekey sim`
+# then say so and exit 2).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin rekey \
+    cargo build --release --locked --no-default-features --bin rekey \
     && install -D -m 0755 target/release/rekey /out/usr/local/bin/rekey \
     && install -d -m 0700 /out/var/lib/rekey
 

@@ -378,6 +378,7 @@ pub async fn start_service(path: &Path, app: Arc<App>) -> Result<Service, ExitCo
 }
 
 /// `rekey sim`: the provider simulator alone, until SIGINT/SIGTERM.
+#[cfg(feature = "sim")]
 pub async fn sim(listen: &str, management_key_env: &str, faults: Option<&Path>) -> ExitCode {
     let faults = match faults.map(read_faults).transpose() {
         Ok(f) => f.unwrap_or_default(),
@@ -419,8 +420,46 @@ pub async fn sim(listen: &str, management_key_env: &str, faults: Option<&Path>) 
     }
 }
 
+#[cfg(feature = "sim")]
 fn read_faults(path: &Path) -> Result<crate::sim::Faults, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text)
         .map_err(|e| format!("{}: not a valid faults file: {e}", path.display()))
+}
+
+/// `rekey dev` and `rekey sim` in a build without the `sim` feature: both
+/// stay in the CLI (so `--help` is the same), say what is missing, exit 2.
+pub fn simulator_left_out(command: &str) -> ExitCode {
+    crate::errln!("{}", simulator_left_out_message(command));
+    ExitCode::from(USAGE)
+}
+
+/// What `simulator_left_out` prints for `rekey <command>`.
+pub fn simulator_left_out_message(command: &str) -> String {
+    format!(
+        "error: `rekey {command}` needs the simulator, which this build leaves out \
+         (built without the `sim` cargo feature); build with `cargo build --features sim`"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_the_simulator_dev_and_sim_name_the_feature_and_the_build_command() {
+        for command in ["dev", "sim"] {
+            let message = simulator_left_out_message(command);
+            assert!(message.starts_with(&format!("error: `rekey {command}` needs the simulator")));
+            assert!(
+                message.contains("built without the `sim` cargo feature"),
+                "{message}"
+            );
+            assert!(
+                message.ends_with("build with `cargo build --features sim`"),
+                "{message}"
+            );
+        }
+        assert_eq!(USAGE, 2);
+    }
 }

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+#[cfg(feature = "sim")]
 pub mod dev;
 pub mod events;
 pub mod failpoint;
@@ -27,6 +28,7 @@ pub mod schedule;
 pub mod secret;
 pub mod service;
 pub mod signals;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod state;
 pub mod status;

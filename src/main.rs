@@ -150,11 +150,17 @@ async fn dispatch(command: Command) -> ExitCode {
             .await
         }
         Command::Status { config, json } => commands::status(&config, json).await,
+        #[cfg(feature = "sim")]
         Command::Dev { dir, reset } => rekey::dev::run(dir, reset).await,
+        #[cfg(feature = "sim")]
         Command::Sim {
             listen,
             management_key_env,
             faults,
         } => commands::sim(&listen, &management_key_env, faults.as_deref()).await,
+        #[cfg(not(feature = "sim"))]
+        Command::Dev { .. } => commands::simulator_left_out("dev"),
+        #[cfg(not(feature = "sim"))]
+        Command::Sim { .. } => commands::simulator_left_out("sim"),
     }
 }

@@ -154,4 +154,5 @@ fn is_uuid(word: &str) -> bool {
 }
 
 #[cfg(test)]
+#[cfg(feature = "sim")]
 mod tests;

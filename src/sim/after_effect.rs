@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Api;
-use super::state::{ApiError, KeyRecord};
+use super::record::{ApiError, KeyRecord};
 
 /// The `after_effect` knobs, one per endpoint that has an effect worth lying about.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

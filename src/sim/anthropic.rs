@@ -18,8 +18,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::faults::Endpoint;
-use super::openrouter::{parse, with_status};
-use super::state::{ApiError, KeyRecord, State as Account, not_found};
+use super::http::{parse, with_status};
+use super::record::{ApiError, KeyRecord, not_found};
+use super::state::State as Account;
 use super::{Api, Simulator};
 
 const API: Api = Api::Anthropic;

@@ -25,9 +25,12 @@ use serde_json::{Value, json};
 
 use super::after_effect::{self, CreatedShape, ListAnswer};
 use super::faults::Endpoint;
-use super::openrouter::{bearer, parse, with_status};
-use super::state::{self, ApiError, CreateRequest, KeyRecord, UpdateRequest};
+use super::http::{bearer, parse, with_status};
+use super::record::{self, ApiError, KeyRecord};
+use super::state::{self, CreateRequest, UpdateRequest};
 use super::{Api, Simulator};
+
+mod inference;
 
 const API: Api = Api::ARouter;
 /// The page a listing without `page_size` gets: undocumented at ARouter,
@@ -35,11 +38,6 @@ const API: Api = Api::ARouter;
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 /// A larger `page_size` is cut down to this.
 pub const MAX_PAGE_SIZE: usize = 100;
-const MODELS: [&str; 3] = [
-    "openai/gpt-4o-mini",
-    "anthropic/claude-3.5-haiku",
-    "meta-llama/llama-3.1-8b-instruct",
-];
 
 /// Which of ARouter's documents a keys route follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +49,8 @@ enum Shape {
 pub(super) fn router() -> Router<Simulator> {
     keys_routes(Router::new(), "/api/v1/keys", Shape::Reference)
         .route("/api/v1/key", get(whoami))
-        .route("/v1/models", get(models))
-        .route("/v1/chat/completions", post(chat))
+        .route("/v1/models", get(inference::models))
+        .route("/v1/chat/completions", post(inference::chat))
         .fallback(|| async { Failure::from(ApiError::new(404, "Not found")) })
 }
 
@@ -236,14 +234,14 @@ fn render(key: &KeyRecord, shape: Shape) -> Value {
 fn hash_of(shape: Shape, id: &str) -> Result<&str, ApiError> {
     match shape {
         Shape::Reference => Ok(id),
-        Shape::Guide => id.strip_prefix("key_").ok_or_else(state::not_found),
+        Shape::Guide => id.strip_prefix("key_").ok_or_else(record::not_found),
     }
 }
 
 fn find(state: &state::State, hash: &str) -> Result<usize, ApiError> {
     (state.keys.iter())
         .position(|k| k.hash == hash)
-        .ok_or_else(state::not_found)
+        .ok_or_else(record::not_found)
 }
 
 /// Where a listing starts and how much it shows.
@@ -368,7 +366,7 @@ async fn delete_key(shape: Shape, sim: Simulator, headers: HeaderMap, id: String
     let hash = hash_of(shape, &id)?;
     let mut inner = sim.lock();
     if inner.api(API).has(hash) && inner.faults.after_delete() {
-        return Err(state::not_found().into());
+        return Err(record::not_found().into());
     }
     inner.api(API).delete(hash)?;
     match shape {
@@ -380,88 +378,4 @@ async fn delete_key(shape: Shape, sim: Simulator, headers: HeaderMap, id: String
 async fn whoami(State(sim): State<Simulator>, headers: HeaderMap) -> Reply {
     let (token, _) = admit_normal(&sim, Endpoint::Whoami, &headers).await?;
     ok(sim.lock().api(API).whoami(&token)?)
-}
-
-/// The `quota_exhausted` knob at ARouter: inference answers 403
-/// `quota_exceeded`, which no retry fixes (PROVIDERS.md).
-fn check_quota(sim: &Simulator) -> Result<(), ApiError> {
-    if !sim.lock().faults.quota_exhausted() {
-        return Ok(());
-    }
-    let message = "Quota exceeded for this account; raise the quota or add credits";
-    Err(ApiError::new(403, message).with_code("quota_exceeded"))
-}
-
-/// Unlike OpenRouter's, this list needs a working key.
-async fn models(State(sim): State<Simulator>, headers: HeaderMap) -> Reply {
-    let (_, index) = admit_normal(&sim, Endpoint::Models, &headers).await?;
-    check_quota(&sim)?;
-    let mut inner = sim.lock();
-    let key = &inner.api(API).keys[index];
-    let data: Vec<Value> = (MODELS.iter())
-        .filter(|model| allowed(key, model).is_ok())
-        .map(|id| json!({ "id": id, "object": "model" }))
-        .collect();
-    ok(json!({ "object": "list", "data": data }))
-}
-
-/// A key's allow-lists: the provider is the model's prefix (`openai/...`).
-fn allowed(key: &KeyRecord, model: &str) -> Result<(), ApiError> {
-    let listed = |field: &str, name: &str| match key.extra.get(field) {
-        Some(Value::Array(names)) => names.iter().any(|n| n == name),
-        _ => true,
-    };
-    let provider = model.split('/').next().unwrap_or(model);
-    if !listed("allowed_providers", provider) {
-        return Err(ApiError::new(
-            403,
-            format!("Provider {provider} is not allowed for this key"),
-        )
-        .with_code("provider_not_allowed"));
-    }
-    if !listed("allowed_models", model) {
-        return Err(
-            ApiError::new(403, format!("Model {model} is not allowed for this key"))
-                .with_code("model_not_allowed"),
-        );
-    }
-    Ok(())
-}
-
-#[derive(Deserialize)]
-struct ChatRequest {
-    model: Option<String>,
-    #[serde(default)]
-    messages: Vec<Value>,
-}
-
-async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Reply {
-    let (token, index) = admit_normal(&sim, Endpoint::Chat, &headers).await?;
-    check_quota(&sim)?;
-    let req: ChatRequest = parse(&body)?;
-    let model = req.model.filter(|m| MODELS.contains(&m.as_str()));
-    let model = model.ok_or_else(|| ApiError::new(400, "model is missing or unknown"))?;
-    if req.messages.is_empty() {
-        return Err(ApiError::new(400, "messages must not be empty").into());
-    }
-    let mut inner = sim.lock();
-    let state = inner.api(API);
-    allowed(&state.keys[index], &model)?;
-    (state.charge_chat(&token)).map_err(|e| match e.status {
-        402 => e.with_code("insufficient_credits"),
-        _ => e,
-    })?;
-    let now = chrono::Utc::now();
-    ok(json!({
-        "id": format!("gen-arouter-{}", now.timestamp_micros()),
-        "object": "chat.completion",
-        "created": now.timestamp(),
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": { "role": "assistant", "content": "pong" },
-            "finish_reason": "length",
-        }],
-        "usage": { "prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2 },
-    }))
 }

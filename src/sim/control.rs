@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::openrouter::Failure;
-use super::state::ApiError;
+use super::record::ApiError;
 use super::{Api, Faults, Simulator};
 
 pub(super) fn router() -> Router<Simulator> {

@@ -19,8 +19,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::faults::Endpoint;
-use super::openrouter::{Failure, bearer, parse};
-use super::state::ApiError;
+use super::http::{bearer, parse};
+use super::openrouter::Failure;
+use super::record::ApiError;
 use super::{Api, Simulator};
 
 /// Where the gateway is mounted.

@@ -21,8 +21,9 @@ use sha2::{Digest, Sha256};
 
 use super::after_effect::{self, CreatedShape, ListAnswer};
 use super::faults::Endpoint;
-use super::openrouter::{bearer, parse, with_status};
-use super::state::{ApiError, KeyRecord, State as Account};
+use super::http::{bearer, parse, with_status};
+use super::record::{ApiError, KeyRecord};
+use super::state::State as Account;
 use super::{Api, Simulator};
 
 const API: Api = Api::LiteLlm;

@@ -1,10 +1,14 @@
 //! In-memory provider simulator speaking the provider APIs of PROVIDERS.md
 //! over real HTTP, with fault knobs. One process serves all of them, each
 //! under its own prefix (see [`Api::base_path`]) with its own account.
-//! Used by `rekey sim`, `rekey dev` and the tests. Key bookkeeping lives in
+//! Used by `rekey sim`, `rekey dev` and the tests (cargo feature `sim`).
+//! The key record and the shared error live in `record`, key bookkeeping in
 //! `state`, fault decisions in `faults`, the "lands, then answers badly"
-//! knobs and answers in `after_effect`, each API's HTTP surface in its own
-//! module, and test control in `control` (`/_sim`).
+//! knobs and answers in `after_effect`, the shared HTTP plumbing (bearer
+//! token, JSON body, error status) in `http`, each API's HTTP surface in its
+//! own module, and test control in `control` (`/_sim`). Imports run one way:
+//! `record` ← `after_effect` ← `faults` ← `state` ← the API modules, with
+//! `http` beside `state`; this module ties them together.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -20,9 +24,11 @@ mod arouter;
 mod control;
 mod faults;
 mod gateway;
+mod http;
 mod litellm;
 mod openai;
 mod openrouter;
+mod record;
 mod state;
 
 pub use after_effect::{
@@ -31,7 +37,8 @@ pub use after_effect::{
 };
 use faults::{Endpoint, FaultState, Injected};
 pub use openai::{SIM_OPENAI_DEFAULT_PROJECT, SIM_OPENAI_PROJECT};
-use state::{ApiError, State};
+use record::ApiError;
+use state::State;
 
 /// The provider APIs the simulator speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -76,13 +83,22 @@ impl Api {
 
     /// A fresh secret in the provider's own format.
     fn new_secret(self) -> String {
-        let hex = state::random_hex();
+        let hex = record::random_hex();
         match self {
             Api::OpenRouter => format!("sk-or-v1-{hex}"),
             Api::ARouter => format!("lr_live_{hex}"),
             Api::OpenAi => format!("sk-svcacct-{hex}"),
             Api::LiteLlm => litellm::new_key(),
             Api::Anthropic => format!("sk-ant-api03-{hex}-{}AA", &hex[..8]),
+        }
+    }
+
+    /// The id a new key of `secret` gets: LiteLLM's `token` is the key's
+    /// sha256, as the proxy's is; the others are random.
+    fn key_hash(self, secret: &str) -> String {
+        match self {
+            Api::LiteLlm => litellm::token_of(secret),
+            _ => record::random_hex(),
         }
     }
 }
@@ -277,7 +293,12 @@ impl Simulator {
     /// Seeds a pre-existing, already working key of `api`, as a person would
     /// have made it in the provider's console; returns (id, secret).
     pub fn insert_key_in(&self, api: Api, name: &str) -> (String, String) {
-        self.lock().api(api).seed(name)
+        let mut inner = self.lock();
+        let state = inner.api(api);
+        match api {
+            Api::OpenAi => openai::seed(state, name),
+            _ => state.seed(name),
+        }
     }
 
     /// Number of requests received per endpoint name (all APIs), faulted ones included.
@@ -346,7 +367,7 @@ impl Simulator {
         headers: &axum::http::HeaderMap,
     ) -> Result<(), ApiError> {
         self.admit(api, endpoint).await?;
-        let token = openrouter::bearer(headers);
+        let token = http::bearer(headers);
         self.lock().api(api).authorize_management(token)
     }
 

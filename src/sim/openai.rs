@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 
 use super::after_effect::CreatedShape;
 use super::faults::Endpoint;
-use super::openrouter::{bearer, parse, with_status};
-use super::state::ApiError;
+use super::http::{bearer, parse, with_status};
+use super::record::ApiError;
 use super::{Api, Simulator};
 
 mod accounts;

@@ -9,16 +9,17 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::after_effect::CreatedShape;
 use super::faults::Endpoint;
-use super::state::{self, ApiError, CreateRequest, PAGE_SIZE, UpdateRequest};
+use super::http::{bearer, parse, with_status};
+use super::record::{self, ApiError};
+use super::state::{self, CreateRequest, PAGE_SIZE, UpdateRequest};
 use super::{Api, Simulator};
 
 const API: Api = Api::OpenRouter;
@@ -52,19 +53,6 @@ impl IntoResponse for Failure {
     }
 }
 
-/// `body` with the error's status and, on 429s, its `Retry-After` header:
-/// shared by every API's error shape.
-pub(super) fn with_status(error: &ApiError, body: Value) -> Response {
-    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut response = (status, Json(body)).into_response();
-    if let Some(secs) = error.retry_after_secs {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    response
-}
-
 type Reply = Result<Response, Failure>;
 
 async fn admit_normal<'h>(
@@ -74,20 +62,6 @@ async fn admit_normal<'h>(
 ) -> Result<&'h str, Failure> {
     sim.admit(API, endpoint).await?;
     bearer(headers).ok_or_else(|| ApiError::new(401, "No auth credentials found").into())
-}
-
-/// The token of an `Authorization: Bearer` header.
-pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    value
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
-}
-
-pub(super) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|err| ApiError::new(400, format!("Invalid JSON body: {err}")))
 }
 
 fn ok(body: Value) -> Reply {
@@ -194,7 +168,7 @@ async fn delete_key(
         .await?;
     let mut inner = sim.lock();
     if inner.api(API).has(&hash) && inner.faults.after_delete() {
-        return Err(state::not_found().into());
+        return Err(record::not_found().into());
     }
     ok(inner.api(API).delete(&hash)?)
 }

@@ -6,45 +6,17 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
-use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::after_effect;
 use super::faults::{Endpoint, Listing};
+use super::record::{ApiError, KeyRecord, WORKSPACE, not_found};
 use super::{Api, SimKey};
 
 pub(crate) const PAGE_SIZE: usize = 100;
 /// What one chat ping costs, in USD: enough to show up in usage counters.
 const CHAT_COST: f64 = 0.00002;
-
-/// An API error: HTTP status plus a message (and `Retry-After` for 429s).
-/// Each API module renders it in its provider's error shape.
-#[derive(Debug, PartialEq)]
-pub(crate) struct ApiError {
-    pub status: u16,
-    pub message: String,
-    /// Provider-specific error code/type (OpenAI `code`, Anthropic `error.type`).
-    pub code: Option<String>,
-    pub retry_after_secs: Option<u64>,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: u16, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            code: None,
-            retry_after_secs: None,
-        }
-    }
-
-    pub(crate) fn with_code(mut self, code: impl Into<String>) -> Self {
-        self.code = Some(code.into());
-        self
-    }
-}
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct CreateRequest {
@@ -76,34 +48,6 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(de).map(Some)
-}
-
-/// One key of one API. The OpenRouter fields are shared by the
-/// OpenRouter-like APIs; anything else an API needs lives in `extra`.
-#[derive(Clone)]
-pub(crate) struct KeyRecord {
-    pub hash: String,
-    pub name: String,
-    pub secret: String,
-    pub label: String,
-    pub disabled: bool,
-    pub limit: Option<f64>,
-    pub limit_reset: Option<String>,
-    pub include_byok_in_limit: bool,
-    /// USD spent through the key (chat pings); every period's counter.
-    pub usage: f64,
-    /// The last call the key authenticated (`State::note_use`).
-    pub last_used_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Answers 401 on chat/whoami until then (propagation delay).
-    pub ready_at: Instant,
-    /// Created under `reject_new_keys`: never starts working.
-    pub never_works: bool,
-    /// API-specific fields (OpenAI project and service account, LiteLLM
-    /// models and budget, ARouter allow-lists, Anthropic status...).
-    pub extra: serde_json::Map<String, Value>,
 }
 
 /// The simulated account of one API.
@@ -143,10 +87,9 @@ impl State {
         self.keys.iter().map(|k| k.to_sim_key(self.api)).collect()
     }
 
+    /// A working key made before rekey ran. OpenAI's are service accounts
+    /// in a project: `Simulator::insert_key_in` seeds those (`openai::seed`).
     pub(crate) fn seed(&mut self, name: &str) -> (String, String) {
-        if self.api == Api::OpenAi {
-            return super::openai::seed(self, name);
-        }
         let key = self.issue(name, Duration::ZERO, false);
         (key.hash.clone(), key.secret.clone())
     }
@@ -329,10 +272,7 @@ impl State {
         let secret = self.api.new_secret();
         let now = Utc::now();
         self.issued.push(secret.clone());
-        let hash = match self.api {
-            Api::LiteLlm => super::litellm::token_of(&secret),
-            _ => random_hex(),
-        };
+        let hash = self.api.key_hash(&secret);
         self.keys.push(KeyRecord {
             created_at: now,
             ready_at: Instant::now() + propagation,
@@ -341,79 +281,6 @@ impl State {
         });
         let last = self.keys.len() - 1;
         &mut self.keys[last]
-    }
-}
-
-impl KeyRecord {
-    /// An enabled key with no limits, usage or API-specific fields, made now.
-    pub(crate) fn fresh(name: &str, hash: String, secret: String) -> KeyRecord {
-        KeyRecord {
-            hash,
-            name: name.to_string(),
-            label: crate::secret::redacted_label(&SecretString::from(secret.clone())),
-            secret,
-            disabled: false,
-            limit: None,
-            limit_reset: None,
-            include_byok_in_limit: false,
-            usage: 0.0,
-            last_used_at: None,
-            created_at: Utc::now(),
-            updated_at: None,
-            expires_at: None,
-            ready_at: Instant::now(),
-            never_works: false,
-            extra: serde_json::Map::new(),
-        }
-    }
-
-    /// The OpenRouter workspace the key was made in; `None` is the default one.
-    pub(crate) fn workspace(&self) -> Option<&str> {
-        self.extra.get(WORKSPACE).and_then(Value::as_str)
-    }
-
-    pub(crate) fn limit_remaining(&self) -> Option<f64> {
-        self.limit.map(|limit| (limit - self.usage).max(0.0))
-    }
-
-    /// The OpenRouter key object; the secret is never part of it.
-    pub(crate) fn to_json(&self) -> Value {
-        json!({
-            "hash": self.hash,
-            "name": self.name,
-            "label": self.label,
-            "disabled": self.disabled,
-            "limit": self.limit,
-            "limit_remaining": self.limit_remaining(),
-            "limit_reset": self.limit_reset,
-            "include_byok_in_limit": self.include_byok_in_limit,
-            "usage": self.usage,
-            "usage_daily": self.usage,
-            "usage_weekly": self.usage,
-            "usage_monthly": self.usage,
-            "byok_usage": 0.0,
-            "byok_usage_daily": 0.0,
-            "byok_usage_weekly": 0.0,
-            "byok_usage_monthly": 0.0,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "expires_at": self.expires_at,
-        })
-    }
-
-    fn to_sim_key(&self, api: Api) -> SimKey {
-        SimKey {
-            api: api.as_str(),
-            extra: self.extra.clone(),
-            hash: self.hash.clone(),
-            name: self.name.clone(),
-            label: self.label.clone(),
-            disabled: self.disabled,
-            secret: self.secret.clone(),
-            usage: self.usage,
-            last_used_at: self.last_used_at,
-            created_at: self.created_at,
-        }
     }
 }
 
@@ -427,23 +294,11 @@ fn check_limit_reset(value: String) -> Result<String, ApiError> {
     }
 }
 
-/// Where a key's OpenRouter workspace is kept in `KeyRecord::extra`.
-pub(crate) const WORKSPACE: &str = "workspace_id";
-
 fn check_workspace(value: String) -> Result<String, ApiError> {
     match value.trim().is_empty() {
         true => Err(ApiError::new(400, "workspace_id must not be empty")),
         false => Ok(value),
     }
-}
-
-pub(crate) fn not_found() -> ApiError {
-    ApiError::new(404, "Key not found")
-}
-
-pub(crate) fn random_hex() -> String {
-    let bytes: [u8; 32] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

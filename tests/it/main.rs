@@ -1,5 +1,7 @@
 //! All integration tests in one binary: the real `rekey` binary and library
 //! against the simulator (in-process) and moto (started by ./scripts/test).
+//! They need the simulator, so a build without the `sim` feature has none.
+#![cfg(feature = "sim")]
 
 mod admin;
 mod aws_store;

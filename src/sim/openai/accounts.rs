@@ -17,7 +17,8 @@ use super::{SIM_OPENAI_DEFAULT_PROJECT, SIM_OPENAI_PROJECT};
 use crate::sim::Api;
 use crate::sim::after_effect::{self, ListAnswer};
 use crate::sim::faults::Listing;
-use crate::sim::state::{ApiError, KeyRecord, State, random_hex};
+use crate::sim::record::{ApiError, KeyRecord, random_hex};
+use crate::sim::state::State;
 
 /// A working service account key in the tests' project, as a person would
 /// have made it in the dashboard; returns (service account id, secret).
