@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod app;
 pub mod audit;
+pub mod aws_error;
 pub mod clock;
 pub mod commands;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod fsutil;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod observer;
 pub mod policy;
 pub mod providers;
 pub mod reload;

@@ -13,6 +13,7 @@ mod document;
 pub mod load;
 mod origin;
 pub mod raw;
+pub mod secret_ref;
 mod strict;
 mod validate;
 
