@@ -226,7 +226,7 @@ async fn await_stopped(server: AdminTask) {
 /// The journal for `/v1/status` while waiting, if its directory exists
 /// (waiting creates nothing; the app opens or creates it once built).
 fn existing_journal(config: &Config) -> Option<Arc<dyn crate::state::StateStore>> {
-    let journal = crate::commands::existing_journal(config)?;
+    let journal = crate::status::existing_journal(config)?;
     Some(Arc::new(journal))
 }
 
