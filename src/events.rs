@@ -1,6 +1,6 @@
 //! What happened, as plain data: every state change of a rotation becomes an
 //! [`Event`] (with its [`EventStep`], [`EventOutcome`] and [`KeyRef`]s).
-//! This module owns only the types; `crate::observer` hands events to the
+//! This module owns only the types; the observer module hands events to the
 //! audit log, the metrics and the notifiers, which all depend on these types
 //! and never on each other's callers. Events carry key ids and redacted
 //! labels only, never key material.
