@@ -12,13 +12,12 @@ use std::time::Duration;
 
 use crate::app::{App, BuildError};
 use crate::clock::rfc3339;
-use crate::config::{self, Config, ConfigError, StateLocation};
+use crate::config::{self, Config, ConfigError};
 use crate::daemon::{self, Mode};
 use crate::rotation::{self, Request, RunOutcome, Until};
 use crate::service::Service;
-use crate::state::file::FileStateStore;
 use crate::state::{StateStore, Trigger};
-use crate::status;
+use crate::status::{self, existing_journal};
 
 mod check;
 
@@ -97,15 +96,6 @@ pub async fn check(path: &Path, online: bool) -> ExitCode {
         true => ExitCode::from(OK),
         false => ExitCode::from(FAILURE),
     }
-}
-
-/// The journal, if the state directory already exists (check and status never create it).
-pub(crate) fn existing_journal(config: &Config) -> Option<FileStateStore> {
-    let StateLocation::File(dir) = &config.daemon.state;
-    dir.join("policies")
-        .is_dir()
-        .then(|| FileStateStore::open(dir).ok())
-        .flatten()
 }
 
 pub async fn status(path: &Path, json: bool) -> ExitCode {

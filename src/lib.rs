@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod app;
 pub mod audit;
+pub mod aws_error;
 pub mod backoff;
 pub mod clock;
 pub mod commands;
@@ -20,6 +21,7 @@ pub mod fsutil;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod observer;
 pub mod policy;
 pub mod providers;
 pub mod reload;

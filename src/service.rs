@@ -23,9 +23,10 @@ use tracing::{info, warn};
 
 use crate::admin::waiting::{self, Waiting};
 use crate::admin::{self, Admin};
-use crate::app::{self, App, BuildError, Unreadable};
+use crate::app::{App, BuildError};
 use crate::backoff::Backoff;
 use crate::config::Config;
+use crate::config::secret_ref::{self, Unreadable};
 use crate::daemon::{Daemon, Mode, Summary};
 
 /// Open requests get this long once the daemon has stopped.
@@ -72,7 +73,7 @@ impl Service {
     pub async fn start(config_path: &Path, app: Arc<App>) -> Result<Service, StartError> {
         let token = match &app.config.daemon.admin_token {
             Some(reference) => Some(
-                crate::app::resolve(reference)
+                secret_ref::resolve(reference)
                     .await
                     .map_err(StartError::Token)?,
             ),
@@ -225,7 +226,7 @@ async fn await_stopped(server: AdminTask) {
 /// The journal for `/v1/status` while waiting, if its directory exists
 /// (waiting creates nothing; the app opens or creates it once built).
 fn existing_journal(config: &Config) -> Option<Arc<dyn crate::state::StateStore>> {
-    let journal = crate::commands::existing_journal(config)?;
+    let journal = crate::status::existing_journal(config)?;
     Some(Arc::new(journal))
 }
 
@@ -255,7 +256,7 @@ impl Wait<'_> {
             let unreadable = match attempt(&config).await {
                 Attempt::Built(app, token) => return Ok(Some((app, token))),
                 Attempt::Failed(e) => return Err(StartError::Build(e)),
-                Attempt::Unreadable(unreadable) => app::describe(&unreadable),
+                Attempt::Unreadable(unreadable) => secret_ref::describe(&unreadable),
             };
             if !announced {
                 self.announce();
@@ -315,9 +316,13 @@ impl Wait<'_> {
 async fn attempt(config: &Config) -> Attempt {
     let token = match &config.daemon.admin_token {
         None => None,
-        Some(reference) => match app::resolve(reference).await {
+        Some(reference) => match secret_ref::resolve(reference).await {
             Ok(token) => Some(token),
-            Err(_) => return Attempt::Unreadable(app::unreadable(&app::references(config)).await),
+            Err(_) => {
+                return Attempt::Unreadable(
+                    secret_ref::unreadable(&secret_ref::references(config)).await,
+                );
+            }
         },
     };
     match App::build(config.clone()).await {

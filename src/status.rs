@@ -7,8 +7,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::clock::rfc3339;
+use crate::config::{Config, StateLocation};
 use crate::policy::Policy;
 use crate::rotation::{Decision, decide, next_due};
+use crate::state::file::FileStateStore;
 use crate::state::{Outcome, PolicyState, StateError, StateStore};
 
 #[derive(Debug, Clone, Serialize)]
@@ -209,4 +211,13 @@ fn format_age(seconds: i64) -> String {
         s if s < 172_800 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86_400),
     }
+}
+
+/// The journal, if the state directory already exists (check and status never create it).
+pub(crate) fn existing_journal(config: &Config) -> Option<FileStateStore> {
+    let StateLocation::File(dir) = &config.daemon.state;
+    dir.join("policies")
+        .is_dir()
+        .then(|| FileStateStore::open(dir).ok())
+        .flatten()
 }

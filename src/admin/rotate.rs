@@ -94,7 +94,7 @@ fn authorized(headers: &HeaderMap, expected: &[u8]) -> bool {
 /// folded into the result instead of returning early, and `expected` is read
 /// cyclically, so its length is not probed by bounds checks either.
 pub fn constant_time_eq(presented: &[u8], expected: &[u8]) -> bool {
-    // `app::resolve` refuses empty credentials; guard the modulo anyway.
+    // `secret_ref::resolve` refuses empty credentials; guard the modulo anyway.
     if expected.is_empty() {
         return false;
     }

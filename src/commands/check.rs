@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::app;
+use crate::config::secret_ref;
 use crate::config::{Config, SecretRef};
 use crate::policy::Policy;
 use crate::providers::{self, Provider};
@@ -39,7 +39,7 @@ pub(super) async fn run(config: &Config, online: bool) -> bool {
 /// Reads each reference it may (all of them `online`); the values read by
 /// config path, and whether none failed.
 async fn references(config: &Config, online: bool) -> (BTreeMap<String, SecretString>, bool) {
-    let references = app::references(config);
+    let references = secret_ref::references(config);
     if !references.is_empty() {
         crate::outln!("credentials:");
     }
@@ -50,7 +50,7 @@ async fn references(config: &Config, online: bool) -> (BTreeMap<String, SecretSt
             crate::outln!("  {path}: aws-sm: not checked offline (use --online)");
             continue;
         }
-        match app::resolve(reference).await {
+        match secret_ref::resolve(reference).await {
             Ok(value) => {
                 crate::outln!("  {path}: readable");
                 readable.insert(path, value);

@@ -11,7 +11,31 @@ use std::path::Path;
 use yaml_rust2::parser::{Event, Parser};
 
 use super::bounds::{MAX_CONFIG_BYTES, MAX_NESTING};
-use super::load::SourceFormat;
+
+/// The syntax of a config text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    Toml,
+    Yaml,
+}
+
+impl SourceFormat {
+    /// By extension: `.toml`, `.yaml` or `.yml`.
+    pub fn from_path(path: &Path) -> Option<SourceFormat> {
+        match path.extension()?.to_str()? {
+            "toml" => Some(SourceFormat::Toml),
+            "yaml" | "yml" => Some(SourceFormat::Yaml),
+            _ => None,
+        }
+    }
+
+    pub(super) fn file_format(self) -> config::FileFormat {
+        match self {
+            SourceFormat::Toml => config::FileFormat::Toml,
+            SourceFormat::Yaml => config::FileFormat::Yaml,
+        }
+    }
+}
 
 /// Reads `path`, refusing a file past [`MAX_CONFIG_BYTES`] without reading it all.
 pub(super) fn read_bounded(path: &Path) -> Result<String, String> {

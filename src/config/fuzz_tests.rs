@@ -13,10 +13,8 @@ use std::path::Path;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use generate::{
-    ENV_VARS, FIELDS, base, broken_text, document, hostile_text, hostile_value, pick, planted_key,
-    set,
-};
+use generate::{base, document, set};
+use hostile::{ENV_VARS, FIELDS, broken_text, hostile_text, hostile_value, pick, planted_key};
 
 use super::bounds::{
     MAX_AGE, MAX_CATCH_UP_JITTER, MAX_EXPIRES_AFTER, MAX_FAILURE_BACKOFF, MAX_GRACE,
@@ -26,6 +24,7 @@ use super::load::{SourceFormat, load_str_with_env};
 use super::{Config, ConfigError};
 
 mod generate;
+mod hostile;
 
 const CASES: usize = 1024;
 const SEED: u64 = 0x5EED_C0F1_6000_0008;

@@ -12,11 +12,14 @@ pub mod bounds;
 mod document;
 pub mod load;
 mod origin;
+mod problem;
 pub mod raw;
+pub mod secret_ref;
 mod strict;
 mod validate;
 
-pub use load::{ConfigError, ConfigProblem, load_file};
+pub use load::load_file;
+pub use problem::{ConfigError, ConfigProblem};
 
 #[derive(Debug, Clone)]
 pub struct Config {

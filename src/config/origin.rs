@@ -5,7 +5,7 @@
 //! (prefix off, lower case, `__` → `.`), and a problem at that path names
 //! the variable.
 
-use super::load::ConfigProblem;
+use super::problem::ConfigProblem;
 
 /// The `REKEY_*` overrides of one load, by the field path each one sets.
 #[derive(Debug, Default)]

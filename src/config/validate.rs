@@ -4,26 +4,28 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::bounds::{
-    self, MAX_CATCH_UP_JITTER, MAX_FAILURE_BACKOFF, MAX_REQUEST_TIMEOUT, MAX_SHUTDOWN_TIMEOUT,
-    MAX_WORKSPACE_ID,
-};
-use super::raw::{RawConfig, RawDaemon, RawProvider, RawStore};
-use super::{
-    ApiShape, Backoff, Config, ConfigProblem, DaemonConfig, ProviderConfig, ProviderKind,
-    SecretRef, StateLocation, StoreConfig, StoreKind,
-};
+use super::bounds::{MAX_CATCH_UP_JITTER, MAX_FAILURE_BACKOFF, MAX_SHUTDOWN_TIMEOUT};
+use super::raw::{RawConfig, RawDaemon};
+use super::{Backoff, Config, ConfigProblem, DaemonConfig, ProviderKind, StateLocation};
 
+mod at;
+mod entries;
 mod kind;
 mod notify;
 mod policy;
+mod problems;
+mod refs;
 mod rules;
 mod values;
+
+use entries::{provider, store};
+use problems::Problems;
+use refs::{resolve, secret_ref};
 
 pub(super) use super::bounds::human;
 pub(in crate::config) use values::{may_quote, quoted};
@@ -39,7 +41,6 @@ const DEFAULT_BACKOFF: Backoff = Backoff {
 };
 const DEFAULT_CATCH_UP_JITTER: Duration = Duration::from_secs(30);
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
-const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `now` anchors the schedule sampling behind the grace-vs-interval check.
 pub(crate) fn validate(
@@ -90,72 +91,6 @@ pub(crate) fn validate(
             notify,
         }),
         _ => Err(p.0),
-    }
-}
-
-/// The problems found so far. Helpers return `None` for a missing or bad
-/// value and record why, so callers only decide what is required.
-#[derive(Default)]
-pub(super) struct Problems(Vec<ConfigProblem>);
-
-impl Problems {
-    pub(super) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigProblem {
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-
-    pub(super) fn required<'a>(&mut self, path: &str, raw: Option<&'a str>) -> Option<&'a str> {
-        match raw.map(str::trim) {
-            Some(value) if !value.is_empty() => Some(value),
-            _ => {
-                self.push(path, "required");
-                None
-            }
-        }
-    }
-
-    /// A duration of at most `max` (see `bounds`); zero allowed.
-    pub(super) fn duration(
-        &mut self,
-        path: &str,
-        raw: Option<&str>,
-        max: Duration,
-    ) -> Option<Duration> {
-        match bounds::parse_duration(raw?, max) {
-            Ok(d) => Some(d),
-            Err(message) => {
-                self.push(path, message);
-                None
-            }
-        }
-    }
-
-    /// A duration that must not be zero (timeouts, ages, backoff), at most `max`.
-    pub(super) fn positive_duration(
-        &mut self,
-        path: &str,
-        raw: Option<&str>,
-        max: Duration,
-    ) -> Option<Duration> {
-        let d = self.duration(path, raw, max)?;
-        if d.is_zero() {
-            self.push(path, "must be greater than zero");
-            return None;
-        }
-        Some(d)
-    }
-
-    /// An `http(s)://host[:port][/path]` URL; returned without a trailing slash.
-    pub(super) fn http_url(&mut self, path: &str, raw: &str) -> Option<String> {
-        match values::http_url(raw) {
-            Ok(url) => Some(url),
-            Err(message) => {
-                self.push(path, message);
-                None
-            }
-        }
     }
 }
 
@@ -267,258 +202,6 @@ fn backoff(p: &mut Problems, raw: super::raw::RawBackoff) -> Option<Backoff> {
         return None;
     }
     Some(Backoff { min, max })
-}
-
-fn provider(
-    p: &mut Problems,
-    name: String,
-    raw: RawProvider,
-    base_dir: &Path,
-) -> Option<ProviderConfig> {
-    let at = |field: &str| format!("providers.{name}.{field}");
-    let kind =
-        p.required(&at("kind"), raw.kind.as_deref())
-            .and_then(|k| match ProviderKind::parse(k) {
-                Some(kind) => Some(kind),
-                None => {
-                    let known: Vec<String> = (ProviderKind::ALL.iter())
-                        .map(|k| format!("{:?}", k.as_str()))
-                        .collect();
-                    p.push(
-                        at("kind"),
-                        format!(
-                            "unknown provider kind {}; expected one of {}",
-                            quoted(k),
-                            known.join(", ")
-                        ),
-                    );
-                    None
-                }
-            });
-    let key = p.required(&at("management_key"), raw.management_key.as_deref());
-    let management_key = key.and_then(|k| secret_ref(p, &at("management_key"), k, base_dir));
-    let base_url = match (
-        raw.base_url.as_deref(),
-        kind.and_then(ProviderKind::default_base_url),
-    ) {
-        (Some(url), _) | (None, Some(url)) => p.http_url(&at("base_url"), url),
-        (None, None) if kind.is_some() => {
-            p.push(
-                at("base_url"),
-                "required: a self-hosted LiteLLM proxy has no default address",
-            );
-            None
-        }
-        (None, None) => None,
-    };
-    let timeout = p.positive_duration(
-        &at("request_timeout"),
-        raw.request_timeout.as_deref(),
-        MAX_REQUEST_TIMEOUT,
-    );
-    let request_timeout = if raw.request_timeout.is_some() {
-        timeout?
-    } else {
-        DEFAULT_REQUEST_TIMEOUT
-    };
-    let workspace_id = workspace_id(p, &name, kind?, raw.workspace_id.as_deref());
-    let (api, keys_path) = arouter_shape(p, &name, kind?, &raw)?;
-    Some(ProviderConfig {
-        name,
-        kind: kind?,
-        base_url: base_url?,
-        management_key: management_key?,
-        request_timeout,
-        api,
-        keys_path,
-        workspace_id: workspace_id?,
-    })
-}
-
-/// `workspace_id` exists for OpenRouter only: one id, sent as a query value
-/// and a JSON string, so no spaces or control characters.
-fn workspace_id(
-    p: &mut Problems,
-    name: &str,
-    kind: ProviderKind,
-    raw: Option<&str>,
-) -> Option<Option<String>> {
-    let at = format!("providers.{name}.workspace_id");
-    if kind != ProviderKind::OpenRouter {
-        refuse_field(p, &at, raw.is_some(), "provider", "openrouter");
-        return raw.is_none().then_some(None);
-    }
-    match raw {
-        None => Some(None),
-        Some(id) if valid_workspace_id(id) => Some(Some(id.to_string())),
-        Some(id) => {
-            p.push(
-                at,
-                format!(
-                    "{} is not a workspace id: expected 1 to {MAX_WORKSPACE_ID} characters without spaces or control characters",
-                    quoted(id)
-                ),
-            );
-            None
-        }
-    }
-}
-
-fn valid_workspace_id(id: &str) -> bool {
-    (1..=MAX_WORKSPACE_ID).contains(&id.chars().count())
-        && !id.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-/// `api` and `keys_path` exist for ARouter only.
-fn arouter_shape(
-    p: &mut Problems,
-    name: &str,
-    kind: ProviderKind,
-    raw: &RawProvider,
-) -> Option<(ApiShape, Option<String>)> {
-    let at = |field: &str| format!("providers.{name}.{field}");
-    if kind != ProviderKind::ARouter {
-        refuse_field(p, &at("api"), raw.api.is_some(), "provider", "arouter");
-        refuse_field(
-            p,
-            &at("keys_path"),
-            raw.keys_path.is_some(),
-            "provider",
-            "arouter",
-        );
-        return (raw.api.is_none() && raw.keys_path.is_none())
-            .then_some((ApiShape::default(), None));
-    }
-    let api = match raw.api.as_deref() {
-        None | Some("reference") => ApiShape::Reference,
-        Some("guide") => ApiShape::Guide,
-        Some(other) => {
-            p.push(
-                at("api"),
-                format!("{} is not one of \"reference\" (the API reference: /api/v1/keys, hash, limit) or \"guide\" (the rotation guide: /v1/keys, id, spending_limit)", quoted(other)),
-            );
-            return None;
-        }
-    };
-    match raw.keys_path.as_deref() {
-        Some(path) if !path.starts_with('/') || path.contains(['?', '#']) => {
-            p.push(
-                at("keys_path"),
-                "must be a path starting with '/', like \"/api/v1/keys\", without ? or # (value not shown)",
-            );
-            None
-        }
-        path => Some((api, path.map(|p| p.trim_end_matches('/').to_string()))),
-    }
-}
-
-fn store(p: &mut Problems, name: String, raw: RawStore, base_dir: &Path) -> Option<StoreConfig> {
-    let at = |field: &str| format!("stores.{name}.{field}");
-    let kind = match p.required(&at("kind"), raw.kind.as_deref())? {
-        "aws-secrets-manager" => {
-            refuse_field(p, &at("dir"), raw.dir.is_some(), "store", "file");
-            let region = p
-                .required(&at("region"), raw.region.as_deref())
-                .map(str::to_string);
-            let endpoint_url = match raw.endpoint_url.as_deref() {
-                Some(url) => Some(p.http_url(&at("endpoint_url"), url)?),
-                None => None,
-            };
-            StoreKind::AwsSecretsManager {
-                region: region?,
-                endpoint_url,
-            }
-        }
-        "file" => {
-            let aws = "aws-secrets-manager";
-            refuse_field(p, &at("region"), raw.region.is_some(), "store", aws);
-            refuse_field(
-                p,
-                &at("endpoint_url"),
-                raw.endpoint_url.is_some(),
-                "store",
-                aws,
-            );
-            let dir = p.required(&at("dir"), raw.dir.as_deref())?;
-            StoreKind::File {
-                dir: resolve(base_dir, dir),
-            }
-        }
-        other => {
-            p.push(
-                at("kind"),
-                format!(
-                    "unknown store kind {}; expected \"aws-secrets-manager\" or \"file\"",
-                    quoted(other)
-                ),
-            );
-            return None;
-        }
-    };
-    Some(StoreConfig { name, kind })
-}
-
-fn refuse_field(p: &mut Problems, path: &str, present: bool, what: &str, owner_kind: &str) {
-    if present {
-        p.push(
-            path,
-            format!("only applies to {what}s of kind {owner_kind:?}"),
-        );
-    }
-}
-
-/// Parses `env:VAR`, `file:PATH` or `aws-sm:SECRET_ID[#field]`. The value is
-/// never echoed in a problem: a mistake here may well be the secret itself.
-pub(super) fn secret_ref(
-    p: &mut Problems,
-    path: &str,
-    raw: &str,
-    base_dir: &Path,
-) -> Option<SecretRef> {
-    let parsed = if let Some(var) = raw.strip_prefix("env:") {
-        is_env_name(var).then(|| SecretRef::Env(var.to_string()))
-    } else if let Some(file) = raw.strip_prefix("file:") {
-        (!file.is_empty()).then(|| SecretRef::File(resolve(base_dir, file)))
-    } else if let Some(rest) = raw.strip_prefix("aws-sm:") {
-        let (secret_id, field) = match rest.split_once('#') {
-            Some((id, field)) => (id, Some(field)),
-            None => (rest, None),
-        };
-        let ok = !secret_id.is_empty() && field.is_none_or(|f| !f.is_empty());
-        ok.then(|| SecretRef::AwsSm {
-            secret_id: secret_id.to_string(),
-            field: field.map(str::to_string),
-        })
-    } else {
-        p.push(
-            path,
-            "must be a reference: env:VAR, file:PATH or aws-sm:SECRET_ID[#field] \
-             (literal secrets are not allowed in the config file; value not shown)",
-        );
-        return None;
-    };
-    if parsed.is_none() {
-        p.push(path, "malformed reference: expected env:VAR, file:PATH or aws-sm:SECRET_ID[#field] (value not shown)");
-    }
-    parsed
-}
-
-pub(super) fn is_env_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Relative paths in the file are relative to the file, not to the daemon's working directory.
-fn resolve(base_dir: &Path, path: &str) -> PathBuf {
-    let path = Path::new(path);
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base_dir.join(path)
-    }
 }
 
 #[cfg(test)]

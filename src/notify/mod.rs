@@ -196,7 +196,7 @@ impl Notifier {
 async fn routes(config: &Config, metrics: &Metrics) -> Result<Routes, String> {
     let mut targets = BTreeMap::new();
     for (name, entry) in &config.notify {
-        let url = crate::app::resolve(&entry.url)
+        let url = crate::config::secret_ref::resolve(&entry.url)
             .await
             .map_err(|message| format!("notify.{name}.url: {message}"))?;
         targets.insert(name.clone(), Arc::new(Target::new(entry, url)?));

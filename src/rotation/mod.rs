@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::config::Backoff;
-use crate::events::Observer;
+use crate::observer::Observer;
 use crate::policy::{Policy, RevokeMode};
 use crate::providers::{Provider, ProviderError};
 use crate::state::{KeyRecord, Rotation, StateError, StateStore, Step, Trigger};

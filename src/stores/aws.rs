@@ -16,8 +16,8 @@ use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use secrecy::{ExposeSecret, SecretString};
 use tracing::warn;
 
-use super::aws_error::Call;
 use super::{Base, Pending, Promoted, SecretStore, StoreError, format};
+use crate::aws_error::Call;
 use crate::policy::Target;
 
 mod errors;

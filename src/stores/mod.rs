@@ -11,7 +11,6 @@ use crate::config::{StoreConfig, StoreKind};
 use crate::policy::{Format, Target};
 
 pub mod aws;
-pub mod aws_error;
 pub mod file;
 pub mod format;
 

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use rekey::aws_error::{Call, render, render_for};
 use rekey::policy::{Format, Target};
 use rekey::stores::aws::AwsSecretsManager;
-use rekey::stores::aws_error::{Call, render, render_for};
 use rekey::stores::{SecretStore, StoreError};
 
 use crate::fault_proxy::{Action, FaultProxy, Rule};

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::policy::At;
+use super::at::At;
 use super::quoted;
 use crate::config::ProviderKind;
 use crate::config::bounds::{

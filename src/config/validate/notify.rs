@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Problems, quoted, secret_ref};
+use super::problems::Problems;
+use super::quoted;
+use super::refs::secret_ref;
 use crate::config::bounds::{MAX_LIST_LEN, MAX_NOTIFY_TIMEOUT};
 use crate::config::raw::RawNotify;
 use crate::config::{NotifierConfig, NotifyEvent, NotifyFormat};

@@ -7,9 +7,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use super::at::At;
 use super::kind::{key, project_id, revoke, verify};
+use super::problems::Problems;
+use super::refs::is_env_name;
 use super::values::{aws_secret_id, file_secret_id, may_quote};
-use super::{Problems, is_env_name, quoted, rules};
+use super::{quoted, rules};
 use crate::config::ProviderKind;
 use crate::config::bounds::{MAX_AGE, MAX_LIST_LEN};
 use crate::config::raw::{RawPolicy, RawTarget};
@@ -35,67 +38,6 @@ pub(super) fn policies(p: &mut Problems, raw: Vec<RawPolicy>, known: &Known) -> 
     rules::conflicting_targets(p, &parsed);
     rules::nested_file_secrets(p, &parsed, known.file_stores);
     parsed.into_iter().map(|(_, policy)| policy).collect()
-}
-
-/// Records problems under `policy[i].<field>`, naming the policy once known.
-pub(super) struct At<'p> {
-    pub(super) p: &'p mut Problems,
-    i: usize,
-    name: Option<String>,
-}
-
-impl At<'_> {
-    pub(super) fn path(&self, field: &str) -> String {
-        format!("policy[{}].{field}", self.i)
-    }
-
-    pub(super) fn push(&mut self, field: &str, message: impl Into<String>) {
-        let mut message = message.into();
-        if let Some(name) = &self.name {
-            message = format!("{message} (policy {name:?})");
-        }
-        self.p.push(self.path(field), message);
-    }
-
-    pub(super) fn required<'a>(&mut self, field: &str, raw: Option<&'a str>) -> Option<&'a str> {
-        let found = raw.map(str::trim).filter(|s| !s.is_empty());
-        if found.is_none() {
-            self.push(field, "required");
-        }
-        found
-    }
-
-    /// A positive duration of at most `max`.
-    pub(super) fn duration(
-        &mut self,
-        field: &str,
-        raw: Option<&str>,
-        max: Duration,
-    ) -> Option<Duration> {
-        self.p.positive_duration(&self.path(field), raw, max)
-    }
-
-    /// `raw` must be one of `allowed` (by name); `None` if absent or not allowed.
-    pub(super) fn choice<T: Copy>(
-        &mut self,
-        field: &str,
-        raw: Option<&str>,
-        allowed: &[(&str, T)],
-    ) -> Option<T> {
-        let raw = raw?;
-        let found = allowed
-            .iter()
-            .find(|(name, _)| *name == raw)
-            .map(|(_, v)| *v);
-        if found.is_none() {
-            let names: Vec<String> = allowed.iter().map(|(n, _)| format!("{n:?}")).collect();
-            self.push(
-                field,
-                format!("{} is not one of {}", quoted(raw), names.join(", ")),
-            );
-        }
-        found
-    }
 }
 
 fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {

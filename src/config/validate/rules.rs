@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::policy::At;
-use super::{Problems, human, quoted};
+use super::at::At;
+use super::problems::Problems;
+use super::{human, quoted};
 use crate::policy::{Format, KeyTemplate, Policy, RevokeSpec};
 use crate::schedule::Schedule;
 

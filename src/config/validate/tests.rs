@@ -2,6 +2,7 @@
 //! references and single policies (cross-policy rules are tested in `rules`).
 
 use super::*;
+use crate::config::SecretRef;
 
 /// A config with one provider (`or`) and two stores (`aws`, `local`) plus `extra`,
 /// validated at a fixed instant; returns the problems as `path: message` lines.

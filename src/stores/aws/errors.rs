@@ -3,8 +3,8 @@
 
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
+use crate::aws_error::{self, Call};
 use crate::stores::StoreError;
-use crate::stores::aws_error::{self, Call};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
