@@ -1,3 +1,6 @@
+//! Tests of the key-management API: where the created secret and its id are
+//! read from, how each listing pages, and the workspace on every listing.
+
 use secrecy::ExposeSecret;
 
 use super::wire::{CreatedEnvelope, KeyObject};
