@@ -4,6 +4,10 @@
 //! `aws-sm:` secret not readable), AWS or network errors, a failed
 //! `check --online`; 2 bad usage or a bad config shape, which a restart
 //! cannot fix (systemd's `RestartPreventExitStatus=2` relies on this).
+//!
+//! This module owns the exit codes, loading and building shared by every
+//! command, and `check`, `status` and `sim`; `rotate` and `run` have their
+//! own modules.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,15 +15,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::{App, BuildError};
-use crate::clock::rfc3339;
 use crate::config::{self, Config, ConfigError};
-use crate::daemon::{self, Mode};
-use crate::rotation::{self, Request, RunOutcome, Until};
-use crate::service::Service;
-use crate::state::{StateStore, Trigger};
+use crate::rotation;
+use crate::state::StateStore;
 use crate::status::{self, existing_journal};
 
 mod check;
+mod rotate;
+mod run;
+
+pub use rotate::{RotateArgs, rotate};
+pub use run::{run, start_service, start_when_ready};
 
 pub const OK: u8 = 0;
 pub const FAILURE: u8 = 1;
@@ -124,73 +130,6 @@ pub async fn status(path: &Path, json: bool) -> ExitCode {
     ExitCode::from(OK)
 }
 
-pub struct RotateArgs {
-    pub policy: String,
-    pub now: bool,
-    pub grace: Option<Duration>,
-    pub dry_run: bool,
-    pub wait: bool,
-}
-
-pub async fn rotate(path: &Path, args: RotateArgs) -> ExitCode {
-    let config = match load(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let Some(policy) = config.policy(&args.policy).cloned() else {
-        let names: Vec<_> = config.policies.iter().map(|p| p.name.as_str()).collect();
-        crate::errln!(
-            "error: no policy named {:?} (policies: {})",
-            args.policy,
-            names.join(", ")
-        );
-        return ExitCode::from(USAGE);
-    };
-    let app = match built(App::build_for(config, &policy.name).await) {
-        Ok(app) => app,
-        Err(code) => return code,
-    };
-    crate::signals::cancel_on_signal(app.cancel.clone());
-    let ctx = app.ctx(&policy);
-    if args.dry_run {
-        return match rotation::plan(&ctx, &policy).await {
-            Ok(plan) => {
-                crate::out!("{plan}");
-                for finding in &plan.findings {
-                    crate::errln!("error: dry run of {}: {finding}", policy.name);
-                }
-                ExitCode::from(if plan.findings.is_empty() {
-                    OK
-                } else {
-                    FAILURE
-                })
-            }
-            Err(e) => {
-                crate::errln!("error: dry run of {}: {e}", policy.name);
-                ExitCode::from(FAILURE)
-            }
-        };
-    }
-    let request = if args.now || args.grace.is_some() {
-        Request::Manual {
-            grace: args.grace,
-            trigger: Trigger::Manual,
-        }
-    } else {
-        Request::Due
-    };
-    let until = if args.wait || args.grace == Some(Duration::ZERO) {
-        Until::Revoked
-    } else {
-        Until::Promoted
-    };
-    let result = rotation::run_policy(&ctx, &policy, request, until).await;
-    let placement = ctx.store.placement(&policy.target);
-    let code = print_outcome(&policy.name, &placement, result);
-    flush_alerts(&app).await;
-    code
-}
-
 /// How long a command waits at exit for alerts still being delivered.
 const ALERT_FLUSH: Duration = Duration::from_secs(10);
 
@@ -198,173 +137,6 @@ async fn flush_alerts(app: &App) {
     if !app.observer.flush(ALERT_FLUSH).await {
         crate::errln!("warning: some alerts were still being delivered at exit");
     }
-}
-
-/// `placement`: how to place a new key, for an assisted policy still waiting for one.
-fn print_outcome(
-    policy: &str,
-    placement: &str,
-    result: Result<RunOutcome, rotation::RotationError>,
-) -> ExitCode {
-    let (code, line) = match result {
-        Ok(RunOutcome::Rotated {
-            rotation_id,
-            new_key,
-            old_key,
-        }) => (
-            OK,
-            format!(
-                "rotated: rotation {rotation_id}, current key {} ({}); {old_key}",
-                new_key.label,
-                new_key.id.unwrap_or_default()
-            ),
-        ),
-        Ok(RunOutcome::InGrace {
-            rotation_id,
-            revoke_after,
-            old_key,
-        }) => (
-            OK,
-            in_grace_line(policy, &rotation_id, revoke_after, old_key.as_ref()),
-        ),
-        Ok(RunOutcome::NotDue { until, .. }) => (
-            OK,
-            match until {
-                Some(at) => format!("not due before {}; use --now to rotate anyway", rfc3339(at)),
-                None => "not due; use --now to rotate anyway".into(),
-            },
-        ),
-        Ok(RunOutcome::AwaitingKey { .. }) => (
-            FAILURE,
-            format!(
-                "waiting for a new key: this provider cannot create keys and none is placed as pending; {placement}, then run this again (a running daemon takes it up by itself)"
-            ),
-        ),
-        Ok(RunOutcome::RolledBack {
-            rotation_id,
-            reason,
-        }) => (
-            FAILURE,
-            format!("rolled back: rotation {rotation_id}: {reason}; the old key is still current"),
-        ),
-        Ok(RunOutcome::Busy) => (
-            FAILURE,
-            "busy: another process is rotating this secret; try again later".into(),
-        ),
-        Ok(RunOutcome::Stopped {
-            rotation_id,
-            live_old_key,
-        }) => (FAILURE, stopped_line(&rotation_id, live_old_key.as_ref())),
-        Err(e) => (FAILURE, format!("failed ({}): {e}", e.kind())),
-    };
-    if code == OK {
-        crate::outln!("{policy}: {line}");
-    } else {
-        crate::errln!("{policy}: {line}");
-    }
-    ExitCode::from(code)
-}
-
-/// Promoted, the old key waits out the grace. No daemon may be running, so
-/// the line names every way the old key gets revoked.
-fn in_grace_line(
-    policy: &str,
-    rotation_id: &str,
-    revoke_after: chrono::DateTime<chrono::Utc>,
-    old_key: Option<&crate::state::KeyRecord>,
-) -> String {
-    let Some(key) = old_key.cloned() else {
-        return format!("promoted: rotation {rotation_id}; there was no old key to revoke");
-    };
-    let old = rotation::LiveOldKey { key, revoke_after };
-    format!(
-        "promoted: rotation {rotation_id}; {} is revoked after {} by the running daemon, or by `rekey run --once` after that time; `rekey rotate {policy} --wait` waits and revokes it then",
-        old.name(),
-        rfc3339(revoke_after)
-    )
-}
-
-/// Interrupted by a signal: which key still works, if one does.
-fn stopped_line(rotation_id: &str, live_old_key: Option<&rotation::LiveOldKey>) -> String {
-    match live_old_key {
-        Some(live) => format!("stopped: rotation {rotation_id}: {}", live.message()),
-        None => format!("stopped: rotation {rotation_id} interrupted; the next run resumes it"),
-    }
-}
-
-/// `rekey run`: the service (admin API, reload, graceful shutdown), or
-/// with `--once` one pass of what is due, exiting 1 if any rotation failed.
-pub async fn run(path: &Path, once: bool) -> ExitCode {
-    let config = match load(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    if !once {
-        return serve(path, config).await;
-    }
-    let app = match build(config).await {
-        Ok(app) => app,
-        Err(code) => return code,
-    };
-    crate::signals::cancel_on_signal(app.cancel.clone());
-    let summary = daemon::run(app.clone(), Mode::Once).await;
-    flush_alerts(&app).await;
-    if summary.failed > 0 {
-        crate::errln!(
-            "{} of {} failed",
-            summary.failed,
-            crate::text::plural(summary.ran, "rotation", "rotations")
-        );
-    }
-    if summary.unreadable > 0 {
-        crate::errln!(
-            "{} not rotated: the journal cannot be read (see the errors above)",
-            crate::text::plural(summary.unreadable, "policy", "policies")
-        );
-    }
-    if summary.failed > 0 || summary.unreadable > 0 {
-        return ExitCode::from(FAILURE);
-    }
-    ExitCode::from(OK)
-}
-
-/// The service: never exits for a credential it cannot read (it waits,
-/// `/readyz` 503); SIGTERM exits 0, also while waiting.
-async fn serve(path: &Path, config: Config) -> ExitCode {
-    let service = match start_when_ready(path, config).await {
-        Ok(Some(service)) => service,
-        Ok(None) => return ExitCode::from(OK),
-        Err(code) => return code,
-    };
-    let app = service.app();
-    service.run().await;
-    flush_alerts(&app).await;
-    ExitCode::from(OK)
-}
-
-/// The service started as `rekey run` starts it: SIGTERM/SIGINT handled,
-/// admin port bound, credentials waited for ([`Service::start_when_ready`]).
-/// `None`: stopped by a signal while waiting. A port in use or a journal
-/// that cannot be opened is a runtime failure (1).
-pub async fn start_when_ready(path: &Path, config: Config) -> Result<Option<Service>, ExitCode> {
-    let cancel = tokio_util::sync::CancellationToken::new();
-    crate::signals::cancel_on_signal(cancel.clone());
-    Service::start_when_ready(path, config, cancel)
-        .await
-        .map_err(|e| {
-            crate::errln!("error: {e}");
-            ExitCode::from(FAILURE)
-        })
-}
-
-/// Binds the admin port and resolves its token. Both failures are runtime
-/// ones (1): a token reference that cannot be read (its shape was
-/// validated) and a port in use.
-pub async fn start_service(path: &Path, app: Arc<App>) -> Result<Service, ExitCode> {
-    Service::start(path, app).await.map_err(|e| {
-        crate::errln!("error: {e}");
-        ExitCode::from(FAILURE)
-    })
 }
 
 /// `rekey sim`: the provider simulator alone, until SIGINT/SIGTERM.

@@ -2,7 +2,7 @@
 //! check`, not at the first rotation: URLs, file-store secret ids; and the
 //! rule for quoting a config value in a message at all.
 
-/// Suffixes the file store gives a secret's side files (src/stores/file.rs
+/// Suffixes the file store gives a secret's side files (src/stores/file/mod.rs
 /// `SUFFIXES`): a secret named like one would collide with another's.
 const FILE_STORE_SUFFIXES: [&str; 3] = [".pending", ".previous", ".versions.json"];
 /// The file store's atomic writes go through `.{name}.tmp-{uuid}` next to the file.
