@@ -86,10 +86,21 @@ impl AwsSecretsManager {
         }
     }
 
+    /// The secret is missing (AWS answered ResourceNotFound, read as "no
+    /// version"): the message says where rekey looked, since a wrong
+    /// region is the usual cause.
     fn not_found(&self, target: &Target) -> StoreError {
+        let region = (self.client.config().region()).map_or("(no region)", |r| r.as_ref());
+        let at = match &self.endpoint {
+            Some(url) => format!(" at {url}"),
+            None => String::new(),
+        };
         StoreError::NotFound {
             store: self.entry.clone(),
             secret_id: target.secret_id.clone(),
+            detail: Some(format!(
+                "Secrets Manager in {region}{at} has no such secret; check the secret_id and the store's region"
+            )),
         }
     }
 

@@ -124,10 +124,17 @@ pub(crate) fn placed_shape(target: &Target) -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// `detail`: what the store answered, when it said more than "no"
+    /// (Secrets Manager: the one-line error with its region and request id).
     #[error(
-        "store {store}: secret {secret_id:?} does not exist (create it, or set create = true in the policy's target)"
+        "store {store}: secret {secret_id:?} does not exist (create it, or set create = true in the policy's target){}",
+        .detail.as_deref().map(|d| format!("; {d}")).unwrap_or_default()
     )]
-    NotFound { store: String, secret_id: String },
+    NotFound {
+        store: String,
+        secret_id: String,
+        detail: Option<String>,
+    },
     #[error("store {store}: secret {secret_id:?}: {message}")]
     Shape {
         store: String,

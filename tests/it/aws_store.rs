@@ -164,10 +164,19 @@ async fn a_current_value_that_is_not_a_json_object_creates_no_version() {
 async fn a_missing_secret_is_not_found_without_create() {
     let (_client, store, name) = setup(None).await;
     let t = target(&name, Format::Raw, false);
-    assert!(matches!(
-        store.read_current(&t).await,
-        Err(StoreError::NotFound { .. })
-    ));
+    let missing = store.read_current(&t).await;
+    assert!(matches!(missing, Err(StoreError::NotFound { .. })));
+    // The operator learns where rekey looked (a wrong region is the usual
+    // cause), on one line.
+    let message = missing.err().unwrap().to_string();
+    for part in [
+        "does not exist (create it",
+        "Secrets Manager in us-east-1",
+        "check the secret_id and the store's region",
+    ] {
+        assert!(message.contains(part), "{part:?} in {message}");
+    }
+    assert!(!message.contains('\n'), "{message}");
     assert!(matches!(
         store.stage(&t, &token(), &key("k")).await,
         Err(StoreError::NotFound { .. })

@@ -73,6 +73,7 @@ where
         Class::NotFound => StoreError::NotFound {
             store,
             secret_id: call.secret_id.to_string(),
+            detail: Some(message),
         },
         Class::Denied => StoreError::Denied { store, message },
         Class::Transient => StoreError::Transient { store, message },

@@ -225,6 +225,7 @@ impl Files {
         StoreError::NotFound {
             store: self.entry.clone(),
             secret_id: target.secret_id.clone(),
+            detail: None,
         }
     }
 }
