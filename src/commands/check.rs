@@ -138,17 +138,14 @@ fn report(what: &str, answer: Result<String, String>) -> bool {
 }
 
 fn keys_visible(n: usize) -> String {
-    match n {
-        1 => "management key works, 1 key visible".into(),
-        n => format!("management key works, {n} keys visible"),
-    }
+    format!(
+        "management key works, {} visible",
+        crate::text::plural(n, "key", "keys")
+    )
 }
 
 async fn bounded<T, E: std::fmt::Display>(
     call: impl Future<Output = Result<T, E>>,
 ) -> Result<T, String> {
-    match tokio::time::timeout(CALL_TIMEOUT, call).await {
-        Ok(answer) => answer.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("no answer within {}s", CALL_TIMEOUT.as_secs())),
-    }
+    crate::daemon::probe::within(CALL_TIMEOUT, call).await
 }

@@ -148,12 +148,20 @@ async fn bounded<T, E: std::fmt::Display>(
     what: String,
     call: impl Future<Output = Result<T, E>>,
 ) -> Result<(), String> {
-    match tokio::time::timeout(CHECK_TIMEOUT, call).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
-        Err(_) => Err(format!(
-            "{what}: no answer within {}s",
-            CHECK_TIMEOUT.as_secs()
-        )),
+    within(CHECK_TIMEOUT, call)
+        .await
+        .map(drop)
+        .map_err(|e| format!("{what}: {e}"))
+}
+
+/// `call`'s answer if it comes within `limit`, its error as text; a call
+/// still open at `limit` is "no answer within Ns".
+pub(crate) async fn within<T, E: std::fmt::Display>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(answer) => answer.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {}s", limit.as_secs())),
     }
 }

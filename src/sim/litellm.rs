@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::after_effect::{self, CreatedShape, ListAnswer};
 use super::faults::Endpoint;
-use super::http::{bearer, parse, with_status};
+use super::http::{bearer, chat_completion, parse, with_status};
 use super::record::{ApiError, KeyRecord};
 use super::state::State as Account;
 use super::{Api, Simulator};
@@ -368,17 +368,5 @@ async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> 
             .into());
     }
     state.charge_chat(&token)?;
-    let now = chrono::Utc::now();
-    ok(json!({
-        "id": format!("chatcmpl-litellm-{}", now.timestamp_micros()),
-        "object": "chat.completion",
-        "created": now.timestamp(),
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": { "role": "assistant", "content": "pong" },
-            "finish_reason": "length",
-        }],
-        "usage": { "prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2 },
-    }))
+    ok(chat_completion("chatcmpl-litellm-", &model, 1))
 }

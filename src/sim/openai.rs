@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::after_effect::CreatedShape;
 use super::faults::Endpoint;
-use super::http::{bearer, parse, with_status};
+use super::http::{bearer, chat_completion, parse, with_status};
 use super::record::ApiError;
 use super::{Api, Simulator};
 
@@ -320,20 +320,7 @@ async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> 
         return Err(ApiError::new(400, "[] is too short - 'messages'").into());
     }
     sim.lock().api(API).charge_chat(token)?;
-    let now = chrono::Utc::now();
-    Ok(Json(json!({
-        "id": format!("chatcmpl-sim{}", now.timestamp_micros()),
-        "object": "chat.completion",
-        "created": now.timestamp(),
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": { "role": "assistant", "content": "pong" },
-            "finish_reason": "length",
-        }],
-        "usage": { "prompt_tokens": 8, "completion_tokens": 1, "total_tokens": 9 },
-    }))
-    .into_response())
+    Ok(Json(chat_completion("chatcmpl-sim", &model, 8)).into_response())
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::after_effect::CreatedShape;
 use super::faults::Endpoint;
-use super::http::{bearer, parse, with_status};
+use super::http::{bearer, chat_completion, parse, with_status};
 use super::record::{self, ApiError};
 use super::state::{self, CreateRequest, PAGE_SIZE, UpdateRequest};
 use super::{Api, Simulator};
@@ -210,16 +210,5 @@ async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> 
         return Err(ApiError::new(400, "messages must not be empty").into());
     }
     sim.lock().api(API).charge_chat(token)?;
-    ok(json!({
-        "id": format!("gen-sim-{}", chrono::Utc::now().timestamp_micros()),
-        "object": "chat.completion",
-        "created": chrono::Utc::now().timestamp(),
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": { "role": "assistant", "content": "pong" },
-            "finish_reason": "length",
-        }],
-        "usage": { "prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2 },
-    }))
+    ok(chat_completion("gen-sim-", &model, 1))
 }

@@ -74,6 +74,25 @@ fn old_key_in_flight(env: &TestEnv) -> (String, String) {
     )
 }
 
+/// Deletes key `id` at the simulator behind rekey's back, as a person in
+/// the provider's console would.
+async fn delete_by_hand(env: &TestEnv, id: &str) {
+    let deleted = reqwest::Client::new()
+        .delete(format!("{}/keys/{id}", env.sim.base_url))
+        .bearer_auth(&env.mgmt_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+}
+
+/// The `p: rotated: …` line a finished `rekey rotate` prints.
+fn rotated_line(run: &Run) -> &str {
+    (run.stdout.lines())
+        .find(|l| l.starts_with("p: rotated: "))
+        .unwrap_or_else(|| panic!("no rotated line: {}", run.stdout))
+}
+
 #[tokio::test]
 async fn a_revoke_after_the_grace_is_logged_in_config_words() {
     let env = TestEnv::new().await;
@@ -205,13 +224,7 @@ async fn an_old_key_already_gone_is_not_reported_as_revoked() {
     env.cmd("rotate", &["p", "--now"]).await.assert_code(0);
     let (old_id, _) = old_key_in_flight(&env);
     // Someone deletes the old key by hand during the grace.
-    let deleted = reqwest::Client::new()
-        .delete(format!("{}/keys/{old_id}", env.sim.base_url))
-        .bearer_auth(&env.mgmt_key)
-        .send()
-        .await
-        .unwrap();
-    assert!(deleted.status().is_success(), "{}", deleted.status());
+    delete_by_hand(&env, &old_id).await;
 
     let run = json_cmd(&env, "rotate", &["p", "--now", "--grace", "0"]).await;
     run.assert_code(0);
@@ -234,19 +247,11 @@ async fn rotate_prints_what_became_of_the_old_key() {
         .expect("current key id")
         .to_string();
     // The leaked key was deleted in the provider's console first.
-    let deleted = reqwest::Client::new()
-        .delete(format!("{}/keys/{current}", env.sim.base_url))
-        .bearer_auth(&env.mgmt_key)
-        .send()
-        .await
-        .unwrap();
-    assert!(deleted.status().is_success(), "{}", deleted.status());
+    delete_by_hand(&env, &current).await;
     let gone = env.cmd("rotate", &["p", "--now", "--grace", "0"]).await;
     gone.assert_code(0);
     let expected = format!("; old key {current} (");
-    let line = (gone.stdout.lines())
-        .find(|l| l.starts_with("p: rotated: "))
-        .unwrap_or_else(|| panic!("no rotated line: {}", gone.stdout));
+    let line = rotated_line(&gone);
     assert!(line.contains(&expected), "{line}");
     assert!(line.ends_with("was already gone at the provider"), "{line}");
 
@@ -257,9 +262,7 @@ async fn rotate_prints_what_became_of_the_old_key() {
         .to_string();
     let revoked = env.cmd("rotate", &["p", "--now", "--grace", "0"]).await;
     revoked.assert_code(0);
-    let line = (revoked.stdout.lines())
-        .find(|l| l.starts_with("p: rotated: "))
-        .unwrap_or_else(|| panic!("no rotated line: {}", revoked.stdout));
+    let line = rotated_line(&revoked);
     assert!(line.contains(&format!("; old key {previous} (")), "{line}");
     assert!(
         line.ends_with("revoked (revoke.mode = \"delete\")"),

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::{API, Reply, admit_normal, ok};
 use crate::sim::Simulator;
 use crate::sim::faults::Endpoint;
-use crate::sim::http::parse;
+use crate::sim::http::{chat_completion, parse};
 use crate::sim::record::{ApiError, KeyRecord};
 
 const MODELS: [&str; 3] = [
@@ -89,17 +89,5 @@ pub(super) async fn chat(State(sim): State<Simulator>, headers: HeaderMap, body:
         402 => e.with_code("insufficient_credits"),
         _ => e,
     })?;
-    let now = chrono::Utc::now();
-    ok(json!({
-        "id": format!("gen-arouter-{}", now.timestamp_micros()),
-        "object": "chat.completion",
-        "created": now.timestamp(),
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": { "role": "assistant", "content": "pong" },
-            "finish_reason": "length",
-        }],
-        "usage": { "prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2 },
-    }))
+    ok(chat_completion("gen-arouter-", &model, 1))
 }
