@@ -16,6 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::secret_ref::{Unreadable, describe, resolve, unreadable};
 use crate::config::{Config, SecretRef, StateLocation};
 use crate::metrics::metered;
+use crate::names::{ProviderName, StoreName};
 use crate::observer::{Observer, ObserverError};
 use crate::policy::Policy;
 use crate::providers::{self, Provider, ProviderError};
@@ -26,8 +27,8 @@ use crate::stores::{self, SecretStore, StoreError};
 
 pub struct App {
     pub config: Arc<Config>,
-    pub providers: BTreeMap<String, Arc<dyn Provider>>,
-    pub stores: BTreeMap<String, Arc<dyn SecretStore>>,
+    pub providers: BTreeMap<ProviderName, Arc<dyn Provider>>,
+    pub stores: BTreeMap<StoreName, Arc<dyn SecretStore>>,
     pub state: Arc<dyn StateStore>,
     pub clock: Arc<dyn Clock>,
     /// Cancelled on shutdown; rotations stop at their next step boundary.
@@ -145,7 +146,7 @@ impl App {
 async fn build_providers(
     config: &Config,
     mut unreadable: Vec<Unreadable>,
-) -> Result<BTreeMap<String, Arc<dyn Provider>>, BuildError> {
+) -> Result<BTreeMap<ProviderName, Arc<dyn Provider>>, BuildError> {
     let mut keys = Vec::new();
     for (name, entry) in &config.providers {
         match resolve(&entry.management_key).await {
@@ -196,7 +197,7 @@ fn scoped(mut config: Config, policy: &str) -> Config {
 
 async fn build_stores(
     config: &Config,
-) -> Result<BTreeMap<String, Arc<dyn SecretStore>>, BuildError> {
+) -> Result<BTreeMap<StoreName, Arc<dyn SecretStore>>, BuildError> {
     let mut map = BTreeMap::new();
     for (name, entry) in &config.stores {
         map.insert(name.clone(), stores::build(entry).await?);

@@ -184,8 +184,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/audit/rekey.jsonl");
         let log = AuditLog::open(&path).unwrap();
-        let mut event = Event::new("p", "or", EventStep::Create, EventOutcome::Ok);
-        event.rotation_id = Some("r1".into());
+        let mut event = Event::new(
+            &"p".parse().unwrap(),
+            &"or".into(),
+            EventStep::Create,
+            EventOutcome::Ok,
+        );
+        event.rotation_id = Some("r1".parse().unwrap());
         event.new_key = Some(KeyRef {
             id: Some("h1".into()),
             label: "sk-or-v1-abc...def".into(),
@@ -214,7 +219,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let log = AuditLog::open(&path).unwrap();
-        let event = Event::new("p", "or", EventStep::Begin, EventOutcome::Ok);
+        let event = Event::new(
+            &"p".parse().unwrap(),
+            &"or".into(),
+            EventStep::Begin,
+            EventOutcome::Ok,
+        );
         log.append(&event).unwrap();
         std::fs::rename(&path, dir.path().join("audit.jsonl.1")).unwrap();
         log.append(&event).unwrap();
@@ -232,7 +242,12 @@ mod tests {
             .on_sync_failure(move || {
                 counted.fetch_add(1, Ordering::SeqCst);
             });
-        let event = Event::new("p", "or", EventStep::Begin, EventOutcome::Ok);
+        let event = Event::new(
+            &"p".parse().unwrap(),
+            &"or".into(),
+            EventStep::Begin,
+            EventOutcome::Ok,
+        );
         log.append(&event).expect("the write itself succeeds");
         log.append(&event).expect("the write itself succeeds");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -255,7 +270,12 @@ mod tests {
     #[test]
     fn without_a_runtime_a_failed_fsync_is_the_appends_error() {
         let log = AuditLog::open(Path::new("/dev/null")).unwrap();
-        let event = Event::new("p", "or", EventStep::Begin, EventOutcome::Ok);
+        let event = Event::new(
+            &"p".parse().unwrap(),
+            &"or".into(),
+            EventStep::Begin,
+            EventOutcome::Ok,
+        );
         assert!(log.append(&event).is_err());
     }
 

@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use tracing::warn;
 
 use crate::app::App;
+use crate::names::PolicyName;
 
 mod observe;
 pub mod probe;
@@ -79,7 +80,7 @@ struct Shared {
     /// Shutdown: shared by every app a reload builds.
     cancel: CancellationToken,
     limit: Semaphore,
-    running: Mutex<HashSet<String>>,
+    running: Mutex<HashSet<PolicyName>>,
     finished: Notify,
     /// A reload swapped the app: look at the new policies now.
     reloaded: Notify,
@@ -88,7 +89,7 @@ struct Shared {
     /// Policies not to try again before an instant: after a failure the
     /// journal could not record (e.g. the store was unreachable), or while
     /// another process holds the secret.
-    cooldown: Mutex<HashMap<String, DateTime<Utc>>>,
+    cooldown: Mutex<HashMap<PolicyName, DateTime<Utc>>>,
     /// When the loop last finished a pass (monotonic: immune to clock jumps).
     last_tick: Mutex<tokio::time::Instant>,
     readiness: Mutex<Readiness>,
@@ -96,7 +97,7 @@ struct Shared {
     gate: Mutex<()>,
     /// Policies a reload added or changed: a rotation the next pass begins
     /// for one of them is recorded with trigger `reload`.
-    touched_by_reload: Mutex<HashSet<String>>,
+    touched_by_reload: Mutex<HashSet<PolicyName>>,
 }
 
 /// The running daemon, shared by the loop, the admin API and the reloader.
@@ -141,7 +142,7 @@ impl Daemon {
     /// Switches to a reloaded app; the loop looks at its policies at once.
     /// The observer forgets `removed` policies in the same step, so no late
     /// snapshot of theirs brings their series back.
-    pub fn replace_app(&self, app: Arc<App>, removed: &[String], touched: &[String]) {
+    pub fn replace_app(&self, app: Arc<App>, removed: &[PolicyName], touched: &[PolicyName]) {
         let _gate = self.shared.gate.lock().expect("snapshot gate poisoned");
         (self.shared.touched_by_reload.lock())
             .expect("reload set poisoned")
@@ -154,9 +155,9 @@ impl Daemon {
     }
 
     /// Policies with a rotation running in this process, sorted.
-    pub fn running(&self) -> Vec<String> {
+    pub fn running(&self) -> Vec<PolicyName> {
         let running = self.shared.running.lock().expect("running set poisoned");
-        let mut names: Vec<String> = running.iter().cloned().collect();
+        let mut names: Vec<PolicyName> = running.iter().cloned().collect();
         names.sort();
         names
     }

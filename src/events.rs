@@ -10,16 +10,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::names::{PolicyName, ProviderName, RotationId};
 use crate::state::KeyRecord;
 
 /// One state change of one policy's key.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
     pub time: DateTime<Utc>,
-    pub policy: String,
+    pub policy: PolicyName,
     /// The `[providers.<name>]` entry.
-    pub provider: String,
-    pub rotation_id: Option<String>,
+    pub provider: ProviderName,
+    pub rotation_id: Option<RotationId>,
     pub step: EventStep,
     pub outcome: EventOutcome,
     /// What started the rotation: schedule, overdue, manual, api, reload, first_key, placed.
@@ -116,11 +117,16 @@ impl EventOutcome {
 }
 
 impl Event {
-    pub fn new(policy: &str, provider: &str, step: EventStep, outcome: EventOutcome) -> Self {
+    pub fn new(
+        policy: &PolicyName,
+        provider: &ProviderName,
+        step: EventStep,
+        outcome: EventOutcome,
+    ) -> Self {
         Event {
             time: Utc::now(),
-            policy: policy.to_string(),
-            provider: provider.to_string(),
+            policy: policy.clone(),
+            provider: provider.clone(),
             rotation_id: None,
             step,
             outcome,

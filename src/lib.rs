@@ -20,6 +20,7 @@ pub mod failpoint;
 pub mod fsutil;
 pub mod logging;
 pub mod metrics;
+pub mod names;
 pub mod notify;
 pub mod observer;
 pub mod policy;

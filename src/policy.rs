@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::names::{LeaseKey, PolicyName, ProviderName, SecretId, StoreName};
 use crate::schedule::Schedule;
 
 #[derive(Debug, Clone)]
 pub struct Policy {
-    pub name: String,
+    pub name: PolicyName,
     /// Name of the `[providers.<name>]` entry.
-    pub provider: String,
+    pub provider: ProviderName,
     pub schedule: Option<Schedule>,
     pub max_age: Option<Duration>,
     pub key: KeyTemplate,
@@ -77,8 +78,10 @@ impl LimitReset {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// Name of the `[stores.<name>]` entry.
-    pub store: String,
-    pub secret_id: String,
+    pub store: StoreName,
+    pub secret_id: SecretId,
+    /// The secret's identity, which names its lease (see [`LeaseKey`]).
+    pub lease: LeaseKey,
     pub format: Format,
     /// The field holding the key, for `json` and `env` formats.
     pub field: Option<String>,
@@ -87,8 +90,11 @@ pub struct Target {
 }
 
 impl Target {
-    /// Identity of the secret for locking: two policies on one secret share a lease.
-    pub fn lock_key(&self) -> String {
+    /// The lock name rekey used before leases were keyed on the secret's
+    /// identity (`<store entry>/<secret_id>`). The file state store takes
+    /// this lock as well, so a daemon of an older version on the same state
+    /// directory is still kept out during an upgrade.
+    pub fn legacy_lock_name(&self) -> String {
         format!("{}/{}", self.store, self.secret_id)
     }
 }

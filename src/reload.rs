@@ -20,6 +20,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{self, Config, ConfigError};
 use crate::daemon::Daemon;
+use crate::names::PolicyName;
 
 /// How often the file is looked at.
 const POLL: Duration = Duration::from_secs(1);
@@ -67,7 +68,7 @@ pub async fn reload(path: &Path, daemon: &Daemon, cause: &str) -> Result<Diff, S
             field, "changed in the config; takes effect at the next restart"
         );
     }
-    let touched: Vec<String> = diff.added.iter().chain(&diff.changed).cloned().collect();
+    let touched: Vec<PolicyName> = diff.added.iter().chain(&diff.changed).cloned().collect();
     daemon.replace_app(app.clone(), &diff.removed, &touched);
     for name in &diff.removed {
         warn_if_in_flight(&old, name).await;
@@ -85,10 +86,11 @@ pub async fn reload(path: &Path, daemon: &Daemon, cause: &str) -> Result<Diff, S
 }
 
 /// Policy names for a log line: `a,b`, or `-` for none.
-fn listed(names: &[String]) -> String {
+fn listed(names: &[PolicyName]) -> String {
     if names.is_empty() {
         return "-".into();
     }
+    let names: Vec<&str> = names.iter().map(PolicyName::as_str).collect();
     names.join(",")
 }
 
@@ -118,13 +120,13 @@ async fn build(path: &Path, old: &crate::app::App) -> Result<Arc<crate::app::App
 
 /// A removed policy's rotation in flight stays where it is (its old key is
 /// not revoked) until the policy comes back: say so.
-async fn warn_if_in_flight(old: &crate::app::App, policy: &str) {
+async fn warn_if_in_flight(old: &crate::app::App, policy: &PolicyName) {
     let Ok(state) = old.state.load(policy).await else {
         return;
     };
     if let Some(rotation) = state.in_flight {
         warn!(
-            policy,
+            %policy,
             rotation = %rotation.id,
             step = rotation.step.as_str(),
             "removed policy has a rotation in flight; it is finished when the policy is back in the config"
@@ -135,17 +137,17 @@ async fn warn_if_in_flight(old: &crate::app::App, policy: &str) {
 /// What a reload changes.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Diff {
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
+    pub added: Vec<PolicyName>,
+    pub removed: Vec<PolicyName>,
     /// Any setting of the policy, its provider entry or its store entry.
-    pub changed: Vec<String>,
+    pub changed: Vec<PolicyName>,
     /// `daemon.*` settings read only at start.
     pub restart_only: Vec<&'static str>,
 }
 
 impl Diff {
     pub fn between(old: &Config, new: &Config) -> Diff {
-        let names = |c: &Config| -> BTreeSet<String> {
+        let names = |c: &Config| -> BTreeSet<PolicyName> {
             c.policies.iter().map(|p| p.name.clone()).collect()
         };
         let (before, after) = (names(old), names(new));

@@ -74,8 +74,8 @@ pub async fn collect(
 fn unreadable(policy: &Policy, e: &StateError) -> PolicyStatus {
     let newer = matches!(e, StateError::NewerFormat { .. });
     PolicyStatus {
-        policy: policy.name.clone(),
-        provider: policy.provider.clone(),
+        policy: policy.name.to_string(),
+        provider: policy.provider.to_string(),
         secret: format!("{}:{}", policy.target.store, policy.target.secret_id),
         current_key_id: None,
         current_label: None,
@@ -101,8 +101,8 @@ pub fn of(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> PolicySta
     );
     let waiting_since = waiting_since(state).filter(|_| due_now);
     PolicyStatus {
-        policy: policy.name.clone(),
-        provider: policy.provider.clone(),
+        policy: policy.name.to_string(),
+        provider: policy.provider.to_string(),
         secret: format!("{}:{}", policy.target.store, policy.target.secret_id),
         current_key_id: current.and_then(|c| c.id.clone()),
         current_label: current.map(|c| c.label.clone()),
@@ -115,7 +115,7 @@ pub fn of(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> PolicySta
         consecutive_failures: state.failures,
         last_result: state.last_result.clone(),
         in_flight: state.in_flight.as_ref().map(|r| InFlight {
-            rotation_id: r.id.clone(),
+            rotation_id: r.id.to_string(),
             step: r.step.as_str(),
             started_at: r.started_at,
             revoke_after: r.revoke_after,

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::names::{ProviderName, StoreName};
 use crate::policy::{Policy, RevokeMode, VerifyKind};
 
 pub mod bounds;
@@ -24,8 +25,8 @@ pub use problem::{ConfigError, ConfigProblem};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub daemon: DaemonConfig,
-    pub providers: BTreeMap<String, ProviderConfig>,
-    pub stores: BTreeMap<String, StoreConfig>,
+    pub providers: BTreeMap<ProviderName, ProviderConfig>,
+    pub stores: BTreeMap<StoreName, StoreConfig>,
     pub policies: Vec<Policy>,
     /// `[notify.<name>]` webhooks; policies pick theirs by name.
     pub notify: BTreeMap<String, NotifierConfig>,
@@ -72,7 +73,7 @@ pub enum StateLocation {
 
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
-    pub name: String,
+    pub name: ProviderName,
     pub kind: ProviderKind,
     /// Without a trailing slash. Defaults per kind (`ProviderKind::default_base_url`).
     pub base_url: String,
@@ -265,7 +266,7 @@ pub enum SecretRef {
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    pub name: String,
+    pub name: StoreName,
     pub kind: StoreKind,
 }
 

@@ -68,17 +68,18 @@ pub(crate) fn validate(
     let notifier_names = raw.notify.keys().cloned().collect();
     let daemon = daemon(&mut p, raw.daemon.unwrap_or_default(), base_dir);
     let providers: BTreeMap<_, _> = (raw.providers.into_iter())
-        .filter_map(|(name, r)| Some((name.clone(), provider(&mut p, name, r, base_dir)?)))
+        .filter_map(|(name, r)| Some((name.as_str().into(), provider(&mut p, name, r, base_dir)?)))
         .collect();
     let notify = notify::notifiers(&mut p, raw.notify, base_dir);
     let stores: BTreeMap<_, _> = (raw.stores.into_iter())
-        .filter_map(|(name, r)| Some((name.clone(), store(&mut p, name, r, base_dir)?)))
+        .filter_map(|(name, r)| Some((name.as_str().into(), store(&mut p, name, r, base_dir)?)))
         .collect();
     let names = policy::Known {
         providers: &provider_kinds,
         stores: &store_names,
         file_stores: &file_stores,
         notifiers: &notifier_names,
+        valid_stores: &stores,
         now,
     };
     let policies = policy::policies(&mut p, raw.policy, &names);

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use super::Daemon;
 use crate::app::App;
 use crate::backoff::Backoff;
+use crate::names::ProviderName;
 
 /// Each read gets this long.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -131,7 +132,7 @@ fn targets(app: &App) -> Vec<(String, &crate::policy::Policy)> {
 
 /// Each provider entry once, scoped the way its first policy uses it (OpenAI
 /// lists a project's keys); an entry no policy uses is asked as it is.
-fn providers(app: &App) -> Vec<(String, Arc<dyn crate::providers::Provider>)> {
+fn providers(app: &App) -> Vec<(ProviderName, Arc<dyn crate::providers::Provider>)> {
     app.providers
         .iter()
         .map(|(entry, shared)| {

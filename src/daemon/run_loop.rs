@@ -14,6 +14,7 @@ use super::observe::observe;
 use super::task::spawn_rotation;
 use super::{Daemon, MAX_SLEEP, Mode, Shared, Summary};
 use crate::app::App;
+use crate::names::PolicyName;
 use crate::policy::Policy;
 use crate::rotation::{Decision, Request, WaitReason, decide};
 use crate::state::Trigger;
@@ -30,7 +31,7 @@ pub(super) async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
     let shared = daemon.shared.clone();
     let tracker = daemon.tracker.clone();
     let mut app = daemon.app();
-    let mut held_back: HashMap<String, DateTime<Utc>> = HashMap::new();
+    let mut held_back: HashMap<PolicyName, DateTime<Utc>> = HashMap::new();
     let mut first_pass = true;
     let mut ran = 0;
     info!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{Daemon, Mode, is_running, spawn_rotation};
+use crate::names::{LeaseKey, PolicyName, RotationId};
 use crate::rotation::Request;
 use crate::state::{Step, Trigger};
 
@@ -19,17 +20,17 @@ pub enum Refusal {
     #[error("shutting down: no new rotations")]
     ShuttingDown,
     #[error("a rotation of {0} is already running in this daemon")]
-    Running(String),
+    Running(PolicyName),
     #[error(
         "another rotation (another process, or a policy sharing the secret) holds the lease on {0}"
     )]
-    LeaseHeld(String),
+    LeaseHeld(LeaseKey),
     #[error(
         "rotation {rotation_id} is in grace until {when}; ask again after it finishes, or with grace 0 to revoke the old key now",
         when = crate::clock::rfc3339(.revoke_after.to_owned())
     )]
     InGrace {
-        rotation_id: String,
+        rotation_id: RotationId,
         revoke_after: DateTime<Utc>,
     },
     #[error("cannot read the journal: {0}")]
@@ -67,12 +68,13 @@ impl Daemon {
                 });
             }
         }
-        let lock_key = policy.target.lock_key();
-        match app.state.try_lease(&lock_key).await {
+        let key = &policy.target.lease;
+        let legacy = policy.target.legacy_lock_name();
+        match app.state.try_lease(key, &legacy).await {
             // Released at once: the rotation takes it again. Should another
             // process win it in between, the run reports itself busy.
             Ok(Some(_lease)) => {}
-            Ok(None) => return Err(Refusal::LeaseHeld(lock_key)),
+            Ok(None) => return Err(Refusal::LeaseHeld(key.clone())),
             Err(e) => return Err(Refusal::Journal(e.to_string())),
         }
         let name = policy.name.clone();

@@ -19,7 +19,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 fn policy(max_age: Option<Duration>) -> Policy {
     Policy {
-        name: "p".into(),
+        name: "p".parse().unwrap(),
         provider: "or".into(),
         schedule: None,
         max_age,
@@ -27,6 +27,7 @@ fn policy(max_age: Option<Duration>) -> Policy {
         target: Target {
             store: "s".into(),
             secret_id: "x".into(),
+            lease: crate::names::LeaseKey::aws("test", "x"),
             format: Format::Raw,
             field: None,
             create: true,
@@ -57,7 +58,7 @@ fn key(created: &str) -> KeyRecord {
 
 fn rotation(step: Step, started: &str, revoke_failures: u32) -> Rotation {
     Rotation {
-        id: "r".into(),
+        id: "r".parse().unwrap(),
         trigger: Trigger::Schedule,
         started_at: at(started),
         step,
@@ -112,7 +113,12 @@ fn label_values_are_escaped() {
 fn histograms_render_cumulative_buckets_sum_and_count() {
     let m = Metrics::new();
     for secs in [0.003, 0.3, 0.3, 7.0, 1000.0] {
-        let mut step = Event::new("p", "or", EventStep::Verify, EventOutcome::Ok);
+        let mut step = Event::new(
+            &"p".parse().unwrap(),
+            &"or".into(),
+            EventStep::Verify,
+            EventOutcome::Ok,
+        );
         step.duration = Some(Duration::from_secs_f64(secs));
         m.record(&step);
     }
@@ -160,10 +166,20 @@ fn series_come_out_sorted_and_two_renders_are_identical() {
 #[test]
 fn events_count_results_and_time_the_steps_of_a_rotation_only() {
     let m = Metrics::new();
-    let mut done = Event::new("p", "or", EventStep::Revoke, EventOutcome::Rotated);
+    let mut done = Event::new(
+        &"p".parse().unwrap(),
+        &"or".into(),
+        EventStep::Revoke,
+        EventOutcome::Rotated,
+    );
     done.duration = Some(Duration::from_millis(20));
     m.record(&done);
-    let mut adopted = Event::new("p", "or", EventStep::Adopt, EventOutcome::Ok);
+    let mut adopted = Event::new(
+        &"p".parse().unwrap(),
+        &"or".into(),
+        EventStep::Adopt,
+        EventOutcome::Ok,
+    );
     adopted.duration = Some(Duration::from_millis(20));
     m.record(&adopted);
     let text = m.render();
@@ -180,7 +196,7 @@ fn events_count_results_and_time_the_steps_of_a_rotation_only() {
 #[test]
 fn a_rotation_before_promote_is_in_progress_and_not_due() {
     let m = Metrics::new();
-    let mut state = PolicyState::new("p");
+    let mut state = PolicyState::new(&"p".parse().unwrap());
     state.current = Some(key("2026-01-01T00:00:00Z"));
     state.in_flight = Some(rotation(Step::Staged, "2026-01-10T00:00:00Z", 0));
     let now = at("2026-01-10T00:01:00Z");
@@ -203,7 +219,7 @@ fn a_rotation_before_promote_is_in_progress_and_not_due() {
 #[test]
 fn a_promoted_rotation_is_a_pending_revoke_with_its_failures() {
     let m = Metrics::new();
-    let mut state = PolicyState::new("p");
+    let mut state = PolicyState::new(&"p".parse().unwrap());
     state.current = Some(key("2026-01-10T00:00:00Z"));
     state.in_flight = Some(rotation(Step::Promoted, "2026-01-10T00:00:00Z", 4));
     let finished = at("2025-12-01T00:00:00Z");
@@ -212,7 +228,7 @@ fn a_promoted_rotation_is_a_pending_revoke_with_its_failures() {
         (OutcomeKind::Failed, finished + TimeDelta::days(3)),
     ] {
         state.push_history(HistoryEntry {
-            rotation_id: "old".into(),
+            rotation_id: "old".parse().unwrap(),
             trigger: Trigger::Schedule,
             started_at: when,
             finished_at: when,
@@ -243,7 +259,7 @@ fn a_promoted_rotation_is_a_pending_revoke_with_its_failures() {
 #[test]
 fn a_policy_without_a_key_is_due_and_forgetting_it_drops_its_series() {
     let m = Metrics::new();
-    let state = PolicyState::new("p");
+    let state = PolicyState::new(&"p".parse().unwrap());
     m.policy_snapshot(&policy(None), &state, None, Utc::now());
     m.verify_attempt("p", "or", true);
     m.provider_request("or", "create", "ok");
@@ -265,8 +281,13 @@ fn a_policy_without_a_key_is_due_and_forgetting_it_drops_its_series() {
 #[test]
 fn events_between_snapshots_keep_the_in_flight_gauges_live() {
     let m = Metrics::new();
-    let mut begin = Event::new("p", "or", EventStep::Begin, EventOutcome::Ok);
-    begin.rotation_id = Some("r".into());
+    let mut begin = Event::new(
+        &"p".parse().unwrap(),
+        &"or".into(),
+        EventStep::Begin,
+        EventOutcome::Ok,
+    );
+    begin.rotation_id = Some("r".parse().unwrap());
     m.record(&begin);
     let g = |text: &str, name: &str| sample(text, &format!("{name}{{policy=\"p\"}}"));
     let text = m.render();
@@ -277,12 +298,22 @@ fn events_between_snapshots_keep_the_in_flight_gauges_live() {
         Some(started)
     );
 
-    m.record(&Event::new("p", "or", EventStep::Promote, EventOutcome::Ok));
+    m.record(&Event::new(
+        &"p".parse().unwrap(),
+        &"or".into(),
+        EventStep::Promote,
+        EventOutcome::Ok,
+    ));
     let text = m.render();
     assert_eq!(g(&text, "rekey_rotation_in_progress"), Some(0.0));
     assert_eq!(g(&text, "rekey_pending_revokes"), Some(1.0));
 
-    let done = Event::new("p", "or", EventStep::Revoke, EventOutcome::Rotated);
+    let done = Event::new(
+        &"p".parse().unwrap(),
+        &"or".into(),
+        EventStep::Revoke,
+        EventOutcome::Rotated,
+    );
     m.record(&done);
     let text = m.render();
     assert_eq!(g(&text, "rekey_pending_revokes"), Some(0.0));
@@ -298,8 +329,8 @@ fn events_between_snapshots_keep_the_in_flight_gauges_live() {
 fn numbers_print_as_prometheus_reads_them() {
     let m = Metrics::new();
     m.record(&Event::new(
-        "p",
-        "or",
+        &"p".parse().unwrap(),
+        &"or".into(),
         EventStep::Revoke,
         EventOutcome::Rotated,
     ));

@@ -53,9 +53,9 @@ pub struct Alert {
 impl Alert {
     pub fn from_event(kind: NotifyEvent, event: &Event) -> Alert {
         let mut alert = Alert::bare(kind, event.time);
-        alert.policy = Some(event.policy.clone());
-        alert.provider = Some(event.provider.clone());
-        alert.rotation_id = event.rotation_id.clone();
+        alert.policy = Some(event.policy.to_string());
+        alert.provider = Some(event.provider.to_string());
+        alert.rotation_id = event.rotation_id.as_ref().map(ToString::to_string);
         alert.step = Some(event.step.as_str());
         alert.outcome = Some(event.outcome.as_str());
         alert.trigger = event.trigger;
@@ -208,7 +208,7 @@ mod tests {
     use super::*;
 
     fn event(step: EventStep, outcome: EventOutcome, failures: u32) -> Event {
-        let mut e = Event::new("p", "or", step, outcome);
+        let mut e = Event::new(&"p".parse().unwrap(), &"or".into(), step, outcome);
         e.failures = failures;
         e
     }

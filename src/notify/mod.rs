@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::config::{Config, NotifyEvent};
 use crate::events::{Event, KeyRef};
 use crate::metrics::Metrics;
+use crate::names::PolicyName;
 use crate::policy::Policy;
 use crate::state::KeyRecord;
 
@@ -35,9 +36,9 @@ pub struct Notifier {
     queue: Queue,
     metrics: Arc<Metrics>,
     /// Per policy, the key an `overdue` alert was last sent for (once per key).
-    overdue_sent: Mutex<HashMap<String, String>>,
+    overdue_sent: Mutex<HashMap<PolicyName, String>>,
     /// Policies whose unreadable journal was alerted (once until it reads again).
-    corrupt_sent: Mutex<HashSet<String>>,
+    corrupt_sent: Mutex<HashSet<PolicyName>>,
 }
 
 #[derive(Default)]
@@ -203,7 +204,7 @@ async fn routes(config: &Config, metrics: &Metrics) -> Result<Routes, String> {
         metrics.notifier_configured(name);
     }
     let by_policy = (config.policies.iter())
-        .map(|p| (p.name.clone(), p.notify.clone()))
+        .map(|p| (p.name.to_string(), p.notify.clone()))
         .collect();
     Ok(Routes { targets, by_policy })
 }

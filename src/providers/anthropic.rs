@@ -35,7 +35,7 @@ pub struct Anthropic {
 impl Anthropic {
     pub fn new(config: &ProviderConfig, admin_key: SecretString) -> Result<Self, ProviderError> {
         Ok(Self {
-            entry: config.name.clone(),
+            entry: config.name.to_string(),
             base_url: config.base_url.trim_end_matches('/').to_string(),
             admin_key,
             http: super::http_client(&config.name, config.request_timeout)?,

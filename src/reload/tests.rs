@@ -128,7 +128,11 @@ impl Fixture {
 
     fn policies(&self) -> Vec<String> {
         let app = self.daemon.app();
-        app.config.policies.iter().map(|p| p.name.clone()).collect()
+        app.config
+            .policies
+            .iter()
+            .map(|p| p.name.to_string())
+            .collect()
     }
 }
 
@@ -185,7 +189,7 @@ async fn a_valid_config_is_applied_and_shares_the_shutdown_token() {
 
     assert_eq!(
         (diff.added, diff.removed),
-        (vec!["b".into()], vec!["a".into()])
+        (vec!["b".parse().unwrap()], vec!["a".parse().unwrap()])
     );
     assert_eq!(f.policies(), ["b"]);
     before.cancel.cancel();

@@ -104,7 +104,7 @@ mod tests {
 
     fn policy(schedule: Option<&str>, max_age: Option<Duration>) -> Policy {
         Policy {
-            name: "p".into(),
+            name: "p".parse().unwrap(),
             provider: "or".into(),
             schedule: schedule.map(|s| Schedule::parse(s, None).unwrap()),
             max_age,
@@ -115,6 +115,7 @@ mod tests {
             target: Target {
                 store: "s".into(),
                 secret_id: "x".into(),
+                lease: crate::names::LeaseKey::aws("test", "x"),
                 format: Format::Raw,
                 field: None,
                 create: true,
@@ -135,7 +136,7 @@ mod tests {
     }
 
     fn with_key(created: &str) -> PolicyState {
-        let mut s = PolicyState::new("p");
+        let mut s = PolicyState::new(&"p".parse().unwrap());
         s.current = Some(KeyRecord {
             id: Some("k".into()),
             label: "l".into(),
@@ -148,7 +149,7 @@ mod tests {
     fn in_flight(step: Step, revoke_after: Option<&str>) -> PolicyState {
         let mut s = with_key("2026-01-01T00:00:00Z");
         s.in_flight = Some(Rotation {
-            id: "r".into(),
+            id: "r".parse().unwrap(),
             trigger: Trigger::Schedule,
             started_at: at("2026-01-01T00:00:00Z"),
             step,
@@ -179,7 +180,7 @@ mod tests {
             (
                 "no key yet",
                 policy(daily, None),
-                PolicyState::new("p"),
+                PolicyState::new(&"p".parse().unwrap()),
                 Decision::Rotate(Trigger::FirstKey),
             ),
             (

@@ -13,10 +13,11 @@ use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::config::Backoff;
+use crate::names::RotationId;
 use crate::observer::Observer;
 use crate::policy::{Policy, RevokeMode};
 use crate::providers::{Provider, ProviderError};
-use crate::state::{KeyRecord, Rotation, StateError, StateStore, Step, Trigger};
+use crate::state::{KeyRecord, Lease, Rotation, StateError, StateStore, Step, Trigger};
 use crate::stores::{SecretStore, StoreError};
 
 mod adopt;
@@ -78,18 +79,21 @@ pub enum Until {
 pub enum RunOutcome {
     /// The rotation is finished; `old_key` says what became of the old key.
     Rotated {
-        rotation_id: String,
+        rotation_id: RotationId,
         new_key: KeyRecord,
         old_key: OldKeyFate,
     },
     /// Promoted; the old key (if any) is revoked after `revoke_after`.
     InGrace {
-        rotation_id: String,
+        rotation_id: RotationId,
         revoke_after: DateTime<Utc>,
         old_key: Option<KeyRecord>,
     },
     /// Verification failed for good; the new key is gone, the old one current.
-    RolledBack { rotation_id: String, reason: String },
+    RolledBack {
+        rotation_id: RotationId,
+        reason: String,
+    },
     /// Another process (or task) holds this secret's lease.
     Busy,
     /// Assisted rotation: due (or asked for), but no new key is placed as
@@ -103,7 +107,7 @@ pub enum RunOutcome {
     /// Shutdown requested; stopped at a step boundary, the journal resumes it.
     /// `live_old_key`: stopped after promote, the old key still works.
     Stopped {
-        rotation_id: String,
+        rotation_id: RotationId,
         live_old_key: Option<LiveOldKey>,
     },
 }
@@ -149,7 +153,7 @@ impl fmt::Display for OldKeyFate {
 
 impl RunOutcome {
     /// Stopped at a step boundary; [`Run::execute`] adds the live old key.
-    pub fn stopped(rotation_id: String) -> RunOutcome {
+    pub fn stopped(rotation_id: RotationId) -> RunOutcome {
         RunOutcome::Stopped {
             rotation_id,
             live_old_key: None,
@@ -205,7 +209,7 @@ pub enum RotationError {
         when = crate::clock::rfc3339(.revoke_after.to_owned())
     )]
     InGrace {
-        rotation_id: String,
+        rotation_id: RotationId,
         revoke_after: DateTime<Utc>,
     },
     #[error("refusing to revoke key {key_id}: the store's current key is still that key")]
@@ -225,7 +229,7 @@ pub enum RotationError {
         "rotation {rotation_id}: a key the provider may have created could not be accounted for within daemon.sweep_timeout ({message}); the next pass sweeps again"
     )]
     CreateUnconfirmed {
-        rotation_id: String,
+        rotation_id: RotationId,
         message: String,
     },
     /// A bug: the rotation panicked. The journal resumes it on the next pass.
@@ -264,25 +268,28 @@ pub async fn run_policy(
     let span =
         tracing::info_span!("rotation", policy = %policy.name, rotation = tracing::field::Empty);
     async {
-        let Some(_lease) = ctx.state.try_lease(&policy.target.lock_key()).await? else {
-            tracing::info!(secret = %policy.target.lock_key(), "another rotation holds this secret; skipping");
+        let target = &policy.target;
+        let legacy = target.legacy_lock_name();
+        let Some(lease) = ctx.state.try_lease(&target.lease, &legacy).await? else {
+            tracing::info!(secret = %target.lease, "another rotation holds this secret; skipping");
             return Ok(RunOutcome::Busy);
         };
+        let lease: Arc<dyn Lease> = Arc::from(lease);
         crate::failpoint::pause("lease:held").await;
         let state = ctx.state.load(&policy.name).await?;
         // Run on its own task so that a panic (a bug) becomes a failed
         // rotation here, journaled and alerted, instead of a dead task.
-        let (task_ctx, task_policy) = (ctx.clone(), policy.clone());
+        let (task_ctx, task_policy, task_lease) = (ctx.clone(), policy.clone(), lease.clone());
         let task = tokio::spawn(
             async move {
-                let mut run = run::Run::new(&task_ctx, &task_policy, state);
+                let mut run = run::Run::new(&task_ctx, &task_policy, state, task_lease);
                 run.execute(request, until).await
             }
             .in_current_span(),
         );
         match task.await {
             Ok(result) => result,
-            Err(e) => record_panic(ctx, policy, e).await,
+            Err(e) => record_panic(ctx, policy, e, lease).await,
         }
     }
     .instrument(span)
@@ -297,6 +304,7 @@ async fn record_panic(
     ctx: &Ctx,
     policy: &Policy,
     e: tokio::task::JoinError,
+    lease: Arc<dyn Lease>,
 ) -> Result<RunOutcome, RotationError> {
     let message = match e.try_into_panic() {
         Ok(payload) => crate::logging::panic_message(payload.as_ref()),
@@ -307,6 +315,6 @@ async fn record_panic(
     let message = crate::secret::scrub(&message);
     tracing::error!(%message, "rotation panicked; recording it as a failed rotation");
     let state = ctx.state.load(&policy.name).await?;
-    let mut run = run::Run::new(ctx, policy, state);
+    let mut run = run::Run::new(ctx, policy, state, lease);
     run.fail(RotationError::Panicked(message)).await
 }

@@ -44,7 +44,7 @@ pub async fn plan(ctx: &Ctx, policy: &Policy) -> Result<Plan, RotationError> {
     let state = ctx.state.load(&policy.name).await?;
     let lease_free = ctx
         .state
-        .try_lease(&policy.target.lock_key())
+        .try_lease(&policy.target.lease, &policy.target.legacy_lock_name())
         .await?
         .is_some();
     let current_label = current.as_ref().map(redacted_label);
@@ -58,13 +58,13 @@ pub async fn plan(ctx: &Ctx, policy: &Policy) -> Result<Plan, RotationError> {
         _ => Vec::new(),
     };
     Ok(Plan {
-        policy: policy.name.clone(),
+        policy: policy.name.to_string(),
         provider_keys: keys.len(),
         findings,
         in_flight: state
             .in_flight
             .as_ref()
-            .map(|r| (r.id.clone(), r.step.as_str().to_string())),
+            .map(|r| (r.id.to_string(), r.step.as_str().to_string())),
         current_label,
         journal_agrees,
         lease_free,

@@ -2,6 +2,7 @@
 //! journal in memory — and the bookkeeping every step shares: saving,
 //! closing a rotation into the history, recording failures with backoff.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -14,7 +15,9 @@ use super::{Ctx, RotationError, Until};
 use crate::events::{Event, EventOutcome, EventStep, KeyRef};
 use crate::policy::Policy;
 use crate::providers::ProviderError;
-use crate::state::{HistoryEntry, KeyRecord, Outcome, OutcomeKind, PolicyState, Rotation, Step};
+use crate::state::{
+    HistoryEntry, KeyRecord, Lease, Outcome, OutcomeKind, PolicyState, Rotation, Step,
+};
 use crate::stores::Base;
 
 pub(super) struct Run<'a> {
@@ -36,10 +39,18 @@ pub(super) struct Run<'a> {
     /// The current span already carries a `rotation` id (recorded once:
     /// a field recorded again is printed twice).
     pub span_names_rotation: bool,
+    /// The secret's lease, held for the whole run: every journal write is
+    /// fenced by it, and every side effect first asks it for enough time.
+    pub lease: Arc<dyn Lease>,
 }
 
 impl<'a> Run<'a> {
-    pub fn new(ctx: &'a Ctx, policy: &'a Policy, state: PolicyState) -> Self {
+    pub fn new(
+        ctx: &'a Ctx,
+        policy: &'a Policy,
+        state: PolicyState,
+        lease: Arc<dyn Lease>,
+    ) -> Self {
         Run {
             ctx,
             policy,
@@ -50,6 +61,7 @@ impl<'a> Run<'a> {
             base: None,
             verified_before_stage: false,
             span_names_rotation: false,
+            lease,
         }
     }
 }
@@ -167,7 +179,7 @@ impl Run<'_> {
     }
 
     pub async fn save(&self) -> Result<(), RotationError> {
-        Ok(self.ctx.state.save(&self.state).await?)
+        Ok(self.ctx.state.save(&self.state, &*self.lease).await?)
     }
 
     pub fn rotation(&mut self) -> &mut Rotation {

@@ -132,7 +132,10 @@ impl Run<'_> {
         let keys = self
             .provider_call("list keys", || self.ctx.provider.list_keys())
             .await?;
-        let ours: Vec<_> = keys.into_iter().filter(|k| k.name.contains(&id)).collect();
+        let ours: Vec<_> = keys
+            .into_iter()
+            .filter(|k| k.name.contains(id.as_str()))
+            .collect();
         for key in &ours {
             if self.delete_confirmed(&key.id, "delete orphan key").await? == Deleted::Now {
                 warn!(key_id = %key.id, name = %key.name, "deleted a key this rotation had made");

@@ -18,6 +18,7 @@ use super::run::Run;
 use super::{RotationError, RunOutcome, Until};
 use crate::events::{EventOutcome, EventStep};
 use crate::failpoint;
+use crate::names::RotationId;
 
 use crate::providers::{CreatedKey, KeySpec};
 use crate::secret::redacted_label;
@@ -110,7 +111,7 @@ impl Run<'_> {
 
     /// begin: a new rotation id, recorded before anything is created.
     pub async fn begin(&mut self, trigger: Trigger, grace: Duration) -> Result<(), RotationError> {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = RotationId::generate();
         if !self.span_names_rotation {
             // A span field recorded twice is printed twice: a rotation begun
             // in place of a lost one keeps the span of the one it replaces.

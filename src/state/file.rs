@@ -17,8 +17,9 @@ use async_trait::async_trait;
 
 use serde::{Deserialize, Serialize};
 
-use super::{JOURNAL_FORMAT, Lease, PolicyState, StateError, StateStore};
+use super::{Fence, JOURNAL_FORMAT, Lease, PolicyState, StateError, StateStore};
 use crate::fsutil;
+use crate::names::{LeaseKey, PolicyName};
 
 pub struct FileStateStore {
     dir: PathBuf,
@@ -53,6 +54,10 @@ impl FileStateStore {
         }
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn journal_path(&self, policy: &str) -> PathBuf {
         self.dir.join("policies").join(format!("{policy}.json"))
     }
@@ -78,12 +83,14 @@ impl FileStateStore {
 
 #[async_trait]
 impl StateStore for FileStateStore {
-    async fn load(&self, policy: &str) -> Result<PolicyState, StateError> {
-        let name = policy.to_string();
+    async fn load(&self, policy: &PolicyName) -> Result<PolicyState, StateError> {
+        let name = policy.clone();
         Self::blocking(self.journal_path(policy), move |path| load(path, &name)).await
     }
 
-    async fn save(&self, state: &PolicyState) -> Result<(), StateError> {
+    /// A `flock` cannot be lost while its process lives, so there is
+    /// nothing to check the write against.
+    async fn save(&self, state: &PolicyState, _lease: &dyn Lease) -> Result<(), StateError> {
         let path = self.journal_path(&state.policy);
         // Serialized here, so the blocking task owns only bytes.
         let versioned = Versioned {
@@ -100,8 +107,69 @@ impl StateStore for FileStateStore {
         .await
     }
 
-    async fn try_lease(&self, lock_key: &str) -> Result<Option<Box<dyn Lease>>, StateError> {
-        Self::blocking(self.lock_path(lock_key), try_lock).await
+    /// Takes the lock named by the secret's identity and then the one an
+    /// older rekey would take for it; both or neither.
+    async fn try_lease(
+        &self,
+        key: &LeaseKey,
+        legacy_name: &str,
+    ) -> Result<Option<Box<dyn Lease>>, StateError> {
+        let legacy = self.lock_path(legacy_name);
+        let key = key.clone();
+        Self::blocking(self.lock_path(&key), move |path| {
+            let Some(lock) = try_lock(path)? else {
+                return Ok(None);
+            };
+            let Some(old) = try_lock(&legacy)? else {
+                return Ok(None);
+            };
+            Ok(Some(Box::new(FileLease {
+                key,
+                _locks: [lock, old],
+            }) as Box<dyn Lease>))
+        })
+        .await
+    }
+
+    async fn policies(&self) -> Result<Vec<PolicyName>, StateError> {
+        Self::blocking(self.dir.join("policies"), |dir| {
+            let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, e))?;
+            let mut names = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(|e| io_error(dir, e))?;
+                let file = entry.file_name();
+                let Some(stem) = file.to_str().and_then(|f| f.strip_suffix(".json")) else {
+                    continue;
+                };
+                // Temporary and foreign files are not journals.
+                if let Ok(name) = PolicyName::parse(stem) {
+                    names.push(name);
+                }
+            }
+            names.sort();
+            Ok(names)
+        })
+        .await
+    }
+
+    async fn held_leases(&self) -> Result<Vec<String>, StateError> {
+        Self::blocking(self.dir.join("locks"), |dir| {
+            let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, e))?;
+            let mut held = Vec::new();
+            for entry in entries {
+                let path = entry.map_err(|e| io_error(dir, e))?.path();
+                if path.extension().is_some_and(|e| e == "lock") && try_lock(&path)?.is_none() {
+                    held.push(path.display().to_string());
+                }
+            }
+            held.sort();
+            Ok(held)
+        })
+        .await
+    }
+
+    fn describe(&self) -> String {
+        format!("file:{}", self.dir.display())
     }
 }
 
@@ -120,7 +188,7 @@ struct Header {
 }
 
 /// The journal at `path`; a fresh state for `policy` when there is none.
-fn load(path: &Path, policy: &str) -> Result<PolicyState, StateError> {
+fn load(path: &Path, policy: &PolicyName) -> Result<PolicyState, StateError> {
     match std::fs::read(path) {
         Ok(bytes) => parse(path, &bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PolicyState::new(policy)),
@@ -148,7 +216,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<PolicyState, StateError> {
 }
 
 /// `flock`s the lock file at `path` without waiting; `None` if it is held.
-fn try_lock(path: &Path) -> Result<Option<Box<dyn Lease>>, StateError> {
+fn try_lock(path: &Path) -> Result<Option<File>, StateError> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -159,7 +227,7 @@ fn try_lock(path: &Path) -> Result<Option<Box<dyn Lease>>, StateError> {
     // SAFETY: flock on a file descriptor we own; no memory is involved.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc == 0 {
-        return Ok(Some(Box::new(FileLease(file))));
+        return Ok(Some(file));
     }
     let err = std::io::Error::last_os_error();
     if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
@@ -169,10 +237,26 @@ fn try_lock(path: &Path) -> Result<Option<Box<dyn Lease>>, StateError> {
     }
 }
 
-/// Closing the file releases the `flock`.
-struct FileLease(#[allow(dead_code)] File);
+/// Closing the files releases the `flock`s.
+struct FileLease {
+    key: LeaseKey,
+    _locks: [File; 2],
+}
 
-impl Lease for FileLease {}
+impl Lease for FileLease {
+    fn key(&self) -> &LeaseKey {
+        &self.key
+    }
+
+    /// A `flock` is held until this process lets go of it.
+    fn ensure(&self, _span: std::time::Duration) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    fn fence(&self) -> Option<&Fence> {
+        None
+    }
+}
 
 fn io_error(path: &Path, e: std::io::Error) -> StateError {
     StateError::Io {
@@ -190,32 +274,81 @@ fn fnv1a(s: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::RotationId;
     use crate::state::{HISTORY_LEN, HistoryEntry, OutcomeKind, Trigger};
+
+    fn p(name: &str) -> PolicyName {
+        PolicyName::parse(name).unwrap()
+    }
+
+    fn key(secret: &str) -> LeaseKey {
+        LeaseKey::aws("eu-central-1", secret)
+    }
+
+    async fn lease(store: &FileStateStore) -> Box<dyn Lease> {
+        store.try_lease(&key("any"), "any").await.unwrap().unwrap()
+    }
 
     #[tokio::test]
     async fn a_saved_journal_loads_back_identical() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStateStore::open(dir.path()).unwrap();
-        let mut state = store.load("p1").await.unwrap();
-        assert_eq!(state, PolicyState::new("p1"));
+        let mut state = store.load(&p("p1")).await.unwrap();
+        assert_eq!(state, PolicyState::new(&p("p1")));
         state.failures = 3;
-        store.save(&state).await.unwrap();
-        assert_eq!(store.load("p1").await.unwrap(), state);
+        store.save(&state, &*lease(&store).await).await.unwrap();
+        assert_eq!(store.load(&p("p1")).await.unwrap(), state);
+        assert_eq!(store.policies().await.unwrap(), vec![p("p1")]);
     }
 
     #[tokio::test]
     async fn a_held_lease_is_refused_until_released() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStateStore::open(dir.path()).unwrap();
-        let lease = store.try_lease("aws/prod/llm").await.unwrap();
+        let lease = store
+            .try_lease(&key("prod/llm"), "aws/prod/llm")
+            .await
+            .unwrap();
         assert!(lease.is_some());
-        assert!(store.try_lease("aws/prod/llm").await.unwrap().is_none());
+        assert_eq!(
+            store.held_leases().await.unwrap().len(),
+            2,
+            "key and legacy lock"
+        );
+        let arn = "arn:aws:secretsmanager:eu-central-1:1:secret:prod/llm-AbCdEf";
         assert!(
-            store.try_lease("aws/prod_llm").await.unwrap().is_some(),
+            store
+                .try_lease(&key(arn), "aws2/arn")
+                .await
+                .unwrap()
+                .is_none(),
+            "another entry naming the same secret shares the lease"
+        );
+        assert!(
+            store
+                .try_lease(&key("other"), "aws/prod/llm")
+                .await
+                .unwrap()
+                .is_none(),
+            "an older rekey's lock name is taken too"
+        );
+        assert!(
+            store
+                .try_lease(&key("prod_llm"), "aws/prod_llm")
+                .await
+                .unwrap()
+                .is_some(),
             "distinct secret"
         );
         drop(lease);
-        assert!(store.try_lease("aws/prod/llm").await.unwrap().is_some());
+        assert!(store.held_leases().await.unwrap().is_empty());
+        assert!(
+            store
+                .try_lease(&key("prod/llm"), "aws/prod/llm")
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[tokio::test]
@@ -223,7 +356,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStateStore::open(dir.path()).unwrap();
         std::fs::write(store.journal_path("p1"), b"{not json").unwrap();
-        let err = store.load("p1").await.unwrap_err();
+        let err = store.load(&p("p1")).await.unwrap_err();
         assert!(err.to_string().contains("p1.json"), "{err}");
     }
 
@@ -231,16 +364,16 @@ mod tests {
     async fn a_journal_names_its_format_and_one_without_it_loads_as_format_1() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStateStore::open(dir.path()).unwrap();
-        let mut state = PolicyState::new("p1");
+        let mut state = PolicyState::new(&p("p1"));
         state.failures = 2;
-        store.save(&state).await.unwrap();
+        store.save(&state, &*lease(&store).await).await.unwrap();
         let raw: serde_json::Value =
             serde_json::from_slice(&std::fs::read(store.journal_path("p1")).unwrap()).unwrap();
         assert_eq!(raw["format"], JOURNAL_FORMAT);
         let mut older = raw.clone();
         older.as_object_mut().unwrap().remove("format");
         std::fs::write(store.journal_path("p1"), older.to_string()).unwrap();
-        assert_eq!(store.load("p1").await.unwrap(), state);
+        assert_eq!(store.load(&p("p1")).await.unwrap(), state);
     }
 
     #[tokio::test]
@@ -249,7 +382,7 @@ mod tests {
         let store = FileStateStore::open(dir.path()).unwrap();
         let newer = br#"{"format": 2, "policy": "p1", "shape": "unknown to us"}"#;
         std::fs::write(store.journal_path("p1"), newer).unwrap();
-        let err = store.load("p1").await.unwrap_err();
+        let err = store.load(&p("p1")).await.unwrap_err();
         assert_eq!(err.kind(), "newer_format", "{err}");
         let text = err.to_string();
         assert!(
@@ -262,10 +395,10 @@ mod tests {
 
     #[test]
     fn history_keeps_the_newest_twenty() {
-        let mut state = PolicyState::new("p");
+        let mut state = PolicyState::new(&p("p"));
         for i in 0..25 {
             state.push_history(HistoryEntry {
-                rotation_id: i.to_string(),
+                rotation_id: RotationId::parse(i.to_string()).unwrap(),
                 trigger: Trigger::Schedule,
                 started_at: chrono::Utc::now(),
                 finished_at: chrono::Utc::now(),

@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::names::{LeaseKey, PolicyName, RotationId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -18,9 +20,9 @@ pub const HISTORY_LEN: usize = 20;
 pub const JOURNAL_FORMAT: u32 = 1;
 
 /// Everything rekey remembers about one policy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyState {
-    pub policy: String,
+    pub policy: PolicyName,
     /// The key rekey believes is current in the store.
     pub current: Option<KeyRecord>,
     /// A rotation that has begun and not finished (or rolled back).
@@ -41,10 +43,16 @@ pub struct PolicyState {
 }
 
 impl PolicyState {
-    pub fn new(policy: &str) -> Self {
+    pub fn new(policy: &PolicyName) -> Self {
         Self {
-            policy: policy.to_string(),
-            ..Self::default()
+            policy: policy.clone(),
+            current: None,
+            in_flight: None,
+            failures: 0,
+            retry_not_before: None,
+            last_result: None,
+            history: Vec::new(),
+            awaiting_key_since: None,
         }
     }
 
@@ -128,7 +136,7 @@ impl Step {
 /// The journal of one rotation in flight.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rotation {
-    pub id: String,
+    pub id: RotationId,
     pub trigger: Trigger,
     pub started_at: DateTime<Utc>,
     pub step: Step,
@@ -168,7 +176,7 @@ impl Rotation {
     /// with another value).
     pub fn stage_token(&self) -> String {
         match self.restages {
-            0 => self.id.clone(),
+            0 => self.id.to_string(),
             n => format!("{}-{n}", self.id),
         }
     }
@@ -216,7 +224,7 @@ impl OutcomeKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     pub kind: OutcomeKind,
-    pub rotation_id: String,
+    pub rotation_id: RotationId,
     pub at: DateTime<Utc>,
     /// Error kind and message on failure (never key material).
     pub error: Option<String>,
@@ -224,7 +232,7 @@ pub struct Outcome {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
-    pub rotation_id: String,
+    pub rotation_id: RotationId,
     pub trigger: Trigger,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
@@ -235,17 +243,52 @@ pub struct HistoryEntry {
 }
 
 /// Held while a rotation of one secret runs; dropping it releases the lease.
-pub trait Lease: Send + Sync {}
+pub trait Lease: Send + Sync {
+    /// The secret this lease is on.
+    fn key(&self) -> &LeaseKey;
+    /// Ok when the lease is sure to be held for `span` from now, so a side
+    /// effect that may take that long (a provider or store call up to its
+    /// timeout) may start. A lease that cannot promise it refuses with
+    /// [`StateError::LeaseLost`], and the rotation stops.
+    fn ensure(&self, span: Duration) -> Result<(), StateError>;
+    /// What a journal write under this lease is conditioned on; `None` for
+    /// a lease that cannot be lost while its process lives (a `flock`).
+    fn fence(&self) -> Option<&Fence>;
+}
+
+/// The fencing token of a lease that can expire: the store refuses a
+/// journal write unless the lease item still carries exactly this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// Which replica holds it (host, process, a random part).
+    pub owner: String,
+    /// Incremented on every acquisition, plus a random nonce.
+    pub token: String,
+}
 
 #[async_trait]
 pub trait StateStore: Send + Sync {
     /// The policy's state; a fresh one when none was saved yet.
-    async fn load(&self, policy: &str) -> Result<PolicyState, StateError>;
-    /// Durably replaces the policy's state (atomic: old or new, never torn).
-    async fn save(&self, state: &PolicyState) -> Result<(), StateError>;
+    async fn load(&self, policy: &PolicyName) -> Result<PolicyState, StateError>;
+    /// Durably replaces the policy's state (atomic: old or new, never torn),
+    /// only while `lease` is still held: a write under a lost lease is
+    /// refused with [`StateError::LeaseLost`] and changes nothing.
+    async fn save(&self, state: &PolicyState, lease: &dyn Lease) -> Result<(), StateError>;
     /// Takes the lease on a secret without waiting; `Ok(None)` if another
-    /// holder (this or another process) has it.
-    async fn try_lease(&self, lock_key: &str) -> Result<Option<Box<dyn Lease>>, StateError>;
+    /// holder (this or another process) has it. `legacy_name` is the lock
+    /// name older versions used for the same secret (the file store takes
+    /// both, so an older daemon on the same directory stays excluded).
+    async fn try_lease(
+        &self,
+        key: &LeaseKey,
+        legacy_name: &str,
+    ) -> Result<Option<Box<dyn Lease>>, StateError>;
+    /// Every policy with a journal, in name order.
+    async fn policies(&self) -> Result<Vec<PolicyName>, StateError>;
+    /// Leases held right now (by anyone), as the operator should read them.
+    async fn held_leases(&self) -> Result<Vec<String>, StateError>;
+    /// Where the state lives, for messages (`file:/var/lib/rekey`).
+    fn describe(&self) -> String;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +306,10 @@ pub enum StateError {
         format: u64,
         known: u32,
     },
+    /// This process no longer holds (or can no longer promise to hold) the
+    /// secret's lease: another replica may have taken it. Nothing was written.
+    #[error("lease on {key} lost: {why}; this rotation stops here and the lease holder resumes it")]
+    LeaseLost { key: String, why: String },
 }
 
 impl StateError {
@@ -271,6 +318,7 @@ impl StateError {
             StateError::Io { .. } => "io",
             StateError::Corrupt { .. } => "corrupt",
             StateError::NewerFormat { .. } => "newer_format",
+            StateError::LeaseLost { .. } => "lease_lost",
         }
     }
 }

@@ -97,7 +97,7 @@ impl AwsSecretsManager {
         };
         StoreError::NotFound {
             store: self.entry.clone(),
-            secret_id: target.secret_id.clone(),
+            secret_id: target.secret_id.to_string(),
             detail: Some(format!(
                 "Secrets Manager in {region}{at} has no such secret; check the secret_id and the store's region"
             )),

@@ -50,7 +50,7 @@ fn field(target: &Target) -> Result<&str, StoreError> {
         .field
         .as_deref()
         .ok_or_else(|| StoreError::Permanent {
-            store: target.store.clone(),
+            store: target.store.to_string(),
             message: format!(
                 "secret {:?}: the json and env formats need a field",
                 target.secret_id
@@ -60,8 +60,8 @@ fn field(target: &Target) -> Result<&str, StoreError> {
 
 pub(super) fn shape(target: &Target, message: &str) -> StoreError {
     StoreError::Shape {
-        store: target.store.clone(),
-        secret_id: target.secret_id.clone(),
+        store: target.store.to_string(),
+        secret_id: target.secret_id.to_string(),
         message: message.to_string(),
     }
 }
@@ -110,7 +110,7 @@ fn with_env_field(
 ) -> Result<String, StoreError> {
     if key.contains(['\n', '\r']) {
         return Err(StoreError::Permanent {
-            store: target.store.clone(),
+            store: target.store.to_string(),
             message: format!(
                 "secret {:?}: the new key contains a line break, which the env format cannot hold",
                 target.secret_id

@@ -15,6 +15,7 @@ fn target(secret_id: &str, format: Format, create: bool) -> Target {
     Target {
         store: "aws".into(),
         secret_id: secret_id.into(),
+        lease: rekey::names::LeaseKey::aws("test", secret_id),
         format,
         field: (format != Format::Raw).then(|| "API_KEY".to_string()),
         create,

@@ -34,6 +34,7 @@ fn target(secret_id: &str) -> Target {
     Target {
         store: "aws".into(),
         secret_id: secret_id.into(),
+        lease: rekey::names::LeaseKey::aws("test", secret_id),
         format: Format::Raw,
         field: None,
         create: false,

@@ -68,7 +68,7 @@ pub(super) fn provider(
     let workspace_id = workspace_id(p, &name, kind?, raw.workspace_id.as_deref());
     let (api, keys_path) = arouter_shape(p, &name, kind?, &raw)?;
     Some(ProviderConfig {
-        name,
+        name: name.into(),
         kind: kind?,
         base_url: base_url?,
         management_key: management_key?,
@@ -204,7 +204,10 @@ pub(super) fn store(
             return None;
         }
     };
-    Some(StoreConfig { name, kind })
+    Some(StoreConfig {
+        name: name.into(),
+        kind,
+    })
 }
 
 fn refuse_field(p: &mut Problems, path: &str, present: bool, what: &str, owner_kind: &str) {

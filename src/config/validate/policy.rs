@@ -13,9 +13,10 @@ use super::problems::Problems;
 use super::refs::is_env_name;
 use super::values::{aws_secret_id, file_secret_id, may_quote};
 use super::{quoted, rules};
-use crate::config::ProviderKind;
 use crate::config::bounds::{MAX_AGE, MAX_LIST_LEN};
 use crate::config::raw::{RawPolicy, RawTarget};
+use crate::config::{ProviderKind, StoreConfig, StoreKind};
+use crate::names::{self, LeaseKey, PolicyName, StoreName};
 use crate::policy::{AdoptSpec, Format, Policy, Target};
 use crate::schedule::Schedule;
 
@@ -27,6 +28,9 @@ pub(super) struct Known<'a> {
     /// The stores of kind `file` (their secret ids are paths).
     pub file_stores: &'a BTreeSet<String>,
     pub notifiers: &'a BTreeSet<String>,
+    /// The stores that validated (a secret's lease key needs the store's
+    /// region or directory).
+    pub valid_stores: &'a BTreeMap<StoreName, StoreConfig>,
     pub now: DateTime<Utc>,
 }
 
@@ -44,7 +48,7 @@ fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
     let name = at.required("name", raw.name.as_deref()).map(str::to_string);
     // Only a valid name is repeated in messages (an invalid one may be anything).
     let name = name.filter(|name| {
-        let ok = is_policy_name(name);
+        let ok = names::policy_name(name).is_ok();
         if !ok {
             at.push(
                 "name",
@@ -96,8 +100,8 @@ fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
     rules::check_grace(at, schedule.as_ref(), max_age, &revoke, known.now);
     rules::check_expiry(at, max_age, &key, &revoke);
     Some(Policy {
-        name: name?,
-        provider: provider?,
+        name: PolicyName::parse(name?).ok()?,
+        provider: provider?.into(),
         schedule,
         max_age,
         key,
@@ -241,9 +245,16 @@ fn target(at: &mut At, raw: RawTarget, known: &Known) -> Option<Target> {
         _ => true,
     };
     field_ok.then_some(())?;
+    let (store, secret_id) = (StoreName::from(store?), secret_id?);
+    // A store that did not validate has its problem reported already.
+    let lease = match &known.valid_stores.get(&store)?.kind {
+        StoreKind::AwsSecretsManager { region, .. } => LeaseKey::aws(region, &secret_id),
+        StoreKind::File { dir } => LeaseKey::file(dir, &secret_id),
+    };
     Some(Target {
-        store: store?,
-        secret_id: secret_id?,
+        store,
+        secret_id: secret_id.into(),
+        lease,
         format: format?,
         field: raw.field,
         create: raw.create.unwrap_or(false),
@@ -262,14 +273,4 @@ fn defined(names: &BTreeSet<String>) -> String {
     } else {
         format!("defined: {}", names.join(", "))
     }
-}
-
-/// `[a-z0-9][a-z0-9_-]{0,62}`: safe in key names, metric labels and file names.
-fn is_policy_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= 63
-        && chars
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }

@@ -80,7 +80,7 @@ pub(super) fn conflicting_targets(p: &mut Problems, parsed: &[(usize, Policy)]) 
         let b = &later.target;
         let clash = parsed[..n].iter().find(|(_, earlier)| {
             let a = &earlier.target;
-            a.lock_key() == b.lock_key()
+            a.lease == b.lease
                 && (a.format != b.format || a.format == Format::Raw || a.field == b.field)
         });
         if let Some((i, earlier)) = clash {
@@ -108,7 +108,7 @@ pub(super) fn nested_file_secrets(
     file_stores: &BTreeSet<String>,
 ) {
     let files: BTreeMap<(&str, &str), usize> = (parsed.iter())
-        .filter(|(_, policy)| file_stores.contains(&policy.target.store))
+        .filter(|(_, policy)| file_stores.contains(policy.target.store.as_str()))
         .map(|(i, policy)| {
             (
                 (

@@ -15,7 +15,7 @@ use crate::stores::{Base, Pending, Promoted, StoreError, format};
 impl Files {
     /// Refuses ids that would escape `dir` or collide with another secret's side files.
     pub(super) fn paths(&self, target: &Target) -> Result<Paths, StoreError> {
-        let id = Path::new(&target.secret_id);
+        let id = Path::new(target.secret_id.as_str());
         let plain = id.components().all(|c| matches!(c, Component::Normal(_)));
         if target.secret_id.is_empty()
             || !plain
@@ -224,7 +224,7 @@ impl Files {
     pub(super) fn not_found(&self, target: &Target) -> StoreError {
         StoreError::NotFound {
             store: self.entry.clone(),
-            secret_id: target.secret_id.clone(),
+            secret_id: target.secret_id.to_string(),
             detail: None,
         }
     }

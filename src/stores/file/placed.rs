@@ -60,6 +60,7 @@ mod tests {
         Target {
             store: "local".into(),
             secret_id: "llm".into(),
+            lease: crate::names::LeaseKey::aws("test", "llm"),
             format,
             field: (format != Format::Raw).then(|| "API_KEY".to_string()),
             create: false,

@@ -15,6 +15,7 @@ fn target(format: Format, create: bool) -> Target {
     Target {
         store: "local".into(),
         secret_id: "prod/llm".into(),
+        lease: crate::names::LeaseKey::aws("test", "prod/llm"),
         format,
         field: (format != Format::Raw).then(|| "API_KEY".to_string()),
         create,
@@ -287,6 +288,7 @@ async fn secret_ids_that_escape_the_directory_are_refused() {
     ] {
         let t = Target {
             secret_id: id.into(),
+            lease: crate::names::LeaseKey::aws("test", id),
             ..target(Format::Raw, true)
         };
         let err = store.stage(&t, ROTATION, &key("k")).await.err();

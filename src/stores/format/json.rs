@@ -93,7 +93,7 @@ fn append(
 
 fn quote(target: &Target, s: &str) -> Result<String, StoreError> {
     serde_json::to_string(s).map_err(|_| StoreError::Permanent {
-        store: target.store.clone(),
+        store: target.store.to_string(),
         message: format!(
             "secret {:?}: could not encode a JSON string",
             target.secret_id

@@ -8,6 +8,7 @@ fn target(format: Format, field: Option<&str>) -> Target {
     Target {
         store: "test".into(),
         secret_id: "prod/llm".into(),
+        lease: crate::names::LeaseKey::aws("test", "prod/llm"),
         format,
         field: field.map(str::to_string),
         create: false,

@@ -154,7 +154,7 @@ fn aws_secrets(config: &Config) -> (Vec<String>, Vec<String>) {
                 StoreKind::AwsSecretsManager { .. }
             )
         })
-        .map(|p| p.target.secret_id.clone())
+        .map(|p| p.target.secret_id.to_string())
         .collect();
     (read, written)
 }

@@ -78,7 +78,7 @@ async fn after_a_rotation_every_contract_family_is_scraped_with_its_values() {
         matches!(outcome, Ok(RunOutcome::Rotated { .. })),
         "{outcome:?}"
     );
-    let state = app.state.load("p").await.unwrap();
+    let state = app.state.load(&"p".parse().unwrap()).await.unwrap();
     let now = Utc::now();
     let due = next_due(&policy, &state);
     app.observer.policy_snapshot(&policy, &state, due, now);

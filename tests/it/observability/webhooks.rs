@@ -184,7 +184,7 @@ async fn a_key_past_max_age_alerts_once_per_key() {
     };
 
     rotate_now(&app).await;
-    let first = app.state.load("p").await.unwrap();
+    let first = app.state.load(&"p".parse().unwrap()).await.unwrap();
     let past_max_age = first.current.as_ref().unwrap().created_at + TimeDelta::days(31);
     snapshot(&app, &first, Utc::now());
     for hour in 0..3 {
@@ -202,7 +202,7 @@ async fn a_key_past_max_age_alerts_once_per_key() {
     assert_eq!(alerts[0]["max_age_seconds"], 30 * 86_400);
 
     rotate_now(&app).await;
-    let second = app.state.load("p").await.unwrap();
+    let second = app.state.load(&"p".parse().unwrap()).await.unwrap();
     let past_max_age = second.current.as_ref().unwrap().created_at + TimeDelta::days(31);
     snapshot(&app, &second, past_max_age);
     snapshot(&app, &second, past_max_age);

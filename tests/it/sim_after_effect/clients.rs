@@ -21,7 +21,7 @@ const HANG_MS: u64 = 3_000;
 
 fn config(sim: &SimHandle, kind: ProviderKind, api: Api, shape: ApiShape) -> ProviderConfig {
     ProviderConfig {
-        name: format!("{}-{shape:?}", api.as_str()),
+        name: format!("{}-{shape:?}", api.as_str()).into(),
         kind,
         base_url: sim.url(api),
         management_key: SecretRef::Env("X".into()),
