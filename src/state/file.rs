@@ -93,14 +93,7 @@ impl StateStore for FileStateStore {
     async fn save(&self, state: &PolicyState, _lease: &dyn Lease) -> Result<(), StateError> {
         let path = self.journal_path(&state.policy);
         // Serialized here, so the blocking task owns only bytes.
-        let versioned = Versioned {
-            format: JOURNAL_FORMAT,
-            state,
-        };
-        let bytes = serde_json::to_vec_pretty(&versioned).map_err(|e| StateError::Corrupt {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let bytes = encode(&path, state)?;
         Self::blocking(path, move |path| {
             fsutil::write(path, &bytes).map_err(|e| io_error(path, e))
         })
@@ -152,6 +145,29 @@ impl StateStore for FileStateStore {
         .await
     }
 
+    async fn in_flight(&self) -> Result<Vec<PolicyName>, StateError> {
+        let mut found = Vec::new();
+        for policy in self.policies().await? {
+            if self.load(&policy).await?.in_flight.is_some() {
+                found.push(policy);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn import(&self, state: &PolicyState) -> Result<bool, StateError> {
+        let path = self.journal_path(&state.policy);
+        let bytes = encode(&path, state)?;
+        Self::blocking(path, move |path| {
+            if path.exists() {
+                return Ok(false);
+            }
+            fsutil::write(path, &bytes).map_err(|e| io_error(path, e))?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn held_leases(&self) -> Result<Vec<String>, StateError> {
         Self::blocking(self.dir.join("locks"), |dir| {
             let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, e))?;
@@ -179,6 +195,18 @@ struct Versioned<'a> {
     format: u32,
     #[serde(flatten)]
     state: &'a PolicyState,
+}
+
+/// A journal's bytes as written: the format first, then the state.
+fn encode(path: &Path, state: &PolicyState) -> Result<Vec<u8>, StateError> {
+    let versioned = Versioned {
+        format: JOURNAL_FORMAT,
+        state,
+    };
+    serde_json::to_vec_pretty(&versioned).map_err(|e| StateError::Corrupt {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// Only the format of a journal, read before the rest.

@@ -285,8 +285,20 @@ pub trait StateStore: Send + Sync {
     ) -> Result<Option<Box<dyn Lease>>, StateError>;
     /// Every policy with a journal, in name order.
     async fn policies(&self) -> Result<Vec<PolicyName>, StateError>;
+    /// The policies whose journal has a rotation in flight, in name order
+    /// (the scan that resumes a crashed replica's rotation).
+    async fn in_flight(&self) -> Result<Vec<PolicyName>, StateError>;
     /// Leases held right now (by anyone), as the operator should read them.
     async fn held_leases(&self) -> Result<Vec<String>, StateError>;
+    /// Writes a journal moved from another state store, unfenced, only if
+    /// this store has none for the policy yet: `Ok(false)` when one exists
+    /// (never overwritten).
+    async fn import(&self, state: &PolicyState) -> Result<bool, StateError>;
+    /// Why the state cannot be used right now (the table does not answer),
+    /// for `/readyz`; `None` while it works.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
     /// Where the state lives, for messages (`file:/var/lib/rekey`).
     fn describe(&self) -> String;
 }
