@@ -77,6 +77,13 @@ const INVALID: &[(&str, &[(&str, &str)])] = &[
         &[("policy[1].target", "writes the same secret \"prod/llm\"")],
     ),
     (
+        "two-entries-one-secret.toml",
+        &[(
+            "policy[1].target",
+            "which it names as \"prod/llm\" in store \"aws\" (both are aws-sm:us-east-1/prod/llm)",
+        )],
+    ),
+    (
         "unknown-provider.toml",
         &[(
             "policy[0].provider",

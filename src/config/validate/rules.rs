@@ -74,7 +74,9 @@ pub(super) fn duplicate_names(p: &mut Problems, parsed: &[(usize, Policy)]) {
     }
 }
 
-/// Two policies may share a secret only as different fields of one json or env secret.
+/// Two policies may share a secret only as different fields of one json or
+/// env secret. "One secret" is its identity (the lease key), so two store
+/// entries or an ARN and a name that reach one secret are caught too.
 pub(super) fn conflicting_targets(p: &mut Problems, parsed: &[(usize, Policy)]) {
     for (n, (j, later)) in parsed.iter().enumerate() {
         let b = &later.target;
@@ -84,12 +86,23 @@ pub(super) fn conflicting_targets(p: &mut Problems, parsed: &[(usize, Policy)]) 
                 && (a.format != b.format || a.format == Format::Raw || a.field == b.field)
         });
         if let Some((i, earlier)) = clash {
-            let what = match (&b.field, b.format == earlier.target.format) {
+            let a = &earlier.target;
+            let what = match (&b.field, b.format == a.format) {
                 (Some(field), true) => format!("the same field {} of", quoted(field)),
                 _ => "the same".to_string(),
             };
+            let spelled = if (&a.store, &a.secret_id) == (&b.store, &b.secret_id) {
+                String::new()
+            } else {
+                format!(
+                    ", which it names as {} in store {} (both are {})",
+                    quoted(&a.secret_id),
+                    quoted(&a.store),
+                    b.lease
+                )
+            };
             let message = format!(
-                "writes {what} secret {} in store {} as policy[{i}] ({:?}) (policy {:?})",
+                "writes {what} secret {} in store {} as policy[{i}] ({:?}){spelled} (policy {:?})",
                 quoted(&b.secret_id),
                 quoted(&b.store),
                 earlier.name,
@@ -214,5 +227,24 @@ mod tests {
                 "max_age = \"30d\"\ntarget = { store = \"local\", secret_id = \"s\" }",
             );
         assert!(problems_with(&other_store).is_empty());
+    }
+
+    #[test]
+    fn two_spellings_of_one_aws_secret_are_one_secret() {
+        let arn = "arn:aws:secretsmanager:r:123456789012:secret:s-AbC123";
+        let by_arn =
+            format!("max_age = \"30d\"\ntarget = {{ store = \"aws\", secret_id = \"{arn}\" }}");
+        let by_name = "max_age = \"30d\"\ntarget = { store = \"aws\", secret_id = \"s\" }";
+        let got = problems_with(&(policy("a", by_name) + &policy("b", &by_arn)));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].contains("as policy[0] (\"a\"), which it names as \"s\" in store \"aws\" (both are aws-sm:r/s)"),
+            "{got:?}"
+        );
+        let other_region = arn.replace(":r:", ":us-east-1:");
+        let elsewhere = format!(
+            "max_age = \"30d\"\ntarget = {{ store = \"aws\", secret_id = \"{other_region}\" }}"
+        );
+        assert!(problems_with(&(policy("a", by_name) + &policy("b", &elsewhere))).is_empty());
     }
 }
