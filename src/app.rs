@@ -137,6 +137,9 @@ impl App {
             sweep_timeout: self.config.daemon.sweep_timeout,
             cancel: self.cancel.clone(),
             observer: self.observer.clone(),
+            provider_span: self.config.providers[&policy.provider].request_timeout,
+            store_span: self.config.stores[&policy.target.store].request_timeout,
+            lease: None,
         }
     }
 }

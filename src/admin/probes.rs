@@ -1,6 +1,6 @@
 //! The read-only endpoints: `/healthz` (the scheduler loop is ticking),
-//! `/readyz` (config loaded, stores and providers answered at start-up, not
-//! shutting down), `/metrics` (Prometheus text, or OpenMetrics when the
+//! `/readyz` (config loaded, stores and providers answered at start-up, the
+//! state answers, not shutting down), `/metrics` (Prometheus text, or OpenMetrics when the
 //! scraper's `Accept` asks for it) and `/v1/status` (the JSON of
 //! `rekey status --json`).
 
@@ -37,6 +37,11 @@ pub async fn readyz(State(admin): State<Arc<Admin>>) -> Response {
     };
     if admin.daemon.is_shutting_down() {
         return not_ready("shutting down".into());
+    }
+    let state = admin.daemon.app().state.clone();
+    if let Some(why) = state.unavailable() {
+        // No lease can be taken, so no rotation starts here until it answers.
+        return not_ready(format!("state {} unavailable: {why}", state.describe()));
     }
     match admin.daemon.readiness() {
         Readiness::Ready => (StatusCode::OK, Json(json!({ "ready": true }))).into_response(),

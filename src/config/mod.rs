@@ -268,7 +268,14 @@ pub enum SecretRef {
 pub struct StoreConfig {
     pub name: StoreName,
     pub kind: StoreKind,
+    /// The longest one call to the store may take (AWS: the SDK's operation
+    /// timeout, retries included). A side effect starts only while the
+    /// secret's lease outlives it.
+    pub request_timeout: Duration,
 }
+
+/// `stores.<name>.request_timeout` when not set.
+pub const DEFAULT_STORE_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreKind {

@@ -63,6 +63,7 @@ pub struct RawStore {
     pub kind: Option<String>,
     pub region: Option<String>,
     pub endpoint_url: Option<String>,
+    pub request_timeout: Option<String>,
     pub dir: Option<String>,
 }
 

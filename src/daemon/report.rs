@@ -42,11 +42,16 @@ pub(super) fn report(
         }) => {
             warn!(policy = %name, rotation = %rotation_id, "stopped for shutdown: {}", live.message())
         }
-        Ok(RunOutcome::Busy) => warn!(policy = %name, "secret busy in another process"),
+        Ok(RunOutcome::Busy) => {
+            info!(policy = %name, "skipped: another process or replica holds the secret's lease")
+        }
         Ok(RunOutcome::NotDue { .. }) => {}
         Ok(RunOutcome::AwaitingKey { since }) => {
             let since = since.map(rfc3339);
             info!(policy = %name, since = since.as_deref().unwrap_or("-"), "due; waiting for a new key to be placed as pending")
+        }
+        Err(e) if e.is_lease_lost() => {
+            warn!(policy = %name, error = %e, kind = e.kind(), "rotation stopped: this replica lost the secret's lease; the holder resumes it from the journal")
         }
         Err(e) => {
             error!(policy = %name, error = %e, kind = e.kind(), "rotation failed");

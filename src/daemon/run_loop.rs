@@ -49,7 +49,10 @@ pub(super) async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
             first_pass = true;
         }
         let now = app.clock.now();
-        let mut wake = now + MAX_SLEEP;
+        // With leases that expire, a rotation left in flight by a crashed
+        // replica is looked for once per lease period.
+        let pass_every = app.state.lease_period().unwrap_or(MAX_SLEEP).min(MAX_SLEEP);
+        let mut wake = now + pass_every;
         for policy in &app.config.policies {
             let state = match app.state.load(&policy.name).await {
                 Ok(state) => state,

@@ -53,8 +53,11 @@ pub(super) fn spawn_rotation(
         let ctx = app.ctx(&policy);
         let rounds = if mode == Mode::Once { ONCE_ROUNDS } else { 1 };
         let result = run_while_due(&ctx, &policy, request, rounds).await;
+        let busy =
+            (app.state.lease_period()).map_or(BUSY_COOLDOWN, |period| period.min(BUSY_COOLDOWN));
         let pause = match &result {
-            Ok(RunOutcome::Busy) => Some(BUSY_COOLDOWN),
+            Ok(RunOutcome::Busy) => Some(busy),
+            Err(e) if e.is_lease_lost() => Some(busy),
             Err(_) => Some(app.config.daemon.failure_backoff.min),
             Ok(RunOutcome::AwaitingKey { .. }) => Some(ASSISTED_RECHECK),
             Ok(RunOutcome::NotDue { .. }) if ctx.provider.assisted() => Some(ASSISTED_RECHECK),

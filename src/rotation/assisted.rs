@@ -83,6 +83,7 @@ impl Run<'_> {
         let current = self.ctx.store.read_current(target).await?;
         if current.is_some_and(|c| c.expose_secret() == pending.key.expose_secret()) {
             info!(version_id = %pending.version_id, "the pending value is the current key; dropping its pending mark");
+            self.may_start("drop pending", self.ctx.store_span).await?;
             self.ctx.store.drop_pending(target).await?;
             return Ok(false);
         }

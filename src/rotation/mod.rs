@@ -49,6 +49,13 @@ pub struct Ctx {
     pub cancel: CancellationToken,
     /// Audit log, metrics and notifiers hear every state change.
     pub observer: Arc<Observer>,
+    /// The longest one provider call may take (`request_timeout`), and one
+    /// store call: a side effect starts only while the lease outlives it.
+    pub provider_span: Duration,
+    pub store_span: Duration,
+    /// The secret's lease while a rotation holds it (`run_policy` sets it):
+    /// a call is retried only while the lease still outlives the retry.
+    pub lease: Option<Arc<dyn Lease>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +248,12 @@ pub enum RotationError {
 }
 
 impl RotationError {
+    /// The secret's lease was lost (or could not be kept long enough): the
+    /// rotation stopped without writing, and another holder resumes it.
+    pub fn is_lease_lost(&self) -> bool {
+        matches!(self, RotationError::State(StateError::LeaseLost { .. }))
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             RotationError::Provider(e) => e.kind(),
@@ -275,6 +288,10 @@ pub async fn run_policy(
             return Ok(RunOutcome::Busy);
         };
         let lease: Arc<dyn Lease> = Arc::from(lease);
+        let ctx = &Ctx {
+            lease: Some(lease.clone()),
+            ..ctx.clone()
+        };
         crate::failpoint::pause("lease:held").await;
         let state = ctx.state.load(&policy.name).await?;
         // Run on its own task so that a panic (a bug) becomes a failed

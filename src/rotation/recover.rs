@@ -128,6 +128,7 @@ impl Run<'_> {
     pub async fn drop_own_pending(&self) -> Result<(), RotationError> {
         let pending = self.ctx.store.read_pending(&self.policy.target).await?;
         if let Some(pending) = pending.filter(|p| self.is_our_version(&p.version_id)) {
+            self.may_start("drop pending", self.ctx.store_span).await?;
             self.ctx.store.drop_pending(&self.policy.target).await?;
             info!(version_id = %pending.version_id, "dropped the pending version");
         }

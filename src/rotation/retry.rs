@@ -59,6 +59,14 @@ where
         let wait = e
             .retry_after()
             .unwrap_or_else(|| BACKOFF.delay(attempt - 1));
+        if let Some(lease) = &ctx.lease
+            && let Err(lost) = lease.ensure(wait + ctx.provider_span)
+        {
+            // The step fails with the call's own error; the journal write
+            // that records it is refused too if the lease is really gone.
+            warn!(error = %e, lease = %lost, "{what}: not retried: the secret's lease may not outlive another attempt");
+            return Err(e);
+        }
         warn!(attempt, retry_in_ms = wait.as_millis() as u64, error = %e, kind = e.kind(), "{what}: retrying");
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

@@ -3,7 +3,7 @@
 //! closing a rotation into the history, recording failures with backoff.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
@@ -19,6 +19,9 @@ use crate::state::{
     HistoryEntry, KeyRecord, Lease, Outcome, OutcomeKind, PolicyState, Rotation, Step,
 };
 use crate::stores::Base;
+
+/// How often a side effect waiting for a lease renewal looks again.
+const LEASE_POLL: Duration = Duration::from_millis(100);
 
 pub(super) struct Run<'a> {
     pub ctx: &'a Ctx,
@@ -115,6 +118,12 @@ impl Run<'_> {
     /// A step failed in a way a later run may get past: journal the failure
     /// (the rotation stays in flight, if one is), back off, hand the error up.
     pub async fn fail<T>(&mut self, e: RotationError) -> Result<T, RotationError> {
+        if e.is_lease_lost() {
+            // Not this rotation's failure: it goes on under the replica that
+            // holds the lease now, from the journal. Nothing to record (the
+            // write would be refused) and nothing to alert.
+            return Err(e);
+        }
         self.back_off();
         let step = match self.state.in_flight.as_ref().map(|r| r.step) {
             None | Some(Step::Begun) if self.assisted() => EventStep::Claim,
@@ -172,6 +181,25 @@ impl Run<'_> {
         Fut: std::future::Future<Output = Result<T, ProviderError>>,
     {
         retry::call(self.ctx, what, Idempotent::Yes, f).await
+    }
+
+    /// A side effect (a provider or store write) that may take up to `span`
+    /// starts only while the secret's lease is sure to outlive it. A lease
+    /// that expires unless renewed may be a renewal away from that: it is
+    /// waited for, up to a third of its period, then the rotation stops.
+    pub async fn may_start(&self, what: &str, span: Duration) -> Result<(), RotationError> {
+        let patience = self.lease.period().map_or(Duration::ZERO, |p| p / 3);
+        let deadline = Instant::now() + patience;
+        loop {
+            match self.lease.ensure(span) {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => {
+                    tracing::warn!(error = %e, "{what}: not started: the secret's lease may end before it would finish");
+                    return Err(e.into());
+                }
+                Err(_) => tokio::time::sleep(LEASE_POLL).await,
+            }
+        }
     }
 
     pub fn now(&self) -> DateTime<Utc> {

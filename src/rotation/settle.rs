@@ -150,6 +150,7 @@ impl Run<'_> {
     pub async fn delete_confirmed(&self, id: &str, what: &str) -> Result<Deleted, RotationError> {
         let mut first = None;
         for attempt in 1..=DELETE_ATTEMPTS {
+            self.may_start(what, self.ctx.provider_span).await?;
             let answer = self
                 .provider_call(what, || self.ctx.provider.delete_key(id))
                 .await?;
@@ -170,6 +171,8 @@ impl Run<'_> {
 
     /// Disables `id` and reads back that it is disabled (or gone).
     pub async fn disable_confirmed(&self, id: &str) -> Result<(), RotationError> {
+        self.may_start("disable old key", self.ctx.provider_span)
+            .await?;
         self.provider_call("disable old key", || self.ctx.provider.disable_key(id))
             .await?;
         let after = self
@@ -277,6 +280,7 @@ impl Run<'_> {
         self.save().await?;
         let base = self.ctx.store.base(target).await?;
         let token = self.rotation_ref().stage_token();
+        self.may_start("stage again", self.ctx.store_span).await?;
         let version = self.ctx.store.stage(target, &token, &pending.key).await?;
         failpoint::hit("restage");
         (self.base, self.new_secret) = (Some(base), Some(pending.key));

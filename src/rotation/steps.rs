@@ -158,6 +158,7 @@ impl Run<'_> {
             budget_duration: template.budget_duration.clone(),
         };
         let provider = &self.ctx.provider;
+        self.may_start("create key", self.ctx.provider_span).await?;
         let key = retry::call(self.ctx, "create key", Idempotent::No, || {
             provider.create_key(&spec)
         })
@@ -206,6 +207,7 @@ impl Run<'_> {
     /// stage: the new key as the store's pending version (token = rotation id).
     async fn stage(&mut self, key: CreatedKey) -> Result<(), RotationError> {
         let token = self.rotation_ref().stage_token();
+        self.may_start("stage", self.ctx.store_span).await?;
         let version = self
             .ctx
             .store

@@ -254,6 +254,11 @@ pub trait Lease: Send + Sync {
     /// What a journal write under this lease is conditioned on; `None` for
     /// a lease that cannot be lost while its process lives (a `flock`).
     fn fence(&self) -> Option<&Fence>;
+    /// The lease length of a lease that expires unless renewed (renewed
+    /// every third of it); `None` for one held while its process lives.
+    fn period(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// The fencing token of a lease that can expire: the store refuses a
@@ -294,6 +299,12 @@ pub trait StateStore: Send + Sync {
     /// this store has none for the policy yet: `Ok(false)` when one exists
     /// (never overwritten).
     async fn import(&self, state: &PolicyState) -> Result<bool, StateError>;
+    /// How long a lease lasts unless renewed, when leases can expire (a
+    /// shared table): each replica looks for rotations left in flight by a
+    /// crashed one this often. `None` for a `flock`, which dies with its process.
+    fn lease_period(&self) -> Option<Duration> {
+        None
+    }
     /// Why the state cannot be used right now (the table does not answer),
     /// for `/readyz`; `None` while it works.
     fn unavailable(&self) -> Option<String> {

@@ -7,8 +7,10 @@
 //! front of it) may answer with a stale version.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
@@ -46,9 +48,17 @@ type Stages = HashMap<String, Vec<String>>;
 impl AwsSecretsManager {
     /// Builds a client from the default credential chain, for `region`, and
     /// talking to `endpoint_url` instead of AWS when given (tests, moto).
-    pub async fn connect(entry: &str, region: &str, endpoint_url: Option<&str>) -> Self {
-        let mut loader =
-            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_string()));
+    /// No call (its SDK retries included) outlasts `timeout`.
+    pub async fn connect(
+        entry: &str,
+        region: &str,
+        endpoint_url: Option<&str>,
+        timeout: Duration,
+    ) -> Self {
+        let timeouts = TimeoutConfig::builder().operation_timeout(timeout).build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .timeout_config(timeouts);
         if let Some(url) = endpoint_url {
             loader = loader.endpoint_url(url);
         }

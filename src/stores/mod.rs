@@ -171,7 +171,13 @@ pub async fn build(config: &StoreConfig) -> Result<Arc<dyn SecretStore>, StoreEr
             region,
             endpoint_url,
         } => Ok(Arc::new(
-            aws::AwsSecretsManager::connect(&config.name, region, endpoint_url.as_deref()).await,
+            aws::AwsSecretsManager::connect(
+                &config.name,
+                region,
+                endpoint_url.as_deref(),
+                config.request_timeout,
+            )
+            .await,
         )),
         StoreKind::File { dir } => Ok(Arc::new(file::FileStore::new(&config.name, dir))),
     }

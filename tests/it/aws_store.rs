@@ -1,6 +1,7 @@
 //! The AWS Secrets Manager store, through the `SecretStore` trait, against moto.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::retry::RetryConfig;
@@ -298,7 +299,13 @@ async fn a_new_token_moves_pending_to_the_new_version() {
 #[tokio::test]
 async fn connect_uses_the_default_credential_chain_and_endpoint() {
     let (_client, _store, name) = setup(Some("sk-old")).await;
-    let store = AwsSecretsManager::connect("aws", "us-east-1", Some(&moto_url())).await;
+    let store = AwsSecretsManager::connect(
+        "aws",
+        "us-east-1",
+        Some(&moto_url()),
+        Duration::from_secs(10),
+    )
+    .await;
     let current = store
         .read_current(&target(&name, Format::Raw, false))
         .await

@@ -77,7 +77,13 @@ async fn access_denied_names_the_iam_action_the_principal_needs() {
     let proxy = FaultProxy::start(&moto_url()).await;
     let denied = Action::FailBefore(400, "AccessDeniedException");
     proxy.add(Rule::op("DescribeSecret").action(denied));
-    let store = AwsSecretsManager::connect("aws", "us-east-1", Some(&proxy.url())).await;
+    let store = AwsSecretsManager::connect(
+        "aws",
+        "us-east-1",
+        Some(&proxy.url()),
+        Duration::from_secs(10),
+    )
+    .await;
     let err = store
         .read_current(&target("prod/llm"))
         .await
@@ -101,7 +107,8 @@ async fn access_denied_names_the_iam_action_the_principal_needs() {
 #[tokio::test]
 async fn an_unreachable_endpoint_says_it_cannot_reach_secrets_manager() {
     let url = format!("http://127.0.0.1:{}", dead_port().await);
-    let store = AwsSecretsManager::connect("aws", "us-east-1", Some(&url)).await;
+    let store =
+        AwsSecretsManager::connect("aws", "us-east-1", Some(&url), Duration::from_secs(10)).await;
     let err = tokio::time::timeout(
         Duration::from_secs(60),
         store.read_current(&target("prod/llm")),

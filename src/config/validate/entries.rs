@@ -9,7 +9,9 @@ use super::refs::{resolve, secret_ref};
 use super::values::quoted;
 use crate::config::bounds::{MAX_REQUEST_TIMEOUT, MAX_WORKSPACE_ID};
 use crate::config::raw::{RawProvider, RawStore};
-use crate::config::{ApiShape, ProviderConfig, ProviderKind, StoreConfig, StoreKind};
+use crate::config::{
+    ApiShape, DEFAULT_STORE_REQUEST_TIMEOUT, ProviderConfig, ProviderKind, StoreConfig, StoreKind,
+};
 
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -163,6 +165,7 @@ pub(super) fn store(
     base_dir: &Path,
 ) -> Option<StoreConfig> {
     let at = |field: &str| format!("stores.{name}.{field}");
+    let mut request_timeout = DEFAULT_STORE_REQUEST_TIMEOUT;
     let kind = match p.required(&at("kind"), raw.kind.as_deref())? {
         "aws-secrets-manager" => {
             refuse_field(p, &at("dir"), raw.dir.is_some(), "store", "file");
@@ -173,6 +176,13 @@ pub(super) fn store(
                 Some(url) => Some(p.http_url(&at("endpoint_url"), url)?),
                 None => None,
             };
+            if raw.request_timeout.is_some() {
+                request_timeout = p.positive_duration(
+                    &at("request_timeout"),
+                    raw.request_timeout.as_deref(),
+                    MAX_REQUEST_TIMEOUT,
+                )?;
+            }
             StoreKind::AwsSecretsManager {
                 region: region?,
                 endpoint_url,
@@ -185,6 +195,13 @@ pub(super) fn store(
                 p,
                 &at("endpoint_url"),
                 raw.endpoint_url.is_some(),
+                "store",
+                aws,
+            );
+            refuse_field(
+                p,
+                &at("request_timeout"),
+                raw.request_timeout.is_some(),
                 "store",
                 aws,
             );
@@ -207,6 +224,7 @@ pub(super) fn store(
     Some(StoreConfig {
         name: name.into(),
         kind,
+        request_timeout,
     })
 }
 

@@ -27,6 +27,7 @@ impl Run<'_> {
             .base
             .as_ref()
             .expect("drive stages again when there is no base");
+        self.may_start("promote", self.ctx.store_span).await?;
         match self.ctx.store.promote_if(target, &version, base).await {
             Ok(Promoted::Done) => {}
             Ok(Promoted::CurrentMoved) => {
@@ -150,6 +151,8 @@ impl Run<'_> {
                 Deleted::Now
             }
             RevokeMode::Archive => {
+                self.may_start("archive old key", self.ctx.provider_span)
+                    .await?;
                 self.provider_call("archive old key", || self.ctx.provider.archive_key(&id))
                     .await?;
                 Deleted::Now
