@@ -17,10 +17,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::{FAILURE, OK, USAGE, load};
-use crate::clock::rfc3339;
 use crate::config::{Config, StateLocation};
 use crate::state::file::FileStateStore;
-use crate::state::{PolicyState, Rotation, StateError, StateStore, Step};
+use crate::state::{PolicyState, StateError, StateStore};
+use plan::{Plan, Verdict, plan, verdict};
+use report::{line, next_steps, refuse, report, unjournaled};
+
+mod plan;
+mod report;
 
 pub struct MigrateArgs {
     /// Where to: `file:DIR` or `dynamodb:TABLE`, as typed.
@@ -104,6 +108,7 @@ fn real_path(dir: &Path) -> PathBuf {
 fn shown(location: &StateLocation) -> String {
     match location {
         StateLocation::File(dir) => format!("file:{}", real_path(dir).display()),
+        // INTEGRATOR: `dynamodb:TABLE`.
     }
 }
 
@@ -114,38 +119,16 @@ pub async fn open_state(
     location: &StateLocation,
     create: bool,
 ) -> Result<Option<Arc<dyn StateStore>>, StateError> {
+    // INTEGRATOR (issue 12, brief A): add the arm `StateLocation::DynamoDb(c)`:
+    // with `create` false it opens the table without creating it (`None`
+    // when it does not exist); with `create` true it honours `c.create_table`.
     match location {
         StateLocation::File(dir) => {
             if !create && !dir.join("policies").is_dir() {
                 return Ok(None);
             }
             Ok(Some(Arc::new(FileStateStore::open(dir)?)))
-        } // INTEGRATOR (issue 12, brief A): `StateLocation::DynamoDb(c)` opens
-          // the table without creating it when `create` is false (`None` when
-          // it does not exist) and honours `c.create_table` when true.
-    }
-}
-
-/// What happens to one policy's journal.
-#[derive(Debug, Clone, PartialEq)]
-enum Verdict {
-    Move,
-    AlreadyThere,
-    Refused(String),
-}
-
-/// Everything decided before anything is written.
-struct Plan {
-    /// Journals in the source, in name order, with their verdict.
-    journals: Vec<(PolicyState, Verdict)>,
-    /// Leases held on either side, as the store names them.
-    leases: Vec<String>,
-}
-
-impl Plan {
-    fn blocked(&self) -> bool {
-        !self.leases.is_empty()
-            || (self.journals.iter()).any(|(_, v)| matches!(v, Verdict::Refused(_)))
+        }
     }
 }
 
@@ -196,80 +179,6 @@ async fn created(target: &StateLocation) -> Result<Arc<dyn StateStore>, StateErr
         })
 }
 
-/// Reads both sides and decides each journal's fate.
-async fn plan(from: &dyn StateStore, to: Option<&dyn StateStore>) -> Result<Plan, StateError> {
-    let mut leases = held(from, "source").await?;
-    let in_target = match to {
-        Some(to) => {
-            leases.extend(held(to, "target").await?);
-            to.policies().await?
-        }
-        None => Vec::new(),
-    };
-    let mut journals = Vec::new();
-    for policy in from.policies().await? {
-        let state = match from.load(&policy).await {
-            Ok(state) => state,
-            Err(e) => {
-                let refused = Verdict::Refused(format!("its journal cannot be read: {e}"));
-                journals.push((PolicyState::new(&policy), refused));
-                continue;
-            }
-        };
-        let there = match (to, in_target.contains(&policy)) {
-            (Some(to), true) => Some(to.load(&policy).await),
-            _ => None,
-        };
-        let verdict = verdict(&state, there);
-        journals.push((state, verdict));
-    }
-    Ok(Plan { journals, leases })
-}
-
-async fn held(store: &dyn StateStore, side: &str) -> Result<Vec<String>, StateError> {
-    let held = store.held_leases().await?;
-    Ok(held
-        .into_iter()
-        .map(|lease| format!("{side} {}: lease held: {lease}", store.describe()))
-        .collect())
-}
-
-/// Whether `state` may move, given what the target holds for its policy.
-fn verdict(state: &PolicyState, there: Option<Result<PolicyState, StateError>>) -> Verdict {
-    if let Some(why) = state.in_flight.as_ref().and_then(unfinished) {
-        return Verdict::Refused(why);
-    }
-    match there {
-        None => Verdict::Move,
-        Some(Ok(existing)) if existing == *state => Verdict::AlreadyThere,
-        Some(Ok(_)) => Verdict::Refused(
-            "the target already holds a different journal for it (never overwritten)".into(),
-        ),
-        Some(Err(e)) => Verdict::Refused(format!("the target's journal cannot be read: {e}")),
-    }
-}
-
-/// Why a rotation in flight cannot move yet: only a promoted rotation
-/// waiting out its grace is complete enough to be copied.
-fn unfinished(rotation: &Rotation) -> Option<String> {
-    let id = &rotation.id;
-    if let Some(why) = &rotation.rollback {
-        return Some(format!("rotation {id} is being rolled back ({why})"));
-    }
-    if let Some(create) = &rotation.unconfirmed_create {
-        return Some(format!(
-            "rotation {id} has a create not yet confirmed since {}",
-            rfc3339(create.since)
-        ));
-    }
-    (rotation.step < Step::Promoted).then(|| {
-        format!(
-            "rotation {id} is at step {}, not yet promoted",
-            rotation.step.as_str()
-        )
-    })
-}
-
 /// Imports every journal to move; `false` if one turned out to be refused.
 async fn write(config: &Config, plan: &Plan, to: &dyn StateStore) -> Result<bool, StateError> {
     let mut ok = true;
@@ -284,148 +193,10 @@ async fn write(config: &Config, plan: &Plan, to: &dyn StateStore) -> Result<bool
         ok &= !matches!(verdict, Verdict::Refused(_));
         line(config, state, &verdict, "moved");
     }
+    unjournaled(config, plan);
     Ok(ok)
 }
 
 async fn verdict_after_race(state: &PolicyState, to: &dyn StateStore) -> Verdict {
     verdict(state, Some(to.load(&state.policy).await))
-}
-
-/// One line per journal, for a plan that may go ahead.
-fn report(config: &Config, plan: &Plan, moving: &str) {
-    for (state, verdict) in &plan.journals {
-        line(config, state, verdict, moving);
-    }
-}
-
-/// Every blocker, then what to do about them.
-fn refuse(config: &Config, plan: &Plan) {
-    report(config, plan, "can move");
-    for lease in &plan.leases {
-        crate::outln!("  refused: {lease}");
-    }
-    crate::errln!(
-        "error: migration refused, nothing written: {}",
-        blocker_advice(plan)
-    );
-}
-
-fn blocker_advice(plan: &Plan) -> String {
-    let mut advice = Vec::new();
-    if !plan.leases.is_empty() {
-        advice.push("stop every daemon and `rekey rotate` using either state, then run again");
-    }
-    if (plan.journals.iter()).any(|(s, _)| s.in_flight.as_ref().and_then(unfinished).is_some()) {
-        advice.push(
-            "let each rotation not yet promoted finish or roll back (`rekey run --once` with the current config)",
-        );
-    }
-    if advice.is_empty() {
-        advice.push("see each refused policy above");
-    }
-    advice.join("; ")
-}
-
-fn line(config: &Config, state: &PolicyState, verdict: &Verdict, moving: &str) {
-    let policy = &state.policy;
-    let gone = match config.policy(policy) {
-        Some(_) => "",
-        None => " (not in the config any more)",
-    };
-    match verdict {
-        Verdict::Move => crate::outln!("  {policy}: {moving}{}{gone}", grace(state)),
-        Verdict::AlreadyThere => crate::outln!("  {policy}: already there (identical){gone}"),
-        Verdict::Refused(why) => crate::outln!("  {policy}: refused: {why}{gone}"),
-    }
-}
-
-/// A promoted rotation's revoke time, which moves with it.
-fn grace(state: &PolicyState) -> String {
-    match state.in_flight.as_ref().and_then(|r| r.revoke_after) {
-        Some(at) => format!(" (in grace: old key revoked after {})", rfc3339(at)),
-        None => String::new(),
-    }
-}
-
-fn next_steps(config_path: &Path, target: &StateLocation, source: &StateLocation, dry_run: bool) {
-    let then = if dry_run {
-        "after the migration"
-    } else {
-        "next"
-    };
-    crate::outln!("{then}:");
-    crate::outln!(
-        "  1. set daemon.state = \"{}\" in {}",
-        shown(target),
-        config_path.display()
-    );
-    crate::outln!("  2. start the daemon(s) with that config");
-    crate::outln!(
-        "  the source {} is left untouched as a backup; do not start a daemon on it again",
-        shown(source)
-    );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::names::{PolicyName, RotationId};
-    use crate::state::{Trigger, UnconfirmedCreate};
-
-    fn rotation(step: Step) -> Rotation {
-        Rotation {
-            id: RotationId::parse("r1").unwrap(),
-            trigger: Trigger::Schedule,
-            started_at: chrono::Utc::now(),
-            step,
-            grace: std::time::Duration::from_secs(60),
-            old_key: None,
-            new_key: None,
-            version_id: None,
-            verified_at: None,
-            revoke_after: None,
-            revoke_failures: 0,
-            rollback: None,
-            unconfirmed_create: None,
-            restages: 0,
-        }
-    }
-
-    #[test]
-    fn only_a_promoted_rotation_with_nothing_pending_may_move() {
-        for step in [Step::Begun, Step::Created, Step::Staged, Step::Verified] {
-            let why = unfinished(&rotation(step)).expect("refused");
-            assert!(why.contains(step.as_str()), "{why}");
-        }
-        assert_eq!(unfinished(&rotation(Step::Promoted)), None);
-        let mut rolling_back = rotation(Step::Promoted);
-        rolling_back.rollback = Some("verify failed".into());
-        assert!(unfinished(&rolling_back).unwrap().contains("rolled back"));
-        let mut unconfirmed = rotation(Step::Promoted);
-        unconfirmed.unconfirmed_create = Some(UnconfirmedCreate {
-            since: chrono::Utc::now(),
-            cause: "timeout".into(),
-        });
-        assert!(
-            unfinished(&unconfirmed)
-                .unwrap()
-                .contains("not yet confirmed")
-        );
-    }
-
-    #[test]
-    fn an_identical_target_journal_is_skipped_and_a_different_one_refused() {
-        let policy = PolicyName::parse("p").unwrap();
-        let state = PolicyState::new(&policy);
-        assert_eq!(verdict(&state, None), Verdict::Move);
-        assert_eq!(
-            verdict(&state, Some(Ok(state.clone()))),
-            Verdict::AlreadyThere
-        );
-        let mut other = state.clone();
-        other.failures = 1;
-        assert!(
-            matches!(verdict(&state, Some(Ok(other))), Verdict::Refused(w) if w.contains("different journal"))
-        );
-    }
 }
