@@ -7,7 +7,7 @@
 //!
 //! This module owns the exit codes, loading and building shared by every
 //! command, and `check`, `status` and `sim`; `rotate` and `run` have their
-//! own modules.
+//! own modules, and so has `state migrate`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -23,9 +23,11 @@ use crate::status::{self, existing_journal};
 mod check;
 mod rotate;
 mod run;
+mod state;
 
 pub use rotate::{RotateArgs, rotate};
 pub use run::{run, start_service, start_when_ready};
+pub use state::{MigrateArgs, migrate, open_state};
 
 pub const OK: u8 = 0;
 pub const FAILURE: u8 = 1;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use rekey::commands::{self, RotateArgs};
+use rekey::commands::{self, MigrateArgs, RotateArgs};
 use rekey::logging::{self, LogFormat};
 
 #[derive(Parser)]
@@ -72,6 +72,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Operations on the state (journals and leases).
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
     /// The whole cycle locally: simulator + file store.
     Dev {
         /// Where to keep the dev config, secrets and journal (default: a new temp dir).
@@ -92,6 +97,24 @@ enum Command {
         /// JSON file of fault knobs to start with (also settable at run time: PUT /_sim/faults).
         #[arg(long)]
         faults: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StateCommand {
+    /// Move every journal from the config's daemon.state to another location
+    /// (refused while a lease is held or a rotation is not yet promoted).
+    Migrate {
+        /// Path to the rekey.toml config (its daemon.state is the source).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The target: "file:DIR" or "dynamodb:TABLE" (region and endpoint
+        /// from the config's [daemon.dynamodb]).
+        #[arg(long)]
+        to: String,
+        /// Say what would move; write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -150,6 +173,14 @@ async fn dispatch(command: Command) -> ExitCode {
             .await
         }
         Command::Status { config, json } => commands::status(&config, json).await,
+        Command::State {
+            command:
+                StateCommand::Migrate {
+                    config,
+                    to,
+                    dry_run,
+                },
+        } => commands::migrate(&config, MigrateArgs { to, dry_run }).await,
         #[cfg(feature = "sim")]
         Command::Dev { dir, reset } => rekey::dev::run(dir, reset).await,
         #[cfg(feature = "sim")]
