@@ -216,7 +216,7 @@ fn the_dynamodb_statements_grant_on_the_state_table_only() {
     for statement in &statements {
         assert_eq!(
             statement.resources,
-            [arn.clone()],
+            std::slice::from_ref(&arn),
             "{}: the table itself; no index/*, stream or other table",
             statement.sid
         );
