@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use rekey::config::{Config, StateLocation, StoreKind};
+use rekey::config::{Config, StoreKind};
 use serde_json::Value;
 
 use super::{configmap_config, repo, yaml};
@@ -30,6 +30,10 @@ pub(super) fn pod_spec_in(dir: &str) -> Value {
 
 fn pod_spec() -> Value {
     pod_spec_in(DIR)
+}
+
+fn container() -> Value {
+    container_in(DIR)
 }
 
 pub(super) fn container_in(dir: &str) -> Value {
@@ -214,18 +218,16 @@ fn one_replica_is_recreated_with_state_and_audit_log_on_the_claim() {
         .find(|v| v["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"])
         .cloned()
         .expect("a volume from the PVC");
-    let mount = mount_path(DIR, &volume);
+    let mount = container()["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == volume["name"])
+        .and_then(|m| m["mountPath"].as_str().map(str::to_string))
+        .expect("the PVC is mounted");
 
     let config = configmap_config();
-    // Irrefutable while the file store is the only one; the DynamoDB
-    // backend (issue 12) adds a variant this ConfigMap must not use.
-    #[allow(irrefutable_let_patterns)]
-    let StateLocation::File(state) = &config.daemon.state else {
-        panic!(
-            "the single replica keeps its state on the PVC, not {:?}",
-            config.daemon.state
-        );
-    };
+    let rekey::config::StateLocation::File(state) = &config.daemon.state;
     assert!(state.starts_with(&mount), "{} on the PVC", state.display());
     let audit = config
         .daemon
