@@ -11,8 +11,10 @@ use rekey::config::Config;
 use rekey::config::load::{SourceFormat, load_file, load_str};
 
 mod alerts;
+mod dynamodb;
 mod iam;
 mod kubernetes;
+mod kubernetes_ha;
 mod systemd;
 
 /// A file of this repository, by path from its root.
@@ -40,7 +42,12 @@ fn yaml_str(text: &str) -> Result<serde_json::Value, config::ConfigError> {
 
 /// The rekey.toml embedded in the Kubernetes ConfigMap, as text.
 fn configmap_toml() -> String {
-    let configmap = yaml("deploy/kubernetes/configmap.yaml");
+    configmap_toml_in("deploy/kubernetes")
+}
+
+/// The rekey.toml embedded in the ConfigMap of the kustomization in `dir`.
+fn configmap_toml_in(dir: &str) -> String {
+    let configmap = yaml(&format!("{dir}/configmap.yaml"));
     assert_eq!(configmap["kind"], "ConfigMap");
     configmap["data"]["rekey.toml"]
         .as_str()

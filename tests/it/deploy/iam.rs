@@ -1,6 +1,7 @@
 //! deploy/iam-policy.json against the code: exactly the Secrets Manager
 //! operations that src/ calls, on secret ARN prefixes only, covering every
-//! secret the Kubernetes config reads or writes.
+//! secret the Kubernetes config reads or writes; and the DynamoDB actions of
+//! the HA state table (`state = "dynamodb:TABLE"`), on that table's ARN only.
 
 use std::collections::BTreeSet;
 
@@ -38,21 +39,34 @@ const SDK_OPERATIONS: &[&str] = &[
 
 /// `get_secret_value` → `secretsmanager:GetSecretValue`.
 fn iam_action(operation: &str) -> String {
-    let pascal: String = operation
-        .split('_')
-        .map(|w| w[..1].to_ascii_uppercase() + &w[1..])
-        .collect();
-    format!("secretsmanager:{pascal}")
+    format!("secretsmanager:{}", pascal_case(operation))
 }
 
-/// The IAM actions of every `.operation()` call under src/.
+/// `get_secret_value` → `GetSecretValue`: an SDK operation's API name.
+pub(super) fn pascal_case(operation: &str) -> String {
+    operation
+        .split('_')
+        .map(|w| w[..1].to_ascii_uppercase() + &w[1..])
+        .collect()
+}
+
+/// Every Rust source file under src/ with its text.
+pub(super) fn src_files() -> Vec<(std::path::PathBuf, String)> {
+    crate::helpers::files_under(&repo("src"))
+        .into_iter()
+        .filter(|file| file.extension().is_some_and(|e| e == "rs"))
+        .map(|file| {
+            let text = std::fs::read_to_string(&file).unwrap();
+            (file, text)
+        })
+        .collect()
+}
+
+/// The IAM actions of every Secrets Manager `.operation()` call under src/.
+/// (An operation name both SDKs have, like `tag_resource`, counts for
+/// both: rekey calls none of them.)
 fn actions_called_in_src() -> BTreeSet<String> {
-    let mut sources = String::new();
-    for file in crate::helpers::files_under(&repo("src")) {
-        if file.extension().is_some_and(|e| e == "rs") {
-            sources.push_str(&std::fs::read_to_string(&file).unwrap());
-        }
-    }
+    let sources: String = src_files().into_iter().map(|(_, text)| text).collect();
     SDK_OPERATIONS
         .iter()
         .filter(|op| sources.contains(&format!(".{op}()")))
@@ -60,9 +74,32 @@ fn actions_called_in_src() -> BTreeSet<String> {
         .collect()
 }
 
-struct Statement {
-    actions: BTreeSet<String>,
-    resources: Vec<String>,
+pub(super) struct Statement {
+    pub(super) sid: String,
+    pub(super) actions: BTreeSet<String>,
+    pub(super) resources: Vec<String>,
+}
+
+impl Statement {
+    /// The AWS service of its actions (`secretsmanager`); every statement
+    /// of the policy grants on one service, so each is checked by one test.
+    pub(super) fn service(&self) -> &str {
+        let services: BTreeSet<&str> = self
+            .actions
+            .iter()
+            .map(|a| a.split_once(':').map_or("", |(service, _)| service))
+            .collect();
+        assert_eq!(services.len(), 1, "{}: one service per statement", self.sid);
+        services.into_iter().next().unwrap()
+    }
+}
+
+/// The statements of deploy/iam-policy.json granting on `service`.
+pub(super) fn statements_of(service: &str) -> Vec<Statement> {
+    statements()
+        .into_iter()
+        .filter(|s| s.service() == service)
+        .collect()
 }
 
 fn statements() -> Vec<Statement> {
@@ -86,6 +123,10 @@ fn statements() -> Vec<Statement> {
             assert_eq!(s["Effect"], "Allow", "{s}");
             assert!(s.get("NotAction").is_none() && s.get("NotResource").is_none());
             Statement {
+                sid: s["Sid"]
+                    .as_str()
+                    .expect("every statement has a Sid")
+                    .to_string(),
                 actions: list(&s["Action"]).into_iter().collect(),
                 resources: list(&s["Resource"]),
             }
@@ -101,19 +142,32 @@ fn secret_prefix(resource: &str) -> Option<&str> {
 }
 
 #[test]
+fn every_statement_grants_on_one_service_only() {
+    let services: BTreeSet<String> = statements()
+        .iter()
+        .map(|s| s.service().to_string())
+        .collect();
+    let expected = BTreeSet::from(["dynamodb".to_string(), "secretsmanager".to_string()]);
+    assert_eq!(services, expected);
+}
+
+#[test]
 fn the_iam_policy_allows_exactly_the_secrets_manager_calls_rekey_makes() {
     let called = actions_called_in_src();
     assert!(
         called.contains("secretsmanager:GetSecretValue"),
         "the source scan finds the calls: {called:?}"
     );
-    let allowed: BTreeSet<String> = statements().into_iter().flat_map(|s| s.actions).collect();
+    let allowed: BTreeSet<String> = statements_of("secretsmanager")
+        .into_iter()
+        .flat_map(|s| s.actions)
+        .collect();
     assert_eq!(allowed, called, "IAM actions vs. SDK calls in src/");
 }
 
 #[test]
 fn the_iam_policy_grants_only_on_secret_arn_prefixes() {
-    for statement in statements() {
+    for statement in statements_of("secretsmanager") {
         for resource in &statement.resources {
             let prefix = secret_prefix(resource)
                 .unwrap_or_else(|| panic!("{resource} is not a secret ARN prefix ending in *"));
@@ -171,7 +225,7 @@ fn allowed(statements: &[Statement], action: &str, id: &str) -> bool {
 
 #[test]
 fn the_iam_policy_covers_every_secret_the_kubernetes_config_uses() {
-    let statements = statements();
+    let statements = statements_of("secretsmanager");
     let (read, written) = aws_secrets(&configmap_config());
     assert!(!read.is_empty() && !written.is_empty());
     for id in &read {
