@@ -13,13 +13,12 @@ use async_trait::async_trait;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use secrecy::{ExposeSecret, SecretString};
 use tracing::warn;
 
 use super::{Base, Pending, Promoted, SecretStore, StoreError, format};
-use crate::aws_error::Call;
 use crate::policy::Target;
 
 mod errors;
@@ -72,45 +71,6 @@ impl AwsSecretsManager {
             entry: entry.to_string(),
             client,
             endpoint: None,
-        }
-    }
-
-    fn error<E>(&self, operation: &str, target: &Target, err: SdkError<E>) -> StoreError
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        let call = Call {
-            operation,
-            secret_id: &target.secret_id,
-            region: self.client.config().region().map(|r| r.as_ref()),
-            endpoint: self.endpoint.as_deref(),
-        };
-        errors::classify(&self.entry, call, err)
-    }
-
-    fn permanent(&self, target: &Target, message: &str) -> StoreError {
-        let message = format!("secret {:?}: {message}", target.secret_id);
-        StoreError::Permanent {
-            store: self.entry.clone(),
-            message,
-        }
-    }
-
-    /// The secret is missing (AWS answered ResourceNotFound, read as "no
-    /// version"): the message says where rekey looked, since a wrong
-    /// region is the usual cause.
-    fn not_found(&self, target: &Target) -> StoreError {
-        let region = (self.client.config().region()).map_or("(no region)", |r| r.as_ref());
-        let at = match &self.endpoint {
-            Some(url) => format!(" at {url}"),
-            None => String::new(),
-        };
-        StoreError::NotFound {
-            store: self.entry.clone(),
-            secret_id: target.secret_id.to_string(),
-            detail: Some(format!(
-                "Secrets Manager in {region}{at} has no such secret; check the secret_id and the store's region"
-            )),
         }
     }
 

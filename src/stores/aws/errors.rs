@@ -3,8 +3,52 @@
 
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
+use super::AwsSecretsManager;
 use crate::aws_error::{self, Call};
+use crate::policy::Target;
 use crate::stores::StoreError;
+
+/// The store's errors, each naming the store entry and the secret.
+impl AwsSecretsManager {
+    pub(super) fn error<E>(&self, operation: &str, target: &Target, err: SdkError<E>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let call = Call {
+            operation,
+            secret_id: &target.secret_id,
+            region: self.client.config().region().map(|r| r.as_ref()),
+            endpoint: self.endpoint.as_deref(),
+        };
+        classify(&self.entry, call, err)
+    }
+
+    pub(super) fn permanent(&self, target: &Target, message: &str) -> StoreError {
+        let message = format!("secret {:?}: {message}", target.secret_id);
+        StoreError::Permanent {
+            store: self.entry.clone(),
+            message,
+        }
+    }
+
+    /// The secret is missing (AWS answered ResourceNotFound, read as "no
+    /// version"): the message says where rekey looked, since a wrong
+    /// region is the usual cause.
+    pub(super) fn not_found(&self, target: &Target) -> StoreError {
+        let region = (self.client.config().region()).map_or("(no region)", |r| r.as_ref());
+        let at = match &self.endpoint {
+            Some(url) => format!(" at {url}"),
+            None => String::new(),
+        };
+        StoreError::NotFound {
+            store: self.entry.clone(),
+            secret_id: target.secret_id.to_string(),
+            detail: Some(format!(
+                "Secrets Manager in {region}{at} has no such secret; check the secret_id and the store's region"
+            )),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
