@@ -197,4 +197,6 @@ fn backoff(p: &mut Problems, raw: super::raw::RawBackoff) -> Option<Backoff> {
 #[cfg(test)]
 mod kinds_tests;
 #[cfg(test)]
+mod state_tests;
+#[cfg(test)]
 mod tests;

@@ -57,10 +57,11 @@ impl DynamoStateStore {
     }
 
     /// `rekey check --online`: whether the table is there with rekey's key
-    /// schema (one DescribeTable; nothing is created). What was found, or why not.
+    /// schema, or will be created (one DescribeTable; nothing is created).
+    /// What was found, or why it will not do.
     pub async fn check(config: &DynamoConfig) -> Result<String, String> {
         let table = Table::connect(config).await;
-        table.open(false).await.map_err(|e| e.to_string())
+        (table.check(config.create_table).await).map_err(|e| e.to_string())
     }
 
     /// Who holds this store's leases.

@@ -220,6 +220,27 @@ impl Table {
         }
     }
 
+    /// What `rekey check --online` reports: the table and its status, or
+    /// that `create_table` will create it; never creates anything.
+    pub(super) async fn check(&self, create_table: bool) -> Result<String, StateError> {
+        match self.describe().await? {
+            Some(desc) => {
+                self.check_schema(&desc)?;
+                let status = desc.table_status().map_or("unknown", |s| s.as_str());
+                Ok(format!(
+                    "table {} is {status}, key {PK} (S)",
+                    self.whereabouts()
+                ))
+            }
+            None if create_table => Ok(format!(
+                "table {} does not exist yet; create_table = true creates it at start \
+                 (the IAM principal needs dynamodb:CreateTable)",
+                self.whereabouts()
+            )),
+            None => Err(self.io(self.missing())),
+        }
+    }
+
     /// The table's description; `None` when it does not exist.
     async fn describe(&self) -> Result<Option<TableDescription>, StateError> {
         let answer = self
