@@ -33,4 +33,5 @@ mod scheduling;
 mod shutdown;
 mod sim_after_effect;
 mod sim_openrouter;
+mod state_dynamodb;
 mod verify_gateway;

@@ -240,7 +240,9 @@ async fn settle(
     }
     let why = why.unwrap_or_else(|| "the acquire was refused".to_string());
     match read(table, health, pk).await {
-        Ok(item) => Ok(item.is_some_and(|i| ours(&i, owner, nonce))),
+        // Ours but already expired (the retries took longer than the
+        // lease): another replica may take it any moment, so not held.
+        Ok(item) => Ok(item.is_some_and(|i| ours(&i, owner, nonce) && held(&i))),
         Err(e) => {
             let released = (table.client.update_item())
                 .table_name(&table.name)
@@ -300,13 +302,16 @@ fn io(table: &Table, pk: &str, message: String) -> StateError {
     }
 }
 
-/// Renews every lease/3 until stopped or lost.
+/// Renews a third of the lease after the last renewal (or acquire) was
+/// sent, until stopped or lost: an acquire that took long to answer is
+/// renewed soon after.
 async fn renew_loop(shared: Arc<Shared>, stop: CancellationToken) {
     let every = shared.length / 3;
     loop {
+        let next = shared.clock().sent + every;
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep_until(next.into()) => {}
         }
         // A test pauses renewal here to let the lease expire under a holder.
         crate::failpoint::pause("state:lease-renew").await;
