@@ -1,6 +1,6 @@
-//! Lease items (`pk = "lease#<lease key>"`, never deleted): acquire, the
-//! background renewal every lease/3, release on drop, and what
-//! [`Lease::ensure`] may promise.
+//! Lease items (`pk = "lease#<lease key>"`, never deleted): acquire, and
+//! what [`Lease::ensure`] may promise; renewal every lease/3 and release on
+//! drop are in [`super::renewal`].
 //!
 //! Acquire is a consistent read (a lease held by another costs no write)
 //! then one conditional UpdateItem: the item is free (absent, released, or
@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::ReturnValue;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
+use super::renewal::{self, RELEASES, release};
 use super::table::{Failure, PK, Table};
 use super::{Health, Item, n, number, s, text};
 use crate::names::LeaseKey;
@@ -46,29 +47,29 @@ pub(super) fn skew_margin(lease: Duration) -> Duration {
 }
 
 /// What a lease and its renewal task share.
-struct Shared {
-    table: Arc<Table>,
-    health: Arc<Health>,
-    key: LeaseKey,
-    pk: String,
-    fence: Fence,
-    length: Duration,
+pub(super) struct Shared {
+    pub(super) table: Arc<Table>,
+    pub(super) health: Arc<Health>,
+    pub(super) key: LeaseKey,
+    pub(super) pk: String,
+    pub(super) fence: Fence,
+    pub(super) length: Duration,
     clock: Mutex<Clock>,
 }
 
-struct Clock {
+pub(super) struct Clock {
     /// When the last acquire or renewal that succeeded was sent.
-    sent: Instant,
+    pub(super) sent: Instant,
     /// Why the lease is lost; `Some` is final.
     lost: Option<String>,
 }
 
 impl Shared {
-    fn clock(&self) -> std::sync::MutexGuard<'_, Clock> {
+    pub(super) fn clock(&self) -> std::sync::MutexGuard<'_, Clock> {
         self.clock.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lose(&self, why: &str) {
+    pub(super) fn lose(&self, why: &str) {
         let mut clock = self.clock();
         if clock.lost.is_none() {
             warn!(lease = %self.key, why, "lease lost");
@@ -121,12 +122,12 @@ impl Lease for DynamoLease {
 
 impl Drop for DynamoLease {
     /// Stops renewing and, when a runtime is there to run it, releases the
-    /// item; without one it simply expires.
+    /// item on a task [`released`] can wait for; without one it simply expires.
     fn drop(&mut self) {
         self.stop.cancel();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let shared = self.shared.clone();
-            runtime.spawn(async move { release(&shared).await });
+            runtime.spawn(RELEASES.track_future(async move { release(&shared).await }));
         }
     }
 }
@@ -217,7 +218,7 @@ pub(super) async fn acquire(
         clock: Mutex::new(Clock { sent, lost: None }),
     });
     let stop = CancellationToken::new();
-    tokio::spawn(renew_loop(shared.clone(), stop.clone()));
+    tokio::spawn(renewal::renew_loop(shared.clone(), stop.clone()));
     Ok(Some(DynamoLease { shared, stop }))
 }
 
@@ -299,97 +300,5 @@ fn io(table: &Table, pk: &str, message: String) -> StateError {
     StateError::Io {
         path: table.at(pk),
         message,
-    }
-}
-
-/// Renews a third of the lease after the last renewal (or acquire) was
-/// sent, until stopped or lost: an acquire that took long to answer is
-/// renewed soon after.
-async fn renew_loop(shared: Arc<Shared>, stop: CancellationToken) {
-    let every = shared.length / 3;
-    loop {
-        let next = shared.clock().sent + every;
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep_until(next.into()) => {}
-        }
-        // A test pauses renewal here to let the lease expire under a holder.
-        crate::failpoint::pause("state:lease-renew").await;
-        if stop.is_cancelled() || !renew(&shared).await {
-            return;
-        }
-    }
-}
-
-/// One renewal; `false` once the lease is lost. A renewal that fails for
-/// another reason changes nothing: `ensure` stops promising as time passes,
-/// and the next tick tries again.
-async fn renew(shared: &Shared) -> bool {
-    let table = &shared.table;
-    let sent = Instant::now();
-    let now = wall_ms();
-    let expires = now.saturating_add(i64::try_from(shared.length.as_millis()).unwrap_or(i64::MAX));
-    let answer = (table.client.update_item())
-        .table_name(&table.name)
-        .key(PK, s(&shared.pk))
-        .update_expression("SET #e = :exp")
-        .condition_expression("#o = :me AND #t = :token AND #e > :now")
-        .expression_attribute_names("#o", "owner")
-        .expression_attribute_names("#t", "token")
-        .expression_attribute_names("#e", "expires_at_ms")
-        .expression_attribute_values(":me", s(&shared.fence.owner))
-        .expression_attribute_values(":token", s(&shared.fence.token))
-        .expression_attribute_values(":now", n(now))
-        .expression_attribute_values(":exp", n(expires))
-        .send()
-        .await;
-    match answer {
-        Ok(_) => {
-            shared.health.ok();
-            let mut clock = shared.clock();
-            clock.sent = clock.sent.max(sent);
-            true
-        }
-        Err(e) => {
-            match table.failure("UpdateItem", &e) {
-                Failure::Refused => {
-                    shared.health.ok();
-                    shared.lose("the table refused its renewal: another replica took it, or it expired first");
-                    false
-                }
-                Failure::Failed(why) | Failure::Unknown(why) => {
-                    warn!(lease = %shared.key, error = %why, "lease renewal failed; retrying");
-                    shared.health.failed(why);
-                    true
-                }
-            }
-        }
-    }
-}
-
-/// Clears the owner if the item still carries our token (a lease already
-/// taken over is left alone).
-async fn release(shared: &Shared) {
-    let table = &shared.table;
-    let answer = (table.client.update_item())
-        .table_name(&table.name)
-        .key(PK, s(&shared.pk))
-        .update_expression("SET #o = :free")
-        .condition_expression("#o = :me AND #t = :token")
-        .expression_attribute_names("#o", "owner")
-        .expression_attribute_names("#t", "token")
-        .expression_attribute_values(":free", s(""))
-        .expression_attribute_values(":me", s(&shared.fence.owner))
-        .expression_attribute_values(":token", s(&shared.fence.token))
-        .send()
-        .await;
-    match answer {
-        Ok(_) => info!(lease = %shared.key, "lease released"),
-        Err(e) => match table.failure("UpdateItem", &e) {
-            Failure::Refused => {}
-            other => {
-                warn!(lease = %shared.key, error = %other.message(), "lease release failed; it expires unrenewed")
-            }
-        },
     }
 }

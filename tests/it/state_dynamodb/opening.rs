@@ -152,7 +152,31 @@ async fn the_binary_checks_rotates_and_reports_on_a_table_and_the_table_holds_no
     env.cmd("rotate", &["p", "--now"]).await.assert_code(0);
     let new = std::fs::read_to_string(env.path("secrets/llm")).unwrap();
     assert_ne!(new.trim(), old, "rotated");
+    let lease = item(&table, "lease#file:").await;
+    assert!(
+        lease.is_none(),
+        "lease items are keyed by the secret's identity"
+    );
+    let scan = (client().scan()).table_name(&table).send().await.unwrap();
+    let leases: Vec<_> = (scan.items().iter())
+        .filter(|i| text(i, "pk").starts_with("lease#file:"))
+        .collect();
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    assert_eq!(
+        text(leases[0], "owner"),
+        "",
+        "released before the process exited"
+    );
     env.cmd("check", &["--online"]).await.assert_code(0);
+    let offline = env.cmd("check", &[]).await;
+    offline.assert_code(0);
+    assert!(
+        offline.stdout.contains(&format!(
+            "daemon.state: dynamodb:{table} in us-east-1: not checked offline"
+        )),
+        "{}",
+        offline.stdout
+    );
 
     let status = env.cmd("status", &["--json"]).await;
     status.assert_code(0);
