@@ -302,3 +302,34 @@ fn io(table: &Table, pk: &str, message: String) -> StateError {
         message,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_skew_margin_is_a_tenth_of_the_lease_and_never_under_a_second() {
+        assert_eq!(skew_margin(Duration::from_secs(2)), Duration::from_secs(1));
+        assert_eq!(skew_margin(Duration::from_secs(10)), Duration::from_secs(1));
+        assert_eq!(skew_margin(Duration::from_secs(30)), Duration::from_secs(3));
+        assert_eq!(
+            skew_margin(Duration::from_secs(600)),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn only_an_owned_unexpired_item_is_held() {
+        let item = |owner: &str, at: i64| {
+            Item::from([
+                ("owner".to_string(), s(owner)),
+                ("expires_at_ms".to_string(), n(at)),
+            ])
+        };
+        let later = wall_ms() + 60_000;
+        assert!(held(&item("host/1/a", later)));
+        assert!(!held(&item("", later)), "released");
+        assert!(!held(&item("host/1/a", wall_ms() - 1)), "expired");
+        assert!(!held(&Item::new()), "never written");
+    }
+}
