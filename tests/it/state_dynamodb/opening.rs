@@ -177,6 +177,17 @@ async fn the_binary_checks_rotates_and_reports_on_a_table_and_the_table_holds_no
         "{}",
         offline.stdout
     );
+    assert!(
+        offline.stdout.contains("next due unknown offline"),
+        "{}",
+        offline.stdout
+    );
+    let online = env.cmd("check", &["--online"]).await;
+    assert!(
+        online.stdout.contains("next due 20"),
+        "from the table: {}",
+        online.stdout
+    );
 
     let status = env.cmd("status", &["--json"]).await;
     status.assert_code(0);
