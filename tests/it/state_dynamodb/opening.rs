@@ -102,6 +102,10 @@ async fn a_table_with_another_key_schema_is_refused() {
 
 /// The test env's config with its state moved to a new table at moto.
 fn on_dynamodb(env: &TestEnv, create_table: bool) -> String {
+    on_dynamodb_with(env, create_table, "10s")
+}
+
+fn on_dynamodb_with(env: &TestEnv, create_table: bool, lease: &str) -> String {
     let table = format!("it-{}", uuid::Uuid::now_v7());
     let config = std::fs::read_to_string(env.config_path()).unwrap();
     let file_state = format!("state = \"file:{}\"", env.path("state").display());
@@ -109,7 +113,7 @@ fn on_dynamodb(env: &TestEnv, create_table: bool) -> String {
     let config = config.replace(&file_state, &format!("state = \"dynamodb:{table}\""))
         + &format!(
             "\n[daemon.dynamodb]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\n\
-             create_table = {create_table}\nlease = \"10s\"\n",
+             create_table = {create_table}\nlease = \"{lease}\"\n",
             moto_url()
         );
     std::fs::write(env.config_path(), config).unwrap();
@@ -210,5 +214,54 @@ async fn the_binary_checks_rotates_and_reports_on_a_table_and_the_table_holds_no
         );
     }
     env.capture(dump);
+    env.assert_no_secret_leaked();
+}
+
+#[tokio::test]
+async fn a_process_killed_right_after_its_acquire_landed_keeps_the_secret_only_until_expiry() {
+    let env = TestEnv::new().await;
+    let (_, old) = env.seed_key("made-by-hand");
+    std::fs::create_dir_all(env.path("secrets")).unwrap();
+    std::fs::write(env.path("secrets/llm"), &old).unwrap();
+    let target = r#"{ store = "files", secret_id = "llm", format = "raw" }"#;
+    env.write_config(&policy("p", target, ""));
+    let table = on_dynamodb_with(&env, true, "2s");
+    let config = env.config_path();
+    let args = ["rotate", "-c", config.to_str().unwrap(), "p", "--now"];
+
+    let crashed = env
+        .rekey_env(&args, &[("REKEY_FAILPOINT", "state:lease-acquired")])
+        .await;
+    assert_eq!(crashed.code, None, "aborted: {}", crashed.stderr);
+    let started = Instant::now();
+    let scan = (client().scan()).table_name(&table).send().await.unwrap();
+    let ghost = (scan.items().iter())
+        .find(|i| text(i, "pk").starts_with("lease#file:"))
+        .expect("the acquire landed");
+    assert_ne!(text(ghost, "owner"), "", "held by the dead process");
+
+    let busy = env.rekey(&args).await;
+    busy.assert_code(1);
+    assert!(
+        busy.stderr.contains("busy: another process"),
+        "{}",
+        busy.stderr
+    );
+    let deadline = started + Duration::from_secs(15);
+    loop {
+        let run = env.rekey(&args).await;
+        if run.code == Some(0) {
+            break;
+        }
+        assert!(run.stderr.contains("busy"), "{}", run.stderr);
+        assert!(Instant::now() < deadline, "the lease expires within 15s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "not before it expired"
+    );
+    let new = std::fs::read_to_string(env.path("secrets/llm")).unwrap();
+    assert_ne!(new.trim(), old, "rotated once the lease expired");
     env.assert_no_secret_leaked();
 }
