@@ -15,10 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::{App, BuildError};
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, StateLocation};
 use crate::rotation;
-use crate::state::StateStore;
-use crate::status::{self, existing_journal};
+use crate::status;
 
 mod check;
 mod rotate;
@@ -67,7 +66,15 @@ pub async fn check(path: &Path, online: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let journal = existing_journal(&config);
+    // A journal that cannot be read only loses the due times: check goes on.
+    // A table is not read offline (check needs no network without --online).
+    let (journal, unread) = match &config.daemon.state {
+        StateLocation::DynamoDb(_) if !online => (None, Some("unknown offline".to_string())),
+        _ => match status::journal_to_read(&config).await {
+            Ok(journal) => (journal, None),
+            Err(e) => (None, Some(format!("unknown (journal not read: {e})"))),
+        },
+    };
     let now = chrono::Utc::now();
     crate::outln!(
         "{}: ok, {}",
@@ -85,7 +92,10 @@ pub async fn check(path: &Path, online: bool) -> ExitCode {
                 Some(at) => crate::clock::rfc3339(at),
                 None => "never (no schedule applies)".to_string(),
             },
-            None => "on first run (no key recorded yet)".to_string(),
+            None => match &unread {
+                Some(why) => why.clone(),
+                None => "on first run (no key recorded yet)".to_string(),
+            },
         };
         let schedule = policy
             .schedule
@@ -111,8 +121,14 @@ pub async fn status(path: &Path, json: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let journal = existing_journal(&config);
-    let journal = journal.as_ref().map(|j| j as &dyn StateStore);
+    let journal = match status::journal_to_read(&config).await {
+        Ok(journal) => journal,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return ExitCode::from(FAILURE);
+        }
+    };
+    let journal = journal.as_deref();
     let rows = match status::collect(&config.policies, journal, chrono::Utc::now()).await {
         Ok(rows) => rows,
         Err(e) => {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use super::{FAILURE, OK, USAGE, load};
 use crate::config::{Config, StateLocation};
+use crate::state::dynamodb::DynamoStateStore;
 use crate::state::file::FileStateStore;
 use crate::state::{PolicyState, StateError, StateStore};
 use plan::{Plan, Verdict, plan, verdict};
@@ -68,7 +69,7 @@ pub async fn migrate(path: &Path, args: MigrateArgs) -> ExitCode {
 /// The state location `--to` names. A relative `file:` directory is taken
 /// from the current directory (it is a command-line argument), and shown
 /// absolute so it can be pasted into the config.
-fn target_location(to: &str, _config: &Config) -> Result<StateLocation, String> {
+fn target_location(to: &str, config: &Config) -> Result<StateLocation, String> {
     if let Some(dir) = to.strip_prefix("file:") {
         if dir.trim().is_empty() {
             return Err("`file:` needs a directory".into());
@@ -77,13 +78,13 @@ fn target_location(to: &str, _config: &Config) -> Result<StateLocation, String> 
         return Ok(StateLocation::File(dir));
     }
     if let Some(table) = to.strip_prefix("dynamodb:") {
-        // INTEGRATOR (issue 12, brief A): build
-        // `StateLocation::DynamoDb(DynamoConfig { table, ..})` here, with
-        // region, endpoint_url and lease from the config's
-        // `[daemon.dynamodb]` (exit 2 naming it when that section is missing),
-        // validating the table name as the config does.
-        let _ = table;
-        return Err("this rekey has no DynamoDB state backend yet".into());
+        if !crate::config::is_table_name(table) {
+            return Err("a DynamoDB table name is 3-255 of A-Z, a-z, 0-9, '_', '.', '-'".into());
+        }
+        let Some(settings) = &config.daemon.dynamodb else {
+            return Err("the config has no [daemon.dynamodb] section (region, endpoint_url) to reach the table with".into());
+        };
+        return Ok(StateLocation::DynamoDb(settings.for_table(table)));
     }
     Err("unknown state location; use \"file:DIR\" or \"dynamodb:TABLE\"".into())
 }
@@ -93,8 +94,10 @@ fn target_location(to: &str, _config: &Config) -> Result<StateLocation, String> 
 fn same_location(a: &StateLocation, b: &StateLocation) -> bool {
     match (a, b) {
         (StateLocation::File(a), StateLocation::File(b)) => real_path(a) == real_path(b),
-        // INTEGRATOR: two DynamoDb locations are the same when table,
-        // region and endpoint_url are; a file and a table never are.
+        (StateLocation::DynamoDb(a), StateLocation::DynamoDb(b)) => {
+            (&a.table, &a.region, &a.endpoint_url) == (&b.table, &b.region, &b.endpoint_url)
+        }
+        _ => false,
     }
 }
 
@@ -108,7 +111,7 @@ fn real_path(dir: &Path) -> PathBuf {
 fn shown(location: &StateLocation) -> String {
     match location {
         StateLocation::File(dir) => format!("file:{}", real_path(dir).display()),
-        // INTEGRATOR: `dynamodb:TABLE`.
+        StateLocation::DynamoDb(table) => format!("dynamodb:{}", table.table),
     }
 }
 
@@ -119,10 +122,13 @@ pub async fn open_state(
     location: &StateLocation,
     create: bool,
 ) -> Result<Option<Arc<dyn StateStore>>, StateError> {
-    // INTEGRATOR (issue 12, brief A): add the arm `StateLocation::DynamoDb(c)`:
-    // with `create` false it opens the table without creating it (`None`
-    // when it does not exist); with `create` true it honours `c.create_table`.
     match location {
+        StateLocation::DynamoDb(table) if create => {
+            Ok(Some(Arc::new(DynamoStateStore::open(table).await?)))
+        }
+        StateLocation::DynamoDb(table) => Ok(DynamoStateStore::open_existing(table)
+            .await?
+            .map(|s| Arc::new(s) as Arc<dyn StateStore>)),
         StateLocation::File(dir) => {
             if !create && !dir.join("policies").is_dir() {
                 return Ok(None);

@@ -27,6 +27,11 @@ pub const MAX_CATCH_UP_JITTER: Duration = Duration::from_secs(24 * HOUR);
 pub const MAX_FAILURE_BACKOFF: Duration = Duration::from_secs(30 * DAY);
 /// `daemon.shutdown_timeout`.
 pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(HOUR);
+/// `daemon.dynamodb.lease`: at least this (renewal every third of it
+/// must fit a table round trip and the skew margin)...
+pub const MIN_DYNAMO_LEASE: Duration = Duration::from_secs(2);
+/// ...and at most this (a crashed replica's rotation waits this long).
+pub const MAX_DYNAMO_LEASE: Duration = Duration::from_secs(10 * MINUTE);
 /// `providers.<name>.request_timeout`.
 pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(10 * MINUTE);
 /// `notify.<name>.timeout`.
@@ -94,6 +99,13 @@ pub fn human(d: Duration) -> String {
     } else {
         parts.join(" ")
     }
+}
+
+/// The part of a DynamoDB lease a replica does not count on: clocks of
+/// replicas may differ by this much (NTP keeps them far closer), and a
+/// renewal's answer may take this long. max(lease/10, 1 s).
+pub fn lease_skew_margin(lease: Duration) -> Duration {
+    (lease / 10).max(Duration::from_secs(1))
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use super::values::quoted;
 use crate::config::bounds::{MAX_REQUEST_TIMEOUT, MAX_WORKSPACE_ID};
 use crate::config::raw::{RawProvider, RawStore};
 use crate::config::{
-    ApiShape, DEFAULT_STORE_REQUEST_TIMEOUT, ProviderConfig, ProviderKind, StoreConfig, StoreKind,
+    ApiShape, DEFAULT_STORE_REQUEST_TIMEOUT, FILE_STORE_CALL, ProviderConfig, ProviderKind,
+    StoreConfig, StoreKind,
 };
 
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -205,6 +206,7 @@ pub(super) fn store(
                 "store",
                 aws,
             );
+            request_timeout = FILE_STORE_CALL;
             let dir = p.required(&at("dir"), raw.dir.as_deref())?;
             StoreKind::File {
                 dir: resolve(base_dir, dir),

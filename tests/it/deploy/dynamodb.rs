@@ -84,11 +84,7 @@ const SDK_OPERATIONS: &[&str] = &[
 /// ConditionCheck on the lease item plus the Put of the journal item; leases
 /// are taken and renewed with `update_item`; `scan` finds journals and
 /// expired leases; `create_table` only with `create_table = true`.
-///
-/// Until the backend is merged, src/ calls none of these, so the test below
-/// checks "called ⊆ granted" and "granted = this contract". Once it is, the
-/// integrator tightens it to "called = contract" (see
-/// `the_iam_policy_grants_exactly_the_state_table_calls`).
+/// The backend calls exactly these, and the policy grants exactly these.
 const CONTRACT: &[&str] = &[
     "create_table",
     "describe_table",
@@ -170,9 +166,16 @@ fn the_iam_policy_grants_exactly_the_state_table_calls() {
         uncontracted.is_empty(),
         "src/ calls {uncontracted:?}: add them to CONTRACT, the policy and deploy/README.md"
     );
-    let missing: Vec<String> = actions_of(called).difference(&granted).cloned().collect();
+    let missing: Vec<String> = actions_of(called.iter().copied())
+        .difference(&granted)
+        .cloned()
+        .collect();
     assert!(missing.is_empty(), "called but not granted: {missing:?}");
-    // With the backend merged, tighten to: assert_eq!(called, CONTRACT).
+    let contract: std::collections::BTreeSet<&str> = CONTRACT.iter().copied().collect();
+    assert_eq!(
+        called, contract,
+        "the DynamoDB operations src/ calls vs. the contract"
+    );
 }
 
 #[test]

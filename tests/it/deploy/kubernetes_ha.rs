@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use rekey::config::Config;
 use rekey::config::load::{SourceFormat, load_str};
-use rekey::config::{Config, ConfigError, ConfigProblem};
 use serde_json::Value;
 
 use super::kubernetes::{
@@ -46,58 +46,12 @@ pub(super) fn ha_state_table() -> String {
         .to_string()
 }
 
-/// Whether `problems` are exactly how a build without the DynamoDB backend
-/// (before issue 12 is merged) refuses `state = "dynamodb:..."` and
-/// `[daemon.dynamodb]`: anything else is a real problem of the file.
-fn refused_as_before_the_backend(problems: &[ConfigProblem]) -> bool {
-    let old = |p: &ConfigProblem| match p.path.as_str() {
-        "daemon.state" => p.message.contains("only \"file:<dir>\" is"),
-        "daemon.dynamodb" => p.message.starts_with("unknown field"),
-        _ => false,
-    };
-    problems.len() == 2 && problems.iter().all(old)
-}
-
-/// `toml` with a file state in place of the DynamoDB one, and without the
-/// `[daemon.dynamodb]` table.
-fn with_file_state(toml: &str) -> String {
-    let mut out = Vec::new();
-    let mut skipping = false;
-    for line in toml.lines() {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            skipping = trimmed == "[daemon.dynamodb]";
-        }
-        if skipping {
-            continue;
-        }
-        if trimmed.starts_with("state = \"dynamodb:") {
-            out.push("state = \"file:/var/lib/rekey/state\"");
-        } else {
-            out.push(line);
-        }
-    }
-    out.join("\n")
-}
-
-/// The HA ConfigMap's rekey.toml through rekey's own loader. A build without
-/// the DynamoDB backend refuses its state with exactly two known problems;
-/// then, and only then, the rest of the file is loaded with a file state in
-/// their place, so every other field is still checked by rekey (and the
-/// DynamoDB settings by `the_ha_config_names_the_table_of_the_contract`).
-/// Once the backend is merged the file loads as it is; the integrator may
-/// then delete this fallback.
+/// The HA ConfigMap's rekey.toml through rekey's own loader, as it is: the
+/// DynamoDB state, its section and every call timeout fitting in the lease.
 fn ha_config() -> Config {
     let toml = configmap_toml_in(DIR);
-    let load = |text: &str| load_str(text, SourceFormat::Toml, Path::new("/etc/rekey"));
-    match load(&toml) {
-        Ok(config) => config,
-        Err(ConfigError::Invalid { problems, .. }) if refused_as_before_the_backend(&problems) => {
-            load(&with_file_state(&toml))
-                .unwrap_or_else(|e| panic!("{DIR}: the ConfigMap's rekey.toml is invalid: {e}"))
-        }
-        Err(e) => panic!("{DIR}: the ConfigMap's rekey.toml is invalid: {e}"),
-    }
+    load_str(&toml, SourceFormat::Toml, Path::new("/etc/rekey"))
+        .unwrap_or_else(|e| panic!("{DIR}: the ConfigMap's rekey.toml is invalid: {e}"))
 }
 
 #[test]
@@ -140,38 +94,6 @@ fn the_ha_config_names_the_table_of_the_contract() {
     if !state.starts_with("File(") {
         assert!(state.contains(&table), "{state} names {table}");
     }
-}
-
-#[test]
-fn the_file_state_fallback_is_taken_only_for_the_old_refusal() {
-    let problem = |path: &str, message: &str| ConfigProblem {
-        path: path.into(),
-        message: message.into(),
-    };
-    let old = [
-        problem("daemon.dynamodb", "unknown field; expected one of state"),
-        problem(
-            "daemon.state",
-            "is not supported (value not shown); only \"file:<dir>\" is",
-        ),
-    ];
-    assert!(refused_as_before_the_backend(&old));
-    assert!(!refused_as_before_the_backend(&old[..1]));
-    let mut other = old.to_vec();
-    other.push(problem("policy[0].schedule", "is not a cron expression"));
-    assert!(!refused_as_before_the_backend(&other));
-    let new = [problem(
-        "daemon.dynamodb.lease",
-        "must be between 2s and 10m",
-    )];
-    assert!(!refused_as_before_the_backend(&new));
-
-    let swapped = with_file_state(&configmap_toml_in(DIR));
-    assert!(
-        !swapped.contains("\"dynamodb:") && !swapped.contains("[daemon.dynamodb]"),
-        "{swapped}"
-    );
-    assert!(swapped.contains("[[policy]]") && swapped.contains("[providers."));
 }
 
 #[test]
