@@ -165,9 +165,18 @@ fn journal_unreadable(
             .lock()
             .expect("unreadable counter poisoned") += 1;
     }
-    if matches!(e, crate::state::StateError::NewerFormat { .. }) {
-        error!(policy = %policy.name, error = %e, kind = e.kind(), "this policy is not rotated by this rekey");
-        return;
+    match e {
+        crate::state::StateError::NewerFormat { .. } => {
+            error!(policy = %policy.name, error = %e, kind = e.kind(), "this policy is not rotated by this rekey");
+            return;
+        }
+        // Not the journal's fault (a table throttled or out of reach, a
+        // permission): nothing to repair in it, so nothing flagged corrupt.
+        crate::state::StateError::Io { .. } | crate::state::StateError::LeaseLost { .. } => {
+            warn!(policy = %policy.name, error = %e, kind = e.kind(), "cannot read the journal now; the policy is passed over until it can be");
+            return;
+        }
+        crate::state::StateError::Corrupt { .. } => {}
     }
     error!(policy = %policy.name, error = %e, kind = e.kind(), "cannot read the journal; this policy is not rotated until it is repaired");
     app.observer
