@@ -71,9 +71,10 @@ impl Daemon {
         let key = &policy.target.lease;
         let legacy = policy.target.legacy_lock_name();
         match app.state.try_lease(key, &legacy).await {
-            // Released at once: the rotation takes it again. Should another
+            // Released at once (and waited for: a table lease is released
+            // by a call): the rotation takes it again. Should another
             // process win it in between, the run reports itself busy.
-            Ok(Some(_lease)) => {}
+            Ok(Some(lease)) => lease.release().await,
             Ok(None) => return Err(Refusal::LeaseHeld(key.clone())),
             Err(e) => return Err(Refusal::Journal(e.to_string())),
         }

@@ -304,10 +304,14 @@ pub async fn run_policy(
             }
             .in_current_span(),
         );
-        match task.await {
+        let result = match task.await {
             Ok(result) => result,
-            Err(e) => record_panic(ctx, policy, e, lease).await,
-        }
+            Err(e) => record_panic(ctx, policy, e, lease.clone()).await,
+        };
+        // Let go now, not when the last handle drops: the next run of this
+        // secret (the daemon's next round, another replica) can take it.
+        lease.release().await;
+        result
     }
     .instrument(span)
     .await

@@ -42,11 +42,13 @@ pub async fn plan(ctx: &Ctx, policy: &Policy) -> Result<Plan, RotationError> {
     let keys = ctx.provider.list_keys().await?;
     let current = ctx.store.read_current(&policy.target).await?;
     let state = ctx.state.load(&policy.name).await?;
-    let lease_free = ctx
-        .state
+    let lease = (ctx.state)
         .try_lease(&policy.target.lease, &policy.target.legacy_lock_name())
-        .await?
-        .is_some();
+        .await?;
+    let lease_free = lease.is_some();
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
     let current_label = current.as_ref().map(redacted_label);
     let journal_agrees = state.current.as_ref().map(|c| &c.label) == current_label.as_ref();
     let findings = match &current {

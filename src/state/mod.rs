@@ -244,6 +244,9 @@ pub struct HistoryEntry {
     pub error: Option<String>,
 }
 
+/// A lease being let go of ([`Lease::release`]).
+pub type Releasing<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
 /// Held while a rotation of one secret runs; dropping it releases the lease.
 pub trait Lease: Send + Sync {
     /// The secret this lease is on.
@@ -260,6 +263,11 @@ pub trait Lease: Send + Sync {
     /// every third of it); `None` for one held while its process lives.
     fn period(&self) -> Option<Duration> {
         None
+    }
+    /// Lets go of the lease now and returns once another holder can take
+    /// it (dropping it also lets go, but maybe later, on a task). Idempotent.
+    fn release(&self) -> Releasing<'_> {
+        Box::pin(std::future::ready(()))
     }
 }
 

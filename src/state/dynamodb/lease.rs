@@ -84,6 +84,8 @@ impl Shared {
 pub struct DynamoLease {
     shared: Arc<Shared>,
     stop: CancellationToken,
+    /// Released already (by [`Lease::release`]): dropping does nothing more.
+    released: std::sync::atomic::AtomicBool,
 }
 
 impl Lease for DynamoLease {
@@ -123,6 +125,18 @@ impl Lease for DynamoLease {
     fn period(&self) -> Option<Duration> {
         Some(self.shared.length)
     }
+
+    fn release(&self) -> crate::state::Releasing<'_> {
+        Box::pin(async move {
+            self.stop.cancel();
+            if !self
+                .released
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                release(&self.shared).await;
+            }
+        })
+    }
 }
 
 impl Drop for DynamoLease {
@@ -130,6 +144,9 @@ impl Drop for DynamoLease {
     /// item on a task [`released`] can wait for; without one it simply expires.
     fn drop(&mut self) {
         self.stop.cancel();
+        if self.released.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let shared = self.shared.clone();
             runtime.spawn(RELEASES.track_future(async move { release(&shared).await }));
@@ -224,7 +241,11 @@ pub(super) async fn acquire(
     });
     let stop = CancellationToken::new();
     tokio::spawn(renewal::renew_loop(shared.clone(), stop.clone()));
-    Ok(Some(DynamoLease { shared, stop }))
+    Ok(Some(DynamoLease {
+        shared,
+        stop,
+        released: std::sync::atomic::AtomicBool::new(false),
+    }))
 }
 
 /// An acquire refused or whose answer was lost (`why`): the item is read
