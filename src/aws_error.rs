@@ -80,6 +80,19 @@ fn service<E>(call: Call<'_>, head: &str, err: &SdkError<E>) -> String
 where
     E: ProvideErrorMetadata + Error + 'static,
 {
+    service_line(head, err, |code| hint(call, code))
+}
+
+/// `<head>: <code>: <message> (request id <id>); <hint>` for an error AWS
+/// answered, any AWS service; `hint` picks the advice for the error code.
+pub fn service_line<E>(
+    head: &str,
+    err: &SdkError<E>,
+    hint: impl FnOnce(&str) -> Option<String>,
+) -> String
+where
+    E: ProvideErrorMetadata + Error + 'static,
+{
     let code = err.code().unwrap_or("unknown error code");
     let mut line = format!("{head}: {code}");
     if let Some(message) = err.message().filter(|m| !m.is_empty()) {
@@ -88,7 +101,7 @@ where
     if let Some(id) = err.request_id() {
         line.push_str(&format!(" (request id {id})"));
     }
-    if let Some(hint) = hint(call, code) {
+    if let Some(hint) = hint(code) {
         line.push_str(&format!("; {hint}"));
     }
     line

@@ -11,14 +11,13 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::RequestId;
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     TableDescription, TableStatus,
 };
 
-use crate::aws_error::{causes, is_credentials, one_line};
+use crate::aws_error::{causes, is_credentials, one_line, service_line};
 use crate::backoff::Backoff;
 use crate::config::DynamoConfig;
 use crate::state::StateError;
@@ -134,18 +133,7 @@ impl Table {
         let head = format!("{operation} on DynamoDB table {}", self.whereabouts());
         let line = match err {
             SdkError::ServiceError(_) => {
-                let code = err.code().unwrap_or("unknown error code");
-                let mut line = format!("{head}: {code}");
-                if let Some(message) = err.message().filter(|m| !m.is_empty()) {
-                    line.push_str(&format!(": {message}"));
-                }
-                if let Some(id) = err.request_id() {
-                    line.push_str(&format!(" (request id {id})"));
-                }
-                if let Some(hint) = self.hint(operation, code) {
-                    line.push_str(&format!("; {hint}"));
-                }
-                line
+                service_line(&head, err, |code| self.hint(operation, code))
             }
             SdkError::TimeoutError(_) => format!("{head}: timed out before an answer"),
             SdkError::ResponseError(_) => {
