@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
 
 use super::table::{Failure, PK, Table};
-use super::{Health, Item, lease, n, s, text};
+use super::{Health, Item, lease, n, read_item, s, text};
 use crate::names::{LeaseKey, PolicyName};
 use crate::state::{JOURNAL_FORMAT, Lease, PolicyState, StateError, codec};
 
@@ -42,18 +42,10 @@ pub(super) async fn load(
 
 /// The `body` of a journal item (consistent read); `None` when absent.
 async fn read_body(table: &Table, health: &Health, pk: &str) -> Result<Option<String>, StateError> {
-    let answer = (table.client.get_item())
-        .table_name(&table.name)
-        .key(PK, s(pk))
-        .consistent_read(true)
-        .send()
-        .await;
-    let out = answer.map_err(|e| health.io(table, pk, &table.failure("GetItem", &e)))?;
-    health.ok();
-    let Some(item) = out.item() else {
+    let Some(item) = read_item(table, health, pk).await? else {
         return Ok(None);
     };
-    match text(item, "body") {
+    match text(&item, "body") {
         Some(body) => Ok(Some(body.to_string())),
         None => Err(StateError::Corrupt {
             path: table.at(pk),

@@ -26,7 +26,7 @@ use tracing::warn;
 
 use super::renewal::{self, RELEASES, release};
 use super::table::{Failure, PK, Table};
-use super::{Health, Item, n, number, s, text};
+use super::{Health, Item, n, number, read_item as read, s, text};
 use crate::names::LeaseKey;
 use crate::state::{Fence, Lease, StateError};
 
@@ -292,23 +292,6 @@ async fn settle(
                 format!("{why}; reading the lease back failed too: {e}"),
             ))
         }
-    }
-}
-
-/// The lease item (consistent read); `None` when there is none yet.
-async fn read(table: &Table, health: &Health, pk: &str) -> Result<Option<Item>, StateError> {
-    let answer = (table.client.get_item())
-        .table_name(&table.name)
-        .key(PK, s(pk))
-        .consistent_read(true)
-        .send()
-        .await;
-    match answer {
-        Ok(out) => {
-            health.ok();
-            Ok(out.item().cloned())
-        }
-        Err(e) => Err(health.io(table, pk, &table.failure("GetItem", &e))),
     }
 }
 

@@ -241,3 +241,20 @@ fn owner() -> String {
         rand::random::<u32>()
     )
 }
+
+/// An item by its key (consistent read); `None` when there is none.
+async fn read_item(table: &Table, health: &Health, pk: &str) -> Result<Option<Item>, StateError> {
+    let answer = (table.client.get_item())
+        .table_name(&table.name)
+        .key(table::PK, s(pk))
+        .consistent_read(true)
+        .send()
+        .await;
+    match answer {
+        Ok(out) => {
+            health.ok();
+            Ok(out.item().cloned())
+        }
+        Err(e) => Err(health.io(table, pk, &table.failure("GetItem", &e))),
+    }
+}
