@@ -215,5 +215,6 @@ async fn a_journal_too_large_for_an_item_is_refused_and_not_written() {
     assert!(item(&config.table, "journal#big").await.is_none());
 }
 
+mod daemon;
 mod leases;
 mod opening;

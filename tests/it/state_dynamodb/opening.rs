@@ -105,7 +105,7 @@ fn on_dynamodb(env: &TestEnv, create_table: bool) -> String {
     on_dynamodb_with(env, create_table, "10s")
 }
 
-fn on_dynamodb_with(env: &TestEnv, create_table: bool, lease: &str) -> String {
+pub(super) fn on_dynamodb_with(env: &TestEnv, create_table: bool, lease: &str) -> String {
     let table = format!("it-{}", uuid::Uuid::now_v7());
     let config = std::fs::read_to_string(env.config_path()).unwrap();
     let file_state = format!("state = \"file:{}\"", env.path("state").display());
