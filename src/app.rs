@@ -21,6 +21,7 @@ use crate::observer::{Observer, ObserverError};
 use crate::policy::Policy;
 use crate::providers::{self, Provider, ProviderError};
 use crate::rotation::Ctx;
+use crate::state::dynamodb::DynamoStateStore;
 use crate::state::file::FileStateStore;
 use crate::state::{StateError, StateStore};
 use crate::stores::{self, SecretStore, StoreError};
@@ -78,6 +79,7 @@ impl App {
         let stores = build_stores(&config).await?;
         let state: Arc<dyn StateStore> = match &config.daemon.state {
             StateLocation::File(dir) => Arc::new(FileStateStore::open(dir)?),
+            StateLocation::DynamoDb(table) => Arc::new(DynamoStateStore::open(table).await?),
         };
         let observer = Arc::new(Observer::build(&config).await?);
         let gateway_http = providers::http_client("verify.base_url", GATEWAY_TIMEOUT)?;

@@ -151,7 +151,7 @@ fn unreachable(call: Call<'_>, cause: &str) -> String {
 
 /// Whether the chain of causes is the credential chain finding nothing
 /// (`CredentialsNotLoaded`, an IMDS token refused, no profile).
-fn is_credentials(cause: &str) -> bool {
+pub fn is_credentials(cause: &str) -> bool {
     let cause = cause.to_ascii_lowercase();
     [
         "credentials",
@@ -167,7 +167,7 @@ fn is_credentials(cause: &str) -> bool {
 
 /// The `Display` text of every error under `err`, without repeats: the
 /// SDK's own layer says only "dispatch failure", the cause is below.
-fn causes(err: &(dyn Error + 'static)) -> String {
+pub fn causes(err: &(dyn Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = err.source();
     while let Some(e) = next {
@@ -185,7 +185,7 @@ fn causes(err: &(dyn Error + 'static)) -> String {
 
 /// Newlines and runs of spaces become one space; past [`MAX_LEN`] the
 /// line is cut at a character boundary.
-fn one_line(text: &str) -> String {
+pub fn one_line(text: &str) -> String {
     let mut line = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if line.len() > MAX_LEN {
         let mut cut = MAX_LEN;

@@ -17,8 +17,7 @@ use std::time::Duration;
 use crate::app::{App, BuildError};
 use crate::config::{self, Config, ConfigError};
 use crate::rotation;
-use crate::state::StateStore;
-use crate::status::{self, existing_journal};
+use crate::status;
 
 mod check;
 mod rotate;
@@ -67,7 +66,14 @@ pub async fn check(path: &Path, online: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let journal = existing_journal(&config);
+    // A journal that cannot be read only loses the due times: check goes on.
+    let journal = match status::journal_to_read(&config).await {
+        Ok(journal) => journal,
+        Err(e) => {
+            crate::outln!("journal not read ({e}); due times assume no key recorded");
+            None
+        }
+    };
     let now = chrono::Utc::now();
     crate::outln!(
         "{}: ok, {}",
@@ -111,8 +117,14 @@ pub async fn status(path: &Path, json: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let journal = existing_journal(&config);
-    let journal = journal.as_ref().map(|j| j as &dyn StateStore);
+    let journal = match status::journal_to_read(&config).await {
+        Ok(journal) => journal,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return ExitCode::from(FAILURE);
+        }
+    };
+    let journal = journal.as_deref();
     let rows = match status::collect(&config.policies, journal, chrono::Utc::now()).await {
         Ok(rows) => rows,
         Err(e) => {

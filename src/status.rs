@@ -3,13 +3,16 @@
 //! whether an assisted policy is waiting for someone to place a new key.
 //! Read from the journal only, so it answers while a provider is down.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::clock::rfc3339;
-use crate::config::{Config, StateLocation};
+use crate::config::{Config, DynamoConfig, StateLocation};
 use crate::policy::Policy;
 use crate::rotation::{Decision, decide, next_due};
+use crate::state::dynamodb::DynamoStateStore;
 use crate::state::file::FileStateStore;
 use crate::state::{Outcome, PolicyState, StateError, StateStore};
 
@@ -213,11 +216,36 @@ fn format_age(seconds: i64) -> String {
     }
 }
 
-/// The journal, if the state directory already exists (check and status never create it).
+/// The journal, if the state directory already exists (check and status
+/// never create it). A DynamoDB state needs the network: see [`journal_to_read`].
 pub(crate) fn existing_journal(config: &Config) -> Option<FileStateStore> {
-    let StateLocation::File(dir) = &config.daemon.state;
-    dir.join("policies")
-        .is_dir()
-        .then(|| FileStateStore::open(dir).ok())
-        .flatten()
+    match &config.daemon.state {
+        StateLocation::File(dir) => dir
+            .join("policies")
+            .is_dir()
+            .then(|| FileStateStore::open(dir).ok())
+            .flatten(),
+        StateLocation::DynamoDb(_) => None,
+    }
+}
+
+/// The journal to read for `status` and `check`, either backend, through
+/// the [`StateStore`] trait: `None` when a state directory does not exist
+/// yet. A DynamoDB table is opened without ever being created; a missing or
+/// unreachable one is the error.
+pub(crate) async fn journal_to_read(
+    config: &Config,
+) -> Result<Option<Arc<dyn StateStore>>, StateError> {
+    match &config.daemon.state {
+        StateLocation::File(_) => {
+            Ok(existing_journal(config).map(|j| Arc::new(j) as Arc<dyn StateStore>))
+        }
+        StateLocation::DynamoDb(table) => {
+            let table = DynamoConfig {
+                create_table: false,
+                ..table.clone()
+            };
+            Ok(Some(Arc::new(DynamoStateStore::open(&table).await?)))
+        }
+    }
 }

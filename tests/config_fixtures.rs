@@ -128,7 +128,10 @@ const INVALID: &[(&str, &[(&str, &str)])] = &[
     ),
     (
         "bad-state.toml",
-        &[("daemon.state", "only \"file:<dir>\" is")],
+        &[(
+            "daemon.state",
+            "write \"file:<dir>\" or \"dynamodb:<table>\"",
+        )],
     ),
     ("missing-state.toml", &[("daemon.state", "required")]),
     (

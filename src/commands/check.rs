@@ -1,6 +1,9 @@
 //! The part of `rekey check` past the config's shape: whether every
 //! credential reference can be read and, with `--online`, whether each
-//! provider entry and store answers one authenticated, read-only call.
+//! provider entry and store answers one authenticated, read-only call, and
+//! whether a DynamoDB state table exists with rekey's key schema
+//! (DescribeTable; offline only its name and settings are checked, by the
+//! config's validation).
 //!
 //! Offline, `env:` and `file:` references are read (never printed);
 //! `aws-sm:` ones need the network and are only listed. Every problem is
@@ -16,9 +19,10 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::config::secret_ref;
-use crate::config::{Config, SecretRef};
+use crate::config::{Config, SecretRef, StateLocation};
 use crate::policy::Policy;
 use crate::providers::{self, Provider};
+use crate::state::dynamodb::DynamoStateStore;
 use crate::stores;
 
 /// Each online call gets this long.
@@ -29,11 +33,30 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 pub(super) async fn run(config: &Config, online: bool) -> bool {
     let (readable, credentials_ok) = references(config, online).await;
     if !online {
+        if let StateLocation::DynamoDb(table) = &config.daemon.state {
+            crate::outln!(
+                "daemon.state: dynamodb:{} in {}: not checked offline (use --online)",
+                table.table,
+                table.region
+            );
+        }
         return credentials_ok;
     }
     let providers_ok = providers(config, &readable).await;
     let stores_ok = stores(config).await;
-    credentials_ok && providers_ok && stores_ok
+    let state_ok = state(config).await;
+    credentials_ok && providers_ok && stores_ok && state_ok
+}
+
+/// One DescribeTable of a DynamoDB state table: missing, another key
+/// schema, or access denied is named (nothing is created, whatever
+/// `create_table` says: `check` changes nothing).
+async fn state(config: &Config) -> bool {
+    let StateLocation::DynamoDb(table) = &config.daemon.state else {
+        return true;
+    };
+    let answer = bounded(DynamoStateStore::check(table)).await;
+    report("daemon.state", answer)
 }
 
 /// Reads each reference it may (all of them `online`); the values read by

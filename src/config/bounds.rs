@@ -27,6 +27,11 @@ pub const MAX_CATCH_UP_JITTER: Duration = Duration::from_secs(24 * HOUR);
 pub const MAX_FAILURE_BACKOFF: Duration = Duration::from_secs(30 * DAY);
 /// `daemon.shutdown_timeout`.
 pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(HOUR);
+/// `daemon.dynamodb.lease`: at least this (renewal every third of it
+/// must fit a table round trip and the skew margin)...
+pub const MIN_DYNAMO_LEASE: Duration = Duration::from_secs(2);
+/// ...and at most this (a crashed replica's rotation waits this long).
+pub const MAX_DYNAMO_LEASE: Duration = Duration::from_secs(10 * MINUTE);
 /// `providers.<name>.request_timeout`.
 pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(10 * MINUTE);
 /// `notify.<name>.timeout`.

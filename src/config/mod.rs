@@ -58,6 +58,9 @@ pub struct DaemonConfig {
     /// the provider for the key it may have made before it fails as
     /// `create_unconfirmed` (and the next pass sweeps again).
     pub sweep_timeout: Duration,
+    /// `[daemon.dynamodb]` as written, also with a file state (it then
+    /// only says where `rekey state migrate` finds the table).
+    pub dynamodb: Option<DynamoTable>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +72,44 @@ pub struct Backoff {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateLocation {
     File(PathBuf),
+    /// `dynamodb:TABLE` with `[daemon.dynamodb]`.
+    DynamoDb(DynamoConfig),
+}
+
+/// `[daemon.dynamodb]`: how to reach the state table, without its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoTable {
+    pub region: String,
+    /// Not AWS's own endpoint (moto in tests).
+    pub endpoint_url: Option<String>,
+    /// Create the table (on-demand billing) when it is missing.
+    pub create_table: bool,
+    /// How long a lease lasts unless renewed (renewed every third of it).
+    pub lease: Duration,
+}
+
+impl DynamoTable {
+    /// These settings for the table named `table`.
+    pub fn for_table(&self, table: &str) -> DynamoConfig {
+        DynamoConfig {
+            table: table.to_string(),
+            region: self.region.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            create_table: self.create_table,
+            lease: self.lease,
+        }
+    }
+}
+
+/// A DynamoDB state table: `state = "dynamodb:TABLE"` + `[daemon.dynamodb]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoConfig {
+    /// 3-255 characters of `A-Z a-z 0-9 _ . -` (checked).
+    pub table: String,
+    pub region: String,
+    pub endpoint_url: Option<String>,
+    pub create_table: bool,
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -35,6 +35,18 @@ pub struct RawDaemon {
     pub admin_token: Option<String>,
     pub shutdown_timeout: Option<String>,
     pub sweep_timeout: Option<String>,
+    pub dynamodb: Option<RawDynamo>,
+}
+
+/// `[daemon.dynamodb]`: where the state table is (with `state =
+/// "dynamodb:TABLE"`, or for `rekey state migrate` with a file state).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDynamo {
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub create_table: Option<bool>,
+    pub lease: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

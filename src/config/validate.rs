@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::bounds::{MAX_CATCH_UP_JITTER, MAX_FAILURE_BACKOFF, MAX_SHUTDOWN_TIMEOUT};
 use super::raw::{RawConfig, RawDaemon};
-use super::{Backoff, Config, ConfigProblem, DaemonConfig, ProviderKind, StateLocation};
+use super::{Backoff, Config, ConfigProblem, DaemonConfig, ProviderKind};
 
 mod at;
 mod entries;
@@ -21,6 +21,7 @@ mod policy;
 mod problems;
 mod refs;
 mod rules;
+mod state;
 mod values;
 
 use entries::{provider, store};
@@ -96,20 +97,7 @@ pub(crate) fn validate(
 }
 
 fn daemon(p: &mut Problems, raw: RawDaemon, base_dir: &Path) -> Option<DaemonConfig> {
-    let state = p
-        .required("daemon.state", raw.state.as_deref())
-        .and_then(|s| match s.strip_prefix("file:") {
-            Some(dir) if !dir.trim().is_empty() => {
-                Some(StateLocation::File(resolve(base_dir, dir)))
-            }
-            _ => {
-                p.push(
-                    "daemon.state",
-                    "is not supported (value not shown); only \"file:<dir>\" is",
-                );
-                None
-            }
-        });
+    let (state, dynamodb) = state::state(p, raw.state.as_deref(), raw.dynamodb, base_dir);
     let listen = raw.admin_listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN);
     let admin_listen = listen.parse::<SocketAddr>().map_err(|_| {
         p.push(
@@ -170,6 +158,7 @@ fn daemon(p: &mut Problems, raw: RawDaemon, base_dir: &Path) -> Option<DaemonCon
         admin_token: admin_token?,
         shutdown_timeout: shutdown_timeout?,
         sweep_timeout: sweep_timeout?,
+        dynamodb: dynamodb?,
     })
 }
 
@@ -207,5 +196,7 @@ fn backoff(p: &mut Problems, raw: super::raw::RawBackoff) -> Option<Backoff> {
 
 #[cfg(test)]
 mod kinds_tests;
+#[cfg(test)]
+mod state_tests;
 #[cfg(test)]
 mod tests;

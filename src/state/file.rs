@@ -2,8 +2,9 @@
 //! written atomically; leases are `flock`s on `<dir>/locks/<secret>.lock`, so
 //! two processes on one host never rotate the same secret at once. A lease
 //! dies with its process, so a crashed rotation never blocks the next run.
-//! Every journal carries `"format": N` ([`JOURNAL_FORMAT`]); a newer format
-//! is refused before its content is looked at. Lock files stay empty: only
+//! Every journal carries `"format": N` ([`super::JOURNAL_FORMAT`]); a newer format
+//! is refused before its content is looked at ([`codec`], shared with the
+//! DynamoDB store). Lock files stay empty: only
 //! the `flock` on them matters, so they carry no format.
 //! Reads, fsync'd writes and lock files are blocking I/O: each call runs on
 //! Tokio's blocking pool (`spawn_blocking`), never on an async worker.
@@ -15,9 +16,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use serde::{Deserialize, Serialize};
-
-use super::{Fence, JOURNAL_FORMAT, Lease, PolicyState, StateError, StateStore};
+use super::{Fence, Lease, PolicyState, StateError, StateStore, codec};
 use crate::fsutil;
 use crate::names::{LeaseKey, PolicyName};
 
@@ -189,32 +188,6 @@ impl StateStore for FileStateStore {
     }
 }
 
-/// A journal as written: the format first, then the state's fields.
-#[derive(Serialize)]
-struct Versioned<'a> {
-    format: u32,
-    #[serde(flatten)]
-    state: &'a PolicyState,
-}
-
-/// A journal's bytes as written: the format first, then the state.
-fn encode(path: &Path, state: &PolicyState) -> Result<Vec<u8>, StateError> {
-    let versioned = Versioned {
-        format: JOURNAL_FORMAT,
-        state,
-    };
-    serde_json::to_vec_pretty(&versioned).map_err(|e| StateError::Corrupt {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
-}
-
-/// Only the format of a journal, read before the rest.
-#[derive(Deserialize)]
-struct Header {
-    format: Option<u64>,
-}
-
 /// The journal at `path`; a fresh state for `policy` when there is none.
 fn load(path: &Path, policy: &PolicyName) -> Result<PolicyState, StateError> {
     match std::fs::read(path) {
@@ -224,23 +197,14 @@ fn load(path: &Path, policy: &PolicyName) -> Result<PolicyState, StateError> {
     }
 }
 
-/// A journal's bytes: refused whole when a newer rekey wrote them (its
-/// fields may mean what this one cannot know), else parsed.
+/// The journal file's bytes (see [`codec::parse`]).
 fn parse(path: &Path, bytes: &[u8]) -> Result<PolicyState, StateError> {
-    let corrupt = |e: serde_json::Error| StateError::Corrupt {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
-    let header: Header = serde_json::from_slice(bytes).map_err(corrupt)?;
-    let format = header.format.unwrap_or(1);
-    if format > u64::from(JOURNAL_FORMAT) {
-        return Err(StateError::NewerFormat {
-            path: path.display().to_string(),
-            format,
-            known: JOURNAL_FORMAT,
-        });
-    }
-    serde_json::from_slice(bytes).map_err(corrupt)
+    codec::parse(&path.display().to_string(), bytes)
+}
+
+/// A journal's bytes as the file holds them (see [`codec::encode`]).
+fn encode(path: &Path, state: &PolicyState) -> Result<Vec<u8>, StateError> {
+    codec::encode(&path.display().to_string(), state)
 }
 
 /// `flock`s the lock file at `path` without waiting; `None` if it is held.
@@ -303,7 +267,7 @@ fn fnv1a(s: &str) -> u64 {
 mod tests {
     use super::*;
     use crate::names::RotationId;
-    use crate::state::{HISTORY_LEN, HistoryEntry, OutcomeKind, Trigger};
+    use crate::state::{HISTORY_LEN, HistoryEntry, JOURNAL_FORMAT, OutcomeKind, Trigger};
 
     fn p(name: &str) -> PolicyName {
         PolicyName::parse(name).unwrap()

@@ -9,6 +9,8 @@ use crate::names::{LeaseKey, PolicyName, RotationId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub mod codec;
+pub mod dynamodb;
 pub mod file;
 
 /// How many finished rotations a policy's journal keeps.

@@ -138,7 +138,9 @@ fn one_replica_is_recreated_with_state_and_audit_log_on_the_claim() {
         .expect("the PVC is mounted");
 
     let config = configmap_config();
-    let rekey::config::StateLocation::File(state) = &config.daemon.state;
+    let rekey::config::StateLocation::File(state) = &config.daemon.state else {
+        panic!("the single-replica configmap keeps its state in files");
+    };
     assert!(state.starts_with(&mount), "{} on the PVC", state.display());
     let audit = config
         .daemon

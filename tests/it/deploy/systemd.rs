@@ -112,7 +112,9 @@ fn systemd_waits_longer_than_the_shutdown_timeout_before_sigkill() {
 #[test]
 fn the_example_configs_state_and_audit_log_live_where_the_unit_lets_it_write() {
     let config = example_config();
-    let StateLocation::File(state) = &config.daemon.state;
+    let StateLocation::File(state) = &config.daemon.state else {
+        panic!("the example config keeps its state in files");
+    };
     let dir = format!("/var/lib/{}", one("StateDirectory"));
     assert!(state.starts_with(&dir), "{} under {dir}", state.display());
     if let Some(audit) = &config.daemon.audit_log {
