@@ -17,7 +17,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::{FAILURE, OK, USAGE, load};
-use crate::config::{Config, StateLocation};
+use crate::config::{Config, DynamoConfig, StateLocation};
+use crate::state::dynamodb::DynamoStateStore;
 use crate::state::file::FileStateStore;
 use crate::state::{PolicyState, StateError, StateStore};
 use plan::{Plan, Verdict, plan, verdict};
@@ -68,7 +69,7 @@ pub async fn migrate(path: &Path, args: MigrateArgs) -> ExitCode {
 /// The state location `--to` names. A relative `file:` directory is taken
 /// from the current directory (it is a command-line argument), and shown
 /// absolute so it can be pasted into the config.
-fn target_location(to: &str, _config: &Config) -> Result<StateLocation, String> {
+fn target_location(to: &str, config: &Config) -> Result<StateLocation, String> {
     if let Some(dir) = to.strip_prefix("file:") {
         if dir.trim().is_empty() {
             return Err("`file:` needs a directory".into());
@@ -77,13 +78,7 @@ fn target_location(to: &str, _config: &Config) -> Result<StateLocation, String> 
         return Ok(StateLocation::File(dir));
     }
     if let Some(table) = to.strip_prefix("dynamodb:") {
-        // INTEGRATOR (issue 12, brief A): build
-        // `StateLocation::DynamoDb(DynamoConfig { table, ..})` here, with
-        // region, endpoint_url and lease from the config's
-        // `[daemon.dynamodb]` (exit 2 naming it when that section is missing),
-        // validating the table name as the config does.
-        let _ = table;
-        return Err("this rekey has no DynamoDB state backend yet".into());
+        return dynamodb_location(table, config);
     }
     Err("unknown state location; use \"file:DIR\" or \"dynamodb:TABLE\"".into())
 }
@@ -93,8 +88,10 @@ fn target_location(to: &str, _config: &Config) -> Result<StateLocation, String> 
 fn same_location(a: &StateLocation, b: &StateLocation) -> bool {
     match (a, b) {
         (StateLocation::File(a), StateLocation::File(b)) => real_path(a) == real_path(b),
-        // INTEGRATOR: two DynamoDb locations are the same when table,
-        // region and endpoint_url are; a file and a table never are.
+        (StateLocation::DynamoDb(a), StateLocation::DynamoDb(b)) => {
+            a.table == b.table && a.region == b.region && a.endpoint_url == b.endpoint_url
+        }
+        _ => false,
     }
 }
 
@@ -108,7 +105,7 @@ fn real_path(dir: &Path) -> PathBuf {
 fn shown(location: &StateLocation) -> String {
     match location {
         StateLocation::File(dir) => format!("file:{}", real_path(dir).display()),
-        // INTEGRATOR: `dynamodb:TABLE`.
+        StateLocation::DynamoDb(c) => format!("dynamodb:{}", c.table),
     }
 }
 
@@ -119,9 +116,6 @@ pub async fn open_state(
     location: &StateLocation,
     create: bool,
 ) -> Result<Option<Arc<dyn StateStore>>, StateError> {
-    // INTEGRATOR (issue 12, brief A): add the arm `StateLocation::DynamoDb(c)`:
-    // with `create` false it opens the table without creating it (`None`
-    // when it does not exist); with `create` true it honours `c.create_table`.
     match location {
         StateLocation::File(dir) => {
             if !create && !dir.join("policies").is_dir() {
@@ -129,6 +123,52 @@ pub async fn open_state(
             }
             Ok(Some(Arc::new(FileStateStore::open(dir)?)))
         }
+        StateLocation::DynamoDb(c) => {
+            if !create && !table_exists(c).await? {
+                return Ok(None);
+            }
+            Ok(Some(Arc::new(DynamoStateStore::open(c).await?)))
+        }
+    }
+}
+
+/// `--to dynamodb:TABLE`: the table with region, endpoint and lease from
+/// the config's `[daemon.dynamodb]`, its name checked as the config does.
+fn dynamodb_location(table: &str, config: &Config) -> Result<StateLocation, String> {
+    let Some(dynamodb) = &config.daemon.dynamodb else {
+        return Err(
+            "the config has no [daemon.dynamodb] section (region, endpoint_url, create_table): add it to say where the table is"
+                .into(),
+        );
+    };
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    if !(3..=255).contains(&table.len()) || !table.chars().all(valid) {
+        return Err("a DynamoDB table name is 3-255 characters of A-Z a-z 0-9 _ . -".into());
+    }
+    Ok(StateLocation::DynamoDb(dynamodb.for_table(table)))
+}
+
+/// Whether the table exists, without creating it: a DescribeTable that
+/// fails only because the table is missing succeeds once `create_table`
+/// would make it, so the two answers together tell "missing" from a failure.
+async fn table_exists(c: &DynamoConfig) -> Result<bool, StateError> {
+    let without = DynamoConfig {
+        create_table: false,
+        ..c.clone()
+    };
+    let Err(why) = DynamoStateStore::check(&without).await else {
+        return Ok(true);
+    };
+    let with = DynamoConfig {
+        create_table: true,
+        ..c.clone()
+    };
+    match DynamoStateStore::check(&with).await {
+        Ok(_) => Ok(false),
+        Err(_) => Err(StateError::Io {
+            path: format!("dynamodb:{}", c.table),
+            message: why,
+        }),
     }
 }
 
