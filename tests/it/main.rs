@@ -12,6 +12,7 @@ mod deploy;
 mod fault_proxy;
 mod faults;
 mod helpers;
+mod ha;
 mod hostile;
 mod journal_corrupt;
 mod journal_format;

@@ -1,0 +1,83 @@
+//! A replica frozen (SIGSTOP) in the middle of a rotation, past its lease:
+//! a second replica takes the lease once it expires and finishes the
+//! rotation from the journal. When the first one thaws (SIGCONT) its next
+//! write or side effect is refused: it stops that rotation with the "lost
+//! the secret's lease" line, and the store's AWSCURRENT moved exactly once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rekey::sim::Faults;
+
+use super::{Ha, wait_for};
+use crate::daemon_proc::{RunningDaemon, TOKEN_ENV, token_line};
+
+const TOKEN: &str = "ha-stop-test-token";
+const LOST: &str = "rotation stopped: this replica lost the secret's lease; the holder resumes it from the journal";
+
+/// Verification calls (`chat`) take this long while replica 1 is in one,
+/// so the test can freeze it mid-rotation: after create and stage.
+fn slow_verify() -> Faults {
+    Faults {
+        latency_ms: BTreeMap::from([("chat".to_string(), 1500)]),
+        ..Faults::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_frozen_past_its_lease_is_fenced_off_when_it_thaws() {
+    let ha = Ha::new().await;
+    ha.write_config_at(
+        &crate::moto::moto_url(),
+        &token_line(),
+        "revoke = { grace = \"0s\" }",
+    );
+    let before = ha.version_of("AWSCURRENT").await.expect("a current version");
+    let envs = [(TOKEN_ENV, TOKEN)];
+    let first = RunningDaemon::start(&ha.env, &envs).await;
+    ha.env.sim.sim.set_faults(slow_verify());
+    let asked = first.post("/v1/policies/p/rotate", Some(TOKEN), None).await;
+    assert_eq!(asked.status().as_u16(), 202, "the rotation is accepted");
+
+    let sim = &ha.env.sim.sim;
+    let verifying = || sim.call_counts().get("chat").copied().unwrap_or(0) >= 1;
+    wait_for(Duration::from_secs(30), "replica 1 reached verify", verifying).await;
+    first.signal(libc::SIGSTOP);
+    sim.set_faults(Faults::default());
+    assert_eq!(ha.creates(), 1, "replica 1 made the new key before freezing");
+    assert!(
+        ha.version_of("AWSPENDING").await.is_some(),
+        "replica 1 staged it"
+    );
+
+    let second = RunningDaemon::start(&ha.env, &envs).await;
+    ha.wait_for_history(1, Duration::from_secs(40)).await;
+    let promoted = ha.version_of("AWSCURRENT").await.expect("a current version");
+    assert_ne!(promoted, before, "replica 2 finished the rotation");
+    let new = ha.value("AWSCURRENT").await.unwrap();
+
+    first.signal(libc::SIGCONT);
+    first.wait_for_log(LOST).await;
+    assert_eq!(
+        ha.version_of("AWSCURRENT").await.as_deref(),
+        Some(promoted.as_str()),
+        "AWSCURRENT moved once: replica 1 promoted nothing after thawing"
+    );
+    assert_eq!(
+        ha.version_of("AWSPREVIOUS").await.as_deref(),
+        Some(before.as_str()),
+        "AWSPREVIOUS is the version before the rotation"
+    );
+    assert_eq!(ha.creates(), 1, "no second key was made");
+    let journal = ha.journal().await;
+    let history = journal["history"].as_array().map_or(0, Vec::len);
+    assert_eq!(history, 1, "one rotation recorded: {journal}");
+    let failed = first.logs_with("rotation failed");
+    assert!(failed.is_empty(), "a fenced replica reports no failure: {failed:?}");
+
+    second.stop().await;
+    first.stop().await;
+    let current = ha.assert_settled(&[], "after the thaw").await;
+    assert_eq!(current, new, "replica 2's key is current");
+    assert_eq!(ha.env.live_secrets(), vec![new], "exactly one live key");
+}
