@@ -59,7 +59,18 @@ async fn crash_then_takeover(point: &'static str) {
         vec![current.clone()],
         "{when}: exactly one live key, the store's current one"
     );
-    assert!(ha.creates() <= 1, "{when}: at most one key was made");
+    // A rotation interrupted before its key was stored is recorded as
+    // failed (the key deleted) and the request is run again: one key per
+    // recorded rotation, plus the one made but never recorded when the
+    // crash came right after the create (swept by name, not reused).
+    let journal = ha.journal().await;
+    let rotations = journal["history"].as_array().map_or(0, Vec::len) as u64;
+    let unrecorded = u64::from(point == "create:before-record");
+    assert!(
+        ha.creates() <= (rotations + unrecorded).min(2),
+        "{when}: at most one key per recorded rotation, {} made: {journal}",
+        ha.creates()
+    );
     if ha.creates() == 0 {
         assert_eq!(current, ha.old, "{when}: nothing made, nothing moved");
     }
