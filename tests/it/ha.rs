@@ -20,6 +20,7 @@ mod outage;
 mod replicas;
 mod stop;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
@@ -137,11 +138,19 @@ impl Ha {
             "[daemon.dynamodb]\nregion = \"us-east-1\"\nendpoint_url = \"{table_url}\"\nlease = \"{LEASE}\"\n\n[providers.sim]"
         );
         let text = text
-            .replacen(&file_state, &format!("state = \"dynamodb:{}\"", self.table), 1)
+            .replacen(
+                &file_state,
+                &format!("state = \"dynamodb:{}\"", self.table),
+                1,
+            )
             .replacen("[daemon]\n", &format!("[daemon]\n{daemon_lines}\n"), 1)
             .replacen("[providers.sim]", &dynamodb, 1)
             .replacen("request_timeout = \"5s\"", "request_timeout = \"1s\"", 1)
-            .replacen("[stores.aws]\n", "[stores.aws]\nrequest_timeout = \"1s\"\n", 1);
+            .replacen(
+                "[stores.aws]\n",
+                "[stores.aws]\nrequest_timeout = \"1s\"\n",
+                1,
+            );
         std::fs::write(self.env.config_path(), text).unwrap();
     }
 
@@ -222,6 +231,39 @@ impl Ha {
         }
     }
 
+    /// Every item of the table, the lease items and journals alike; their
+    /// text is kept for the leak check.
+    pub async fn items(&self) -> Vec<HashMap<String, AttributeValue>> {
+        let scanned = dynamo()
+            .await
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("moto answers Scan");
+        let items = scanned.items().to_vec();
+        self.env.capture(format!("{items:?}"));
+        items
+    }
+
+    /// The one lease item's owner and `expires_at_ms` (one secret per table).
+    pub async fn lease(&self) -> Option<(String, i64)> {
+        let items = self.items().await;
+        let mut leases = (items.iter()).filter(|item| {
+            let pk = item.get("pk").and_then(|v| v.as_s().ok());
+            pk.is_some_and(|pk| pk.starts_with("lease#"))
+        });
+        let lease = leases.next()?;
+        assert!(
+            leases.next().is_none(),
+            "one secret, one lease item: {items:?}"
+        );
+        let owner = lease.get("owner")?.as_s().ok()?.clone();
+        let expires = lease.get("expires_at_ms")?.as_n().ok()?.parse().ok()?;
+        Some((owner, expires))
+    }
+
     /// The value of the secret at `stage`.
     pub async fn value(&self, stage: &str) -> Option<String> {
         let out = sm_client()
@@ -276,6 +318,7 @@ impl Ha {
             journal["in_flight"].is_null(),
             "{when}: no rotation is left in flight: {journal}"
         );
+        self.items().await;
         self.env.assert_no_secret_leaked();
         current
     }

@@ -45,10 +45,23 @@ async fn crash_then_takeover(point: &'static str) {
         "{point}: right after the crash the store's current key works"
     );
     let in_flight = !ha.journal().await["in_flight"].is_null();
+    let (owner, expires_ms) = ha.lease().await.expect("replica 1 wrote the lease item");
+    assert!(
+        !owner.is_empty(),
+        "{point}: replica 1 died holding the lease"
+    );
 
     let replica = RunningDaemon::start(&ha.env, &[]).await;
     if in_flight {
-        ha.wait_for_history(1, Duration::from_secs(40)).await;
+        let journal = ha.wait_for_history(1, Duration::from_secs(40)).await;
+        let history = journal["history"].as_array().unwrap();
+        let finished = history.last().unwrap()["finished_at"].as_str().unwrap();
+        let finished = chrono::DateTime::parse_from_rfc3339(finished).unwrap();
+        assert!(
+            finished.timestamp_millis() >= expires_ms,
+            "{point}: replica 2 finished the rotation only after replica 1's lease \
+             expired ({finished} vs {expires_ms} ms)"
+        );
     }
     replica.stop().await;
 
@@ -104,5 +117,9 @@ async fn a_replica_killed_at_every_step_is_finished_or_rolled_back_by_another() 
             failed.push(message(e));
         }
     }
-    assert!(failed.is_empty(), "failed sub-cases:\n{}", failed.join("\n\n"));
+    assert!(
+        failed.is_empty(),
+        "failed sub-cases:\n{}",
+        failed.join("\n\n")
+    );
 }

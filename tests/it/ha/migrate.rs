@@ -19,7 +19,14 @@ impl Ha {
     /// `rekey state migrate -c <config> --to <to>`.
     async fn migrate(&self, to: &str) -> crate::helpers::Run {
         let config = self.env.config_path();
-        let args = ["state", "migrate", "-c", config.to_str().unwrap(), "--to", to];
+        let args = [
+            "state",
+            "migrate",
+            "-c",
+            config.to_str().unwrap(),
+            "--to",
+            to,
+        ];
         self.env.rekey(&args).await
     }
 }
@@ -51,7 +58,11 @@ async fn a_grace_survives_file_to_dynamodb_to_file_and_ends_on_time() {
     let to_files = format!("file:{}", back.display());
     ha.migrate(&to_files).await.assert_code(0);
     ha.use_state(&to_files);
-    assert_eq!(revoke_after(&file_journal(&back)), due, "files keep revoke_after");
+    assert_eq!(
+        revoke_after(&file_journal(&back)),
+        due,
+        "files keep revoke_after"
+    );
 
     if Utc::now() + chrono::Duration::seconds(1) < due {
         ha.env.cmd("run", &["--once"]).await.assert_code(0);
@@ -59,9 +70,15 @@ async fn a_grace_survives_file_to_dynamodb_to_file_and_ends_on_time() {
             assert!(ha.env.works(&ha.old), "no revoke before revoke_after");
         }
     }
-    wait_for(Duration::from_secs(15), "the grace to end", || Utc::now() > due).await;
+    wait_for(Duration::from_secs(15), "the grace to end", || {
+        Utc::now() > due
+    })
+    .await;
     ha.env.cmd("run", &["--once"]).await.assert_code(0);
-    assert!(!ha.env.works(&ha.old), "the old key is revoked after its grace");
+    assert!(
+        !ha.env.works(&ha.old),
+        "the old key is revoked after its grace"
+    );
     let finished = file_journal(&back);
     assert!(finished["in_flight"].is_null(), "{finished}");
     let current = ha.value("AWSCURRENT").await.unwrap();

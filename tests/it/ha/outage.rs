@@ -58,12 +58,22 @@ async fn outage(action: Action) {
     }
     let until = Instant::now() + OUTAGE;
     while Instant::now() < until {
-        assert_eq!(ha.creates(), 0, "{when}: no key is made while the table fails");
+        assert_eq!(
+            ha.creates(),
+            0,
+            "{when}: no key is made while the table fails"
+        );
         let (status, body) = readyz(&replica).await;
-        assert_eq!(status, 503, "{when}: not ready while the table fails: {body}");
+        assert_eq!(
+            status, 503,
+            "{when}: not ready while the table fails: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(proxy.seen("UpdateItem") + proxy.seen("GetItem") > 0, "{when}: the daemon tried");
+    assert!(
+        proxy.seen("UpdateItem") + proxy.seen("GetItem") > 0,
+        "{when}: the daemon tried"
+    );
 
     proxy.clear();
     let deadline = Instant::now() + Duration::from_secs(30);

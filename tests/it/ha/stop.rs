@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use rekey::sim::Faults;
 
-use super::{Ha, wait_for};
-use crate::daemon_proc::{RunningDaemon, TOKEN_ENV, token_line};
+use super::Ha;
+use crate::daemon_proc::{RunningDaemon, TOKEN_ENV, token_line, wait_until};
 
 const TOKEN: &str = "ha-stop-test-token";
 const LOST: &str = "rotation stopped: this replica lost the secret's lease; the holder resumes it from the journal";
@@ -24,18 +24,22 @@ fn slow_verify() -> Faults {
     }
 }
 
-/// `POST /v1/policies/p/rotate` until accepted: the daemon's own pass over
-/// `p` (nothing due) answers 409 "already running" for a moment.
+/// `POST /v1/policies/p/rotate` until accepted: while the daemon's own
+/// pass over `p` (nothing due) runs, it answers 409 ("already running", or
+/// the lease is held: by that pass, the only replica yet).
 async fn ask_rotation(replica: &RunningDaemon<'_>) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let asked = replica.post("/v1/policies/p/rotate", Some(TOKEN), None).await;
+        let asked = replica
+            .post("/v1/policies/p/rotate", Some(TOKEN), None)
+            .await;
         let status = asked.status().as_u16();
         let body = asked.text().await.unwrap_or_default();
         if status == 202 {
             return;
         }
-        let busy = status == 409 && body.contains("already running");
+        // Its own pass over `p` holds the policy and the lease a moment.
+        let busy = status == 409;
         assert!(
             busy && std::time::Instant::now() < deadline,
             "the rotation is accepted within 20 s: {status} {body}"
@@ -52,7 +56,10 @@ async fn a_replica_frozen_past_its_lease_is_fenced_off_when_it_thaws() {
         &token_line(),
         "revoke = { grace = \"0s\" }",
     );
-    let before = ha.version_of("AWSCURRENT").await.expect("a current version");
+    let before = ha
+        .version_of("AWSCURRENT")
+        .await
+        .expect("a current version");
     let envs = [(TOKEN_ENV, TOKEN)];
     let first = RunningDaemon::start(&ha.env, &envs).await;
     ha.env.sim.sim.set_faults(slow_verify());
@@ -60,10 +67,20 @@ async fn a_replica_frozen_past_its_lease_is_fenced_off_when_it_thaws() {
 
     let sim = &ha.env.sim.sim;
     let verifying = || sim.call_counts().get("chat").copied().unwrap_or(0) >= 1;
-    wait_for(Duration::from_secs(30), "replica 1 reached verify", verifying).await;
+    let reached = wait_until(Duration::from_secs(30), || verifying().then_some(())).await;
+    assert!(
+        reached.is_some(),
+        "replica 1 reached verify within 30 s; calls {:?}; stderr:\n{}",
+        sim.call_counts(),
+        first.stderr()
+    );
     first.signal(libc::SIGSTOP);
     sim.set_faults(Faults::default());
-    assert_eq!(ha.creates(), 1, "replica 1 made the new key before freezing");
+    assert_eq!(
+        ha.creates(),
+        1,
+        "replica 1 made the new key before freezing"
+    );
     assert!(
         ha.version_of("AWSPENDING").await.is_some(),
         "replica 1 staged it"
@@ -71,7 +88,10 @@ async fn a_replica_frozen_past_its_lease_is_fenced_off_when_it_thaws() {
 
     let second = RunningDaemon::start(&ha.env, &envs).await;
     ha.wait_for_history(1, Duration::from_secs(40)).await;
-    let promoted = ha.version_of("AWSCURRENT").await.expect("a current version");
+    let promoted = ha
+        .version_of("AWSCURRENT")
+        .await
+        .expect("a current version");
     assert_ne!(promoted, before, "replica 2 finished the rotation");
     let new = ha.value("AWSCURRENT").await.unwrap();
 
@@ -92,7 +112,10 @@ async fn a_replica_frozen_past_its_lease_is_fenced_off_when_it_thaws() {
     let history = journal["history"].as_array().map_or(0, Vec::len);
     assert_eq!(history, 1, "one rotation recorded: {journal}");
     let failed = first.logs_with("rotation failed");
-    assert!(failed.is_empty(), "a fenced replica reports no failure: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "a fenced replica reports no failure: {failed:?}"
+    );
 
     second.stop().await;
     first.stop().await;
