@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::{App, BuildError};
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, StateLocation};
 use crate::rotation;
 use crate::status;
 
@@ -67,12 +67,13 @@ pub async fn check(path: &Path, online: bool) -> ExitCode {
         Err(code) => return code,
     };
     // A journal that cannot be read only loses the due times: check goes on.
-    let journal = match status::journal_to_read(&config).await {
-        Ok(journal) => journal,
-        Err(e) => {
-            crate::outln!("journal not read ({e}); due times assume no key recorded");
-            None
-        }
+    // A table is not read offline (check needs no network without --online).
+    let (journal, unread) = match &config.daemon.state {
+        StateLocation::DynamoDb(_) if !online => (None, Some("unknown offline".to_string())),
+        _ => match status::journal_to_read(&config).await {
+            Ok(journal) => (journal, None),
+            Err(e) => (None, Some(format!("unknown (journal not read: {e})"))),
+        },
     };
     let now = chrono::Utc::now();
     crate::outln!(
@@ -91,7 +92,10 @@ pub async fn check(path: &Path, online: bool) -> ExitCode {
                 Some(at) => crate::clock::rfc3339(at),
                 None => "never (no schedule applies)".to_string(),
             },
-            None => "on first run (no key recorded yet)".to_string(),
+            None => match &unread {
+                Some(why) => why.clone(),
+                None => "on first run (no key recorded yet)".to_string(),
+            },
         };
         let schedule = policy
             .schedule

@@ -129,7 +129,12 @@ fn main() -> ExitCode {
             return ExitCode::from(commands::FAILURE);
         }
     };
-    let code = runtime.block_on(dispatch(cli.command));
+    let code = runtime.block_on(async {
+        let code = dispatch(cli.command).await;
+        // Leases let go of just now are released in the table, not left to expire.
+        rekey::state::dynamodb::released(EXIT_TIMEOUT).await;
+        code
+    });
     // After a shutdown timeout, rotations may still be in a provider call or
     // a blocking file write: exit anyway, the journal resumes them.
     runtime.shutdown_timeout(EXIT_TIMEOUT);

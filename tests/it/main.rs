@@ -34,5 +34,6 @@ mod scheduling;
 mod shutdown;
 mod sim_after_effect;
 mod sim_openrouter;
+mod state_dynamodb;
 mod state_migrate;
 mod verify_gateway;

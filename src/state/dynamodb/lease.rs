@@ -1,6 +1,6 @@
-//! Lease items (`pk = "lease#<lease key>"`, never deleted): acquire, the
-//! background renewal every lease/3, release on drop, and what
-//! [`Lease::ensure`] may promise.
+//! Lease items (`pk = "lease#<lease key>"`, never deleted): acquire, and
+//! what [`Lease::ensure`] may promise; renewal every lease/3 and release on
+//! drop are in [`super::renewal`].
 //!
 //! Acquire is a consistent read (a lease held by another costs no write)
 //! then one conditional UpdateItem: the item is free (absent, released, or
@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::ReturnValue;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
+use super::renewal::{self, RELEASES, release};
 use super::table::{Failure, PK, Table};
 use super::{Health, Item, n, number, s, text};
 use crate::names::LeaseKey;
@@ -46,29 +47,29 @@ pub(super) fn skew_margin(lease: Duration) -> Duration {
 }
 
 /// What a lease and its renewal task share.
-struct Shared {
-    table: Arc<Table>,
-    health: Arc<Health>,
-    key: LeaseKey,
-    pk: String,
-    fence: Fence,
-    length: Duration,
+pub(super) struct Shared {
+    pub(super) table: Arc<Table>,
+    pub(super) health: Arc<Health>,
+    pub(super) key: LeaseKey,
+    pub(super) pk: String,
+    pub(super) fence: Fence,
+    pub(super) length: Duration,
     clock: Mutex<Clock>,
 }
 
-struct Clock {
+pub(super) struct Clock {
     /// When the last acquire or renewal that succeeded was sent.
-    sent: Instant,
+    pub(super) sent: Instant,
     /// Why the lease is lost; `Some` is final.
     lost: Option<String>,
 }
 
 impl Shared {
-    fn clock(&self) -> std::sync::MutexGuard<'_, Clock> {
+    pub(super) fn clock(&self) -> std::sync::MutexGuard<'_, Clock> {
         self.clock.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lose(&self, why: &str) {
+    pub(super) fn lose(&self, why: &str) {
         let mut clock = self.clock();
         if clock.lost.is_none() {
             warn!(lease = %self.key, why, "lease lost");
@@ -121,12 +122,12 @@ impl Lease for DynamoLease {
 
 impl Drop for DynamoLease {
     /// Stops renewing and, when a runtime is there to run it, releases the
-    /// item; without one it simply expires.
+    /// item on a task [`released`] can wait for; without one it simply expires.
     fn drop(&mut self) {
         self.stop.cancel();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let shared = self.shared.clone();
-            runtime.spawn(async move { release(&shared).await });
+            runtime.spawn(RELEASES.track_future(async move { release(&shared).await }));
         }
     }
 }
@@ -217,7 +218,7 @@ pub(super) async fn acquire(
         clock: Mutex::new(Clock { sent, lost: None }),
     });
     let stop = CancellationToken::new();
-    tokio::spawn(renew_loop(shared.clone(), stop.clone()));
+    tokio::spawn(renewal::renew_loop(shared.clone(), stop.clone()));
     Ok(Some(DynamoLease { shared, stop }))
 }
 
@@ -240,7 +241,9 @@ async fn settle(
     }
     let why = why.unwrap_or_else(|| "the acquire was refused".to_string());
     match read(table, health, pk).await {
-        Ok(item) => Ok(item.is_some_and(|i| ours(&i, owner, nonce))),
+        // Ours but already expired (the retries took longer than the
+        // lease): another replica may take it any moment, so not held.
+        Ok(item) => Ok(item.is_some_and(|i| ours(&i, owner, nonce) && held(&i))),
         Err(e) => {
             let released = (table.client.update_item())
                 .table_name(&table.name)
@@ -300,91 +303,33 @@ fn io(table: &Table, pk: &str, message: String) -> StateError {
     }
 }
 
-/// Renews every lease/3 until stopped or lost.
-async fn renew_loop(shared: Arc<Shared>, stop: CancellationToken) {
-    let every = shared.length / 3;
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-        // A test pauses renewal here to let the lease expire under a holder.
-        crate::failpoint::pause("state:lease-renew").await;
-        if stop.is_cancelled() || !renew(&shared).await {
-            return;
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// One renewal; `false` once the lease is lost. A renewal that fails for
-/// another reason changes nothing: `ensure` stops promising as time passes,
-/// and the next tick tries again.
-async fn renew(shared: &Shared) -> bool {
-    let table = &shared.table;
-    let sent = Instant::now();
-    let now = wall_ms();
-    let expires = now.saturating_add(i64::try_from(shared.length.as_millis()).unwrap_or(i64::MAX));
-    let answer = (table.client.update_item())
-        .table_name(&table.name)
-        .key(PK, s(&shared.pk))
-        .update_expression("SET #e = :exp")
-        .condition_expression("#o = :me AND #t = :token AND #e > :now")
-        .expression_attribute_names("#o", "owner")
-        .expression_attribute_names("#t", "token")
-        .expression_attribute_names("#e", "expires_at_ms")
-        .expression_attribute_values(":me", s(&shared.fence.owner))
-        .expression_attribute_values(":token", s(&shared.fence.token))
-        .expression_attribute_values(":now", n(now))
-        .expression_attribute_values(":exp", n(expires))
-        .send()
-        .await;
-    match answer {
-        Ok(_) => {
-            shared.health.ok();
-            let mut clock = shared.clock();
-            clock.sent = clock.sent.max(sent);
-            true
-        }
-        Err(e) => {
-            match table.failure("UpdateItem", &e) {
-                Failure::Refused => {
-                    shared.health.ok();
-                    shared.lose("the table refused its renewal: another replica took it, or it expired first");
-                    false
-                }
-                Failure::Failed(why) | Failure::Unknown(why) => {
-                    warn!(lease = %shared.key, error = %why, "lease renewal failed; retrying");
-                    shared.health.failed(why);
-                    true
-                }
-            }
-        }
+    #[test]
+    fn the_skew_margin_is_a_tenth_of_the_lease_and_never_under_a_second() {
+        assert_eq!(skew_margin(Duration::from_secs(2)), Duration::from_secs(1));
+        assert_eq!(skew_margin(Duration::from_secs(10)), Duration::from_secs(1));
+        assert_eq!(skew_margin(Duration::from_secs(30)), Duration::from_secs(3));
+        assert_eq!(
+            skew_margin(Duration::from_secs(600)),
+            Duration::from_secs(60)
+        );
     }
-}
 
-/// Clears the owner if the item still carries our token (a lease already
-/// taken over is left alone).
-async fn release(shared: &Shared) {
-    let table = &shared.table;
-    let answer = (table.client.update_item())
-        .table_name(&table.name)
-        .key(PK, s(&shared.pk))
-        .update_expression("SET #o = :free")
-        .condition_expression("#o = :me AND #t = :token")
-        .expression_attribute_names("#o", "owner")
-        .expression_attribute_names("#t", "token")
-        .expression_attribute_values(":free", s(""))
-        .expression_attribute_values(":me", s(&shared.fence.owner))
-        .expression_attribute_values(":token", s(&shared.fence.token))
-        .send()
-        .await;
-    match answer {
-        Ok(_) => info!(lease = %shared.key, "lease released"),
-        Err(e) => match table.failure("UpdateItem", &e) {
-            Failure::Refused => {}
-            other => {
-                warn!(lease = %shared.key, error = %other.message(), "lease release failed; it expires unrenewed")
-            }
-        },
+    #[test]
+    fn only_an_owned_unexpired_item_is_held() {
+        let item = |owner: &str, at: i64| {
+            Item::from([
+                ("owner".to_string(), s(owner)),
+                ("expires_at_ms".to_string(), n(at)),
+            ])
+        };
+        let later = wall_ms() + 60_000;
+        assert!(held(&item("host/1/a", later)));
+        assert!(!held(&item("", later)), "released");
+        assert!(!held(&item("host/1/a", wall_ms() - 1)), "expired");
+        assert!(!held(&Item::new()), "never written");
     }
 }

@@ -1,6 +1,7 @@
 //! DynamoDB state store (`state = "dynamodb:TABLE"`): the journals and the
 //! per-secret leases of N replicas in one table (partition key `pk`, S).
-//! Journal items are in [`journal`], lease items in [`lease`], the table
+//! Journal items are in [`journal`], lease items in [`lease`] and
+//! [`renewal`], the table
 //! (client, errors, DescribeTable/CreateTable) in [`table`]; this file ties
 //! them into a [`StateStore`] and remembers the last table failure for
 //! `/readyz` ([`StateStore::unavailable`]).
@@ -24,9 +25,11 @@ use crate::names::{LeaseKey, PolicyName};
 
 mod journal;
 mod lease;
+mod renewal;
 mod table;
 
 pub use lease::DynamoLease;
+pub use renewal::released;
 use table::{Failure, Table};
 
 /// One table item, as the SDK gives it.

@@ -113,10 +113,14 @@ impl Table {
             return Failure::Refused;
         }
         let line = self.render(operation, err);
-        let status = err.raw_response().map(|r| r.status().as_u16());
+        // Only a 4xx is DynamoDB saying no; a 5xx, or a 2xx the SDK could
+        // not read, may come from a call that landed.
+        let refused = err
+            .raw_response()
+            .is_some_and(|r| (400..500).contains(&r.status().as_u16()));
         match err {
-            SdkError::ServiceError(_) if status.is_some_and(|s| s >= 500) => Failure::Unknown(line),
-            SdkError::ServiceError(_) | SdkError::ConstructionFailure(_) => Failure::Failed(line),
+            SdkError::ServiceError(_) if refused => Failure::Failed(line),
+            SdkError::ConstructionFailure(_) => Failure::Failed(line),
             _ => Failure::Unknown(line),
         }
     }
