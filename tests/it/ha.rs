@@ -6,15 +6,17 @@
 //! grace or revoked (no orphan), no key material in any output, state file
 //! or journal item, and at most one rotation in flight per secret.
 //!
-//! Leases are short (3 s, renewed every second) and so are the provider's
+//! Leases are short (5 s, renewed every 5/3 s) and so are the provider's
 //! and the store's `request_timeout` (1 s), so that a lost replica's lease
 //! expires within a test's patience. The submodules are the scenarios:
 //! [`replicas`] (three replicas on a schedule while a consumer reads the
 //! secret), [`kill`] (a replica aborted at every step boundary), [`stop`]
 //! (a replica frozen past its lease), [`outage`] (the table failing behind
-//! the fault proxy) and [`migrate`] (file → DynamoDB → file in a grace).
+//! the fault proxy), [`migrate`] (file → DynamoDB → file in a grace) and
+//! [`late`] (a side effect waits for a late renewal).
 
 mod kill;
+mod late;
 mod migrate;
 mod outage;
 mod replicas;
@@ -33,8 +35,11 @@ use crate::daemon_proc::wait_until;
 use crate::helpers::{TestEnv, policy};
 use crate::moto::{moto_url, sm_client, unique_secret_name};
 
-/// The lease every replica takes: short, so a lost replica's expires soon.
-pub const LEASE: &str = "3s";
+/// The lease every replica takes: short, so a lost replica's expires soon,
+/// yet long enough that a side effect (1 s) fits between renewals (every
+/// 5/3 s) with the skew margin (1 s) on a loaded machine even without
+/// waiting for a renewal (see [`late`]).
+pub const LEASE: &str = "5s";
 
 /// A DynamoDB client with static test credentials, talking to moto.
 pub async fn dynamo() -> aws_sdk_dynamodb::Client {
@@ -169,6 +174,15 @@ impl Ha {
         std::fs::write(self.env.config_path(), text.join("\n") + "\n").unwrap();
     }
 
+    /// Rewrites the written config's lease length.
+    pub fn use_lease(&self, lease: &str) {
+        let text = std::fs::read_to_string(self.env.config_path()).unwrap();
+        let from = format!("lease = \"{LEASE}\"");
+        assert!(text.contains(&from), "{text}");
+        let text = text.replacen(&from, &format!("lease = \"{lease}\""), 1);
+        std::fs::write(self.env.config_path(), text).unwrap();
+    }
+
     /// [`Ha::write_config_at`] with the table at moto itself.
     pub fn write_config(&self, policy_extra: &str) {
         self.write_config_at(&moto_url(), "", policy_extra);
@@ -198,16 +212,40 @@ impl Ha {
     /// Waits (up to `within`) until `p`'s journal has at least `n` finished
     /// rotations and none in flight.
     pub async fn wait_for_history(&self, n: usize, within: Duration) -> Value {
+        let what = format!("{n} finished rotations");
+        self.wait_for_journal(&what, within, |journal| {
+            journal["history"].as_array().map_or(0, Vec::len) >= n
+        })
+        .await
+    }
+
+    /// Waits (up to `within`) until a rotation of `p` finished as
+    /// `rotated` and none is in flight.
+    pub async fn wait_for_rotated(&self, within: Duration) -> Value {
+        self.wait_for_journal("a rotation that rotated", within, |journal| {
+            let history = journal["history"].as_array().into_iter().flatten();
+            history.into_iter().any(|r| r["kind"] == "rotated")
+        })
+        .await
+    }
+
+    /// Waits (up to `within`) until `p`'s journal meets `done` with no
+    /// rotation in flight; returns it.
+    async fn wait_for_journal(
+        &self,
+        what: &str,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = std::time::Instant::now() + within;
         loop {
             let journal = self.journal().await;
-            let done = journal["history"].as_array().map_or(0, Vec::len);
-            if done >= n && journal["in_flight"].is_null() {
+            if done(&journal) && journal["in_flight"].is_null() {
                 return journal;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "no {n} finished rotations within {within:?}; journal: {journal}"
+                "no {what} within {within:?}; journal: {journal}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -84,7 +84,7 @@ async fn outage(action: Action) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    ha.wait_for_history(1, Duration::from_secs(30)).await;
+    ha.wait_for_rotated(Duration::from_secs(30)).await;
     replica.stop().await;
 
     ha.write_config("revoke = { grace = \"0s\" }");

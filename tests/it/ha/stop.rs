@@ -87,7 +87,7 @@ async fn a_replica_frozen_past_its_lease_is_fenced_off_when_it_thaws() {
     );
 
     let second = RunningDaemon::start(&ha.env, &envs).await;
-    ha.wait_for_history(1, Duration::from_secs(40)).await;
+    ha.wait_for_rotated(Duration::from_secs(40)).await;
     let promoted = ha
         .version_of("AWSCURRENT")
         .await
