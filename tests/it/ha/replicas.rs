@@ -1,10 +1,15 @@
 //! Three replicas on one table rotate one secret every 5 seconds while a
 //! consumer reads AWSCURRENT and calls the provider with it every 100 ms:
 //! no consumer call fails, no tick makes more than one key, never more
-//! than current + one in grace + one pending live at once, and once the
+//! than current + one in grace + one pending live at once, no rotation
+//! begins (on any replica) before the previous one completed, and once the
 //! replicas stop and the last grace ends exactly one key rekey made is live.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
 
 use super::Ha;
 use crate::daemon_proc::RunningDaemon;
@@ -53,6 +58,45 @@ async fn consume(ha: &Ha) -> Consumed {
     seen
 }
 
+/// Invariant 5 across the replicas, from their logs: each rotation runs
+/// from its "begin" to its "rotation complete" (the old key revoked), and
+/// the next one begins only after that; only the last may be unfinished.
+fn assert_one_at_a_time(logs: &[Value]) {
+    let mut spans: BTreeMap<String, (Option<String>, Option<String>)> = BTreeMap::new();
+    for line in logs {
+        let Some(id) = line["span"]["rotation"].as_str() else {
+            continue;
+        };
+        let at = line["timestamp"].as_str().unwrap_or_default().to_string();
+        let span = spans.entry(id.to_string()).or_default();
+        match line["fields"]["message"].as_str() {
+            Some("begin") => span.0 = Some(at),
+            Some("rotation complete") => span.1 = Some(at),
+            _ => {}
+        }
+    }
+    let mut rotations: Vec<_> = (spans.into_iter())
+        .filter_map(|(id, (begin, end))| Some((begin?, end, id)))
+        .collect();
+    rotations.sort();
+    assert!(
+        rotations.len() >= 2,
+        "the replicas logged their rotations: {rotations:?}"
+    );
+    for pair in rotations.windows(2) {
+        let (_, end, id) = &pair[0];
+        let (next_begin, _, next) = &pair[1];
+        let end = end.as_ref().unwrap_or_else(|| {
+            panic!("rotation {id} never completed, yet {next} began: {rotations:?}")
+        });
+        // RFC 3339 UTC timestamps of one format compare as text.
+        assert!(
+            next_begin >= end,
+            "rotation {next} began before {id} completed: {rotations:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_rotate_one_secret_on_a_schedule_without_breaking_a_consumer() {
     let ha = Ha::new().await;
@@ -65,9 +109,19 @@ async fn three_replicas_rotate_one_secret_on_a_schedule_without_breaking_a_consu
         RunningDaemon::start(&ha.env, &[]).await,
     ];
     let seen = consume(&ha).await;
+    let mut logs = Vec::new();
     for replica in replicas {
-        replica.stop().await;
+        replica.signal(libc::SIGTERM);
+        let exited = replica.wait_exit(Duration::from_secs(20)).await;
+        assert_eq!(exited.code, Some(0), "a replica exits 0 after SIGTERM");
+        logs.extend(
+            exited
+                .stderr
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok()),
+        );
     }
+    assert_one_at_a_time(&logs);
     let ticks = tick_now() - first_tick + 1;
 
     assert!(
