@@ -79,7 +79,9 @@ fn target_location(to: &str, config: &Config) -> Result<StateLocation, String> {
     }
     if let Some(table) = to.strip_prefix("dynamodb:") {
         if !crate::config::is_table_name(table) {
-            return Err("a DynamoDB table name is 3-255 of A-Z, a-z, 0-9, '_', '.', '-'".into());
+            return Err(
+                "a DynamoDB table name is 3-255 characters of A-Z, a-z, 0-9, '_', '.', '-'".into(),
+            );
         }
         let Some(settings) = &config.daemon.dynamodb else {
             return Err("the config has no [daemon.dynamodb] section (region, endpoint_url) to reach the table with".into());

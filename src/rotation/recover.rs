@@ -139,6 +139,10 @@ impl Run<'_> {
     /// key of ours; otherwise just record. (A create whose answer may hide a
     /// key never gets here: it is swept for, see `settle.rs`.)
     pub async fn abandon(&mut self, e: RotationError) -> Result<RunOutcome, RotationError> {
+        if e.is_lease_lost() {
+            // Not this rotation's failure: the lease holder carries it on.
+            return self.fail(e).await;
+        }
         if self.rotation_ref().new_key.is_some() {
             return self.rollback(e.to_string()).await;
         }
@@ -169,6 +173,9 @@ impl Run<'_> {
 
     /// promote failed: retry later when it may work then; otherwise undo.
     pub async fn fail_or_abandon(&mut self, e: RotationError) -> Result<RunOutcome, RotationError> {
+        if e.is_lease_lost() {
+            return self.fail(e).await;
+        }
         let retryable = matches!(&e, RotationError::Store(s) if s.is_retryable());
         if !retryable {
             return self.rollback(e.to_string()).await;
