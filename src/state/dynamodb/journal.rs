@@ -126,7 +126,7 @@ pub(super) async fn save(
         .expression_attribute_names("#e", "expires_at_ms")
         .expression_attribute_values(":me", s(&fence.owner))
         .expression_attribute_values(":token", s(&fence.token))
-        .expression_attribute_values(":now", n(lease::wall_ms()))
+        .expression_attribute_values(":now", n(super::held::wall_ms()))
         .build();
     let put = Put::builder()
         .table_name(&table.name)

@@ -17,13 +17,14 @@
 //! margin, max(lease/10, 1s): a tenth keeps most of a long lease usable,
 //! and one second covers NTP-disciplined clocks and a slow table answer.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::ReturnValue;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use super::held::{Clock, Shared, skew_margin, wall_ms};
 use super::renewal::{self, RELEASES, release};
 use super::table::{Failure, PK, Table};
 use super::{Health, Item, n, number, read_item as read, s, text};
@@ -34,49 +35,6 @@ const PREFIX: &str = "lease#";
 
 pub(super) fn pk(key: &str) -> String {
     format!("{PREFIX}{key}")
-}
-
-/// Now on this replica's wall clock, in Unix milliseconds.
-pub(super) fn wall_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// max(lease/10, 1s): see the module documentation. The config checks
-/// with the same rule that a call's timeout fits in a lease.
-pub(super) fn skew_margin(lease: Duration) -> Duration {
-    crate::config::bounds::lease_skew_margin(lease)
-}
-
-/// What a lease and its renewal task share.
-pub(super) struct Shared {
-    pub(super) table: Arc<Table>,
-    pub(super) health: Arc<Health>,
-    pub(super) key: LeaseKey,
-    pub(super) pk: String,
-    pub(super) fence: Fence,
-    pub(super) length: Duration,
-    clock: Mutex<Clock>,
-}
-
-pub(super) struct Clock {
-    /// When the last acquire or renewal that succeeded was sent.
-    pub(super) sent: Instant,
-    /// Why the lease is lost; `Some` is final.
-    lost: Option<String>,
-}
-
-impl Shared {
-    pub(super) fn clock(&self) -> std::sync::MutexGuard<'_, Clock> {
-        self.clock.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(super) fn lose(&self, why: &str) {
-        let mut clock = self.clock();
-        if clock.lost.is_none() {
-            warn!(lease = %self.key, why, "lease lost");
-            clock.lost = Some(why.to_string());
-        }
-    }
 }
 
 /// A held lease on a table's lease item; dropping it stops the renewal and
@@ -237,7 +195,7 @@ pub(super) async fn acquire(
             token,
         },
         length,
-        clock: Mutex::new(Clock { sent, lost: None }),
+        clock: Mutex::new(Clock::new(sent)),
     });
     let stop = CancellationToken::new();
     tokio::spawn(renewal::renew_loop(shared.clone(), stop.clone()));

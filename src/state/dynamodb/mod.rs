@@ -23,6 +23,7 @@ use super::{Lease, PolicyState, StateError, StateStore};
 use crate::config::DynamoConfig;
 use crate::names::{LeaseKey, PolicyName};
 
+mod held;
 mod journal;
 mod lease;
 mod renewal;
@@ -120,7 +121,7 @@ impl StateStore for DynamoStateStore {
         let values = vec![
             (":prefix", s("lease#")),
             (":free", s("")),
-            (":now", n(lease::wall_ms())),
+            (":now", n(held::wall_ms())),
         ];
         let names = [("#pk", table::PK), ("#o", "owner"), ("#e", "expires_at_ms")];
         let filter = "begins_with(#pk, :prefix) AND #o <> :free AND #e >= :now";

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use super::lease::{Shared, wall_ms};
+use super::held::{Shared, wall_ms};
 use super::table::{Failure, PK};
 use super::{n, s};
 
