@@ -31,19 +31,28 @@ mod moto;
 mod proxy;
 
 use capacity::{PerRotation, Sizes};
-use proxy::{Counts, Proxy, calls};
+use proxy::{Counts, Proxy, calls, calls_on};
 
 /// (injected latency per table call in ms, rotations measured)
 const ROWS: [(u64, usize); 4] = [(0, 50), (5, 20), (20, 20), (50, 20)];
 
 /// The operations a rotation may call, in the order the table prints them.
-const OPERATIONS: [&str; 5] = ["GetItem", "UpdateItem", "TransactWriteItems", "Scan", "PutItem"];
+const OPERATIONS: [&str; 5] = [
+    "GetItem",
+    "UpdateItem",
+    "TransactWriteItems",
+    "Scan",
+    "PutItem",
+];
 
 /// Where the state lives in one configuration of the bench.
 pub enum StateAt<'a> {
     File,
     /// A fresh table reached through `endpoint`, with this lease.
-    Table { endpoint: &'a str, lease: &'a str },
+    Table {
+        endpoint: &'a str,
+        lease: &'a str,
+    },
 }
 
 /// A config of `policies` policies rotating against the simulator into a
@@ -142,7 +151,8 @@ impl Setup {
 
 /// mean, p50 and p95 of sorted times.
 fn summary(sorted: &[f64]) -> (f64, f64, f64) {
-    let at = |q: f64| sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1];
+    let at =
+        |q: f64| sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1];
     let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
     (mean, at(0.5), at(0.95))
 }
@@ -198,9 +208,14 @@ fn print_rows(rows: &[Row]) {
             .map(|op| format!("{op}={}", per(calls(&row.counts, op))))
             .collect::<Vec<_>>()
             .join(" ");
+        let gets = format!(
+            "(GetItem: journal {} lease {})",
+            per(calls_on(&row.counts, "GetItem", "journal")),
+            per(calls_on(&row.counts, "GetItem", "lease"))
+        );
         let total: u64 = OPERATIONS.iter().map(|op| calls(&row.counts, op)).sum();
         println!(
-            "{:>5} {:>9} {:>10.2} {:>9.2} {:>9.2} {:>11.2} {:>10.2} {:>10.2} {:>9.2} {:>6.1}  {}",
+            "{:>5} {:>9} {:>10.2} {:>9.2} {:>9.2} {:>11.2} {:>10.2} {:>10.2} {:>9.2} {:>6.1}  {} {}",
             row.latency_ms,
             row.rotations,
             row.file.0,
@@ -211,7 +226,8 @@ fn print_rows(rows: &[Row]) {
             row.table.2,
             row.table.0 - row.file.0,
             per(total),
-            by_op
+            by_op,
+            gets
         );
     }
 }
@@ -253,7 +269,10 @@ fn table_name(config: &rekey::config::Config) -> String {
 
 async fn bench(moto_url: &str) {
     let mgmt = format!("sk-or-v1-mgmt-{:032x}", rand::random::<u128>());
-    let sim = Simulator::new(&mgmt).spawn().await.expect("simulator starts");
+    let sim = Simulator::new(&mgmt)
+        .spawn()
+        .await
+        .expect("simulator starts");
     let dir = tempfile::tempdir().expect("temp dir");
     let proxy = Proxy::start(moto_url).await;
     let one = ["bench".to_string()];

@@ -72,9 +72,7 @@ pub async fn run(moto_url: &str, sim: &SimHandle, mgmt: &str, dir: &Path, sizes:
         lease: "30s",
     };
     let config_path = write_config(&dir.join("cross"), sim, mgmt, state, &names);
-    let warm = App::build(load(&config_path))
-        .await
-        .expect("app builds");
+    let warm = App::build(load(&config_path)).await.expect("app builds");
     for policy in &warm.config.policies {
         rotate(&warm.ctx(policy), policy).await;
     }
