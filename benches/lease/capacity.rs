@@ -205,6 +205,12 @@ pub fn print_table(sizes: Sizes, rotation: PerRotation) {
         }
     }
     println!(
+        "  pass s > {LEASE_S:.0}: that replica looks at each policy less often than once per lease period \
+         (N above {:.0} at {:.0} ms per GetItem), so a crashed replica's rotation waits longer to be resumed.",
+        LEASE_S / GET_ITEM_S,
+        GET_ITEM_S * 1000.0
+    );
+    println!(
         "  +scan RCU/s: what a consistent whole-table Scan per replica per lease period would add \
          (the daemon on this commit makes none; the verdict says both)."
     );
