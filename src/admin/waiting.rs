@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -72,7 +72,16 @@ pub fn router(waiting: Arc<Waiting>) -> Router {
         .route("/v1/policies/{name}/rotate", post(rotate))
         .fallback(super::not_found)
         .method_not_allowed_fallback(super::method_not_allowed)
+        .layer(axum::middleware::map_response(close_connection))
         .with_state(waiting)
+}
+
+/// Every answer closes its connection: the real API takes this socket over
+/// once the credentials can be read, and a client reusing a kept-alive
+/// connection to this server would have it cut under its next request.
+async fn close_connection(mut response: Response) -> Response {
+    (response.headers_mut()).insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 async fn healthz() -> Response {

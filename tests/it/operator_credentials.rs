@@ -126,6 +126,10 @@ async fn a_reference_fixed_in_the_config_while_waiting_is_read_on_sighup() {
     edit_config(&env, MGMT_ENV, "REKEY_IT_NEVER_SET");
     let mut daemon = RunningDaemon::start(&env, &[]).await;
     readyz_until(&daemon, 503).await;
+    // The real API takes the socket over: no connection to the waiting
+    // server may be kept for reuse across the switch.
+    let waiting = daemon.get("/readyz").await;
+    assert_eq!(waiting.headers()["connection"], "close");
 
     edit_config(&env, "REKEY_IT_NEVER_SET", MGMT_ENV);
     daemon.signal(libc::SIGHUP);
