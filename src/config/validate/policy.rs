@@ -32,6 +32,8 @@ pub(super) struct Known<'a> {
     /// region or directory).
     pub valid_stores: &'a BTreeMap<StoreName, StoreConfig>,
     pub now: DateTime<Utc>,
+    /// Schedules' shortest gaps, shared by the policies of this pass.
+    pub intervals: &'a rules::Intervals,
 }
 
 pub(super) fn policies(p: &mut Problems, raw: Vec<RawPolicy>, known: &Known) -> Vec<Policy> {
@@ -97,7 +99,10 @@ fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
         at.push("adopt.key_id", "must not be empty");
     }
     let (schedule, key, revoke) = (schedule?, key?, revoke?);
-    rules::check_grace(at, schedule.as_ref(), max_age, &revoke, known.now);
+    rules::check_grace(
+        at,
+        (schedule.as_ref(), known.intervals),
+        max_age, &revoke, known.now);
     rules::check_expiry(at, max_age, &key, &revoke);
     Some(Policy {
         name: PolicyName::parse(name?).ok()?,
