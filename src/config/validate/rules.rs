@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 use super::at::At;
 use super::problems::Problems;
 use super::{human, quoted};
+use crate::names::{LeaseKey, PolicyName};
 use crate::policy::{Format, KeyTemplate, Policy, RevokeSpec};
 use crate::schedule::Schedule;
 
@@ -83,12 +84,13 @@ pub(super) fn check_expiry(
     }
 }
 
+/// Each repeat names the first policy of that name (a map, not a scan of
+/// every earlier policy: fleets have thousands).
 pub(super) fn duplicate_names(p: &mut Problems, parsed: &[(usize, Policy)]) {
-    for (n, (j, later)) in parsed.iter().enumerate() {
-        if let Some((i, _)) = parsed[..n]
-            .iter()
-            .find(|(_, earlier)| earlier.name == later.name)
-        {
+    let mut first: HashMap<&PolicyName, usize> = HashMap::with_capacity(parsed.len());
+    for (j, later) in parsed {
+        let i = *first.entry(&later.name).or_insert(*j);
+        if i != *j {
             p.push(
                 format!("policy[{j}].name"),
                 format!("duplicate policy name {:?} (also policy[{i}])", later.name),
@@ -100,10 +102,15 @@ pub(super) fn duplicate_names(p: &mut Problems, parsed: &[(usize, Policy)]) {
 /// Two policies may share a secret only as different fields of one json or
 /// env secret. "One secret" is its identity (the lease key), so two store
 /// entries or an ARN and a name that reach one secret are caught too.
+/// Only policies of one lease can clash: each is compared with the earlier
+/// ones of its lease, in order, so the first clash is named as before.
 pub(super) fn conflicting_targets(p: &mut Problems, parsed: &[(usize, Policy)]) {
-    for (n, (j, later)) in parsed.iter().enumerate() {
+    let mut by_lease: HashMap<&LeaseKey, Vec<&(usize, Policy)>> = HashMap::new();
+    for entry in parsed {
+        let (j, later) = entry;
         let b = &later.target;
-        let clash = parsed[..n].iter().find(|(_, earlier)| {
+        let earlier_of_lease = by_lease.entry(&b.lease).or_default();
+        let clash = earlier_of_lease.iter().copied().find(|(_, earlier)| {
             let a = &earlier.target;
             a.lease == b.lease
                 && (a.format != b.format || a.format == Format::Raw || a.field == b.field)
@@ -133,6 +140,7 @@ pub(super) fn conflicting_targets(p: &mut Problems, parsed: &[(usize, Policy)]) 
             );
             p.push(format!("policy[{j}].target"), message);
         }
+        earlier_of_lease.push(entry);
     }
 }
 
