@@ -11,6 +11,7 @@ mod daemon_proc;
 mod deploy;
 mod fault_proxy;
 mod faults;
+mod fleet_reload;
 mod ha;
 mod helpers;
 mod hostile;
