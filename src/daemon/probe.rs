@@ -157,7 +157,7 @@ fn providers(app: &App) -> Vec<(ProviderName, Arc<dyn crate::providers::Provider
 /// One [`Provider::probe`], asked again after a 429 while its pause still
 /// fits in `budget` (at most [`PROVIDER_ATTEMPTS`] calls): a rate limit says
 /// the credential works and the provider is busy, not that it is down.
-pub(crate) async fn probe_provider(
+pub async fn probe_provider(
     provider: &dyn Provider,
     budget: Duration,
 ) -> Result<(), ProviderError> {
