@@ -21,7 +21,11 @@ fn sim_provider(env: &TestEnv) -> Arc<dyn Provider> {
         "",
     ));
     let config = rekey::config::load_file(&env.config_path()).expect("the test config loads");
-    let entry = config.providers.values().next().expect("one provider entry");
+    let entry = config
+        .providers
+        .values()
+        .next()
+        .expect("one provider entry");
     providers::build(entry, SecretString::from(env.mgmt_key.clone())).expect("client builds")
 }
 
@@ -81,9 +85,6 @@ async fn a_429_whose_retry_after_does_not_fit_the_budget_fails_the_probe() {
     let err = probe_provider(provider.as_ref(), Duration::from_millis(500))
         .await
         .expect_err("still rate limited");
-    assert!(
-        matches!(err, ProviderError::RateLimited { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, ProviderError::RateLimited { .. }), "{err}");
     assert_eq!(lists(&env), 1, "no retry when its pause does not fit");
 }

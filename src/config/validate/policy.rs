@@ -102,7 +102,10 @@ fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
     rules::check_grace(
         at,
         (schedule.as_ref(), known.intervals),
-        max_age, &revoke, known.now);
+        max_age,
+        &revoke,
+        known.now,
+    );
     rules::check_expiry(at, max_age, &key, &revoke);
     Some(Policy {
         name: PolicyName::parse(name?).ok()?,

@@ -323,7 +323,9 @@ mod tests {
         let problems = problems_with(&text);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
-            problems[0].starts_with("policy[20].revoke.grace: grace 23h must be shorter than the rotation interval 23h"),
+            problems[0].starts_with(
+                "policy[20].revoke.grace: grace 23h must be shorter than the rotation interval 23h"
+            ),
             "{problems:?}"
         );
     }
@@ -337,7 +339,11 @@ mod tests {
         let started = Instant::now();
         let problems = problems_with(&text);
         let took = started.elapsed();
-        assert!(problems.is_empty(), "{:?}", &problems[..problems.len().min(3)]);
+        assert!(
+            problems.is_empty(),
+            "{:?}",
+            &problems[..problems.len().min(3)]
+        );
         println!("validated 10000 policies in {took:?}");
     }
 }
