@@ -84,7 +84,7 @@ impl Daemon {
     }
 }
 
-/// One read per distinct target secret and one list per provider entry.
+/// One read per distinct target secret and one [`Provider::probe`] per provider entry.
 /// `Err` names every entry that did not answer (the first few in full).
 pub async fn probe(app: &App) -> Result<(), String> {
     let limit = Arc::new(Semaphore::new(CONCURRENCY));

@@ -11,22 +11,58 @@ use rekey::providers::{self, Provider, ProviderError};
 use rekey::sim::{Faults, RateLimitFault};
 use secrecy::SecretString;
 
-use crate::helpers::{TestEnv, policy};
+use crate::helpers::{Case, TestEnv, policy};
 
 /// The env's `[providers.sim]` client, as the daemon builds it.
 fn sim_provider(env: &TestEnv) -> Arc<dyn Provider> {
-    env.write_config(&policy(
-        "p",
-        r#"{ store = "files", secret_id = "p", create = true }"#,
-        "",
-    ));
+    sim_provider_case(env, &Case::openrouter())
+}
+
+/// The `[providers.sim]` client speaking `case`'s API.
+fn sim_provider_case(env: &TestEnv, case: &Case) -> Arc<dyn Provider> {
+    env.write_config_case(
+        case,
+        &policy(
+            "p",
+            r#"{ store = "files", secret_id = "p", create = true }"#,
+            &case.policy_lines,
+        ),
+    );
     let config = rekey::config::load_file(&env.config_path()).expect("the test config loads");
-    let entry = config
-        .providers
-        .values()
-        .next()
-        .expect("one provider entry");
-    providers::build(entry, SecretString::from(env.mgmt_key.clone())).expect("client builds")
+    let policy = config.policies.first().expect("one policy");
+    let shared = providers::build(&config.providers[&policy.provider], management_key(env))
+        .expect("client builds");
+    // Scoped the way readiness scopes it (OpenAI: the policy's project).
+    shared.for_policy(policy).unwrap_or(shared)
+}
+
+/// The simulator takes one management key for every API.
+fn management_key(env: &TestEnv) -> SecretString {
+    SecretString::from(env.mgmt_key.clone())
+}
+
+fn all_calls(env: &TestEnv) -> u64 {
+    env.sim.sim.call_counts().values().sum()
+}
+
+#[tokio::test]
+async fn every_provider_kind_probes_with_one_call() {
+    for case in [
+        Case::openrouter(),
+        Case::arouter(),
+        Case::arouter_guide(),
+        Case::litellm(),
+        Case::openai(),
+        Case::anthropic(),
+    ] {
+        let env = TestEnv::new().await;
+        let provider = sim_provider_case(&env, &case);
+        let before = all_calls(&env);
+        probe_provider(provider.as_ref(), Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", case.api.as_str()));
+        assert_eq!(all_calls(&env) - before, 1, "{}", case.api.as_str());
+    }
 }
 
 fn lists(env: &TestEnv) -> u64 {
