@@ -16,15 +16,28 @@ use crate::names::{LeaseKey, PolicyName};
 use crate::policy::{Format, KeyTemplate, Policy, RevokeSpec};
 use crate::schedule::Schedule;
 
-/// Each distinct (expression, time zone)'s shortest tick gap, computed once
-/// per validation pass: a fleet of thousands of policies shares a handful of
-/// schedules, and sampling one costs hundreds of tick computations.
+/// Each distinct (expression, time zone) parsed once and its shortest tick
+/// gap computed once per validation pass: a fleet of thousands of policies
+/// shares a handful of schedules, and sampling one costs hundreds of tick
+/// computations.
 #[derive(Default)]
 pub(super) struct Intervals {
     seen: RefCell<HashMap<(String, Tz), Option<Duration>>>,
+    parsed: RefCell<HashMap<(String, Option<Tz>), Result<Schedule, String>>>,
 }
 
 impl Intervals {
+    /// [`Schedule::parse`], cached by the expression as written and the zone.
+    pub(super) fn parse(&self, expr: &str, tz: Option<Tz>) -> Result<Schedule, String> {
+        let key = (expr.to_string(), tz);
+        if let Some(known) = self.parsed.borrow().get(&key) {
+            return known.clone();
+        }
+        let parsed = Schedule::parse(expr, tz);
+        self.parsed.borrow_mut().insert(key, parsed.clone());
+        parsed
+    }
+
     /// [`Schedule::min_interval`] from `now`, cached (`now` is fixed for the pass).
     fn min_interval(&self, schedule: &Schedule, now: DateTime<Utc>) -> Option<Duration> {
         let key = (schedule.expression.clone(), schedule.timezone());
