@@ -16,6 +16,9 @@ use crate::names::{LeaseKey, PolicyName};
 use crate::policy::{Format, KeyTemplate, Policy, RevokeSpec};
 use crate::schedule::Schedule;
 
+/// A schedule as [`Schedule::parse`] answered it.
+type Parsed = Result<Schedule, String>;
+
 /// Each distinct (expression, time zone) parsed once and its shortest tick
 /// gap computed once per validation pass: a fleet of thousands of policies
 /// shares a handful of schedules, and sampling one costs hundreds of tick
@@ -23,7 +26,7 @@ use crate::schedule::Schedule;
 #[derive(Default)]
 pub(super) struct Intervals {
     seen: RefCell<HashMap<(String, Tz), Option<Duration>>>,
-    parsed: RefCell<HashMap<(String, Option<Tz>), Result<Schedule, String>>>,
+    parsed: RefCell<HashMap<(String, Option<Tz>), Parsed>>,
 }
 
 impl Intervals {
