@@ -9,7 +9,7 @@
 //! scheduled, removed ones are not, changed ones follow their new settings —
 //! and rotations already running finish with the app they started with.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use tracing::{error, info, warn};
 use crate::config::{self, Config, ConfigError};
 use crate::daemon::Daemon;
 use crate::names::PolicyName;
+use crate::policy::Policy;
 
 /// How often the file is looked at.
 const POLL: Duration = Duration::from_secs(1);
@@ -37,13 +38,13 @@ pub async fn watch(path: PathBuf, daemon: Daemon, cancel: CancellationToken) {
             _ = cancel.cancelled() => return,
             _ = hangups.recv() => "SIGHUP",
             _ = poll.tick() => {
-                if !debounce.settled_change(fingerprint(&path)) {
+                if !debounce.settled_change(fingerprint_off_workers(&path).await) {
                     continue;
                 }
                 "file change"
             }
         };
-        debounce.attempted(fingerprint(&path));
+        debounce.attempted(fingerprint_off_workers(&path).await);
         // Outcomes are logged and reported to the observer inside.
         let _ = reload(&path, &daemon, cause).await;
     }
@@ -61,7 +62,7 @@ pub async fn reload(path: &Path, daemon: &Daemon, cause: &str) -> Result<Diff, S
             return Err(reason);
         }
     };
-    let diff = Diff::between(&old.config, &app.config);
+    let diff = diff_off_workers(&old.config, &app.config).await;
     for field in &diff.restart_only {
         warn!(
             cause,
@@ -85,6 +86,26 @@ pub async fn reload(path: &Path, daemon: &Daemon, cause: &str) -> Result<Diff, S
     Ok(diff)
 }
 
+/// [`Diff::between`] on the blocking pool: it describes every policy of both
+/// configs, which for a fleet is enough CPU to stall `/healthz`.
+async fn diff_off_workers(old: &Arc<Config>, new: &Arc<Config>) -> Diff {
+    let (old, new) = (old.clone(), new.clone());
+    match tokio::task::spawn_blocking(move || Diff::between(&old, &new)).await {
+        Ok(diff) => diff,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// [`fingerprint`] on the blocking pool: reading and hashing a fleet's
+/// config is file I/O and CPU the async workers should not wait on.
+async fn fingerprint_off_workers(path: &Path) -> Option<Fingerprint> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || fingerprint(&path))
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Policy names for a log line: `a,b`, or `-` for none.
 fn listed(names: &[PolicyName]) -> String {
     if names.is_empty() {
@@ -94,10 +115,22 @@ fn listed(names: &[PolicyName]) -> String {
     names.join(",")
 }
 
+/// The config at `path`, parsed and validated on the blocking pool: for a
+/// fleet that is seconds of CPU, during which the async workers keep
+/// answering `/healthz` and running rotations.
+async fn load_off_workers(path: &Path) -> Result<Config, ConfigError> {
+    let owned = path.to_path_buf();
+    match tokio::task::spawn_blocking(move || config::load_file(&owned)).await {
+        Ok(loaded) => loaded,
+        // Loading never panics on input; a panic here is a bug: pass it on.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 /// The new app, or why not: validation problems one per line with their
 /// field paths, a refused state move, unreadable credentials.
 async fn build(path: &Path, old: &crate::app::App) -> Result<Arc<crate::app::App>, String> {
-    let config = config::load_file(path).map_err(|e| match e {
+    let config = load_off_workers(path).await.map_err(|e| match e {
         ConfigError::Invalid { problems, .. } => {
             for p in &problems {
                 error!(field = %p.path, problem = %p.message, "invalid config");
@@ -151,9 +184,13 @@ impl Diff {
             c.policies.iter().map(|p| p.name.clone()).collect()
         };
         let (before, after) = (names(old), names(new));
+        let (old_by_name, new_by_name) = (by_name(old), by_name(new));
         let changed = after
             .intersection(&before)
-            .filter(|name| described(old, name) != described(new, name))
+            .filter(|name| {
+                described(old, old_by_name.get(name.as_str()).copied())
+                    != described(new, new_by_name.get(name.as_str()).copied())
+            })
             .cloned()
             .collect();
         Diff {
@@ -169,13 +206,20 @@ impl Diff {
 /// has no `PartialEq` (its schedule holds croner's parsed form), and its
 /// `Debug` shows every setting (the schedule as written, credentials as
 /// references, never values).
-fn described(config: &Config, name: &str) -> Option<String> {
-    let policy = config.policy(name)?;
+fn described(config: &Config, policy: Option<&Policy>) -> Option<String> {
+    let policy = policy?;
     Some(format!(
         "{policy:?} {:?} {:?}",
         config.providers.get(&policy.provider),
         config.stores.get(&policy.target.store)
     ))
+}
+
+/// Policies by name: a fleet's diff looks each one up once per config.
+fn by_name(config: &Config) -> HashMap<&str, &Policy> {
+    (config.policies.iter())
+        .map(|p| (p.name.as_str(), p))
+        .collect()
 }
 
 fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {

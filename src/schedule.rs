@@ -85,7 +85,13 @@ impl Schedule {
                 break;
             };
             let gap = next - previous;
-            shortest = Some(shortest.map_or(gap, |s| s.min(gap)));
+            let now_shortest = shortest.map_or(gap, |s| s.min(gap));
+            shortest = Some(now_shortest);
+            // Ticks fall on whole seconds: no later gap can be shorter than
+            // one, so the rest of the sample cannot change the answer.
+            if now_shortest <= TimeDelta::seconds(1) {
+                break;
+            }
             previous = next;
         }
         shortest.and_then(|gap| gap.to_std().ok())
@@ -276,6 +282,15 @@ mod tests {
         let s = Schedule::parse("0 3 1 * *", None).unwrap();
         let shortest = s.min_interval(utc(2026, 1, 15, 0, 0, 0));
         assert_eq!(shortest, Some(Duration::from_secs(28 * 86400)));
+    }
+
+    #[test]
+    fn min_interval_of_an_every_second_schedule_is_one_second() {
+        let s = Schedule::parse("* * * * * *", None).unwrap();
+        assert_eq!(
+            s.min_interval(utc(2026, 1, 1, 0, 0, 0)),
+            Some(Duration::from_secs(1))
+        );
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub(crate) fn validate(
     let stores: BTreeMap<_, _> = (raw.stores.into_iter())
         .filter_map(|(name, r)| Some((name.as_str().into(), store(&mut p, name, r, base_dir)?)))
         .collect();
+    let intervals = rules::Intervals::default();
     let names = policy::Known {
         providers: &provider_kinds,
         stores: &store_names,
@@ -82,6 +83,7 @@ pub(crate) fn validate(
         notifiers: &notifier_names,
         valid_stores: &stores,
         now,
+        intervals: &intervals,
     };
     let policies = policy::policies(&mut p, raw.policy, &names);
     if let Some(daemon) = &daemon {

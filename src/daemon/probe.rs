@@ -1,6 +1,9 @@
 //! Readiness: a cheap start-up probe that the stores and providers the
 //! config names answer — one read of each policy's target secret and one
-//! management read (list keys) per provider entry, each bounded by a timeout.
+//! cheap management call per provider entry ([`Provider::probe`]: the first
+//! page of its key list, never the whole set), each bounded by a timeout. A
+//! provider answering 429 is asked again within that timeout, after its
+//! Retry-After (or [`RATE_LIMITED_PAUSE`]) when that still fits.
 //! Until it succeeds `/readyz` answers 503 with the reason; a failed probe is
 //! retried, so a store that comes up late makes the daemon ready.
 
@@ -16,9 +19,14 @@ use super::Daemon;
 use crate::app::App;
 use crate::backoff::Backoff;
 use crate::names::ProviderName;
+use crate::providers::{Provider, ProviderError};
 
-/// Each read gets this long.
+/// Each read gets this long (a provider's 429 retries included).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a 429 that names no Retry-After.
+const RATE_LIMITED_PAUSE: Duration = Duration::from_secs(1);
+/// Calls per provider per probe: a 429 is retried, but not forever.
+const PROVIDER_ATTEMPTS: u32 = 5;
 /// Reads in flight at once (a fleet of secrets must not stampede the store).
 const CONCURRENCY: usize = 16;
 /// Pause before probing again after a failure: every 30 s, no growth.
@@ -76,7 +84,7 @@ impl Daemon {
     }
 }
 
-/// One read per distinct target secret and one list per provider entry.
+/// One read per distinct target secret and one [`Provider::probe`] per provider entry.
 /// `Err` names every entry that did not answer (the first few in full).
 pub async fn probe(app: &App) -> Result<(), String> {
     let limit = Arc::new(Semaphore::new(CONCURRENCY));
@@ -95,7 +103,8 @@ pub async fn probe(app: &App) -> Result<(), String> {
         let limit = limit.clone();
         checks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            bounded(format!("providers.{entry}"), provider.list_keys()).await
+            let what = format!("providers.{entry}");
+            bounded(what, probe_provider(provider.as_ref(), CHECK_TIMEOUT)).await
         });
     }
     let mut problems: Vec<String> = checks
@@ -143,6 +152,31 @@ fn providers(app: &App) -> Vec<(ProviderName, Arc<dyn crate::providers::Provider
             (entry.clone(), client)
         })
         .collect()
+}
+
+/// One [`Provider::probe`], asked again after a 429 while its pause still
+/// fits in `budget` (at most [`PROVIDER_ATTEMPTS`] calls): a rate limit says
+/// the credential works and the provider is busy, not that it is down.
+pub async fn probe_provider(
+    provider: &dyn Provider,
+    budget: Duration,
+) -> Result<(), ProviderError> {
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut attempt = 1;
+    loop {
+        let err = match provider.probe().await {
+            Ok(()) => return Ok(()),
+            Err(e @ ProviderError::RateLimited { .. }) => e,
+            Err(other) => return Err(other),
+        };
+        let pause = err.retry_after().unwrap_or(RATE_LIMITED_PAUSE);
+        let fits = tokio::time::Instant::now() + pause < deadline;
+        if attempt >= PROVIDER_ATTEMPTS || !fits {
+            return Err(err);
+        }
+        attempt += 1;
+        tokio::time::sleep(pause).await;
+    }
 }
 
 async fn bounded<T, E: std::fmt::Display>(

@@ -60,6 +60,10 @@ impl Provider for MeteredProvider {
         self.count("list", self.inner.list_keys()).await
     }
 
+    async fn probe(&self) -> Result<(), ProviderError> {
+        self.count("list", self.inner.probe()).await
+    }
+
     async fn get_key(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError> {
         self.count("get", self.inner.get_key(id)).await
     }

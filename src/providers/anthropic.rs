@@ -242,6 +242,11 @@ impl Provider for Anthropic {
         Err(self.paging("paging never ended"))
     }
 
+    /// The first page of the key list only.
+    async fn probe(&self) -> Result<(), ProviderError> {
+        self.list_page(None).await.map(drop)
+    }
+
     async fn get_key(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError> {
         let request = self.admin(Method::GET, &format!("{KEYS}/{id}"));
         self.key_call("get key", request).await

@@ -122,6 +122,11 @@ impl Provider for ARouter {
         self.keys.list().await
     }
 
+    /// The first page of the key list only.
+    async fn probe(&self) -> Result<(), ProviderError> {
+        self.keys.probe().await
+    }
+
     /// Neither shape has `GET /keys/{id}` (PROVIDERS.md): a key not in the
     /// listing is gone.
     async fn get_key(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError> {

@@ -44,6 +44,10 @@ impl Provider for GatewayVerify {
         self.inner.list_keys().await
     }
 
+    async fn probe(&self) -> Result<(), ProviderError> {
+        self.inner.probe().await
+    }
+
     async fn get_key(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError> {
         self.inner.get_key(id).await
     }

@@ -273,6 +273,11 @@ impl Provider for LiteLlm {
         created.map_err(|what| self.client.malformed(op, status, what))
     }
 
+    /// The first page of `/key/list` only.
+    async fn probe(&self) -> Result<(), ProviderError> {
+        self.list_page(1).await.map(drop)
+    }
+
     async fn list_keys(&self) -> Result<Vec<KeyInfo>, ProviderError> {
         let found = self.list_all().await?;
         Ok(found.into_iter().map(|f| f.info).collect())

@@ -88,6 +88,13 @@ pub trait Provider: Send + Sync {
     async fn create_key(&self, spec: &KeySpec) -> Result<CreatedKey, ProviderError>;
     /// All keys, including disabled ones, across all pages.
     async fn list_keys(&self) -> Result<Vec<KeyInfo>, ProviderError>;
+    /// Readiness: one cheap authenticated management call that proves the
+    /// credential works, never a walk of the whole key set. Providers with a
+    /// one-page listing override it; the default lists (one call for a
+    /// provider whose listing is a single page).
+    async fn probe(&self) -> Result<(), ProviderError> {
+        self.list_keys().await.map(drop)
+    }
     /// `Ok(None)` when the provider says 404.
     async fn get_key(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError>;
     async fn disable_key(&self, id: &str) -> Result<(), ProviderError>;

@@ -316,6 +316,14 @@ impl Provider for OpenAi {
         created.into_created(&spec.name).map_err(malformed)
     }
 
+    /// The first page of the project's service accounts only.
+    async fn probe(&self) -> Result<(), ProviderError> {
+        let op = "list service accounts";
+        let url = format!("{}?limit={PAGE_SIZE}", self.accounts_path(op)?);
+        let _: Page<ServiceAccount> = self.get_json(op, &url).await?;
+        Ok(())
+    }
+
     async fn list_keys(&self) -> Result<Vec<KeyInfo>, ProviderError> {
         let accounts_path = self.accounts_path("list service accounts")?;
         let accounts: Vec<ServiceAccount> = self

@@ -75,6 +75,11 @@ impl Provider for OpenRouter {
         self.keys.list().await
     }
 
+    /// The first page of the key list only.
+    async fn probe(&self) -> Result<(), ProviderError> {
+        self.keys.probe().await
+    }
+
     async fn get_key(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError> {
         self.keys.get(id).await
     }

@@ -32,6 +32,8 @@ pub(super) struct Known<'a> {
     /// region or directory).
     pub valid_stores: &'a BTreeMap<StoreName, StoreConfig>,
     pub now: DateTime<Utc>,
+    /// Schedules' shortest gaps, shared by the policies of this pass.
+    pub intervals: &'a rules::Intervals,
 }
 
 pub(super) fn policies(p: &mut Problems, raw: Vec<RawPolicy>, known: &Known) -> Vec<Policy> {
@@ -79,7 +81,7 @@ fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
     let kind = provider
         .as_deref()
         .and_then(|p| known.providers.get(p).copied().flatten());
-    let (schedule, max_age) = when(at, &raw, known.now);
+    let (schedule, max_age) = when(at, &raw, known);
     let key = key(at, raw.key.unwrap_or_default(), kind);
     let project_id = project_id(at, raw.project_id, kind);
     let notify = notify(at, raw.notify.unwrap_or_default(), known.notifiers);
@@ -97,7 +99,13 @@ fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
         at.push("adopt.key_id", "must not be empty");
     }
     let (schedule, key, revoke) = (schedule?, key?, revoke?);
-    rules::check_grace(at, schedule.as_ref(), max_age, &revoke, known.now);
+    rules::check_grace(
+        at,
+        (schedule.as_ref(), known.intervals),
+        max_age,
+        &revoke,
+        known.now,
+    );
     rules::check_expiry(at, max_age, &key, &revoke);
     Some(Policy {
         name: PolicyName::parse(name?).ok()?,
@@ -133,8 +141,9 @@ fn notify(at: &mut At, names: Vec<String>, known: &BTreeSet<String>) -> Option<V
 fn when(
     at: &mut At,
     raw: &RawPolicy,
-    now: DateTime<Utc>,
+    known: &Known,
 ) -> (Option<Option<Schedule>>, Option<Duration>) {
+    let now = known.now;
     if raw.schedule.is_none() && raw.max_age.is_none() {
         at.push("schedule", "a policy needs a schedule, a max_age, or both");
     }
@@ -163,7 +172,7 @@ fn when(
     let schedule = match raw
         .schedule
         .as_deref()
-        .map(|expr| Schedule::parse(expr, tz))
+        .map(|expr| known.intervals.parse(expr, tz))
     {
         None => Some(None),
         Some(Ok(s)) if s.next_after(now).is_none() => {

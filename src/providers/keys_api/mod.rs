@@ -159,6 +159,11 @@ impl KeysApi {
             .malformed("list keys", 200, "paging never ended"))
     }
 
+    /// Readiness: the first page of the listing, and no further.
+    pub(crate) async fn probe(&self) -> Result<(), ProviderError> {
+        self.list_page(&Cursor::Offset(0)).await.map(drop)
+    }
+
     /// Where the page after one of `count` keys starts; `None` at the end.
     fn next_cursor(&self, at: &Cursor, count: usize, token: Option<String>) -> Option<Cursor> {
         let offset = match at {
