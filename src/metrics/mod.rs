@@ -24,8 +24,8 @@ mod sorted;
 pub use exposition::{EncodeError, Exposition};
 pub use families::BUCKETS;
 use families::{
-    BuildLabels, NotificationLabels, PolicyLabels, ProviderCallLabels, ProviderLabels, ReloadLabels,
-    RotationLabels, StepLabels, StoreCallLabels, VerifyLabels,
+    BuildLabels, NotificationLabels, PolicyLabels, ProviderCallLabels, ProviderLabels,
+    ReloadLabels, RotationLabels, StepLabels, StoreCallLabels, VerifyLabels,
 };
 use registry::{Families, Seconds, policy_labels};
 use sorted::SortedFamily;

@@ -62,7 +62,9 @@ async fn n_per_second_is_honoured_over_a_window() {
     assert_eq!(times[34], Duration::from_millis(2500));
     // No one-second window holds more than 10 + 10 starts (burst + rate).
     for (i, t) in times.iter().enumerate() {
-        let window = times[i..].iter().filter(|u| **u < *t + Duration::from_secs(1));
+        let window = times[i..]
+            .iter()
+            .filter(|u| **u < *t + Duration::from_secs(1));
         assert!(window.count() <= 20, "{times:?}");
     }
 }
@@ -199,5 +201,9 @@ async fn verification_is_never_paced() {
     client.verify_key(&key, &VerifyMode::Models).await.unwrap();
     assert!(t0.elapsed().is_zero());
     client.get_key("x").await.unwrap();
-    assert_eq!(t0.elapsed(), Duration::from_secs(60), "held by the 429, then the bucket");
+    assert_eq!(
+        t0.elapsed(),
+        Duration::from_secs(60),
+        "held by the 429, then the bucket"
+    );
 }

@@ -64,7 +64,8 @@ where
             .retry_after()
             .unwrap_or_else(|| BACKOFF.delay(attempt - 1));
         // A 429 the limiter saw: the limiter holds the next call.
-        let held = matches!(e, ProviderError::RateLimited { status: 429, .. }) && ctx.provider.paced();
+        let held =
+            matches!(e, ProviderError::RateLimited { status: 429, .. }) && ctx.provider.paced();
         if let Some(lease) = &ctx.lease
             && let Err(lost) = lease.ensure(wait + ctx.provider_span)
         {

@@ -308,7 +308,12 @@ mod tests {
             ..Faults::default()
         });
         let t0 = Instant::now();
-        let endpoints = [Endpoint::Create, Endpoint::List, Endpoint::Get, Endpoint::Delete];
+        let endpoints = [
+            Endpoint::Create,
+            Endpoint::List,
+            Endpoint::Get,
+            Endpoint::Delete,
+        ];
         for endpoint in endpoints {
             assert_eq!(state.decide_at(endpoint, t0), Injected::None);
         }

@@ -334,8 +334,20 @@ fn rate_limit_and_max_concurrent_are_optional_and_bounded() {
         Vec::<String>::new()
     );
     for bad in [
-        "0/s", "10001/s", "50", "50/h", "50/S", "-5/s", "+5/s", " 5/s", "5/s ", "5.5/s",
-        "/s", "5/", "99999999999999999999/s", "",
+        "0/s",
+        "10001/s",
+        "50",
+        "50/h",
+        "50/S",
+        "-5/s",
+        "+5/s",
+        " 5/s",
+        "5/s ",
+        "5.5/s",
+        "/s",
+        "5/",
+        "99999999999999999999/s",
+        "",
     ] {
         let got = with("openrouter", &format!("rate_limit = \"{bad}\""), "");
         assert_eq!(got.len(), 1, "{bad:?}: {got:?}");
