@@ -165,8 +165,11 @@ impl Pace {
         state.not_before = until;
         drop(state);
         if !already_held {
-            let until_ms = wait.min(MAX_HOLD).as_millis() as u64;
-            warn!(provider = %self.entry, hold_ms = until_ms, "provider answered 429: holding its management calls");
+            let held = wait.min(MAX_HOLD);
+            let wall = chrono::TimeDelta::from_std(held).unwrap_or_default();
+            let until =
+                (chrono::Utc::now() + wall).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            warn!(provider = %self.entry, until, hold_ms = held.as_millis() as u64, "provider answered 429: holding its management calls until then");
         }
     }
 
