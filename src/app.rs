@@ -15,10 +15,11 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{Clock, SystemClock};
 use crate::config::secret_ref::{Unreadable, describe, resolve, unreadable};
 use crate::config::{Config, SecretRef, StateLocation};
-use crate::metrics::metered;
+use crate::metrics::{Metrics, metered};
 use crate::names::{ProviderName, StoreName};
 use crate::observer::{Observer, ObserverError};
 use crate::policy::Policy;
+use crate::providers::limited::{self, Pace};
 use crate::providers::{self, Provider, ProviderError};
 use crate::rotation::Ctx;
 use crate::state::dynamodb::DynamoStateStore;
@@ -75,13 +76,14 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Result<App, BuildError> {
         let notify_problems = unreadable_notify_urls(&config).await;
-        let providers = build_providers(&config, notify_problems).await?;
+        let unpaced = build_providers(&config, notify_problems).await?;
         let stores = build_stores(&config).await?;
         let state: Arc<dyn StateStore> = match &config.daemon.state {
             StateLocation::File(dir) => Arc::new(FileStateStore::open(dir)?),
             StateLocation::DynamoDb(table) => Arc::new(DynamoStateStore::open(table).await?),
         };
         let observer = Arc::new(Observer::build(&config).await?);
+        let providers = paced(unpaced, &config, &observer.metrics);
         let gateway_http = providers::http_client("verify.base_url", GATEWAY_TIMEOUT)?;
         Ok(App {
             config: Arc::new(config),
@@ -103,7 +105,12 @@ impl App {
     pub async fn rebuild(&self, config: Config) -> Result<App, BuildError> {
         Ok(App {
             // The observer carries over: its webhook URLs are not read again.
-            providers: build_providers(&config, Vec::new()).await?,
+            // A new pace per entry: a reload starts every limiter afresh.
+            providers: paced(
+                build_providers(&config, Vec::new()).await?,
+                &config,
+                &self.observer.metrics,
+            ),
             stores: build_stores(&config).await?,
             config: Arc::new(config),
             state: self.state.clone(),
@@ -170,6 +177,23 @@ async fn build_providers(
         map.insert(name.clone(), providers::build(entry, key)?);
     }
     Ok(map)
+}
+
+/// Each entry's client behind its own limiter (`providers::limited`), built
+/// once here so that every policy's client and the readiness probe share it.
+fn paced(
+    providers: BTreeMap<ProviderName, Arc<dyn Provider>>,
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> BTreeMap<ProviderName, Arc<dyn Provider>> {
+    (providers.into_iter())
+        .map(|(name, client)| {
+            let limits = (config.providers.get(&name)).map_or_else(Default::default, |e| e.limits);
+            let pace = Pace::new(name.as_str(), limits, Some(metrics.clone()));
+            let client = limited::wrap(client, Arc::new(pace));
+            (name, client)
+        })
+        .collect()
 }
 
 /// Webhook URLs are read again by the notifier; reading them here first

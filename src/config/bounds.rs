@@ -34,6 +34,10 @@ pub const MIN_DYNAMO_LEASE: Duration = Duration::from_secs(2);
 pub const MAX_DYNAMO_LEASE: Duration = Duration::from_secs(10 * MINUTE);
 /// `providers.<name>.request_timeout`.
 pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(10 * MINUTE);
+/// `providers.<name>.rate_limit`: the most calls per second or minute.
+pub const MAX_RATE_COUNT: u32 = 10_000;
+/// `providers.<name>.max_concurrent`.
+pub const MAX_CONCURRENT_CALLS: std::ops::RangeInclusive<i64> = 1..=1024;
 /// `notify.<name>.timeout`.
 pub const MAX_NOTIFY_TIMEOUT: Duration = Duration::from_secs(5 * MINUTE);
 /// `key.limit` and `key.max_budget` (the provider's currency unit).

@@ -136,6 +136,32 @@ pub struct ProviderConfig {
     /// OpenRouter only: the workspace whose keys are listed and created;
     /// `None` is the account's default workspace.
     pub workspace_id: Option<String>,
+    /// `rate_limit` and `max_concurrent`: how management calls are paced.
+    pub limits: ProviderLimits,
+}
+
+/// How fast and how many at once rekey makes management calls to one
+/// provider entry (`providers::limited`). The default is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProviderLimits {
+    /// `rate_limit = "R/s"` or `"R/m"`.
+    pub rate: Option<Rate>,
+    /// `max_concurrent = N`: calls in flight at once.
+    pub max_concurrent: Option<u32>,
+}
+
+/// `count` calls per `per` (one second or one minute), burst `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    /// The time one call uses of the budget.
+    pub fn interval(&self) -> Duration {
+        self.per / self.count.max(1)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

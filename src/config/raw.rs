@@ -66,6 +66,8 @@ pub struct RawProvider {
     pub api: Option<String>,
     pub keys_path: Option<String>,
     pub workspace_id: Option<String>,
+    pub rate_limit: Option<String>,
+    pub max_concurrent: Option<i64>,
 }
 
 /// Fields of every store kind; `validate` refuses the ones the kind does not use.

@@ -40,6 +40,11 @@ pub const PROVIDER_REQUESTS: Family = Family {
     help: "Provider API calls by operation and result (ok or the error kind).",
 };
 
+pub const PROVIDER_THROTTLED: Family = Family {
+    name: "rekey_provider_throttled_seconds_total",
+    help: "Time management calls waited for the provider entry's limiter (rate_limit, max_concurrent, a 429's hold).",
+};
+
 pub const STORE_REQUESTS: Family = Family {
     name: "rekey_store_requests_total",
     help: "Secret store calls by operation and result (ok or the error kind).",
@@ -121,11 +126,12 @@ pub const JOURNAL_CORRUPT: Family = Family {
 };
 
 /// Every family, in exposition order.
-pub const ALL: [&Family; 20] = [
+pub const ALL: [&Family; 21] = [
     &ROTATIONS,
     &STEP_DURATION,
     &VERIFY_ATTEMPTS,
     &PROVIDER_REQUESTS,
+    &PROVIDER_THROTTLED,
     &STORE_REQUESTS,
     &KEY_AGE,
     &KEY_MAX_AGE,
@@ -174,6 +180,12 @@ pub struct ProviderCallLabels {
     pub provider: String,
     pub op: String,
     pub result: String,
+}
+
+/// `rekey_provider_throttled_seconds_total`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub provider: String,
 }
 
 /// `rekey_store_requests_total`.

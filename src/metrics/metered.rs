@@ -88,6 +88,10 @@ impl Provider for MeteredProvider {
         self.inner.assisted()
     }
 
+    fn paced(&self) -> bool {
+        self.inner.paced()
+    }
+
     fn for_policy(&self, policy: &Policy) -> Option<Arc<dyn Provider>> {
         let scoped = self.inner.for_policy(policy)?;
         Some(provider(scoped, &self.metrics))

@@ -24,8 +24,8 @@ mod sorted;
 pub use exposition::{EncodeError, Exposition};
 pub use families::BUCKETS;
 use families::{
-    BuildLabels, NotificationLabels, PolicyLabels, ProviderCallLabels, ReloadLabels,
-    RotationLabels, StepLabels, StoreCallLabels, VerifyLabels,
+    BuildLabels, NotificationLabels, PolicyLabels, ProviderCallLabels, ProviderLabels,
+    ReloadLabels, RotationLabels, StepLabels, StoreCallLabels, VerifyLabels,
 };
 use registry::{Families, Seconds, policy_labels};
 use sorted::SortedFamily;
@@ -193,6 +193,17 @@ impl Metrics {
             result: result.to_string(),
         };
         self.lock().f.provider_requests.get_or_create(&labels).inc();
+    }
+
+    /// Time a management call to `provider` waited for its limiter.
+    pub fn provider_throttled(&self, provider: &str, waited: std::time::Duration) {
+        let labels = ProviderLabels {
+            provider: provider.to_string(),
+        };
+        let f = &self.lock().f;
+        f.provider_throttled
+            .get_or_create(&labels)
+            .inc_by(waited.as_secs_f64());
     }
 
     /// One secret store call; `result` is `ok` or `StoreError::kind()`.

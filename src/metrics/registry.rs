@@ -25,6 +25,7 @@ pub struct Families {
     pub step_duration: SortedFamily<StepLabels, Histogram>,
     pub verify_attempts: SortedFamily<VerifyLabels, Counter>,
     pub provider_requests: SortedFamily<ProviderCallLabels, Counter>,
+    pub provider_throttled: SortedFamily<ProviderLabels, Counter<f64, AtomicU64>>,
     pub store_requests: SortedFamily<StoreCallLabels, Counter>,
     pub key_age: PerPolicy<Seconds>,
     pub key_max_age: PerPolicy<Seconds>,
@@ -51,6 +52,7 @@ impl Families {
             step_duration: SortedFamily::with_constructor(|| Histogram::new(BUCKETS)),
             verify_attempts: SortedFamily::default(),
             provider_requests: SortedFamily::default(),
+            provider_throttled: SortedFamily::default(),
             store_requests: SortedFamily::default(),
             key_age: SortedFamily::default(),
             key_max_age: SortedFamily::default(),
@@ -79,6 +81,7 @@ impl Families {
         add(r, &f::STEP_DURATION, &self.step_duration);
         add(r, &f::VERIFY_ATTEMPTS, &self.verify_attempts);
         add(r, &f::PROVIDER_REQUESTS, &self.provider_requests);
+        add(r, &f::PROVIDER_THROTTLED, &self.provider_throttled);
         add(r, &f::STORE_REQUESTS, &self.store_requests);
         add(r, &f::KEY_AGE, &self.key_age);
         add(r, &f::KEY_MAX_AGE, &self.key_max_age);

@@ -68,6 +68,10 @@ impl Provider for GatewayVerify {
         self.inner.assisted()
     }
 
+    fn paced(&self) -> bool {
+        self.inner.paced()
+    }
+
     async fn verify_key(&self, key: &SecretString, mode: &VerifyMode) -> Result<(), ProviderError> {
         let gateway = &self.gateway;
         let (op, request) = match mode {

@@ -17,6 +17,7 @@ mod client;
 pub mod gateway;
 mod http;
 mod keys_api;
+pub mod limited;
 pub mod litellm;
 pub mod openai;
 pub mod openrouter;
@@ -111,6 +112,12 @@ pub trait Provider: Send + Sync {
     /// Assisted rotation: the provider cannot create keys; a person places
     /// the new key as the store's pending value (`create_key` is never called).
     fn assisted(&self) -> bool {
+        false
+    }
+
+    /// Whether a 429 of this client's management calls already holds its
+    /// next calls (`limited`): a retry then waits on that, not on its own.
+    fn paced(&self) -> bool {
         false
     }
 

@@ -3,6 +3,10 @@
 //! calls. A non-idempotent call (create) is repeated only after an answer
 //! proving it was not carried out (a 429, a connection never made): one that
 //! may have landed is settled by the sweep by rotation id, never repeated.
+//! Behind a limiter (`providers::limited`, every entry built by `App`), a
+//! 429 already holds the entry's next calls until its `Retry-After`, so
+//! the retry goes straight back to the limiter and waits there, with every
+//! other caller, rather than sleeping on its own.
 
 use std::future::Future;
 use std::time::Duration;
@@ -59,6 +63,9 @@ where
         let wait = e
             .retry_after()
             .unwrap_or_else(|| BACKOFF.delay(attempt - 1));
+        // A 429 the limiter saw: the limiter holds the next call.
+        let held =
+            matches!(e, ProviderError::RateLimited { status: 429, .. }) && ctx.provider.paced();
         if let Some(lease) = &ctx.lease
             && let Err(lost) = lease.ensure(wait + ctx.provider_span)
         {
@@ -68,8 +75,9 @@ where
             return Err(e);
         }
         warn!(attempt, retry_in_ms = wait.as_millis() as u64, error = %e, kind = e.kind(), "{what}: retrying");
+        let own = if held { Duration::ZERO } else { wait };
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(own) => {}
             _ = ctx.cancel.cancelled() => return Err(e),
         }
         attempt += 1;

@@ -28,6 +28,7 @@ async fn state(State(sim): State<Simulator>) -> Response {
         "keys": sim.keys(),
         "issued": sim.issued_secrets(),
         "calls": sim.call_counts(),
+        "throttled": sim.throttled_count(),
         "gateway_calls": sim.gateway_calls(),
     });
     Json(body).into_response()

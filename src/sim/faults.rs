@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
@@ -25,6 +25,15 @@ pub(crate) enum Endpoint {
 }
 
 impl Endpoint {
+    /// Whether the call is made with the management key (the ones the
+    /// `management_rate_per_sec` bucket paces), not with a key under test.
+    pub(crate) fn is_management(self) -> bool {
+        matches!(
+            self,
+            Endpoint::Create | Endpoint::List | Endpoint::Get | Endpoint::Update | Endpoint::Delete
+        )
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Endpoint::Create => "create",
@@ -61,6 +70,43 @@ pub(crate) struct FaultState {
     listings: BTreeMap<Api, Option<ListAnswer>>,
     /// The number of the next phantom key (`ListAnswer::Endless`).
     next_phantom: u64,
+    /// The `management_rate_per_sec` bucket.
+    bucket: Option<Bucket>,
+    /// Management calls the bucket answered 429.
+    throttled: u64,
+}
+
+/// A token bucket of `rate` tokens a second holding at most `rate`.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32, now: Instant) -> Self {
+        let rate = f64::from(rate.max(1));
+        Self {
+            rate,
+            tokens: rate,
+            last: now,
+        }
+    }
+
+    /// Takes a token, or says in how many whole seconds (at least 1) one is due.
+    fn take(&mut self, now: Instant) -> Result<(), u64> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Ok(());
+        }
+        let wait = (1.0 - self.tokens) / self.rate;
+        // Saturating float-to-int cast: a tiny rate cannot overflow.
+        Err((wait.ceil() as u64).max(1))
+    }
 }
 
 /// How one page of a listing answers, and the phantom numbers it may use.
@@ -79,7 +125,9 @@ impl FaultState {
             .map(|(k, v)| (k.clone(), v.count))
             .collect();
         let after = &faults.after_effect;
+        let bucket = (faults.management_rate_per_sec).map(|rate| Bucket::new(rate, Instant::now()));
         Self {
+            bucket,
             create_left: after.create.and_then(|f| f.count),
             delete_left: after.delete.and_then(|f| f.count),
             list_left: after.list.and_then(|f| f.count),
@@ -141,9 +189,25 @@ impl FaultState {
         self.faults.quota_exhausted
     }
 
-    /// Decides the fault for one request, spending one rate-limited answer if due.
+    pub(crate) fn throttled(&self) -> u64 {
+        self.throttled
+    }
+
+    /// Decides the fault for one request, spending one rate-limited answer
+    /// if due, then a token of the management bucket.
     pub(crate) fn decide(&mut self, endpoint: Endpoint) -> Injected {
+        self.decide_at(endpoint, Instant::now())
+    }
+
+    fn decide_at(&mut self, endpoint: Endpoint, now: Instant) -> Injected {
         if let Some(retry_after_secs) = self.take_rate_limit(endpoint) {
+            return Injected::RateLimited { retry_after_secs };
+        }
+        if endpoint.is_management()
+            && let Some(bucket) = &mut self.bucket
+            && let Err(retry_after_secs) = bucket.take(now)
+        {
+            self.throttled += 1;
             return Injected::RateLimited { retry_after_secs };
         }
         let rate = lookup(&self.faults.error_rate, endpoint)
@@ -235,6 +299,36 @@ mod tests {
             }
         );
         assert_eq!(state.decide(Endpoint::Create), Injected::None);
+    }
+
+    #[test]
+    fn the_management_bucket_admits_n_a_second_then_answers_429_until_a_token_is_due() {
+        let mut state = FaultState::new(Faults {
+            management_rate_per_sec: Some(4),
+            ..Faults::default()
+        });
+        let t0 = Instant::now();
+        let endpoints = [
+            Endpoint::Create,
+            Endpoint::List,
+            Endpoint::Get,
+            Endpoint::Delete,
+        ];
+        for endpoint in endpoints {
+            assert_eq!(state.decide_at(endpoint, t0), Injected::None);
+        }
+        let limited = Injected::RateLimited {
+            retry_after_secs: 1,
+        };
+        assert_eq!(state.decide_at(Endpoint::Update, t0), limited);
+        // Calls made with a key are never paced.
+        assert_eq!(state.decide_at(Endpoint::Chat, t0), Injected::None);
+        assert_eq!(state.decide_at(Endpoint::Whoami, t0), Injected::None);
+        // A quarter second later one token is back, and only one.
+        let later = t0 + Duration::from_millis(250);
+        assert_eq!(state.decide_at(Endpoint::Get, later), Injected::None);
+        assert_eq!(state.decide_at(Endpoint::Get, later), limited);
+        assert_eq!(state.throttled(), 2);
     }
 
     #[test]

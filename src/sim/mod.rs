@@ -112,6 +112,12 @@ pub struct Faults {
     pub error_rate: BTreeMap<String, f64>,
     /// endpoint -> (count of next calls answered 429, Retry-After seconds)
     pub rate_limit: BTreeMap<String, RateLimitFault>,
+    /// A token bucket over management calls (`create`, `list`, `get`,
+    /// `update`, `delete`) of every API together: N per second, burst N;
+    /// beyond it a call answers 429 with `Retry-After` (whole seconds,
+    /// rounded up). `None`: no limit. Calls made with a key (`whoami`,
+    /// `models`, `chat`) are never counted.
+    pub management_rate_per_sec: Option<u32>,
     pub propagation_delay_ms: u64,
     pub reject_new_keys: bool,
     /// The account is out of quota: OpenAI's `models` and `chat` answer 429
@@ -309,6 +315,11 @@ impl Simulator {
             *total.entry(name.clone()).or_default() += n;
         }
         total
+    }
+
+    /// Management calls the `management_rate_per_sec` bucket answered 429.
+    pub fn throttled_count(&self) -> u64 {
+        self.lock().faults.throttled()
     }
 
     /// Requests the gateway at `/gateway/v1` received, per endpoint name.

@@ -29,6 +29,7 @@ mod provider_anthropic;
 mod provider_arouter;
 mod provider_litellm;
 mod provider_openai;
+mod provider_rate_limit;
 mod reload;
 mod rotation_aws;
 mod rotation_file;

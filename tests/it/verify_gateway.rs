@@ -127,6 +127,7 @@ async fn the_gateway_client_classifies_answers_for_the_key_under_test() {
         api: rekey::config::ApiShape::Reference,
         keys_path: None,
         workspace_id: None,
+        limits: Default::default(),
     };
     let inner = rekey::providers::openrouter::OpenRouter::new(&config, env.mgmt_key.clone().into());
     let gateway = GatewayVerify::new(
@@ -170,6 +171,7 @@ async fn a_chat_check_through_the_gateway_passes_on_an_openai_reasoning_model() 
         api: rekey::config::ApiShape::Reference,
         keys_path: None,
         workspace_id: None,
+        limits: Default::default(),
     };
     let inner = rekey::providers::openai::OpenAi::new(&config, env.mgmt_key.clone().into());
     let gateway = GatewayVerify::new(

@@ -25,6 +25,8 @@ pub(super) const FIELDS: &[&str] = &[
     "providers.or.api",
     "providers.or.keys_path",
     "providers.or.workspace_id",
+    "providers.or.rate_limit",
+    "providers.or.max_concurrent",
     "stores.aws.kind",
     "stores.aws.region",
     "stores.aws.endpoint_url",

@@ -7,11 +7,13 @@ use std::time::Duration;
 use super::problems::Problems;
 use super::refs::{resolve, secret_ref};
 use super::values::quoted;
-use crate::config::bounds::{MAX_REQUEST_TIMEOUT, MAX_WORKSPACE_ID};
+use crate::config::bounds::{
+    MAX_CONCURRENT_CALLS, MAX_RATE_COUNT, MAX_REQUEST_TIMEOUT, MAX_WORKSPACE_ID,
+};
 use crate::config::raw::{RawProvider, RawStore};
 use crate::config::{
     ApiShape, DEFAULT_STORE_REQUEST_TIMEOUT, FILE_STORE_CALL, ProviderConfig, ProviderKind,
-    StoreConfig, StoreKind,
+    ProviderLimits, Rate, StoreConfig, StoreKind,
 };
 
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -69,6 +71,7 @@ pub(super) fn provider(
         DEFAULT_REQUEST_TIMEOUT
     };
     let workspace_id = workspace_id(p, &name, kind?, raw.workspace_id.as_deref());
+    let limits = limits(p, &name, &raw);
     let (api, keys_path) = arouter_shape(p, &name, kind?, &raw)?;
     Some(ProviderConfig {
         name: name.into(),
@@ -79,7 +82,66 @@ pub(super) fn provider(
         api,
         keys_path,
         workspace_id: workspace_id?,
+        limits: limits?,
     })
+}
+
+/// `rate_limit` (`"R/s"` or `"R/m"`, R in 1..=10000) and `max_concurrent`
+/// (1..=1024); both optional, absent means no limit.
+fn limits(p: &mut Problems, name: &str, raw: &RawProvider) -> Option<ProviderLimits> {
+    let rate = match raw.rate_limit.as_deref() {
+        None => Some(None),
+        Some(text) => match parse_rate(text) {
+            Some(rate) => Some(Some(rate)),
+            None => {
+                p.push(
+                    format!("providers.{name}.rate_limit"),
+                    format!(
+                        "{} is not a rate: expected \"R/s\" or \"R/m\" with R a whole number from 1 to {MAX_RATE_COUNT}, e.g. \"50/s\" or \"600/m\"",
+                        quoted(text)
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let max_concurrent = match raw.max_concurrent {
+        None => Some(None),
+        Some(n) if MAX_CONCURRENT_CALLS.contains(&n) => u32::try_from(n).ok().map(Some),
+        Some(n) => {
+            p.push(
+                format!("providers.{name}.max_concurrent"),
+                format!(
+                    "must be between {} and {}, got {n}",
+                    MAX_CONCURRENT_CALLS.start(),
+                    MAX_CONCURRENT_CALLS.end()
+                ),
+            );
+            None
+        }
+    };
+    Some(ProviderLimits {
+        rate: rate?,
+        max_concurrent: max_concurrent?,
+    })
+}
+
+/// `"50/s"`, `"600/m"`: digits only (no sign, no spaces), within bounds.
+pub(crate) fn parse_rate(text: &str) -> Option<Rate> {
+    let (count, unit) = text.split_once('/')?;
+    if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let count: u32 = count.parse().ok()?;
+    if !(1..=MAX_RATE_COUNT).contains(&count) {
+        return None;
+    }
+    let per = match unit {
+        "s" => Duration::from_secs(1),
+        "m" => Duration::from_secs(60),
+        _ => return None,
+    };
+    Some(Rate { count, per })
 }
 
 /// `workspace_id` exists for OpenRouter only: one id, sent as a query value

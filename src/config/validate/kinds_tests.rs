@@ -322,3 +322,61 @@ fn toml_raw(text: &str) -> crate::config::raw::RawConfig {
         .try_deserialize()
         .unwrap()
 }
+
+#[test]
+fn rate_limit_and_max_concurrent_are_optional_and_bounded() {
+    let good = "rate_limit = \"50/s\"\nmax_concurrent = 4";
+    assert_eq!(with("openrouter", good, ""), Vec::<String>::new());
+    let edges = "rate_limit = \"10000/m\"\nmax_concurrent = 1024";
+    assert_eq!(with("anthropic", edges, ""), Vec::<String>::new());
+    assert_eq!(
+        with("openrouter", "rate_limit = \"1/s\"\nmax_concurrent = 1", ""),
+        Vec::<String>::new()
+    );
+    for bad in [
+        "0/s",
+        "10001/s",
+        "50",
+        "50/h",
+        "50/S",
+        "-5/s",
+        "+5/s",
+        " 5/s",
+        "5/s ",
+        "5.5/s",
+        "/s",
+        "5/",
+        "99999999999999999999/s",
+        "",
+    ] {
+        let got = with("openrouter", &format!("rate_limit = \"{bad}\""), "");
+        assert_eq!(got.len(), 1, "{bad:?}: {got:?}");
+        assert!(
+            got[0].starts_with("providers.p.rate_limit: ")
+                && got[0].contains("is not a rate: expected \"R/s\" or \"R/m\""),
+            "{bad:?}: {got:?}"
+        );
+    }
+    for bad in [0, -1, 1025, i64::MAX] {
+        let got = with("openrouter", &format!("max_concurrent = {bad}"), "");
+        assert_eq!(
+            got,
+            vec![format!(
+                "providers.p.max_concurrent: must be between 1 and 1024, got {bad}"
+            )],
+        );
+    }
+}
+
+#[test]
+fn a_rate_is_its_count_per_second_or_minute() {
+    use super::entries::parse_rate;
+    use std::time::Duration;
+    let rate = parse_rate("50/s").unwrap();
+    assert_eq!((rate.count, rate.per), (50, Duration::from_secs(1)));
+    assert_eq!(rate.interval(), Duration::from_millis(20));
+    let rate = parse_rate("600/m").unwrap();
+    assert_eq!((rate.count, rate.per), (600, Duration::from_secs(60)));
+    assert_eq!(rate.interval(), Duration::from_millis(100));
+    assert!(parse_rate("0/m").is_none());
+}

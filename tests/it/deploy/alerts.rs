@@ -17,6 +17,7 @@ const METRICS: &[(&str, &[&str], Option<Enumerated>)] = &[
     ("rekey_step_duration_seconds", &["policy", "step"], Some(("step", &["begin", "create", "claim", "stage", "verify", "promote", "revoke", "rollback"]))),
     ("rekey_verify_attempts_total", &["policy", "result"], Some(("result", &["ok", "failed"]))),
     ("rekey_provider_requests_total", &["provider", "op", "result"], None),
+    ("rekey_provider_throttled_seconds_total", &["provider"], None),
     ("rekey_store_requests_total", &["store", "op", "result"], None),
     ("rekey_key_age_seconds", &["policy"], None),
     ("rekey_key_max_age_seconds", &["policy"], None),

@@ -14,11 +14,12 @@ use super::{Receiver, in_process, notifier, sample, scrape, with_audit_log};
 use crate::helpers::{TestEnv, policy};
 
 /// The fixed contract shared with the admin API, alerts and dashboards.
-pub const FAMILIES: [&str; 19] = [
+pub const FAMILIES: [&str; 20] = [
     "rekey_rotations_total",
     "rekey_step_duration_seconds",
     "rekey_verify_attempts_total",
     "rekey_provider_requests_total",
+    "rekey_provider_throttled_seconds_total",
     "rekey_store_requests_total",
     "rekey_key_age_seconds",
     "rekey_key_max_age_seconds",

@@ -36,6 +36,7 @@ fn client_at(base_url: &str, admin_key: &str) -> Arc<dyn Provider> {
         api: ApiShape::Reference,
         keys_path: None,
         workspace_id: None,
+        limits: Default::default(),
     };
     providers::build(&config, SecretString::from(admin_key.to_string())).expect("client builds")
 }

@@ -28,6 +28,7 @@ async fn every_key_says_no_usage_signal_even_after_it_was_used() {
         api: ApiShape::Reference,
         keys_path: None,
         workspace_id: None,
+        limits: Default::default(),
     };
     let client = providers::build(&config, SecretString::from(ADMIN_KEY)).expect("builds");
     let (id, secret) = sim.sim.insert_key_in(Api::Anthropic, "console-made");

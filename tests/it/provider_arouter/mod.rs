@@ -37,6 +37,7 @@ pub fn config(base_url: &str, api: ApiShape) -> ProviderConfig {
         api,
         keys_path: None,
         workspace_id: None,
+        limits: Default::default(),
     }
 }
 

@@ -33,6 +33,7 @@ pub fn client_at(base_url: &str, master_key: &str) -> LiteLlm {
         api: ApiShape::Reference,
         keys_path: None,
         workspace_id: None,
+        limits: Default::default(),
     };
     LiteLlm::new(&config, SecretString::from(master_key)).expect("client builds")
 }

@@ -34,6 +34,7 @@ fn unscoped(sim: &SimHandle, admin_key: &str) -> OpenAi {
         api: ApiShape::Reference,
         keys_path: None,
         workspace_id: None,
+        limits: Default::default(),
     };
     OpenAi::new(&config, SecretString::from(admin_key)).expect("client builds")
 }

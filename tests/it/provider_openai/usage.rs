@@ -24,6 +24,7 @@ fn client(sim: &SimHandle) -> OpenAi {
         api: ApiShape::Reference,
         keys_path: None,
         workspace_id: None,
+        limits: Default::default(),
     };
     let client = OpenAi::new(&config, SecretString::from(ADMIN_KEY)).expect("client builds");
     client.in_project(SIM_OPENAI_PROJECT)

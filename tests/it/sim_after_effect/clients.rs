@@ -29,6 +29,7 @@ fn config(sim: &SimHandle, kind: ProviderKind, api: Api, shape: ApiShape) -> Pro
         api: shape,
         keys_path: None,
         workspace_id: None,
+        limits: Default::default(),
     }
 }
 

@@ -35,6 +35,7 @@ pub fn config(base_url: &str) -> ProviderConfig {
         api: ApiShape::Reference,
         keys_path: None,
         workspace_id: None,
+        limits: Default::default(),
     }
 }
 

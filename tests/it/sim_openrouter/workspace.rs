@@ -19,6 +19,7 @@ const WORKSPACE: &str = "ws-team/1";
 fn in_workspace(sim: &SimHandle, workspace: &str) -> OpenRouter {
     let config = ProviderConfig {
         workspace_id: Some(workspace.to_string()),
+        limits: Default::default(),
         ..config(&sim.base_url)
     };
     OpenRouter::new(&config, SecretString::from(MANAGEMENT_KEY)).expect("client builds")
