@@ -92,6 +92,10 @@ impl Provider for MeteredProvider {
         self.inner.paced()
     }
 
+    fn queue_delay(&self) -> std::time::Duration {
+        self.inner.queue_delay()
+    }
+
     fn for_policy(&self, policy: &Policy) -> Option<Arc<dyn Provider>> {
         let scoped = self.inner.for_policy(policy)?;
         Some(provider(scoped, &self.metrics))

@@ -72,6 +72,10 @@ impl Provider for GatewayVerify {
         self.inner.paced()
     }
 
+    fn queue_delay(&self) -> std::time::Duration {
+        self.inner.queue_delay()
+    }
+
     async fn verify_key(&self, key: &SecretString, mode: &VerifyMode) -> Result<(), ProviderError> {
         let gateway = &self.gateway;
         let (op, request) = match mode {

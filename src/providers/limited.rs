@@ -120,6 +120,19 @@ impl Pace {
         result
     }
 
+    /// How long a management call asked for at `now` would wait for its
+    /// turn (a 429's hold, the bucket), without taking a place: the part of
+    /// a side effect's span the limiter adds. An estimate: callers that
+    /// reserve in between push it back by one interval each.
+    pub fn queue_delay(&self, now: Instant) -> Duration {
+        let state = self.lock();
+        let mut start = now.max(state.not_before);
+        if let Some((_, burst)) = self.bucket {
+            start = start.max(state.tat.checked_sub(burst).unwrap_or(now));
+        }
+        start.saturating_duration_since(now)
+    }
+
     /// The instant this call may start; takes its place in the bucket.
     fn reserve(&self, now: Instant) -> Instant {
         let mut state = self.lock();
@@ -211,6 +224,11 @@ impl Provider for Limited {
         self.pace.run(self.inner.list_keys()).await
     }
 
+    /// One paced call: the provider's own cheap probe, not a full listing.
+    async fn probe(&self) -> Result<(), ProviderError> {
+        self.pace.run(self.inner.probe()).await
+    }
+
     async fn get_key(&self, id: &str) -> Result<Option<KeyInfo>, ProviderError> {
         self.pace.run(self.inner.get_key(id)).await
     }
@@ -238,6 +256,10 @@ impl Provider for Limited {
 
     fn paced(&self) -> bool {
         true
+    }
+
+    fn queue_delay(&self) -> Duration {
+        self.pace.queue_delay(Instant::now())
     }
 
     fn for_policy(&self, policy: &Policy) -> Option<Arc<dyn Provider>> {

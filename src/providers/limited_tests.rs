@@ -207,3 +207,28 @@ async fn verification_is_never_paced() {
         "held by the 429, then the bucket"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_queue_delay_is_what_a_call_asked_now_would_wait() {
+    let pace = pace(limits(Some((1, 1)), None));
+    assert_eq!(
+        pace.queue_delay(Instant::now()),
+        Duration::ZERO,
+        "a token is there"
+    );
+    pace.run(ok()).await.unwrap();
+    let after_one = pace.queue_delay(Instant::now());
+    assert_eq!(
+        after_one,
+        Duration::from_secs(1),
+        "the next token is a second away"
+    );
+    let _ = pace
+        .run(async { Err::<(), _>(too_many(Some(Duration::from_secs(7)))) })
+        .await;
+    let held = pace.queue_delay(Instant::now());
+    assert!(
+        held >= Duration::from_secs(6),
+        "a 429's hold counts: {held:?}"
+    );
+}

@@ -121,6 +121,12 @@ pub trait Provider: Send + Sync {
         false
     }
 
+    /// How long a management call made now would wait in this client's
+    /// limiter before it is sent (`limited`); zero without one.
+    fn queue_delay(&self) -> Duration {
+        Duration::ZERO
+    }
+
     /// A client scoped to one policy (OpenAI: its `project_id`); `None`: this one serves all.
     fn for_policy(&self, _policy: &Policy) -> Option<Arc<dyn Provider>> {
         None

@@ -67,7 +67,7 @@ where
         let held =
             matches!(e, ProviderError::RateLimited { status: 429, .. }) && ctx.provider.paced();
         if let Some(lease) = &ctx.lease
-            && let Err(lost) = lease.ensure(wait + ctx.provider_span)
+            && let Err(lost) = lease.ensure(wait + ctx.provider_span + ctx.provider.queue_delay())
         {
             // The step fails with the call's own error; the journal write
             // that records it is refused too if the lease is really gone.

@@ -183,6 +183,12 @@ impl Run<'_> {
         retry::call(self.ctx, what, Idempotent::Yes, f).await
     }
 
+    /// How long a provider write started now may take: its timeout plus
+    /// the wait for its turn in the provider's rate limiter.
+    pub fn provider_span(&self) -> Duration {
+        self.ctx.provider_span + self.ctx.provider.queue_delay()
+    }
+
     /// A side effect (a provider or store write) that may take up to `span`
     /// starts only while the secret's lease is sure to outlive it. A lease
     /// that expires unless renewed may be a renewal away from that: it is

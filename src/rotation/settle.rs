@@ -150,7 +150,7 @@ impl Run<'_> {
     pub async fn delete_confirmed(&self, id: &str, what: &str) -> Result<Deleted, RotationError> {
         let mut first = None;
         for attempt in 1..=DELETE_ATTEMPTS {
-            self.may_start(what, self.ctx.provider_span).await?;
+            self.may_start(what, self.provider_span()).await?;
             let answer = self
                 .provider_call(what, || self.ctx.provider.delete_key(id))
                 .await?;
@@ -171,7 +171,7 @@ impl Run<'_> {
 
     /// Disables `id` and reads back that it is disabled (or gone).
     pub async fn disable_confirmed(&self, id: &str) -> Result<(), RotationError> {
-        self.may_start("disable old key", self.ctx.provider_span)
+        self.may_start("disable old key", self.provider_span())
             .await?;
         self.provider_call("disable old key", || self.ctx.provider.disable_key(id))
             .await?;

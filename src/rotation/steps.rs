@@ -158,7 +158,7 @@ impl Run<'_> {
             budget_duration: template.budget_duration.clone(),
         };
         let provider = &self.ctx.provider;
-        self.may_start("create key", self.ctx.provider_span).await?;
+        self.may_start("create key", self.provider_span()).await?;
         let key = retry::call(self.ctx, "create key", Idempotent::No, || {
             provider.create_key(&spec)
         })

@@ -151,7 +151,7 @@ impl Run<'_> {
                 Deleted::Now
             }
             RevokeMode::Archive => {
-                self.may_start("archive old key", self.ctx.provider_span)
+                self.may_start("archive old key", self.provider_span())
                     .await?;
                 self.provider_call("archive old key", || self.ctx.provider.archive_key(&id))
                     .await?;
