@@ -189,7 +189,10 @@ fn paced(
     (providers.into_iter())
         .map(|(name, client)| {
             let limits = (config.providers.get(&name)).map_or_else(Default::default, |e| e.limits);
-            let pace = Pace::new(name.as_str(), limits, Some(metrics.clone()));
+            let metrics = metrics.clone();
+            let count: limited::WaitCounter =
+                Arc::new(move |entry, waited| metrics.provider_throttled(entry, waited));
+            let pace = Pace::new(name.as_str(), limits, Some(count));
             let client = limited::wrap(client, Arc::new(pace));
             (name, client)
         })

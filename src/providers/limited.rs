@@ -36,7 +36,6 @@ use tracing::warn;
 use super::{CreatedKey, Deleted, KeyInfo, KeySpec, Provider, ProviderError};
 use crate::backoff::{Backoff, Jitter};
 use crate::config::ProviderLimits;
-use crate::metrics::Metrics;
 use crate::policy::{Policy, VerifyMode};
 
 /// The longest a 429 holds the entry: a longer `Retry-After` is cut to
@@ -47,13 +46,18 @@ const PAUSE: Backoff =
     Backoff::new(Duration::from_millis(500), MAX_HOLD).with_jitter(Jitter::Equal);
 
 /// The shared limiter of one provider entry.
+/// Told how long a call waited for its turn (the entry, the wait): the
+/// throttled-seconds metric, kept out of this module so providers do not
+/// depend on metrics. Called once with zero at the start.
+pub type WaitCounter = Arc<dyn Fn(&str, Duration) + Send + Sync>;
+
 pub struct Pace {
     entry: String,
     /// Time per call and the burst allowance (`interval * (burst - 1)`).
     bucket: Option<(Duration, Duration)>,
     permits: Option<Semaphore>,
     state: Mutex<PaceState>,
-    metrics: Option<Arc<Metrics>>,
+    waited: Option<WaitCounter>,
 }
 
 #[derive(Debug)]
@@ -67,15 +71,15 @@ struct PaceState {
 }
 
 impl Pace {
-    pub fn new(entry: &str, limits: ProviderLimits, metrics: Option<Arc<Metrics>>) -> Self {
+    pub fn new(entry: &str, limits: ProviderLimits, waited: Option<WaitCounter>) -> Self {
         let bucket = limits.rate.map(|rate| {
             let interval = rate.interval();
             (interval, interval * rate.count.saturating_sub(1))
         });
         let permits = (limits.max_concurrent).map(|n| Semaphore::new(n as usize));
-        if let Some(metrics) = &metrics {
+        if let Some(count) = &waited {
             // The series exists at 0 from the start, so a rate over it works.
-            metrics.provider_throttled(entry, Duration::ZERO);
+            count(entry, Duration::ZERO);
         }
         let now = Instant::now();
         Pace {
@@ -87,7 +91,7 @@ impl Pace {
                 not_before: now,
                 pauses: 0,
             }),
-            metrics,
+            waited,
         }
     }
 
@@ -187,10 +191,10 @@ impl Pace {
     }
 
     fn count_wait(&self, waited: Duration) {
-        if let Some(metrics) = &self.metrics
+        if let Some(count) = &self.waited
             && !waited.is_zero()
         {
-            metrics.provider_throttled(&self.entry, waited);
+            count(&self.entry, waited);
         }
     }
 

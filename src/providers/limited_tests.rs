@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
 use crate::config::Rate;
+use crate::metrics::Metrics;
 
 fn limits(rate: Option<(u32, u64)>, max_concurrent: Option<u32>) -> ProviderLimits {
     ProviderLimits {
@@ -17,7 +18,14 @@ fn limits(rate: Option<(u32, u64)>, max_concurrent: Option<u32>) -> ProviderLimi
 }
 
 fn pace(limits: ProviderLimits) -> Arc<Pace> {
-    Arc::new(Pace::new("p", limits, Some(Arc::new(Metrics::new()))))
+    pace_counted(limits, Arc::new(Metrics::new()))
+}
+
+/// A pace whose waits are counted into `metrics`, as the app wires it.
+fn pace_counted(limits: ProviderLimits, metrics: Arc<Metrics>) -> Arc<Pace> {
+    let count: WaitCounter =
+        Arc::new(move |entry, waited| metrics.provider_throttled(entry, waited));
+    Arc::new(Pace::new("p", limits, Some(count)))
 }
 
 async fn ok() -> Result<(), ProviderError> {
@@ -104,7 +112,8 @@ async fn no_more_than_max_concurrent_calls_are_in_flight() {
 
 #[tokio::test(start_paused = true)]
 async fn a_429_with_retry_after_holds_every_caller_until_then() {
-    let pace = pace(limits(None, None));
+    let metrics = Arc::new(Metrics::new());
+    let pace = pace_counted(limits(None, None), metrics.clone());
     let t0 = Instant::now();
     let refused = pace.run(async { Err::<(), _>(too_many(Some(Duration::from_secs(7)))) });
     assert!(refused.await.is_err());
@@ -112,7 +121,7 @@ async fn a_429_with_retry_after_holds_every_caller_until_then() {
     let held = Duration::from_secs(7);
     assert!(times.iter().all(|t| *t >= held), "{times:?}");
     assert!(t0.elapsed() < held + Duration::from_millis(10));
-    let scraped = pace.metrics.as_ref().unwrap().render();
+    let scraped = metrics.render();
     assert!(
         scraped.contains("rekey_provider_throttled_seconds_total{provider=\"p\"} 35"),
         "five callers waited 7 s each: {scraped}"

@@ -21,8 +21,10 @@ use super::{CreatedKey, Deleted, KeyInfo, KeySpec, Provider, ProviderError};
 use crate::config::ProviderConfig;
 use crate::policy::{Policy, VerifyMode};
 
+mod failed;
 mod wire;
 
+use failed::Failed;
 use wire::{CreatedAccount, Page, ProjectApiKey, ServiceAccount};
 
 /// OpenAI's largest page for the admin list endpoints.
@@ -245,41 +247,6 @@ impl OpenAi {
             status: None,
             message: format!("{op}: {id:?} is not a service account id (svc_acct_...)"),
         })
-    }
-}
-
-/// What a failed response said, as far as it may be shown.
-struct Failed {
-    status: u16,
-    retry_after: Option<std::time::Duration>,
-    /// `error.code`, only when it is a plain identifier.
-    code: Option<String>,
-    message: String,
-}
-
-impl Failed {
-    async fn read(quote: Quote, response: Response) -> Failed {
-        let status = response.status().as_u16();
-        let retry_after = http::retry_after(response.headers());
-        let body = response.bytes().await.unwrap_or_default();
-        let message = match quote {
-            Quote::ProviderMessage => http::error_message(&body),
-            Quote::Nothing => Some("provider message withheld".to_string()),
-        };
-        Failed {
-            status,
-            retry_after,
-            code: http::error_code(&body),
-            message: message.unwrap_or_else(|| "no error message".to_string()),
-        }
-    }
-
-    /// The message with its code, e.g. `Incorrect API key provided: sk-ad...xyz. (invalid_api_key)`.
-    fn detail(&self) -> String {
-        match &self.code {
-            Some(code) => format!("{} ({code})", self.message),
-            None => self.message.clone(),
-        }
     }
 }
 
