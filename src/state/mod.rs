@@ -320,6 +320,20 @@ pub trait StateStore: Send + Sync {
     fn unavailable(&self) -> Option<String> {
         None
     }
+    /// Leases whose holder let them expire without releasing them (a
+    /// crashed or cut-off replica), found with one cheap query, not a read
+    /// per policy: the daemon looks once per lease period and resumes the
+    /// rotations those leases guarded. Empty where leases cannot expire.
+    async fn expired_leases(&self) -> Result<Vec<LeaseKey>, StateError> {
+        Ok(Vec::new())
+    }
+    /// Marks this process alive in a shared state and answers how many
+    /// replicas are (itself included, at least 1): each takes its share of
+    /// a provider's `rate_limit`. `None` where the state is not shared.
+    /// Called once per lease period.
+    async fn heartbeat(&self) -> Result<Option<usize>, StateError> {
+        Ok(None)
+    }
     /// Where the state lives, for messages (`file:/var/lib/rekey`).
     fn describe(&self) -> String;
 }
