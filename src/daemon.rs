@@ -1,8 +1,10 @@
 //! The daemon loop: a deadline loop over all policies (mini-redis'
-//! `purge_expired_tasks` shape). Each pass loads every journal, runs what is
-//! due under the global concurrency limit, and sleeps until the earliest next
-//! due instant — computed from the cron expression in its time zone each time,
-//! so daylight-saving changes are honoured — or until a rotation finishes.
+//! `purge_expired_tasks` shape). It keeps, in memory, when to look at each
+//! policy next (`index`); a pass reads only the journals of policies whose
+//! instant has come or that changed, starts what is due as the global
+//! concurrency limit frees up, and the loop sleeps until the earliest next
+//! instant — computed from the cron expression in its time zone at each
+//! read, so daylight-saving changes are honoured — or until a rotation ends.
 //!
 //! [`Daemon`] is the handle the admin API and the reloader share with the
 //! loop: the current [`App`] (a reload swaps it; running rotations keep the
@@ -27,14 +29,18 @@ use tracing::warn;
 use crate::app::App;
 use crate::names::PolicyName;
 
+mod index;
 mod observe;
+mod pass;
 pub mod probe;
 mod report;
+mod rules;
 mod run_loop;
 mod task;
 mod trigger;
 
-use run_loop::{is_running, run_loop};
+use rules::is_running;
+use run_loop::run_loop;
 use task::spawn_rotation;
 
 pub use probe::Readiness;
@@ -79,9 +85,14 @@ struct Shared {
     app: RwLock<Arc<App>>,
     /// Shutdown: shared by every app a reload builds.
     cancel: CancellationToken,
-    limit: Semaphore,
+    /// `daemon.max_concurrent_rotations`: a pass starts a rotation only
+    /// with a permit in hand.
+    limit: Arc<Semaphore>,
     running: Mutex<HashSet<PolicyName>>,
     finished: Notify,
+    /// Policies whose rotation ended since the loop last looked: their
+    /// journals are read at the next pass.
+    ended: Mutex<HashSet<PolicyName>>,
     /// A reload swapped the app: look at the new policies now.
     reloaded: Notify,
     failed: Mutex<usize>,
@@ -114,11 +125,12 @@ pub async fn run(app: Arc<App>, mode: Mode) -> Summary {
 impl Daemon {
     pub fn new(app: Arc<App>) -> Daemon {
         let shared = Shared {
-            limit: Semaphore::new(app.config.daemon.max_concurrent_rotations),
+            limit: Arc::new(Semaphore::new(app.config.daemon.max_concurrent_rotations)),
             cancel: app.cancel.clone(),
             app: RwLock::new(app),
             running: Mutex::new(HashSet::new()),
             finished: Notify::new(),
+            ended: Mutex::new(HashSet::new()),
             reloaded: Notify::new(),
             failed: Mutex::new(0),
             unreadable: Mutex::new(0),

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
@@ -11,6 +12,7 @@ use super::observe::snapshot_after_run;
 use super::report::report;
 use super::{Mode, Shared};
 use crate::app::App;
+use crate::names::PolicyName;
 use crate::policy::Policy;
 use crate::rotation::{Decision, Request, RunOutcome, Until, decide, run_policy};
 
@@ -20,7 +22,9 @@ const BUSY_COOLDOWN: Duration = Duration::from_secs(10);
 const ASSISTED_RECHECK: Duration = Duration::from_secs(30);
 
 /// Starts a rotation task unless one runs for this policy already (`false`).
-/// The task keeps `app`: a reload does not change a rotation under way.
+/// The task keeps `app`: a reload does not change a rotation under way. It
+/// runs under `permit` (a slot of the concurrency limit) or, without one,
+/// waits for a slot first.
 pub(super) fn spawn_rotation(
     tracker: &TaskTracker,
     shared: &Arc<Shared>,
@@ -28,6 +32,7 @@ pub(super) fn spawn_rotation(
     policy: Policy,
     request: Request,
     mode: Mode,
+    permit: Option<OwnedSemaphorePermit>,
 ) -> bool {
     let started = shared
         .running
@@ -41,11 +46,12 @@ pub(super) fn spawn_rotation(
     let app = app.clone();
     tracker.spawn(async move {
         // The semaphore is never closed, so acquire only fails if it were.
-        let _permit = shared
-            .limit
-            .acquire()
-            .await
-            .expect("rotation semaphore closed");
+        let _permit = match permit {
+            Some(permit) => permit,
+            None => {
+                (shared.limit.clone().acquire_owned().await).expect("rotation semaphore closed")
+            }
+        };
         // Queued behind the limit when shutdown came: do not start.
         if shared.cancel.is_cancelled() {
             return done(&shared, &policy.name);
@@ -74,7 +80,11 @@ pub(super) fn spawn_rotation(
         if !report(&policy, &result) {
             *shared.failed.lock().expect("failed counter poisoned") += 1;
         }
-        snapshot_after_run(&shared, &app, &policy).await;
+        // The loop reads the journal of a rotation that ended at its next
+        // pass; a `--once` run has no next pass, so the gauges are fed here.
+        if mode == Mode::Once {
+            snapshot_after_run(&shared, &app, &policy).await;
+        }
         done(&shared, &policy.name);
     });
     true
@@ -117,8 +127,12 @@ async fn still_due(ctx: &crate::rotation::Ctx, policy: &Policy) -> bool {
     }
 }
 
-/// A rotation task ends: the policy may be scheduled again.
-fn done(shared: &Shared, policy: &str) {
+/// A rotation task ends: the policy may be scheduled again, and the loop
+/// reads its journal at the next pass.
+fn done(shared: &Shared, policy: &PolicyName) {
+    (shared.ended.lock())
+        .expect("ended set poisoned")
+        .insert(policy.clone());
     shared
         .running
         .lock()

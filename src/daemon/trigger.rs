@@ -90,6 +90,7 @@ impl Daemon {
             policy,
             request,
             Mode::Forever,
+            None,
         ) {
             return Err(Refusal::Running(name));
         }

@@ -9,6 +9,7 @@ mod cli;
 mod crash_matrix;
 mod daemon_proc;
 mod deploy;
+mod due_index;
 mod fault_proxy;
 mod faults;
 mod fleet_reload;

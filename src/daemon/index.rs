@@ -1,0 +1,149 @@
+//! The daemon's memory between passes: when to look at each policy next (a
+//! sorted index of instants) and what its journal said when it was last
+//! read, trimmed to what the per-policy gauges need. A pass reads the
+//! journals of the policies whose instant has come and of those that
+//! changed (a rotation ended, a reload touched them, a crashed replica's
+//! lease expired) — not every journal — so the cost of an idle pass does
+//! not grow with the number of idle policies.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use crate::names::PolicyName;
+use crate::state::{OutcomeKind, PolicyState};
+
+#[derive(Default)]
+pub(super) struct DueIndex {
+    /// (when to look, policy), earliest first.
+    queue: BTreeSet<(DateTime<Utc>, PolicyName)>,
+    at: HashMap<PolicyName, DateTime<Utc>>,
+    /// Each policy's journal as last read, for the gauges between reads.
+    seen: HashMap<PolicyName, PolicyState>,
+}
+
+impl DueIndex {
+    /// Look at `policy` at `when` (replacing any earlier plan for it).
+    pub(super) fn look_at(&mut self, policy: &PolicyName, when: DateTime<Utc>) {
+        if let Some(old) = self.at.insert(policy.clone(), when) {
+            self.queue.remove(&(old, policy.clone()));
+        }
+        self.queue.insert((when, policy.clone()));
+    }
+
+    /// Look at `policy` no later than `when`: an earlier plan stands.
+    pub(super) fn look_by(&mut self, policy: &PolicyName, when: DateTime<Utc>) {
+        match self.at.get(policy) {
+            Some(at) if *at <= when => {}
+            _ => self.look_at(policy, when),
+        }
+    }
+
+    /// Nothing planned for `policy` (a rotation of it runs: its end says
+    /// when to look again).
+    pub(super) fn unplan(&mut self, policy: &PolicyName) {
+        if let Some(old) = self.at.remove(policy) {
+            self.queue.remove(&(old, policy.clone()));
+        }
+    }
+
+    /// A policy gone from the config: forgotten entirely.
+    pub(super) fn forget(&mut self, policy: &PolicyName) {
+        self.unplan(policy);
+        self.seen.remove(policy);
+    }
+
+    /// Policies to look at by `now`, earliest first.
+    pub(super) fn due(&self, now: DateTime<Utc>) -> Vec<PolicyName> {
+        (self.queue.iter())
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, name)| name.clone())
+            .collect()
+    }
+
+    /// When the next planned look is.
+    pub(super) fn earliest(&self) -> Option<DateTime<Utc>> {
+        self.queue.first().map(|(at, _)| *at)
+    }
+
+    pub(super) fn is_planned(&self, policy: &PolicyName) -> bool {
+        self.at.contains_key(policy)
+    }
+
+    pub(super) fn planned(&self) -> usize {
+        self.at.len()
+    }
+
+    /// Keeps what a read of the journal said (trimmed), for the gauges.
+    pub(super) fn saw(&mut self, state: &PolicyState) {
+        self.seen.insert(state.policy.clone(), trimmed(state));
+    }
+
+    /// The journal could not be read: no gauge is fed from an old reading.
+    pub(super) fn unseen(&mut self, policy: &PolicyName) {
+        self.seen.remove(policy);
+    }
+
+    pub(super) fn seen(&self) -> impl Iterator<Item = &PolicyState> {
+        self.seen.values()
+    }
+}
+
+/// What the gauges and the shutdown warning read of a journal: everything
+/// but the history, of which only the newest successful rotation is kept.
+fn trimmed(state: &PolicyState) -> PolicyState {
+    let last_rotated = (state.history.iter().rev())
+        .find(|h| h.kind == OutcomeKind::Rotated)
+        .cloned();
+    PolicyState {
+        policy: state.policy.clone(),
+        current: state.current.clone(),
+        in_flight: state.in_flight.clone(),
+        failures: state.failures,
+        retry_not_before: state.retry_not_before,
+        last_result: state.last_result.clone(),
+        history: last_rotated.into_iter().collect(),
+        awaiting_key_since: state.awaiting_key_since,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> PolicyName {
+        PolicyName::parse(s).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn due_lists_policies_whose_instant_has_come_earliest_first() {
+        let mut index = DueIndex::default();
+        index.look_at(&name("b"), at("2026-01-01T00:00:02Z"));
+        index.look_at(&name("a"), at("2026-01-01T00:00:03Z"));
+        index.look_at(&name("c"), at("2026-01-01T00:00:01Z"));
+        index.look_at(&name("d"), at("2026-01-01T00:00:09Z"));
+        let due = index.due(at("2026-01-01T00:00:03Z"));
+        assert_eq!(due, vec![name("c"), name("b"), name("a")]);
+        assert_eq!(index.earliest(), Some(at("2026-01-01T00:00:01Z")));
+    }
+
+    #[test]
+    fn a_new_plan_replaces_the_old_one_and_look_by_keeps_the_earlier() {
+        let mut index = DueIndex::default();
+        index.look_at(&name("a"), at("2026-01-01T00:00:01Z"));
+        index.look_at(&name("a"), at("2026-01-01T00:00:05Z"));
+        assert!(index.due(at("2026-01-01T00:00:04Z")).is_empty());
+        assert_eq!(index.planned(), 1);
+        index.look_by(&name("a"), at("2026-01-01T00:00:09Z"));
+        assert_eq!(index.earliest(), Some(at("2026-01-01T00:00:05Z")));
+        index.look_by(&name("a"), at("2026-01-01T00:00:02Z"));
+        assert_eq!(index.earliest(), Some(at("2026-01-01T00:00:02Z")));
+        index.unplan(&name("a"));
+        assert_eq!(index.earliest(), None);
+        assert!(!index.is_planned(&name("a")));
+    }
+}
