@@ -1,18 +1,22 @@
 //! DynamoDB state store (`state = "dynamodb:TABLE"`): the journals and the
 //! per-secret leases of N replicas in one table (partition key `pk`, S).
 //! Journal items are in [`journal`], lease items in [`lease`] and
-//! [`renewal`], the table
-//! (client, errors, DescribeTable/CreateTable) in [`table`]; this file ties
-//! them into a [`StateStore`] and remembers the last table failure for
-//! `/readyz` ([`StateStore::unavailable`]).
+//! [`renewal`], replica heartbeats in [`replicas`], the table's index and
+//! its Query in [`index`], the table (client, errors,
+//! DescribeTable/CreateTable) in [`table`]; this file ties them into a
+//! [`StateStore`] and remembers the last table failure for `/readyz`
+//! ([`StateStore::unavailable`]).
 //!
 //! Table calls per rotation: acquire = 1 GetItem + 1 UpdateItem (only the
 //! GetItem when another replica holds it; + 1 GetItem when the answer is
 //! lost or refused), renew = 1 UpdateItem per lease/3 held, each journal
 //! save = 1 TransactWriteItems (+ 1 GetItem when its answer is lost),
-//! release = 1 UpdateItem.
+//! release = 1 UpdateItem. Per lease period, whatever the number of
+//! policies: expired leases = 1 Query (one page per MB), heartbeat = 1
+//! PutItem + 1 Query.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -24,9 +28,11 @@ use crate::config::DynamoConfig;
 use crate::names::{LeaseKey, PolicyName};
 
 mod held;
+mod index;
 mod journal;
 mod lease;
 mod renewal;
+mod replicas;
 mod table;
 
 pub use lease::DynamoLease;
@@ -43,6 +49,8 @@ pub struct DynamoStateStore {
     /// part (two stores in one process are two owners). No secret in it.
     owner: String,
     lease: Duration,
+    /// A heartbeat was put: dropping the store retires it.
+    beating: AtomicBool,
 }
 
 impl DynamoStateStore {
@@ -57,6 +65,7 @@ impl DynamoStateStore {
             health: Arc::new(Health::default()),
             owner: owner(),
             lease: config.lease,
+            beating: AtomicBool::new(false),
         })
     }
 
@@ -116,28 +125,14 @@ impl StateStore for DynamoStateStore {
         journal::policies(&self.table, &self.health, true).await
     }
 
-    /// `<lease key> held by <owner> until <RFC 3339>`, by key.
+    /// `<lease key> held by <owner> until <RFC 3339>`, by key: one Query
+    /// of the index (eventually consistent, like any index read).
     async fn held_leases(&self) -> Result<Vec<String>, StateError> {
-        let values = vec![
-            (":prefix", s("lease#")),
-            (":free", s("")),
-            (":now", n(held::wall_ms())),
-        ];
-        let names = [("#pk", table::PK), ("#o", "owner"), ("#e", "expires_at_ms")];
-        let filter = "begins_with(#pk, :prefix) AND #o <> :free AND #e >= :now";
-        let items = journal::scan(
-            &self.table,
-            &self.health,
-            filter,
-            values,
-            &names,
-            "#pk, #o, #e",
-        )
-        .await?;
+        let items = self.leases("#e >= :now").await?;
         let mut held: Vec<String> = (items.iter())
             .filter(|item| lease::held(item))
             .filter_map(|item| {
-                let key = text(item, table::PK)?.strip_prefix("lease#")?;
+                let key = lease::key_of(text(item, table::PK)?)?;
                 let until =
                     chrono::DateTime::from_timestamp_millis(number(item, "expires_at_ms")?)?;
                 let owner = text(item, "owner")?;
@@ -149,6 +144,27 @@ impl StateStore for DynamoStateStore {
             .collect();
         held.sort();
         Ok(held)
+    }
+
+    /// One Query of the index's lease partition: the leases still owned
+    /// (never released) whose expiry has passed by this replica's clock.
+    async fn expired_leases(&self) -> Result<Vec<LeaseKey>, StateError> {
+        let items = self.leases("#e < :now").await?;
+        let mut keys: Vec<LeaseKey> = (items.iter())
+            .filter(|item| !lease::held(item))
+            .filter_map(|item| lease::key_of(text(item, table::PK)?))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    /// 1 PutItem of this replica's heartbeat + 1 Query of the live ones.
+    async fn heartbeat(&self) -> Result<Option<usize>, StateError> {
+        self.beating.store(true, Ordering::SeqCst);
+        replicas::heartbeat(&self.table, &self.health, &self.owner, self.lease)
+            .await
+            .map(Some)
     }
 
     async fn import(&self, state: &PolicyState) -> Result<bool, StateError> {
@@ -165,6 +181,34 @@ impl StateStore for DynamoStateStore {
 
     fn describe(&self) -> String {
         format!("dynamodb:{} ({})", self.table.name, self.table.region)
+    }
+}
+
+impl DynamoStateStore {
+    /// The lease items in the index (owner set) whose expiry passes
+    /// `expiry` (`#e < :now` or `#e >= :now`).
+    async fn leases(&self, expiry: &str) -> Result<Vec<Item>, StateError> {
+        let filter = format!("#o <> :free AND {expiry}");
+        let values = vec![(":free", s("")), (":now", n(held::wall_ms()))];
+        index::query(&self.table, &self.health, lease::INDEXED, &filter, values).await
+    }
+}
+
+impl Drop for DynamoStateStore {
+    /// A store that put a heartbeat retires it on a task the exit waits
+    /// for ([`released`]); without a runtime it simply expires.
+    fn drop(&mut self) {
+        if !self.beating.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let table = self.table.clone();
+            let owner = self.owner.clone();
+            runtime.spawn(
+                renewal::RELEASES
+                    .track_future(async move { replicas::retire(&table, &owner).await }),
+            );
+        }
     }
 }
 
