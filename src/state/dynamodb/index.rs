@@ -6,22 +6,16 @@
 //! "which leases expired unreleased" or "which replicas are alive" without
 //! a Scan of the table or a read per policy.
 //!
-//! This module owns the index's definition (for CreateTable), the check of
-//! an existing table's index (with the exact `aws dynamodb update-table`
-//! command when it is missing), and the paged Query. Reads from a global
-//! secondary index are eventually consistent: an item written a moment ago
-//! may be missing from one answer, which the callers allow for (a lease
-//! found expired is taken with a conditional write; a replica counts
-//! itself).
+//! This module owns the index's definition (for CreateTable) and the check
+//! of an existing table's index (with the exact `aws dynamodb update-table`
+//! command when it is missing); the Query is in [`super::query`].
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, GlobalSecondaryIndex, GlobalSecondaryIndexDescription, IndexStatus,
     KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, TableDescription,
 };
 
-use super::table::{PK, Table};
-use super::{AttributeValue, Health, Item};
-use crate::state::StateError;
+use super::PK;
 
 /// The index name.
 pub(super) const NAME: &str = "rekey-index";
@@ -29,8 +23,6 @@ pub(super) const NAME: &str = "rekey-index";
 pub(super) const IDX: &str = "idx";
 /// The non-key attributes the queries read.
 const PROJECTED: [&str; 2] = ["owner", "expires_at_ms"];
-/// Pages of one query (each up to 1 MB): a bound, not a size anyone reaches.
-const MAX_PAGES: usize = 10_000;
 
 /// The attribute definition and the index, for CreateTable.
 pub(super) fn definition() -> Result<(AttributeDefinition, GlobalSecondaryIndex), String> {
@@ -64,16 +56,19 @@ pub(super) fn definition() -> Result<(AttributeDefinition, GlobalSecondaryIndex)
 
 /// The index's status (`ACTIVE`, `CREATING` ...) when the table has it
 /// with the right keys and projection; else why not, with what to do.
-pub(super) fn check(table: &Table, desc: &TableDescription) -> Result<IndexStatus, String> {
+/// `at` is the table for messages, `command` what adds the index.
+pub(super) fn check(
+    desc: &TableDescription,
+    at: &str,
+    command: &str,
+) -> Result<IndexStatus, String> {
     let found = (desc.global_secondary_indexes().iter()).find(|i| i.index_name() == Some(NAME));
     let Some(index) = found else {
         return Err(format!(
-            "DynamoDB table {} has no global secondary index {NAME}, which rekey queries \
+            "DynamoDB table {at} has no global secondary index {NAME}, which rekey queries \
              for expired leases and live replicas; add it (the table stays in use while it \
              fills), or update the stack from deploy/aws/dynamodb-table.yaml, then start \
-             rekey again once it is ACTIVE: {}",
-            table.whereabouts(),
-            update_command(table)
+             rekey again once it is ACTIVE: {command}",
         ));
     };
     let keys: Vec<(&str, &KeyType)> = (index.key_schema().iter())
@@ -85,11 +80,9 @@ pub(super) fn check(table: &Table, desc: &TableDescription) -> Result<IndexStatu
     let right_keys = keys == [(IDX, &KeyType::Hash), (PK, &KeyType::Range)];
     if !right_keys || idx_type != Some("S") || !projects(index) {
         return Err(format!(
-            "DynamoDB table {}: index {NAME} is not the one rekey uses (HASH {IDX} of type S, \
-             RANGE {PK}, projecting {}): delete it and add it again: {}",
-            table.whereabouts(),
+            "DynamoDB table {at}: index {NAME} is not the one rekey uses (HASH {IDX} of type S, \
+             RANGE {PK}, projecting {}): delete it and add it again: {command}",
             PROJECTED.join(" and "),
-            update_command(table)
         ));
     }
     Ok(index.index_status().cloned().unwrap_or(IndexStatus::Active))
@@ -109,61 +102,61 @@ fn projects(index: &GlobalSecondaryIndexDescription) -> bool {
     }
 }
 
-/// The `aws dynamodb update-table` command that adds the index.
-pub(super) fn update_command(table: &Table) -> String {
-    let endpoint =
-        (table.endpoint.as_ref()).map_or(String::new(), |u| format!(" --endpoint-url {u}"));
+/// The `aws dynamodb update-table` command that adds the index to table
+/// `name` in `region` (at `endpoint`, when not AWS's own).
+pub(super) fn update_command(name: &str, region: &str, endpoint: Option<&str>) -> String {
+    let endpoint = endpoint.map_or(String::new(), |u| format!(" --endpoint-url {u}"));
     let included = PROJECTED.map(|p| format!("\"{p}\"")).join(",");
     format!(
-        "aws dynamodb update-table --table-name {} --region {}{endpoint} \
+        "aws dynamodb update-table --table-name {name} --region {region}{endpoint} \
          --attribute-definitions AttributeName={PK},AttributeType=S AttributeName={IDX},AttributeType=S \
          --global-secondary-index-updates '[{{\"Create\":{{\"IndexName\":\"{NAME}\",\
          \"KeySchema\":[{{\"AttributeName\":\"{IDX}\",\"KeyType\":\"HASH\"}},\
          {{\"AttributeName\":\"{PK}\",\"KeyType\":\"RANGE\"}}],\
-         \"Projection\":{{\"ProjectionType\":\"INCLUDE\",\"NonKeyAttributes\":[{included}]}}}}}}]'",
-        table.name, table.region
+         \"Projection\":{{\"ProjectionType\":\"INCLUDE\",\"NonKeyAttributes\":[{included}]}}}}}}]'"
     )
 }
 
-/// Every item of the index partition `idx = kind` that passes `filter`,
-/// every page, up to [`MAX_PAGES`]: `pk`, `owner` and `expires_at_ms`.
-pub(super) async fn query(
-    table: &Table,
-    health: &Health,
-    kind: &str,
-    filter: &str,
-    values: Vec<(&str, AttributeValue)>,
-) -> Result<Vec<Item>, StateError> {
-    let mut items = Vec::new();
-    let mut start: Option<Item> = None;
-    for _ in 0..MAX_PAGES {
-        let mut request = (table.client.query())
-            .table_name(&table.name)
-            .index_name(NAME)
-            .key_condition_expression("#i = :kind")
-            .filter_expression(filter)
-            .projection_expression("#pk, #o, #e")
-            .expression_attribute_names("#i", IDX)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#o", "owner")
-            .expression_attribute_names("#e", "expires_at_ms")
-            .expression_attribute_values(":kind", AttributeValue::S(kind.to_string()))
-            .set_exclusive_start_key(start.take());
-        for (name, value) in &values {
-            request = request.expression_attribute_values(*name, value.clone());
-        }
-        let at = format!("(index {NAME}, {kind})");
-        let out = (request.send().await)
-            .map_err(|e| health.io(table, &at, &table.failure("Query", &e)))?;
-        health.ok();
-        items.extend(out.items().iter().cloned());
-        match out.last_evaluated_key() {
-            Some(key) => start = Some(key.clone()),
-            None => return Ok(items),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_command_adds_the_index_that_create_table_makes() {
+        let command = update_command("t", "eu-central-1", None);
+        assert!(
+            command.starts_with("aws dynamodb update-table --table-name t --region eu-central-1 ")
+        );
+        assert!(command.contains(
+            "--attribute-definitions AttributeName=pk,AttributeType=S AttributeName=idx,AttributeType=S"
+        ));
+        let json = command
+            .split('\'')
+            .nth(1)
+            .expect("the quoted index updates");
+        let updates: serde_json::Value = serde_json::from_str(json).expect("valid JSON");
+        let create = &updates[0]["Create"];
+        let (_, index) = definition().unwrap();
+        assert_eq!(create["IndexName"], index.index_name());
+        let keys: Vec<(&str, &str)> = (index.key_schema().iter())
+            .map(|k| (k.attribute_name(), k.key_type().as_str()))
+            .collect();
+        let printed: Vec<(&str, &str)> = (create["KeySchema"].as_array().unwrap().iter())
+            .map(|k| {
+                (
+                    k["AttributeName"].as_str().unwrap(),
+                    k["KeyType"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(printed, keys);
+        let projection = index.projection().unwrap();
+        assert_eq!(create["Projection"]["ProjectionType"], "INCLUDE");
+        assert_eq!(
+            create["Projection"]["NonKeyAttributes"],
+            serde_json::json!(projection.non_key_attributes())
+        );
+        let local = update_command("t", "us-east-1", Some("http://127.0.0.1:5000"));
+        assert!(local.contains("--region us-east-1 --endpoint-url http://127.0.0.1:5000 "));
     }
-    Err(StateError::Io {
-        path: format!("dynamodb:{}", table.name),
-        message: format!("Query of index {NAME} did not finish within {MAX_PAGES} pages"),
-    })
 }

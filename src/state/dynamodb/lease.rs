@@ -27,10 +27,11 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use super::PK;
 use super::held::{Clock, Shared, skew_margin, wall_ms};
 use super::index;
 use super::renewal::{self, RELEASES, release};
-use super::table::{Failure, PK, Table};
+use super::table::{Failure, Table};
 use super::{Health, Item, n, number, read_item as read, s, text};
 use crate::names::LeaseKey;
 use crate::state::{Fence, Lease, StateError};

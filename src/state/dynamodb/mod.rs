@@ -1,8 +1,8 @@
 //! DynamoDB state store (`state = "dynamodb:TABLE"`): the journals and the
 //! per-secret leases of N replicas in one table (partition key `pk`, S).
 //! Journal items are in [`journal`], lease items in [`lease`] and
-//! [`renewal`], replica heartbeats in [`replicas`], the table's index and
-//! its Query in [`index`], the table (client, errors,
+//! [`renewal`], replica heartbeats in [`replicas`], the table's index in
+//! [`index`] and its Query in [`query`], the table (client, errors,
 //! DescribeTable/CreateTable) in [`table`]; this file ties them into a
 //! [`StateStore`] and remembers the last table failure for `/readyz`
 //! ([`StateStore::unavailable`]).
@@ -31,6 +31,7 @@ mod held;
 mod index;
 mod journal;
 mod lease;
+mod query;
 mod renewal;
 mod replicas;
 mod table;
@@ -41,6 +42,9 @@ use table::{Failure, Table};
 
 /// One table item, as the SDK gives it.
 type Item = HashMap<String, AttributeValue>;
+
+/// The partition key, the table's only key attribute (and the index's sort key).
+const PK: &str = "pk";
 
 pub struct DynamoStateStore {
     table: Arc<Table>,
@@ -125,14 +129,32 @@ impl StateStore for DynamoStateStore {
         journal::policies(&self.table, &self.health, true).await
     }
 
-    /// `<lease key> held by <owner> until <RFC 3339>`, by key: one Query
-    /// of the index (eventually consistent, like any index read).
+    /// `<lease key> held by <owner> until <RFC 3339>`, by key. A consistent
+    /// Scan, not the index: `state migrate` refuses to move journals while
+    /// any lease is held, and an index read may lag a lease taken a moment
+    /// ago (or miss one taken by an older rekey, which sets no `idx`).
     async fn held_leases(&self) -> Result<Vec<String>, StateError> {
-        let items = self.leases("#e >= :now").await?;
+        let values = vec![
+            (":prefix", s("lease#")),
+            (":free", s("")),
+            (":now", n(held::wall_ms())),
+        ];
+        let names = [("#pk", PK), ("#o", "owner"), ("#e", "expires_at_ms")];
+        let filter = "begins_with(#pk, :prefix) AND #o <> :free AND #e >= :now";
+        let projection = "#pk, #o, #e";
+        let items = journal::scan(
+            &self.table,
+            &self.health,
+            filter,
+            values,
+            &names,
+            projection,
+        )
+        .await?;
         let mut held: Vec<String> = (items.iter())
             .filter(|item| lease::held(item))
             .filter_map(|item| {
-                let key = lease::key_of(text(item, table::PK)?)?;
+                let key = lease::key_of(text(item, PK)?)?;
                 let until =
                     chrono::DateTime::from_timestamp_millis(number(item, "expires_at_ms")?)?;
                 let owner = text(item, "owner")?;
@@ -149,10 +171,10 @@ impl StateStore for DynamoStateStore {
     /// One Query of the index's lease partition: the leases still owned
     /// (never released) whose expiry has passed by this replica's clock.
     async fn expired_leases(&self) -> Result<Vec<LeaseKey>, StateError> {
-        let items = self.leases("#e < :now").await?;
+        let items = self.lapsed_leases().await?;
         let mut keys: Vec<LeaseKey> = (items.iter())
             .filter(|item| !lease::held(item))
-            .filter_map(|item| lease::key_of(text(item, table::PK)?))
+            .filter_map(|item| lease::key_of(text(item, PK)?))
             .collect();
         keys.sort();
         keys.dedup();
@@ -185,12 +207,11 @@ impl StateStore for DynamoStateStore {
 }
 
 impl DynamoStateStore {
-    /// The lease items in the index (owner set) whose expiry passes
-    /// `expiry` (`#e < :now` or `#e >= :now`).
-    async fn leases(&self, expiry: &str) -> Result<Vec<Item>, StateError> {
-        let filter = format!("#o <> :free AND {expiry}");
+    /// The lease items in the index still owned whose expiry has passed.
+    async fn lapsed_leases(&self) -> Result<Vec<Item>, StateError> {
+        let filter = "#o <> :free AND #e < :now";
         let values = vec![(":free", s("")), (":now", n(held::wall_ms()))];
-        index::query(&self.table, &self.health, lease::INDEXED, &filter, values).await
+        query::index(&self.table, &self.health, lease::INDEXED, filter, values).await
     }
 }
 
@@ -291,7 +312,7 @@ fn owner() -> String {
 async fn read_item(table: &Table, health: &Health, pk: &str) -> Result<Option<Item>, StateError> {
     let answer = (table.client.get_item())
         .table_name(&table.name)
-        .key(table::PK, s(pk))
+        .key(PK, s(pk))
         .consistent_read(true)
         .send()
         .await;

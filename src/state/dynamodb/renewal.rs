@@ -10,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use super::PK;
 use super::held::{Shared, wall_ms};
-use super::table::{Failure, PK};
+use super::table::Failure;
 use super::{n, s};
 
 /// The releases still running, so that a process about to exit lets them land.

@@ -15,9 +15,11 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use super::PK;
 use super::held::wall_ms;
-use super::index::{self, IDX};
-use super::table::{Failure, PK, Table};
+use super::index::IDX;
+use super::query;
+use super::table::{Failure, Table};
 use super::{Health, n, number, s, text};
 use crate::state::StateError;
 
@@ -58,7 +60,7 @@ pub(super) async fn heartbeat(
         return Err(health.io(table, &mine, &table.failure("PutItem", &e)));
     }
     health.ok();
-    let items = index::query(table, health, INDEXED, "attribute_exists(#o)", vec![]).await?;
+    let items = query::index(table, health, INDEXED, "attribute_exists(#o)", vec![]).await?;
     let now = wall_ms();
     let mut alive = 1usize;
     let mut dead = Vec::new();

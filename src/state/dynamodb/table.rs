@@ -18,14 +18,11 @@ use aws_sdk_dynamodb::types::{
     TableDescription, TableStatus,
 };
 
-use super::index;
+use super::{PK, index};
 use crate::aws_error::{causes, is_credentials, one_line, service_line};
 use crate::backoff::Backoff;
 use crate::config::DynamoConfig;
 use crate::state::StateError;
-
-/// The partition key, the table's only key attribute.
-pub(super) const PK: &str = "pk";
 
 /// Every IAM action the store calls, for messages (`TransactWriteItems` is
 /// authorised as `ConditionCheckItem` + `PutItem`; `Query` is on the index,
@@ -306,7 +303,8 @@ impl Table {
 
     /// Rekey's index on the table, or an error saying how to add it.
     fn check_index(&self, desc: &TableDescription) -> Result<IndexStatus, StateError> {
-        index::check(self, desc).map_err(|why| self.io(why))
+        let command = index::update_command(&self.name, &self.region, self.endpoint.as_deref());
+        index::check(desc, &self.whereabouts(), &command).map_err(|why| self.io(why))
     }
 
     /// CreateTable, on-demand, key `pk` (S), with rekey's index. Another replica creating it
