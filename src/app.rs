@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +40,9 @@ pub struct App {
     pub observer: Arc<Observer>,
     /// For verification through `verify.base_url` gateways.
     gateway_http: reqwest::Client,
+    /// Replicas sharing each provider's rate limit, read by every limiter;
+    /// carried over by [`App::rebuild`], so a reload keeps the last count.
+    replicas: limited::Replicas,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +87,8 @@ impl App {
             StateLocation::DynamoDb(table) => Arc::new(DynamoStateStore::open(table).await?),
         };
         let observer = Arc::new(Observer::build(&config).await?);
-        let providers = paced(unpaced, &config, &observer.metrics);
+        let replicas: limited::Replicas = Arc::new(AtomicUsize::new(1));
+        let providers = paced(unpaced, &config, &observer.metrics, &replicas);
         let gateway_http = providers::http_client("verify.base_url", GATEWAY_TIMEOUT)?;
         Ok(App {
             config: Arc::new(config),
@@ -94,6 +99,7 @@ impl App {
             cancel: CancellationToken::new(),
             observer,
             gateway_http,
+            replicas,
         })
     }
 
@@ -110,6 +116,7 @@ impl App {
                 build_providers(&config, Vec::new()).await?,
                 &config,
                 &self.observer.metrics,
+                &self.replicas,
             ),
             stores: build_stores(&config).await?,
             config: Arc::new(config),
@@ -118,7 +125,21 @@ impl App {
             cancel: self.cancel.clone(),
             observer: self.observer.clone(),
             gateway_http: self.gateway_http.clone(),
+            replicas: self.replicas.clone(),
         })
+    }
+
+    /// Tells every provider limiter, of this app and of the apps a reload
+    /// builds from it, that `n` replicas share each provider's
+    /// `rate_limit` (from [`StateStore::heartbeat`]); 0 counts as 1. Cheap
+    /// and idempotent: one atomic store, read at each call's reservation.
+    pub fn set_replicas(&self, n: usize) {
+        self.replicas.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// How many replicas the limiters divide each rate by.
+    pub fn replicas(&self) -> usize {
+        self.replicas.load(Ordering::Relaxed)
     }
 
     /// The app with `cancel` as its shutdown token, for a caller that
@@ -185,6 +206,7 @@ fn paced(
     providers: BTreeMap<ProviderName, Arc<dyn Provider>>,
     config: &Config,
     metrics: &Arc<Metrics>,
+    replicas: &limited::Replicas,
 ) -> BTreeMap<ProviderName, Arc<dyn Provider>> {
     (providers.into_iter())
         .map(|(name, client)| {
@@ -192,7 +214,7 @@ fn paced(
             let metrics = metrics.clone();
             let count: limited::WaitCounter =
                 Arc::new(move |entry, waited| metrics.provider_throttled(entry, waited));
-            let pace = Pace::new(name.as_str(), limits, Some(count));
+            let pace = Pace::new(name.as_str(), limits, Some(count)).shared(replicas.clone());
             let client = limited::wrap(client, Arc::new(pace));
             (name, client)
         })
@@ -236,3 +258,7 @@ async fn build_stores(
     }
     Ok(map)
 }
+
+#[cfg(test)]
+#[path = "app_tests.rs"]
+mod tests;

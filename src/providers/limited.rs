@@ -14,8 +14,13 @@
 //! every client of the entry: the per-policy clients
 //! (`providers::for_policy`) and the readiness probe. A reload builds the
 //! providers anew, so a new `Pace` starts, full, even when the entry's
-//! limit settings did not change. The pace is local to this process: it is
-//! not shared between replicas of a DynamoDB-state deployment.
+//! limit settings did not change.
+//!
+//! The rate is the cluster's: each [`Pace`] reads a [`Replicas`] count (1
+//! unless told otherwise; `App::set_replicas` sets it from the DynamoDB
+//! state's heartbeats) and takes 1/N of it: the interval between calls
+//! times N, the burst divided by N (at least 1). `max_concurrent` stays per
+//! process: N replicas may have N x `max_concurrent` calls in flight.
 //!
 //! The bucket is GCRA (a "theoretical arrival time") on tokio's clock, so
 //! tests drive it with paused time. `governor` was not used: its
@@ -24,6 +29,7 @@
 //! the twenty lines below.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -51,10 +57,16 @@ const PAUSE: Backoff =
 /// depend on metrics. Called once with zero at the start.
 pub type WaitCounter = Arc<dyn Fn(&str, Duration) + Send + Sync>;
 
+/// How many replicas share each provider's rate (this process included;
+/// 0 reads as 1). Shared by every [`Pace`] of a process and its reloads.
+pub type Replicas = Arc<AtomicUsize>;
+
 pub struct Pace {
     entry: String,
-    /// Time per call and the burst allowance (`interval * (burst - 1)`).
-    bucket: Option<(Duration, Duration)>,
+    /// The configured rate: time per call and the burst (calls), for the
+    /// whole cluster.
+    rate: Option<(Duration, u32)>,
+    replicas: Replicas,
     permits: Option<Semaphore>,
     state: Mutex<PaceState>,
     waited: Option<WaitCounter>,
@@ -72,10 +84,7 @@ struct PaceState {
 
 impl Pace {
     pub fn new(entry: &str, limits: ProviderLimits, waited: Option<WaitCounter>) -> Self {
-        let bucket = limits.rate.map(|rate| {
-            let interval = rate.interval();
-            (interval, interval * rate.count.saturating_sub(1))
-        });
+        let rate = (limits.rate).map(|rate| (rate.interval(), rate.count));
         let permits = (limits.max_concurrent).map(|n| Semaphore::new(n as usize));
         if let Some(count) = &waited {
             // The series exists at 0 from the start, so a rate over it works.
@@ -84,7 +93,8 @@ impl Pace {
         let now = Instant::now();
         Pace {
             entry: entry.to_string(),
-            bucket,
+            rate,
+            replicas: Arc::new(AtomicUsize::new(1)),
             permits,
             state: Mutex::new(PaceState {
                 tat: now,
@@ -93,6 +103,25 @@ impl Pace {
             }),
             waited,
         }
+    }
+
+    /// The pace taking its share of the rate from `replicas`.
+    pub fn shared(mut self, replicas: Replicas) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// This process's bucket now: time per call and the burst allowance
+    /// (`interval * (burst - 1)`), the configured rate divided by the
+    /// replicas alive.
+    fn bucket(&self) -> Option<(Duration, Duration)> {
+        let (interval, count) = self.rate?;
+        let share = u32::try_from(self.replicas.load(Ordering::Relaxed))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        let interval = interval.saturating_mul(share);
+        let burst = (count / share).max(1);
+        Some((interval, interval.saturating_mul(burst - 1)))
     }
 
     /// Waits for a concurrency permit and the call's turn, then makes the
@@ -131,7 +160,7 @@ impl Pace {
     pub fn queue_delay(&self, now: Instant) -> Duration {
         let state = self.lock();
         let mut start = now.max(state.not_before);
-        if let Some((_, burst)) = self.bucket {
+        if let Some((_, burst)) = self.bucket() {
             start = start.max(state.tat.checked_sub(burst).unwrap_or(now));
         }
         start.saturating_duration_since(now)
@@ -141,7 +170,7 @@ impl Pace {
     fn reserve(&self, now: Instant) -> Instant {
         let mut state = self.lock();
         let mut start = now.max(state.not_before);
-        if let Some((interval, burst)) = self.bucket {
+        if let Some((interval, burst)) = self.bucket() {
             let earliest = state.tat.checked_sub(burst).unwrap_or(now);
             start = start.max(earliest);
             state.tat = state.tat.max(start) + interval;

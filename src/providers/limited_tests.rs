@@ -241,3 +241,59 @@ async fn the_queue_delay_is_what_a_call_asked_now_would_wait() {
         "a 429's hold counts: {held:?}"
     );
 }
+
+/// A pace dividing the rate among `replicas`, as the app wires it.
+fn pace_shared(limits: ProviderLimits, replicas: &Replicas) -> Arc<Pace> {
+    Arc::new(Pace::new("p", limits, None).shared(replicas.clone()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_rate_halves_with_two_replicas_and_comes_back_when_one_leaves() {
+    let replicas: Replicas = Arc::new(AtomicUsize::new(2));
+    let pace = pace_shared(limits(Some((10, 1)), None), &replicas);
+    let times = start_times(&pace, 15).await;
+    // 5/s here (the other replica takes the other 5): a burst of 5, then
+    // one every 200 ms.
+    assert!(times[..5].iter().all(|t| t.is_zero()), "{times:?}");
+    assert!(times[5..].iter().all(|t| !t.is_zero()), "{times:?}");
+    assert_eq!(times[5], Duration::from_millis(200));
+    assert_eq!(times[14], Duration::from_millis(2000));
+
+    tokio::time::advance(Duration::from_secs(10)).await;
+    replicas.store(1, Ordering::Relaxed);
+    let times = start_times(&pace, 15).await;
+    // Alone again: the whole 10/s, burst 10.
+    assert!(times[..10].iter().all(|t| t.is_zero()), "{times:?}");
+    assert_eq!(times[10], Duration::from_millis(100));
+    assert_eq!(times[14], Duration::from_millis(500));
+}
+
+#[tokio::test(start_paused = true)]
+async fn more_replicas_than_the_burst_still_let_one_call_through_at_a_time() {
+    let replicas: Replicas = Arc::new(AtomicUsize::new(5));
+    let pace = pace_shared(limits(Some((2, 1)), None), &replicas);
+    let times = start_times(&pace, 3).await;
+    // 2/s shared by 5: 0.4/s here, one call per 2.5 s, a burst of one.
+    let want = [0, 2500, 5000].map(Duration::from_millis);
+    assert_eq!(times, want);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_count_of_zero_replicas_reads_as_one_and_concurrency_stays_per_process() {
+    let replicas: Replicas = Arc::new(AtomicUsize::new(0));
+    let pace = pace_shared(limits(Some((2, 60)), None), &replicas);
+    let times = start_times(&pace, 3).await;
+    assert_eq!(times, [0, 0, 30].map(Duration::from_secs));
+
+    replicas.store(4, Ordering::Relaxed);
+    let pace = pace_shared(limits(None, Some(3)), &replicas);
+    let times = start_times(&pace, 6).await;
+    assert!(
+        times.iter().all(|t| t.is_zero()),
+        "no rate, no share: {times:?}"
+    );
+    assert_eq!(
+        pace.permits.as_ref().map(Semaphore::available_permits),
+        Some(3)
+    );
+}

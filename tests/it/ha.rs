@@ -26,8 +26,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType,
 };
 use serde_json::Value;
 
@@ -64,29 +64,55 @@ pub fn unique_table() -> String {
     format!("rekey-it-{}", uuid::Uuid::now_v7().simple())
 }
 
-/// Creates `table` as deploy/ does (on demand, `pk` S, nothing else), so
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .unwrap()
+}
+
+fn string_attribute(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .unwrap()
+}
+
+/// rekey's index as deploy/aws/dynamodb-table.yaml defines it (HASH `idx`,
+/// RANGE `pk`, projecting `owner` and `expires_at_ms`), and the definition
+/// of its `idx` attribute.
+pub fn rekey_index() -> (AttributeDefinition, GlobalSecondaryIndex) {
+    let projection = Projection::builder()
+        .projection_type(ProjectionType::Include)
+        .non_key_attributes("owner")
+        .non_key_attributes("expires_at_ms")
+        .build();
+    let index = GlobalSecondaryIndex::builder()
+        .index_name("rekey-index")
+        .key_schema(key("idx", KeyType::Hash))
+        .key_schema(key("pk", KeyType::Range))
+        .projection(projection)
+        .build()
+        .unwrap();
+    (string_attribute("idx"), index)
+}
+
+/// Creates `table` as deploy/ does (on demand, `pk` S, rekey's index), so
 /// that replicas started together do not race to create it.
 pub async fn create_table(table: &str) {
     let pk = "pk";
+    let (idx, index) = rekey_index();
     dynamo()
         .await
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(pk)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(pk)
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
+        .attribute_definitions(string_attribute(pk))
+        .attribute_definitions(idx)
+        .global_secondary_indexes(index)
+        .key_schema(key(pk, KeyType::Hash))
         .send()
         .await
         .expect("moto creates the state table");

@@ -2,7 +2,8 @@
 //! journals round trip byte for byte as the file store writes them, are
 //! found by the scans, never overwritten by an import, refused when too
 //! large or of a newer format. Leases are in `leases`, opening the table and
-//! the binary in `opening`. Each test has its own table.
+//! the binary in `opening`, the index (expired leases, heartbeats) in
+//! `index`. Each test has its own table.
 
 use std::time::{Duration, Instant};
 
@@ -216,5 +217,6 @@ async fn a_journal_too_large_for_an_item_is_refused_and_not_written() {
 }
 
 mod daemon;
+mod index;
 mod leases;
 mod opening;

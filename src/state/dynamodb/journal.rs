@@ -10,7 +10,8 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
 
-use super::table::{Failure, PK, Table};
+use super::PK;
+use super::table::{Failure, Table};
 use super::{Health, Item, lease, n, read_item, s, text};
 use crate::names::{LeaseKey, PolicyName};
 use crate::state::{JOURNAL_FORMAT, Lease, PolicyState, StateError, codec};

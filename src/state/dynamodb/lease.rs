@@ -6,7 +6,10 @@
 //! then one conditional UpdateItem: the item is free (absent, released, or
 //! expired by this replica's wall clock) and its counter is still the one
 //! read, so of two replicas racing for it exactly one wins; it sets owner,
-//! expiry, counter + 1, a fresh nonce and `token = "<counter>-<nonce>"`.
+//! expiry, counter + 1, a fresh nonce and `token = "<counter>-<nonce>"`,
+//! and `idx = "lease"`, which puts the item in the table's index until a
+//! release removes it: a lease whose holder died stays there, expired, for
+//! [`super::index`]'s one Query to find.
 //! The counter is read first because the token must name it, and DynamoDB
 //! cannot build a string from a number in an update.
 //!
@@ -24,17 +27,26 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use super::PK;
 use super::held::{Clock, Shared, skew_margin, wall_ms};
+use super::index;
 use super::renewal::{self, RELEASES, release};
-use super::table::{Failure, PK, Table};
+use super::table::{Failure, Table};
 use super::{Health, Item, n, number, read_item as read, s, text};
 use crate::names::LeaseKey;
 use crate::state::{Fence, Lease, StateError};
 
 const PREFIX: &str = "lease#";
+/// `idx` of a lease item while it has an owner.
+pub(super) const INDEXED: &str = "lease";
 
 pub(super) fn pk(key: &str) -> String {
     format!("{PREFIX}{key}")
+}
+
+/// The lease key of a lease item's `pk`.
+pub(super) fn key_of(pk: &str) -> Option<LeaseKey> {
+    LeaseKey::parse(pk.strip_prefix(PREFIX)?).ok()
 }
 
 /// A held lease on a table's lease item; dropping it stops the renewal and
@@ -140,7 +152,7 @@ pub(super) async fn acquire(
         .table_name(&table.name)
         .key(PK, s(&pk))
         .update_expression(
-            "SET #o = :me, #e = :exp, #c = if_not_exists(#c, :zero) + :one, #n = :nonce, #t = :token",
+            "SET #o = :me, #e = :exp, #c = if_not_exists(#c, :zero) + :one, #n = :nonce, #t = :token, #i = :idx",
         )
         .condition_expression(
             "(attribute_not_exists(#pk) OR #o = :free OR #e < :now) \
@@ -152,6 +164,8 @@ pub(super) async fn acquire(
         .expression_attribute_names("#c", "counter")
         .expression_attribute_names("#n", "nonce")
         .expression_attribute_names("#t", "token")
+        .expression_attribute_names("#i", index::IDX)
+        .expression_attribute_values(":idx", s(INDEXED))
         .expression_attribute_values(":me", s(owner))
         .expression_attribute_values(":free", s(""))
         .expression_attribute_values(":exp", n(expires))
@@ -232,9 +246,10 @@ async fn settle(
             let released = (table.client.update_item())
                 .table_name(&table.name)
                 .key(PK, s(pk))
-                .update_expression("SET #o = :free")
+                .update_expression("SET #o = :free REMOVE #i")
                 .condition_expression("#o = :me AND #n = :nonce")
                 .expression_attribute_names("#o", "owner")
+                .expression_attribute_names("#i", index::IDX)
                 .expression_attribute_names("#n", "nonce")
                 .expression_attribute_values(":free", s(""))
                 .expression_attribute_values(":me", s(owner))

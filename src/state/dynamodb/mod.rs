@@ -1,18 +1,22 @@
 //! DynamoDB state store (`state = "dynamodb:TABLE"`): the journals and the
 //! per-secret leases of N replicas in one table (partition key `pk`, S).
 //! Journal items are in [`journal`], lease items in [`lease`] and
-//! [`renewal`], the table
-//! (client, errors, DescribeTable/CreateTable) in [`table`]; this file ties
-//! them into a [`StateStore`] and remembers the last table failure for
-//! `/readyz` ([`StateStore::unavailable`]).
+//! [`renewal`], replica heartbeats in [`replicas`], the table's index in
+//! [`index`] and its Query in [`query`], the table (client, errors,
+//! DescribeTable/CreateTable) in [`table`]; this file ties them into a
+//! [`StateStore`] and remembers the last table failure for `/readyz`
+//! ([`StateStore::unavailable`]).
 //!
 //! Table calls per rotation: acquire = 1 GetItem + 1 UpdateItem (only the
 //! GetItem when another replica holds it; + 1 GetItem when the answer is
 //! lost or refused), renew = 1 UpdateItem per lease/3 held, each journal
 //! save = 1 TransactWriteItems (+ 1 GetItem when its answer is lost),
-//! release = 1 UpdateItem.
+//! release = 1 UpdateItem. Per lease period, whatever the number of
+//! policies: expired leases = 1 Query (one page per MB), heartbeat = 1
+//! PutItem + 1 Query.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -24,9 +28,12 @@ use crate::config::DynamoConfig;
 use crate::names::{LeaseKey, PolicyName};
 
 mod held;
+mod index;
 mod journal;
 mod lease;
+mod query;
 mod renewal;
+mod replicas;
 mod table;
 
 pub use lease::DynamoLease;
@@ -36,6 +43,9 @@ use table::{Failure, Table};
 /// One table item, as the SDK gives it.
 type Item = HashMap<String, AttributeValue>;
 
+/// The partition key, the table's only key attribute (and the index's sort key).
+const PK: &str = "pk";
+
 pub struct DynamoStateStore {
     table: Arc<Table>,
     health: Arc<Health>,
@@ -43,6 +53,8 @@ pub struct DynamoStateStore {
     /// part (two stores in one process are two owners). No secret in it.
     owner: String,
     lease: Duration,
+    /// A heartbeat was put: dropping the store retires it.
+    beating: AtomicBool,
 }
 
 impl DynamoStateStore {
@@ -57,6 +69,7 @@ impl DynamoStateStore {
             health: Arc::new(Health::default()),
             owner: owner(),
             lease: config.lease,
+            beating: AtomicBool::new(false),
         })
     }
 
@@ -116,28 +129,32 @@ impl StateStore for DynamoStateStore {
         journal::policies(&self.table, &self.health, true).await
     }
 
-    /// `<lease key> held by <owner> until <RFC 3339>`, by key.
+    /// `<lease key> held by <owner> until <RFC 3339>`, by key. A consistent
+    /// Scan, not the index: `state migrate` refuses to move journals while
+    /// any lease is held, and an index read may lag a lease taken a moment
+    /// ago (or miss one taken by an older rekey, which sets no `idx`).
     async fn held_leases(&self) -> Result<Vec<String>, StateError> {
         let values = vec![
             (":prefix", s("lease#")),
             (":free", s("")),
             (":now", n(held::wall_ms())),
         ];
-        let names = [("#pk", table::PK), ("#o", "owner"), ("#e", "expires_at_ms")];
+        let names = [("#pk", PK), ("#o", "owner"), ("#e", "expires_at_ms")];
         let filter = "begins_with(#pk, :prefix) AND #o <> :free AND #e >= :now";
+        let projection = "#pk, #o, #e";
         let items = journal::scan(
             &self.table,
             &self.health,
             filter,
             values,
             &names,
-            "#pk, #o, #e",
+            projection,
         )
         .await?;
         let mut held: Vec<String> = (items.iter())
             .filter(|item| lease::held(item))
             .filter_map(|item| {
-                let key = text(item, table::PK)?.strip_prefix("lease#")?;
+                let key = lease::key_of(text(item, PK)?)?;
                 let until =
                     chrono::DateTime::from_timestamp_millis(number(item, "expires_at_ms")?)?;
                 let owner = text(item, "owner")?;
@@ -149,6 +166,27 @@ impl StateStore for DynamoStateStore {
             .collect();
         held.sort();
         Ok(held)
+    }
+
+    /// One Query of the index's lease partition: the leases still owned
+    /// (never released) whose expiry has passed by this replica's clock.
+    async fn expired_leases(&self) -> Result<Vec<LeaseKey>, StateError> {
+        let items = self.lapsed_leases().await?;
+        let mut keys: Vec<LeaseKey> = (items.iter())
+            .filter(|item| !lease::held(item))
+            .filter_map(|item| lease::key_of(text(item, PK)?))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    /// 1 PutItem of this replica's heartbeat + 1 Query of the live ones.
+    async fn heartbeat(&self) -> Result<Option<usize>, StateError> {
+        self.beating.store(true, Ordering::SeqCst);
+        replicas::heartbeat(&self.table, &self.health, &self.owner, self.lease)
+            .await
+            .map(Some)
     }
 
     async fn import(&self, state: &PolicyState) -> Result<bool, StateError> {
@@ -165,6 +203,33 @@ impl StateStore for DynamoStateStore {
 
     fn describe(&self) -> String {
         format!("dynamodb:{} ({})", self.table.name, self.table.region)
+    }
+}
+
+impl DynamoStateStore {
+    /// The lease items in the index still owned whose expiry has passed.
+    async fn lapsed_leases(&self) -> Result<Vec<Item>, StateError> {
+        let filter = "#o <> :free AND #e < :now";
+        let values = vec![(":free", s("")), (":now", n(held::wall_ms()))];
+        query::index(&self.table, &self.health, lease::INDEXED, filter, values).await
+    }
+}
+
+impl Drop for DynamoStateStore {
+    /// A store that put a heartbeat retires it on a task the exit waits
+    /// for ([`released`]); without a runtime it simply expires.
+    fn drop(&mut self) {
+        if !self.beating.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let table = self.table.clone();
+            let owner = self.owner.clone();
+            runtime.spawn(
+                renewal::RELEASES
+                    .track_future(async move { replicas::retire(&table, &owner).await }),
+            );
+        }
     }
 }
 
@@ -247,7 +312,7 @@ fn owner() -> String {
 async fn read_item(table: &Table, health: &Health, pk: &str) -> Result<Option<Item>, StateError> {
     let answer = (table.client.get_item())
         .table_name(&table.name)
-        .key(table::PK, s(pk))
+        .key(PK, s(pk))
         .consistent_read(true)
         .send()
         .await;

@@ -10,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use super::PK;
 use super::held::{Shared, wall_ms};
-use super::table::{Failure, PK};
+use super::table::Failure;
 use super::{n, s};
 
 /// The releases still running, so that a process about to exit lets them land.
@@ -91,16 +92,17 @@ async fn renew(shared: &Shared) -> bool {
     }
 }
 
-/// Clears the owner if the item still carries our token (a lease already
-/// taken over is left alone).
+/// Clears the owner, and takes the item out of the index, if it still
+/// carries our token (a lease already taken over is left alone).
 pub(super) async fn release(shared: &Shared) {
     let table = &shared.table;
     let answer = (table.client.update_item())
         .table_name(&table.name)
         .key(PK, s(&shared.pk))
-        .update_expression("SET #o = :free")
+        .update_expression("SET #o = :free REMOVE #i")
         .condition_expression("#o = :me AND #t = :token")
         .expression_attribute_names("#o", "owner")
+        .expression_attribute_names("#i", super::index::IDX)
         .expression_attribute_names("#t", "token")
         .expression_attribute_values(":free", s(""))
         .expression_attribute_values(":me", s(&shared.fence.owner))

@@ -2,7 +2,8 @@
 //! config's region and endpoint, call timeouts scaled to the lease), what a
 //! failed call means for its effect ([`Failure`]) and the one line that says
 //! it, and opening the table: DescribeTable, CreateTable when asked, the
-//! wait until it is ACTIVE, and the check of its key schema.
+//! wait until it is ACTIVE, and the check of its key schema and of its
+//! index ([`super::index`]).
 
 use std::error::Error;
 use std::time::{Duration, Instant};
@@ -13,22 +14,22 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, IndexStatus, KeySchemaElement, KeyType, ScalarAttributeType,
     TableDescription, TableStatus,
 };
 
+use super::{PK, index};
 use crate::aws_error::{causes, is_credentials, one_line, service_line};
 use crate::backoff::Backoff;
 use crate::config::DynamoConfig;
 use crate::state::StateError;
 
-/// The partition key, the table's only key attribute.
-pub(super) const PK: &str = "pk";
-
 /// Every IAM action the store calls, for messages (`TransactWriteItems` is
-/// authorised as `ConditionCheckItem` + `PutItem`).
+/// authorised as `ConditionCheckItem` + `PutItem`; `Query` is on the index,
+/// `table/NAME/index/*`).
 const IAM_ACTIONS: &str = "dynamodb:DescribeTable, dynamodb:GetItem, dynamodb:PutItem, \
-     dynamodb:UpdateItem, dynamodb:Scan and dynamodb:ConditionCheckItem";
+     dynamodb:UpdateItem, dynamodb:Scan and dynamodb:ConditionCheckItem on the table and \
+     dynamodb:Query on its indexes (table/NAME/index/*)";
 
 /// How long `create_table` waits for a new table to become ACTIVE.
 const CREATE_DEADLINE: Duration = Duration::from_secs(120);
@@ -191,17 +192,17 @@ impl Table {
 
     /// The table, ready: checked, or created (and waited for) when missing
     /// and `create` allows it. What it found, for `rekey check --online`.
+    /// A table without rekey's index is an error naming the command that
+    /// adds it; an index still filling is waited for like a new table.
     pub(super) async fn open(&self, create: bool) -> Result<String, StateError> {
         match self.describe().await? {
-            Some(desc) if desc.table_status() == Some(&TableStatus::Active) => {
-                self.check_schema(&desc)?;
-                Ok(format!(
-                    "table {} is ACTIVE, key {PK} (S)",
-                    self.whereabouts()
-                ))
-            }
             Some(desc) => {
                 self.check_schema(&desc)?;
+                let index = self.check_index(&desc)?;
+                if desc.table_status() == Some(&TableStatus::Active) && index == IndexStatus::Active
+                {
+                    return Ok(self.ready(None));
+                }
                 self.wait_active().await
             }
             None if create => {
@@ -210,6 +211,16 @@ impl Table {
             }
             None => Err(self.io(self.missing())),
         }
+    }
+
+    /// `table T is ACTIVE (waited N ms), key pk (S), index rekey-index`.
+    fn ready(&self, waited: Option<Duration>) -> String {
+        let waited = waited.map_or(String::new(), |w| format!(" (waited {} ms)", w.as_millis()));
+        format!(
+            "table {} is ACTIVE{waited}, key {PK} (S), index {} ACTIVE",
+            self.whereabouts(),
+            index::NAME
+        )
     }
 
     /// Whether the table exists (with rekey's key schema); never creates it.
@@ -229,10 +240,13 @@ impl Table {
         match self.describe().await? {
             Some(desc) => {
                 self.check_schema(&desc)?;
+                let index = self.check_index(&desc)?;
                 let status = desc.table_status().map_or("unknown", |s| s.as_str());
                 Ok(format!(
-                    "table {} is {status}, key {PK} (S)",
-                    self.whereabouts()
+                    "table {} is {status}, key {PK} (S), index {} {}",
+                    self.whereabouts(),
+                    index::NAME,
+                    index.as_str()
                 ))
             }
             None if create_table => Ok(format!(
@@ -287,7 +301,13 @@ impl Table {
         )))
     }
 
-    /// CreateTable, on-demand, `pk` (S) only. Another replica creating it
+    /// Rekey's index on the table, or an error saying how to add it.
+    fn check_index(&self, desc: &TableDescription) -> Result<IndexStatus, StateError> {
+        let command = index::update_command(&self.name, &self.region, self.endpoint.as_deref());
+        index::check(desc, &self.whereabouts(), &command).map_err(|why| self.io(why))
+    }
+
+    /// CreateTable, on-demand, key `pk` (S), with rekey's index. Another replica creating it
     /// at the same time is no error: both then wait for it.
     async fn create(&self) -> Result<(), StateError> {
         let build = |e: aws_sdk_dynamodb::error::BuildError| self.io(format!("CreateTable: {e}"));
@@ -301,6 +321,7 @@ impl Table {
             .attribute_type(ScalarAttributeType::S)
             .build()
             .map_err(build)?;
+        let (idx, gsi) = index::definition().map_err(|e| self.io(format!("CreateTable: {e}")))?;
         let answer = self
             .client
             .create_table()
@@ -308,6 +329,8 @@ impl Table {
             .billing_mode(BillingMode::PayPerRequest)
             .key_schema(key)
             .attribute_definitions(attribute)
+            .attribute_definitions(idx)
+            .global_secondary_indexes(gsi)
             .send()
             .await;
         match answer {
@@ -317,24 +340,22 @@ impl Table {
         }
     }
 
-    /// Polls DescribeTable until the table is ACTIVE, up to [`CREATE_DEADLINE`].
+    /// Polls DescribeTable until the table and its index are ACTIVE, up to
+    /// [`CREATE_DEADLINE`].
     async fn wait_active(&self) -> Result<String, StateError> {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
             let status = match self.describe().await? {
-                Some(desc) if desc.table_status() == Some(&TableStatus::Active) => {
+                Some(desc) => {
                     self.check_schema(&desc)?;
-                    return Ok(format!(
-                        "table {} is ACTIVE (waited {} ms), key {PK} (S)",
-                        self.whereabouts(),
-                        started.elapsed().as_millis()
-                    ));
+                    let index = self.check_index(&desc)?;
+                    let table = desc.table_status().map_or("unknown", |s| s.as_str());
+                    if table == TableStatus::Active.as_str() && index == IndexStatus::Active {
+                        return Ok(self.ready(Some(started.elapsed())));
+                    }
+                    format!("table {table}, index {} {}", index::NAME, index.as_str())
                 }
-                Some(desc) => desc
-                    .table_status()
-                    .map_or("unknown", |s| s.as_str())
-                    .to_string(),
                 None => "not found yet".to_string(),
             };
             let pause = CREATE_POLL.delay(attempt);

@@ -82,18 +82,23 @@ const SDK_OPERATIONS: &[&str] = &[
 /// The contract (i12 common brief): the operations the DynamoDB state
 /// backend calls. Journal writes are a `transact_write_items` of a
 /// ConditionCheck on the lease item plus the Put of the journal item; leases
-/// are taken and renewed with `update_item`; `scan` finds journals and
-/// expired leases; `create_table` only with `create_table = true`.
+/// are taken and renewed with `update_item`, heartbeats put with `put_item`;
+/// `scan` finds journals; `query` (on the index) finds expired leases and
+/// live replicas; `create_table` only with `create_table = true`.
 /// The backend calls exactly these, and the policy grants exactly these.
 const CONTRACT: &[&str] = &[
     "create_table",
     "describe_table",
     "get_item",
     "put_item",
+    "query",
     "scan",
     "transact_write_items",
     "update_item",
 ];
+
+/// The operation made on the table's index only (`table/NAME/index/*`).
+const ON_INDEX: &str = "query";
 
 /// The operation only `create_table = true` needs; its IAM action is granted
 /// by a statement of its own, which deploy/README.md says to delete otherwise.
@@ -214,13 +219,25 @@ fn the_call_scan_maps_a_transaction_to_condition_check_and_put() {
 #[test]
 fn the_dynamodb_statements_grant_on_the_state_table_only() {
     let arn = format!("arn:aws:dynamodb:REGION:ACCOUNT:table/{}", template_table());
+    let index = format!("{arn}/index/*");
+    let query = &iam_actions(ON_INDEX)[0];
     let statements = statements_of("dynamodb");
     assert!(!statements.is_empty());
     for statement in &statements {
+        let on_index = statement.actions.contains(query);
+        if on_index {
+            assert_eq!(
+                statement.actions,
+                BTreeSet::from([query.clone()]),
+                "{}: the index statement grants Query only",
+                statement.sid
+            );
+        }
+        let expected = if on_index { &index } else { &arn };
         assert_eq!(
             statement.resources,
-            std::slice::from_ref(&arn),
-            "{}: the table itself; no index/*, stream or other table",
+            std::slice::from_ref(expected),
+            "{}: the table itself, or Query on its indexes; no stream or other table",
             statement.sid
         );
         for action in &statement.actions {
@@ -296,17 +313,34 @@ fn the_table_template_has_the_key_schema_the_backend_uses() {
     );
     assert_eq!(
         p["AttributeDefinitions"],
-        json!([{"AttributeName": "pk", "AttributeType": "S"}])
+        json!([
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "idx", "AttributeType": "S"}
+        ])
+    );
+    assert_eq!(
+        p["GlobalSecondaryIndexes"],
+        json!([{
+            "IndexName": "rekey-index",
+            "KeySchema": [
+                {"AttributeName": "idx", "KeyType": "HASH"},
+                {"AttributeName": "pk", "KeyType": "RANGE"}
+            ],
+            "Projection": {
+                "ProjectionType": "INCLUDE",
+                "NonKeyAttributes": ["owner", "expires_at_ms"]
+            }
+        }]),
+        "the index the backend creates and queries"
     );
     for absent in [
-        "GlobalSecondaryIndexes",
         "LocalSecondaryIndexes",
         "TimeToLiveSpecification",
         "ProvisionedThroughput",
     ] {
         assert!(
             p.get(absent).is_none(),
-            "{absent}: no indexes, no TTL, on-demand"
+            "{absent}: no other index, no TTL, on-demand"
         );
     }
     assert_eq!(
@@ -343,8 +377,6 @@ fn the_table_has_one_name_in_the_template_the_iam_policy_and_the_ha_config() {
         .into_iter()
         .flat_map(|s| s.resources)
         .collect();
-    assert_eq!(
-        resources,
-        BTreeSet::from([format!("arn:aws:dynamodb:REGION:ACCOUNT:table/{table}")])
-    );
+    let arn = format!("arn:aws:dynamodb:REGION:ACCOUNT:table/{table}");
+    assert_eq!(resources, BTreeSet::from([format!("{arn}/index/*"), arn]));
 }
