@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_util::task::TaskTracker;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::index::DueIndex;
 use super::observe::observe;
@@ -145,8 +145,20 @@ impl Looker {
                 warn!(error = %e, "cannot look for expired leases now; trying again in one lease period")
             }
         }
-        if let Err(e) = app.state.heartbeat().await {
-            warn!(error = %e, "cannot record this replica's heartbeat now; trying again in one lease period");
+        match app.state.heartbeat().await {
+            Ok(Some(replicas)) => {
+                if replicas != app.replicas() {
+                    info!(
+                        replicas,
+                        "replicas sharing the state table: each takes this share of every provider's rate_limit"
+                    );
+                }
+                app.set_replicas(replicas);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!(error = %e, "cannot record this replica's heartbeat now; trying again in one lease period")
+            }
         }
     }
 

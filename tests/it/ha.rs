@@ -15,6 +15,7 @@
 //! the fault proxy), [`migrate`] (file → DynamoDB → file in a grace) and
 //! [`late`] (a side effect waits for a late renewal).
 
+mod expired;
 mod kill;
 mod late;
 mod migrate;
