@@ -18,6 +18,7 @@ const TABLE_CALLS: &[&str] = &[
     "UpdateItem",
     "TransactWriteItems",
     "Scan",
+    "Query",
 ];
 
 /// How long the outage lasts once readiness says so: a schedule tick at least.
