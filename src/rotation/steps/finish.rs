@@ -141,7 +141,7 @@ impl Run<'_> {
             warn!(label = %old.label, "the old key was never found at the provider; it is not revoked");
             return Ok(OldKeyFate::NeverFound { key: old });
         };
-        if self.old_key_may_be_current().await? {
+        if self.old_key_may_be_current(&old).await? {
             return Err(RotationError::RevokeWouldBreakCurrent { key_id: id });
         }
         let deleted = match mode {
