@@ -252,25 +252,30 @@ impl Run<'_> {
         Ok(!ours(version.as_deref()))
     }
 
-    /// Whether `current` may be the old key: compared with the old value
-    /// when this process staged on it. Otherwise (a later run, after the
-    /// grace) a key that does not match the old key's journaled label is
-    /// not the old key (the old key always matches it); a match, or a label
-    /// too short to tell, is settled by the store's previous value (the old
-    /// one, after promote) — one more read, off the normal path.
+    /// Whether `current` may be the old key. The old key always matches
+    /// its journaled label, so a key that does not is not the old key — no
+    /// call, the normal path. Otherwise values are compared: while this
+    /// rotation has not staged again, the base it staged on is the old
+    /// value (this process read it); in a later run (after a grace) the
+    /// store's previous value is, after promote. A rotation that staged
+    /// again on another value has the old value nowhere: refuse rather
+    /// than guess.
     async fn may_be_old_key(
         &self,
         current: &SecretString,
         old: &KeyRecord,
     ) -> Result<bool, RotationError> {
-        if let Some(value) = self.base.as_ref().and_then(|b| b.key.as_ref()) {
-            return Ok(same(Some(current), value));
-        }
         if label_tells(&old.label) && !label_matches(&old.label, current) {
             return Ok(false);
         }
+        if self.rotation_ref().restages > 0 {
+            return Ok(true);
+        }
+        if let Some(value) = self.base.as_ref().and_then(|b| b.key.as_ref()) {
+            return Ok(same(Some(current), value));
+        }
         let previous = self.ctx.store.read_previous(&self.policy.target).await?;
-        Ok(previous.is_some_and(|p| same(Some(current), &p)))
+        Ok(previous.is_none_or(|p| same(Some(current), &p)))
     }
 
     /// Stages the new key again, built from today's current value: after a
