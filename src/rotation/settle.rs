@@ -363,3 +363,18 @@ fn label_tells(label: &str) -> bool {
 fn same(value: Option<&SecretString>, key: &SecretString) -> bool {
     value.is_some_and(|v| v.expose_secret() == key.expose_secret())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::label_tells;
+
+    #[test]
+    fn a_label_tells_keys_apart_only_with_both_ends() {
+        assert!(label_tells("sk-or-v1-abc...xyz"));
+        assert!(label_tells("sk-or-v1-...xyz"));
+        assert!(label_tells("sk-…xyz"));
+        assert!(!label_tells("...xyz"));
+        assert!(!label_tells("sk-or-v1-..."));
+        assert!(!label_tells("no-ellipsis"));
+    }
+}

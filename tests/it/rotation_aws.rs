@@ -119,3 +119,5 @@ async fn a_secret_that_is_not_a_json_object_fails_clearly_and_creates_nothing() 
 }
 
 mod calls;
+
+mod revoke;

@@ -63,7 +63,7 @@ impl Run<'_> {
         self.save().await?;
         self.emit(EventStep::Promote, EventOutcome::Ok, None);
         info!(version_id = %version, revoke_after = %crate::clock::rfc3339(revoke_after), "promoted: the new key is current");
-        failpoint::hit("promote");
+        failpoint::pause("promote").await;
         Ok(())
     }
 
