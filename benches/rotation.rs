@@ -96,6 +96,17 @@ impl SecretStore for CountingStore {
         self.inner.stage(target, token, key).await
     }
 
+    async fn stage_from(
+        &self,
+        target: &Target,
+        token: &str,
+        key: &SecretString,
+        base: &Base,
+    ) -> Result<String, StoreError> {
+        self.hit(3);
+        self.inner.stage_from(target, token, key, base).await
+    }
+
     async fn promote(&self, target: &Target, version_id: &str) -> Result<(), StoreError> {
         self.hit(4);
         self.inner.promote(target, version_id).await

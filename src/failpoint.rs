@@ -8,9 +8,10 @@
 //! `REKEY_IO_FAULT=<op>:<n>` makes the n-th file operation `op` of the
 //! process (`write`, `fsync`, `rename`, `dirsync`, `remove`) fail with EIO —
 //! `dirsync` after its rename landed. A point reached through [`pause`]
-//! (e.g. `lease:held`) with `REKEY_FAILPOINT_ACTION=pause` sleeps for
+//! (`lease:held`, `promote`) with `REKEY_FAILPOINT_ACTION=pause` sleeps for
 //! `REKEY_FAILPOINT_PAUSE_MS` (default 1000) instead, so that a test can
-//! force two processes to overlap. Without the feature this compiles to
+//! force two processes to overlap, or change the secret between promote
+//! and the revoke. Without the feature this compiles to
 //! nothing.
 
 #[cfg(feature = "failpoints")]

@@ -155,6 +155,17 @@ impl SecretStore for MeteredStore {
             .await
     }
 
+    async fn stage_from(
+        &self,
+        target: &Target,
+        token: &str,
+        key: &SecretString,
+        base: &Base,
+    ) -> Result<String, StoreError> {
+        let staged = self.inner.stage_from(target, token, key, base);
+        self.count("stage", staged).await
+    }
+
     async fn promote(&self, target: &Target, version_id: &str) -> Result<(), StoreError> {
         self.count("promote", self.inner.promote(target, version_id))
             .await

@@ -14,7 +14,17 @@ use crate::state::KeyRecord;
 
 /// Reconciles `run.state.current` with the store's current key (no rotation in flight).
 pub(super) async fn reconcile(run: &mut Run<'_>) -> Result<(), RotationError> {
-    let in_store = run.ctx.store.read_current(&run.policy.target).await?;
+    let target = &run.policy.target;
+    // One read gives the key and the version a rotation builds on (kept for
+    // its staging). No key: ask again the way that tells a missing secret.
+    let base = run.ctx.store.base(target).await?;
+    let in_store = match base.key.clone() {
+        Some(key) => {
+            run.seen_current = Some(base);
+            Some(key)
+        }
+        None => run.ctx.store.read_current(target).await?,
+    };
     let Some(key) = in_store else {
         if run.state.current.take().is_some() {
             warn!(

@@ -37,6 +37,11 @@ pub(super) struct Run<'a> {
     /// What this process staged the new key on (promote's compare side and
     /// the old key's value). `None` after a restart: the rotation stages again.
     pub base: Option<Base>,
+    /// The store's current value as this run's reconcile read it (no
+    /// rotation in flight): the base of the first staging, so that the
+    /// rotation does not read it again. A change in between is caught by
+    /// promote's compare-and-swap (the rotation then stages again).
+    pub seen_current: Option<Base>,
     /// The new key passed verification before it was written (a first key).
     pub verified_before_stage: bool,
     /// The current span already carries a `rotation` id (recorded once:
@@ -62,6 +67,7 @@ impl<'a> Run<'a> {
             until: Until::Revoked,
             new_secret: None,
             base: None,
+            seen_current: None,
             verified_before_stage: false,
             span_names_rotation: false,
             lease,

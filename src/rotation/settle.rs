@@ -16,7 +16,8 @@ use super::{RotationError, RunOutcome};
 use crate::backoff::Backoff;
 use crate::failpoint;
 use crate::providers::{Deleted, ProviderError};
-use crate::state::{Step, UnconfirmedCreate};
+use crate::secret::label_matches;
+use crate::state::{KeyRecord, Step, UnconfirmedCreate};
 
 /// A listing that finds none of a rotation's keys counts only this long after
 /// the ambiguous answer: a key made just before may not be listed yet.
@@ -221,30 +222,60 @@ impl Run<'_> {
         }
     }
 
-    /// Whether the old key may still be what applications read: the current
-    /// value equals the old one (known from staging, or the store's previous
-    /// version), or the store's current is neither this rotation's version
-    /// nor its key (changed after promote: refuse rather than guess).
-    pub async fn old_key_may_be_current(&self) -> Result<bool, RotationError> {
+    /// Whether the old key may still be what applications read — asked
+    /// right before it is revoked, with one read of the store's current
+    /// version (its id and value together). Nothing earlier can stand in
+    /// for it: the grace may be hours, and even with none, anyone with
+    /// write access may have put a value since promote. Refused when there
+    /// is no current value, when it may be the old key (see
+    /// [`Run::may_be_old_key`]), or when it is neither this rotation's
+    /// version nor its key (changed after promote: refuse rather than guess).
+    pub async fn old_key_may_be_current(&self, old: &KeyRecord) -> Result<bool, RotationError> {
         let target = &self.policy.target;
-        let Some(current) = self.ctx.store.read_current(target).await? else {
+        let current = self.ctx.store.base(target).await?;
+        let Some(key) = &current.key else {
+            // Read again the way that tells a missing secret (an error).
+            self.ctx.store.read_current(target).await?;
             return Ok(true);
         };
-        let old = self.base.as_ref().and_then(|b| b.key.as_ref());
-        if old.is_some_and(|old| same(Some(&current), old)) {
+        if self.may_be_old_key(key, old).await? {
             return Ok(true);
         }
-        let previous = self.ctx.store.read_previous(target).await?;
-        if previous.is_some_and(|p| same(Some(&current), &p)) {
-            return Ok(true);
+        let ours = |version: Option<&str>| version.is_some_and(|v| self.is_our_version(v));
+        let new = self.new_secret.as_ref();
+        if ours(current.version.as_deref()) || new.is_some_and(|s| same(Some(key), s)) {
+            return Ok(false);
         }
+        // A promote whose bookkeeping was cut short (the file store's
+        // sidecar) shows the old version id with the new value.
         let version = self.ctx.store.current_version(target).await?;
-        let ours = version.is_some_and(|v| self.is_our_version(&v))
-            || self
-                .new_secret
-                .as_ref()
-                .is_some_and(|s| same(Some(&current), s));
-        Ok(!ours)
+        Ok(!ours(version.as_deref()))
+    }
+
+    /// Whether `current` may be the old key. The old key always matches
+    /// its journaled label, so a key that does not is not the old key — no
+    /// call, the normal path. Otherwise values are compared: while this
+    /// rotation has not staged again, the base it staged on is the old
+    /// value (this process read it); in a later run (after a grace) the
+    /// store's previous value is, after promote. A rotation that staged
+    /// again on another value has the old value nowhere: refuse rather
+    /// than guess.
+    async fn may_be_old_key(
+        &self,
+        current: &SecretString,
+        old: &KeyRecord,
+    ) -> Result<bool, RotationError> {
+        if label_tells(&old.label) && !label_matches(&old.label, current) {
+            return Ok(false);
+        }
+        if self.rotation_ref().restages > 0 {
+            return Ok(true);
+        }
+        if let Some(value) = self.base.as_ref().and_then(|b| b.key.as_ref()) {
+            return Ok(same(Some(current), value));
+        }
+        let previous = self.ctx.store.read_previous(&self.policy.target).await?;
+        Ok(previous.is_none_or(|p| same(Some(current), &p)))
     }
 
     /// Stages the new key again, built from today's current value: after a
@@ -321,7 +352,29 @@ impl Run<'_> {
     }
 }
 
+/// Whether a key's label has both ends (`sk-or-v1-abc...xyz`): only then
+/// does [`label_matches`] tell keys apart.
+fn label_tells(label: &str) -> bool {
+    let parts = label.split_once("...").or_else(|| label.split_once('…'));
+    parts.is_some_and(|(head, tail)| !head.is_empty() && !tail.is_empty())
+}
+
 /// Whether a store's value is `key` (values, never labels).
 fn same(value: Option<&SecretString>, key: &SecretString) -> bool {
     value.is_some_and(|v| v.expose_secret() == key.expose_secret())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label_tells;
+
+    #[test]
+    fn a_label_tells_keys_apart_only_with_both_ends() {
+        assert!(label_tells("sk-or-v1-abc...xyz"));
+        assert!(label_tells("sk-or-v1-...xyz"));
+        assert!(label_tells("sk-…xyz"));
+        assert!(!label_tells("...xyz"));
+        assert!(!label_tells("sk-or-v1-..."));
+        assert!(!label_tells("no-ellipsis"));
+    }
 }

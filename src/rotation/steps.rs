@@ -182,11 +182,16 @@ impl Run<'_> {
     }
 
     /// Before stage: what the store holds now is recorded (promote's
-    /// compare side). A first key — the store holds none — is verified
-    /// before it is written: a store with no versions makes it current at
-    /// once (AWS), and a secret must never hold a dead current value.
+    /// compare side) — the read this run's reconcile made, when it made
+    /// one: whatever changed since is caught by promote's compare-and-swap.
+    /// A first key — the store holds none — is verified before it is
+    /// written: a store with no versions makes it current at once (AWS), and
+    /// a secret must never hold a dead current value.
     async fn before_stage(&mut self) -> Result<Verified, RotationError> {
-        let base = self.ctx.store.base(&self.policy.target).await?;
+        let base = match self.seen_current.take() {
+            Some(base) => base,
+            None => self.ctx.store.base(&self.policy.target).await?,
+        };
         let first = base.key.is_none();
         self.base = Some(base);
         if !first {
@@ -204,14 +209,17 @@ impl Run<'_> {
         Ok(verified)
     }
 
-    /// stage: the new key as the store's pending version (token = rotation id).
+    /// stage: the new key as the store's pending version (token = rotation
+    /// id), built from the base `before_stage` recorded. The token is fresh:
+    /// this rotation id was never staged (a crash after create begins a new
+    /// rotation, see `recover.rs`).
     async fn stage(&mut self, key: CreatedKey) -> Result<(), RotationError> {
         let token = self.rotation_ref().stage_token();
         self.may_start("stage", self.ctx.store_span).await?;
-        let version = self
-            .ctx
-            .store
-            .stage(&self.policy.target, &token, &key.secret)
+        let base = self.base.as_ref().expect("before_stage records the base");
+        let target = &self.policy.target;
+        let version = (self.ctx.store)
+            .stage_from(target, &token, &key.secret, base)
             .await?;
         failpoint::hit("stage:before-record");
         self.record_staged(version).await

@@ -1,6 +1,9 @@
 //! Verification attempts: the new key — the store's pending version, or a
 //! first key still in memory — is tried at the provider with backoff while
 //! it propagates, up to `verify.timeout`; a refusal that cannot pass ends it.
+//! The pending version is read once per verification (again only while
+//! reading it fails): promote makes that version id current, not whatever
+//! is pending later, and a Secrets Manager version never changes its value.
 
 use std::time::Duration;
 
@@ -23,11 +26,20 @@ impl Run<'_> {
     pub(super) async fn verify_attempts(&self, key: Option<&SecretString>) -> Verified {
         let deadline = tokio::time::Instant::now() + self.policy.verify.timeout;
         let mut attempts = 0u32;
+        let mut known = key.cloned();
         loop {
             attempts += 1;
-            let result = match key {
-                Some(key) => self.verify_key(key).await,
-                None => self.verify_once().await,
+            let read = match known.take() {
+                Some(key) => Ok(key),
+                None => self.read_pending_key().await,
+            };
+            let result = match read {
+                Ok(key) => {
+                    let result = self.verify_key(&key).await;
+                    known = Some(key);
+                    result
+                }
+                Err(e) => Err(e),
             };
             let observer = &self.ctx.observer;
             observer.verify_attempt(&self.policy.name, &self.policy.provider, result.is_ok());
@@ -55,7 +67,8 @@ impl Run<'_> {
         Verified::Yes
     }
 
-    async fn verify_once(&self) -> Result<(), Attempt> {
+    /// The key in this rotation's pending version.
+    async fn read_pending_key(&self) -> Result<SecretString, Attempt> {
         let expected = self.rotation_ref().version_id.clone();
         let pending = match self.ctx.store.read_pending(&self.policy.target).await {
             Ok(Some(p)) => p,
@@ -74,7 +87,7 @@ impl Run<'_> {
                 expected.unwrap_or_default()
             )));
         }
-        self.verify_key(&pending.key).await
+        Ok(pending.key)
     }
 
     async fn verify_key(&self, key: &SecretString) -> Result<(), Attempt> {

@@ -16,12 +16,12 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use secrecy::{ExposeSecret, SecretString};
-use tracing::warn;
 
 use super::{Base, Pending, Promoted, SecretStore, StoreError, format};
 use crate::policy::Target;
 
 mod errors;
+mod promote;
 
 const CURRENT: &str = "AWSCURRENT";
 const PENDING: &str = "AWSPENDING";
@@ -159,6 +159,28 @@ impl AwsSecretsManager {
         Ok(())
     }
 
+    /// Writes `value` as the `AWSPENDING` version `token`; returns its id.
+    async fn put_pending(
+        &self,
+        target: &Target,
+        token: &str,
+        value: &SecretString,
+    ) -> Result<String, StoreError> {
+        let request = self
+            .client
+            .put_secret_value()
+            .secret_id(&target.secret_id)
+            .client_request_token(token);
+        let request = request
+            .secret_string(value.expose_secret())
+            .version_stages(PENDING);
+        let out = request
+            .send()
+            .await
+            .map_err(|e| self.error("PutSecretValue", target, e))?;
+        Ok(out.version_id.unwrap_or_else(|| token.to_string()))
+    }
+
     /// The stages of a secret that has version `version_id`.
     async fn existing_version(
         &self,
@@ -173,39 +195,6 @@ impl AwsSecretsManager {
             return Err(self.permanent(target, &format!("version {version_id} does not exist")));
         }
         Ok(stages)
-    }
-
-    /// Moves `AWSCURRENT` from `current` onto `version_id`, then drops
-    /// `AWSPENDING`. Either call may land and still answer with an error (a
-    /// 5xx, a reset, the SDK's retry of a move that already landed refused),
-    /// so a failure is settled by reading the stages back: the move counts
-    /// once `AWSCURRENT` is on `version_id`; a pending label left behind is
-    /// only logged (the next stage moves it).
-    async fn swap(
-        &self,
-        target: &Target,
-        version_id: &str,
-        stages: &Stages,
-    ) -> Result<(), StoreError> {
-        let current = holder(stages, CURRENT);
-        if current != Some(version_id) {
-            // AWS moves AWSPREVIOUS onto the version that loses AWSCURRENT.
-            let moved = self
-                .move_stage(target, CURRENT, Some(version_id), current)
-                .await;
-            if let Err(e) = moved {
-                if self.current_version(target).await?.as_deref() != Some(version_id) {
-                    return Err(e);
-                }
-                warn!(error = %e, "AWSCURRENT moved although the call answered with an error");
-            }
-        }
-        if let Some(pending) = holder(stages, PENDING)
-            && let Err(e) = self.move_stage(target, PENDING, None, Some(pending)).await
-        {
-            warn!(error = %e, "promoted, but AWSPENDING could not be removed (the next stage moves it)");
-        }
-        Ok(())
     }
 
     /// The answer to staging `token` again, when a version with that id exists.
@@ -293,19 +282,26 @@ impl SecretStore for AwsSecretsManager {
         };
         // Built before any write, so a shape error creates no version.
         let value = format::replace_key(target, current.as_ref().map(|v| v.expose_secret()), key)?;
-        let request = self
-            .client
-            .put_secret_value()
-            .secret_id(&target.secret_id)
-            .client_request_token(token);
-        let request = request
-            .secret_string(value.expose_secret())
-            .version_stages(PENDING);
-        let out = request
-            .send()
-            .await
-            .map_err(|e| self.error("PutSecretValue", target, e))?;
-        Ok(out.version_id.unwrap_or_else(|| token.to_string()))
+        self.put_pending(target, token, &value).await
+    }
+
+    /// One `PutSecretValue` on the normal path: the value is built from
+    /// `base` (read by the caller), the token is fresh, so neither the
+    /// stages nor the current value need reading again. A base with no
+    /// current version (a first key, a secret to create) takes `stage`'s
+    /// path, which reads what it needs.
+    async fn stage_from(
+        &self,
+        target: &Target,
+        token: &str,
+        key: &SecretString,
+        base: &Base,
+    ) -> Result<String, StoreError> {
+        let (Some(_), Some(current)) = (&base.version, &base.value) else {
+            return self.stage(target, token, key).await;
+        };
+        let value = format::replace_key(target, Some(current.expose_secret()), key)?;
+        self.put_pending(target, token, &value).await
     }
 
     async fn promote(&self, target: &Target, version_id: &str) -> Result<(), StoreError> {
@@ -331,19 +327,9 @@ impl SecretStore for AwsSecretsManager {
         version_id: &str,
         base: &Base,
     ) -> Result<Promoted, StoreError> {
-        let stages = self.existing_version(target, version_id).await?;
-        let current = holder(&stages, CURRENT);
-        if current != Some(version_id) && current != base.version.as_deref() {
-            return Ok(Promoted::CurrentMoved);
-        }
-        match self.swap(target, version_id, &stages).await {
-            Ok(()) => Ok(Promoted::Done),
-            // RemoveFromVersionId no longer matched: someone else moved it.
-            Err(e) if self.current_version(target).await?.as_deref() != current => {
-                warn!(error = %e, "the current version moved while promoting");
-                Ok(Promoted::CurrentMoved)
-            }
-            Err(e) => Err(e),
+        match base.version.as_deref() {
+            Some(old) if old != version_id => self.move_current(target, version_id, old).await,
+            _ => self.promote_described(target, version_id, base).await,
         }
     }
 

@@ -75,6 +75,23 @@ pub trait SecretStore: Send + Sync {
         key: &SecretString,
     ) -> Result<String, StoreError>;
 
+    /// [`SecretStore::stage`] built from `base`, the current value the
+    /// caller read moments ago, instead of reading it again: a store may
+    /// skip its own reads (AWS: one `PutSecretValue`). Safe because the
+    /// staged value only becomes current through [`SecretStore::promote_if`]
+    /// with that same `base`, which refuses when the current value moved
+    /// since. The token must be fresh (never staged before): the checks of
+    /// a token used again are `stage`'s. Required (no default), like
+    /// `placement`: a wrapper that fell back to `stage` would silently add
+    /// the reads back.
+    async fn stage_from(
+        &self,
+        target: &Target,
+        token: &str,
+        key: &SecretString,
+        base: &Base,
+    ) -> Result<String, StoreError>;
+
     /// Makes `version_id` current; the old current becomes previous; no
     /// pending version remains. Promoting the version that is already
     /// current is a no-op (apart from clearing pending).

@@ -328,3 +328,5 @@ async fn an_unreachable_endpoint_is_a_transient_error() {
     assert!(matches!(err, Some(StoreError::Transient { .. })), "{err:?}");
     assert!(err.is_some_and(|e| e.is_retryable()));
 }
+
+mod cas;

@@ -117,3 +117,7 @@ async fn a_secret_that_is_not_a_json_object_fails_clearly_and_creates_nothing() 
     assert!(env.live_secrets().is_empty(), "no key was created");
     assert_eq!(stages(&client, &id).await.len(), 1, "no version was added");
 }
+
+mod calls;
+
+mod revoke;

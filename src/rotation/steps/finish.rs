@@ -63,7 +63,7 @@ impl Run<'_> {
         self.save().await?;
         self.emit(EventStep::Promote, EventOutcome::Ok, None);
         info!(version_id = %version, revoke_after = %crate::clock::rfc3339(revoke_after), "promoted: the new key is current");
-        failpoint::hit("promote");
+        failpoint::pause("promote").await;
         Ok(())
     }
 
@@ -141,7 +141,7 @@ impl Run<'_> {
             warn!(label = %old.label, "the old key was never found at the provider; it is not revoked");
             return Ok(OldKeyFate::NeverFound { key: old });
         };
-        if self.old_key_may_be_current().await? {
+        if self.old_key_may_be_current(&old).await? {
             return Err(RotationError::RevokeWouldBreakCurrent { key_id: id });
         }
         let deleted = match mode {

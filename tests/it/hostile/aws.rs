@@ -24,12 +24,21 @@ fn actions() -> [(Action, usize); 5] {
 /// secret each time): right after it the invariants hold, and rotating
 /// again (the faults gone) ends with one live key, the current one.
 async fn rotate_through_faults(op: &str, nth: usize) {
+    rotate_through_faults_after(None, op, nth).await;
+}
+
+/// [`rotate_through_faults`], with `first` added before each case's rule
+/// (a fault that leads the rotation to the call under test).
+async fn rotate_through_faults_after(first: Option<Rule>, op: &str, nth: usize) {
     for (action, count) in actions() {
         let env = TestEnv::new().await;
         let secret = Secret::new(env, Store::Aws, "").await;
         let proxy = FaultProxy::start(&moto_url()).await;
         route_aws_store_through(&secret.env.config_path(), &proxy);
         let when = format!("{op}#{nth} {action:?}");
+        if let Some(first) = &first {
+            proxy.add(first.clone());
+        }
         proxy.add(Rule::op(op).nth(nth).count(count).action(action));
 
         let run = secret.rotate_now().await;
@@ -42,6 +51,10 @@ async fn rotate_through_faults(op: &str, nth: usize) {
                 run.stderr
             );
         }
+        assert!(
+            proxy.seen(op) >= nth,
+            "{when}: the rotation never made that call (the case tests nothing)"
+        );
         proxy.clear();
         secret.rotate_until_ok(&when, 2).await;
     }
@@ -62,18 +75,24 @@ async fn the_drop_of_awspending_failing_or_landing_then_failing() {
     rotate_through_faults("UpdateSecretVersionStage", 2).await;
 }
 
+/// The normal path reads three times: AWSCURRENT (the base), AWSPENDING
+/// (verify), AWSCURRENT (before the revoke).
 #[tokio::test]
 async fn get_secret_value_failing_at_each_read() {
-    for nth in 1..=4 {
+    for nth in 1..=3 {
         rotate_through_faults("GetSecretValue", nth).await;
     }
 }
 
+/// The normal path never describes the secret: the stages are read back
+/// when an answer went wrong. Here the move of AWSCURRENT lands and answers
+/// 500 (every SDK attempt), and the read back meets each fault (the SDK's
+/// retries of it, and the promote's own read back after it, included).
 #[tokio::test]
-async fn describe_secret_failing_at_each_read() {
-    for nth in 1..=3 {
-        rotate_through_faults("DescribeSecret", nth).await;
-    }
+async fn describe_secret_failing_at_the_read_back_of_a_promote() {
+    let landed = Action::FailAfter(500, "InternalServiceError");
+    let promote = Rule::op("UpdateSecretVersionStage").nth(1).count(3);
+    rotate_through_faults_after(Some(promote.action(landed)), "DescribeSecret", 1).await;
 }
 
 /// The move of AWSCURRENT lands and answers 500; the SDK's retry is then
