@@ -44,6 +44,7 @@ fn policy(max_age: Option<Duration>) -> Policy {
         adopt: AdoptSpec::default(),
         project_id: None,
         notify: Vec::new(),
+        set: None,
     }
 }
 

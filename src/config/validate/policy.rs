@@ -2,19 +2,20 @@
 //! policies: unique names and no two policies writing the same field.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::at::At;
+use super::at::{At, Origin};
 use super::kind::{key, project_id, revoke, verify};
 use super::problems::Problems;
 use super::refs::is_env_name;
 use super::values::{aws_secret_id, file_secret_id, may_quote};
 use super::{quoted, rules};
 use crate::config::bounds::{MAX_AGE, MAX_LIST_LEN};
-use crate::config::raw::{RawPolicy, RawTarget};
+use crate::config::raw::{RawPolicy, RawPolicySet, RawTarget};
 use crate::config::{ProviderKind, StoreConfig, StoreKind};
 use crate::names::{self, LeaseKey, PolicyName, StoreName};
 use crate::policy::{AdoptSpec, Format, Policy, Target};
@@ -34,19 +35,31 @@ pub(super) struct Known<'a> {
     pub now: DateTime<Utc>,
     /// Schedules' shortest gaps, shared by the policies of this pass.
     pub intervals: &'a rules::Intervals,
+    /// Where relative `members = "file:..."` paths start.
+    pub base_dir: &'a Path,
 }
 
-pub(super) fn policies(p: &mut Problems, raw: Vec<RawPolicy>, known: &Known) -> Vec<Policy> {
-    let parsed: Vec<(usize, Policy)> = (raw.into_iter().enumerate())
-        .filter_map(|(i, r)| Some((i, policy(&mut At { p, i, name: None }, r, known)?)))
+/// Every `[[policy]]` and every member of every `[[policy_set]]`, checked
+/// against each other; the members files read are added to `member_files`.
+pub(super) fn policies(
+    p: &mut Problems,
+    (raw, sets): (Vec<RawPolicy>, Vec<RawPolicySet>),
+    known: &Known,
+    member_files: &mut Vec<PathBuf>,
+) -> Vec<Policy> {
+    let mut parsed: Vec<(Origin, Policy)> = (raw.into_iter().enumerate())
+        .filter_map(|(i, r)| Some((Origin::Policy(i), policy(&mut At::policy(p, i), r, known)?)))
         .collect();
+    parsed.extend(super::set::expand(p, sets, known, member_files));
     rules::duplicate_names(p, &parsed);
     rules::conflicting_targets(p, &parsed);
     rules::nested_file_secrets(p, &parsed, known.file_stores);
     parsed.into_iter().map(|(_, policy)| policy).collect()
 }
 
-fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
+/// One policy; a set's template comes here with `at.name` already set to
+/// the set's name, which messages keep.
+pub(super) fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
     let name = at.required("name", raw.name.as_deref()).map(str::to_string);
     // Only a valid name is repeated in messages (an invalid one may be anything).
     let name = name.filter(|name| {
@@ -59,7 +72,7 @@ fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
         }
         ok
     });
-    at.name = name.clone();
+    at.name = at.name.take().or(name.clone());
     let provider = at
         .required("provider", raw.provider.as_deref())
         .map(str::to_string);
@@ -119,6 +132,7 @@ fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
         adopt: AdoptSpec { key_id },
         project_id: project_id?,
         notify: notify?,
+        set: None,
     })
 }
 
@@ -212,20 +226,13 @@ fn target(at: &mut At, raw: RawTarget, known: &Known) -> Option<Target> {
             ),
         );
     }
-    let is_file = store.as_deref().map(|s| known.file_stores.contains(s));
     let secret_id = at
         .required("target.secret_id", raw.secret_id.as_deref())
         .map(str::to_string)
         .filter(|id| {
-            let checked = match is_file {
-                Some(true) => file_secret_id(id),
-                _ => aws_secret_id(id),
-            };
-            checked
-                .map_err(|message| {
-                    at.push("target.secret_id", format!("{message} (value not shown)"))
-                })
-                .is_ok()
+            secret_id_problem(known, store.as_deref(), id)
+                .map(|message| at.push("target.secret_id", format!("{message} (value not shown)")))
+                .is_none()
         });
     let formats = [
         ("raw", Format::Raw),
@@ -255,11 +262,7 @@ fn target(at: &mut At, raw: RawTarget, known: &Known) -> Option<Target> {
     };
     field_ok.then_some(())?;
     let (store, secret_id) = (StoreName::from(store?), secret_id?);
-    // A store that did not validate has its problem reported already.
-    let lease = match &known.valid_stores.get(&store)?.kind {
-        StoreKind::AwsSecretsManager { region, .. } => LeaseKey::aws(region, &secret_id),
-        StoreKind::File { dir } => LeaseKey::file(dir, &secret_id),
-    };
+    let lease = lease(known, &store, &secret_id)?;
     Some(Target {
         store,
         secret_id: secret_id.into(),
@@ -267,6 +270,27 @@ fn target(at: &mut At, raw: RawTarget, known: &Known) -> Option<Target> {
         format: format?,
         field: raw.field,
         create: raw.create.unwrap_or(false),
+    })
+}
+
+/// Why `id` cannot name a secret in `store` (a path in a file store, a name
+/// or ARN in AWS), if it cannot.
+pub(super) fn secret_id_problem(known: &Known, store: Option<&str>, id: &str) -> Option<String> {
+    let is_file = store.is_some_and(|s| known.file_stores.contains(s));
+    let checked = if is_file {
+        file_secret_id(id)
+    } else {
+        aws_secret_id(id)
+    };
+    checked.err()
+}
+
+/// The secret's identity; `None` when its store did not validate (its
+/// problem is reported already).
+pub(super) fn lease(known: &Known, store: &StoreName, secret_id: &str) -> Option<LeaseKey> {
+    Some(match &known.valid_stores.get(store)?.kind {
+        StoreKind::AwsSecretsManager { region, .. } => LeaseKey::aws(region, secret_id),
+        StoreKind::File { dir } => LeaseKey::file(dir, secret_id),
     })
 }
 
