@@ -18,6 +18,9 @@ use crate::state::KeyRecord;
 pub struct Event {
     pub time: DateTime<Utc>,
     pub policy: PolicyName,
+    /// The `[[policy_set]]` the policy is a member of (its name as written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_set: Option<String>,
     /// The `[providers.<name>]` entry.
     pub provider: ProviderName,
     pub rotation_id: Option<RotationId>,
@@ -126,6 +129,7 @@ impl Event {
         Event {
             time: Utc::now(),
             policy: policy.clone(),
+            policy_set: None,
             provider: provider.clone(),
             rotation_id: None,
             step,
