@@ -30,6 +30,7 @@ use crate::names::PolicyName;
 mod observe;
 pub mod probe;
 mod report;
+mod retire;
 mod run_loop;
 mod task;
 mod trigger;
@@ -176,6 +177,9 @@ impl Daemon {
     }
 
     pub async fn run(&self, mode: Mode) -> Summary {
+        if mode == Mode::Forever {
+            self.resume_retirements().await;
+        }
         run_loop(self, mode).await
     }
 

@@ -73,6 +73,9 @@ pub enum EventStep {
     Adopt,
     /// Assisted rotation is due but nobody has placed a new key yet.
     AwaitKey,
+    /// A policy-set member removed with `on_remove = "revoke"`: its current
+    /// key is revoked (the named exception to "never revoke the current key").
+    Retire,
 }
 
 impl EventStep {
@@ -88,6 +91,7 @@ impl EventStep {
             EventStep::Rollback => "rollback",
             EventStep::Adopt => "adopt",
             EventStep::AwaitKey => "await_key",
+            EventStep::Retire => "retire",
         }
     }
 }

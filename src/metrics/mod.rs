@@ -263,7 +263,7 @@ fn rotation_result(outcome: EventOutcome) -> Option<&'static str> {
 /// The steps of the step-duration histogram (adopt and await_key are not steps of a rotation).
 fn timed_step(step: EventStep) -> Option<&'static str> {
     match step {
-        EventStep::Adopt | EventStep::AwaitKey => None,
+        EventStep::Adopt | EventStep::AwaitKey | EventStep::Retire => None,
         other => Some(other.as_str()),
     }
 }
