@@ -74,14 +74,18 @@ fn set(
         );
     }
     let stand_in = |text: &str| text.replace(MEMBER, STAND_IN);
-    let name = templates.as_ref().map(|t| stand_in(&t.name));
+    // A name `templates` refused is reported there: the stand-in lets the
+    // template's other fields still be checked, without a second report.
+    let name = (raw.name.as_deref().map(stand_in))
+        .filter(|n| !n.trim().is_empty() && !n.contains(['{', '}']))
+        .unwrap_or_else(|| STAND_IN.to_string());
     if let (Some(t), Some(key)) = (&templates, raw.key.as_mut()) {
         key.name = t.key_name.as_deref().map(stand_in);
     }
     if let (Some(t), Some(target)) = (&templates, raw.target.as_mut()) {
         target.secret_id = Some(stand_in(&t.secret_id));
     }
-    let (template, members) = raw.template(name.unwrap_or_default());
+    let (template, members) = raw.template(name);
     let members = self::members(at, members, known, member_files);
     let Some(template) = policy(at, template, known) else {
         return;
