@@ -79,11 +79,11 @@ fn set(
     let name = (raw.name.as_deref().map(stand_in))
         .filter(|n| !n.trim().is_empty() && !n.contains(['{', '}']))
         .unwrap_or_else(|| STAND_IN.to_string());
-    if let (Some(t), Some(key)) = (&templates, raw.key.as_mut()) {
-        key.name = t.key_name.as_deref().map(stand_in);
+    if let Some(key) = raw.key.as_mut() {
+        key.name = key.name.as_deref().map(stand_in);
     }
-    if let (Some(t), Some(target)) = (&templates, raw.target.as_mut()) {
-        target.secret_id = Some(stand_in(&t.secret_id));
+    if let Some(target) = raw.target.as_mut() {
+        target.secret_id = target.secret_id.as_deref().map(stand_in);
     }
     let (template, members) = raw.template(name);
     let members = self::members(at, members, known, member_files);
@@ -115,7 +115,14 @@ fn set(
 /// anywhere else is refused.
 fn templates(at: &mut At, raw: &mut RawPolicySet) -> Option<Templates> {
     let name = at.required("name", raw.name.as_deref()).map(str::to_string);
-    at.name = name.clone();
+    // Only a name that makes valid policy names is repeated in messages
+    // (an invalid one may be anything, a pasted key included).
+    let shown = name.as_deref().map(|n| n.replace(MEMBER, STAND_IN));
+    at.name = name.clone().filter(|_| {
+        shown
+            .as_deref()
+            .is_some_and(|n| crate::names::policy_name(n).is_ok())
+    });
     let mut ok = name
         .as_deref()
         .is_some_and(|n| placeholders(at, "name", n, true));
@@ -320,7 +327,7 @@ fn inline(at: &mut At, ids: &[String]) -> Option<Vec<MemberId>> {
 }
 
 fn from_file(at: &mut At, path: &std::path::Path) -> Option<Vec<MemberId>> {
-    let shown = path.display().to_string();
+    let shown = shown_path(path);
     let text = match read_bounded(path) {
         Ok(text) => text,
         Err(why) => {
@@ -339,6 +346,15 @@ fn from_file(at: &mut At, path: &std::path::Path) -> Option<Vec<MemberId>> {
             }
             None
         }
+    }
+}
+
+/// The path, unless a part of it looks like a key (pasted into the wrong field).
+fn shown_path(path: &std::path::Path) -> String {
+    let parts = path.components().map(|c| c.as_os_str().to_string_lossy());
+    match parts.map(|part| super::may_quote(&part)).all(|ok| ok) {
+        true => path.display().to_string(),
+        false => "the members file (path not shown)".into(),
     }
 }
 

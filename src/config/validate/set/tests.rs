@@ -92,6 +92,14 @@ fn a_bad_members_file_is_named_with_its_lines() {
             ),
         ]
     );
+    let pasted = set(&format!(
+        "members = \"file:sk-or-v1-0123456789abcdef0123456789abcdef\"\n{TARGET}"
+    ));
+    let got = validated(&pasted, dir.path()).unwrap_err();
+    assert!(
+        got[0].starts_with("policy_set[0].members: cannot read the members file (path not shown)"),
+        "{got:?}"
+    );
     let missing = set(&format!("members = \"file:nope.txt\"\n{TARGET}"));
     let got = validated(&missing, dir.path()).unwrap_err();
     assert!(
