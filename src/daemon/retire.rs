@@ -32,6 +32,9 @@ use crate::state::{Lease, PolicyState, Retirement};
 /// gives up on it for this run (each run waits out its grace).
 const FINISH_ATTEMPTS: u32 = 5;
 
+/// How often a retirement looks whether the member's rotation has ended.
+const RUNNING_POLL: Duration = Duration::from_millis(250);
+
 /// How long a revoke may take when the provider entry is gone from the config.
 const DEFAULT_CALL_SPAN: Duration = Duration::from_secs(30);
 
@@ -101,10 +104,10 @@ async fn retire(daemon: Daemon, old: Arc<App>, policy: Policy) {
     revoke_current(&daemon, &old, &name, provider).await;
 }
 
-/// Waits until no rotation of `name` runs in this process; `false` on shutdown.
+/// Waits until no rotation of `name` runs in this process; `false` on
+/// shutdown. Polled: the loop's `finished` notification is the loop's own.
 async fn wait_not_running(shared: &Shared, name: &PolicyName) -> bool {
     loop {
-        let finished = shared.finished.notified();
         if !shared
             .running
             .lock()
@@ -114,7 +117,7 @@ async fn wait_not_running(shared: &Shared, name: &PolicyName) -> bool {
             return true;
         }
         tokio::select! {
-            _ = finished => {}
+            _ = tokio::time::sleep(RUNNING_POLL) => {}
             _ = shared.cancel.cancelled() => return false,
         }
     }
@@ -157,7 +160,7 @@ async fn mark(daemon: &Daemon, app: &App, policy: &Policy) -> bool {
 /// revoked); `false` when it did not get there.
 async fn finish_in_flight(daemon: &Daemon, app: &Arc<App>, policy: &Policy) -> bool {
     let ctx = app.ctx(policy);
-    for attempt in 0..FINISH_ATTEMPTS {
+    for attempt in 0..=FINISH_ATTEMPTS {
         match app.state.load(&policy.name).await {
             Ok(state) if state.in_flight.is_none() => return true,
             Ok(_) => {}
@@ -165,15 +168,17 @@ async fn finish_in_flight(daemon: &Daemon, app: &Arc<App>, policy: &Policy) -> b
                 warn!(policy = %policy.name, error = %e, "cannot read the journal of a set member being retired")
             }
         }
+        if attempt == FINISH_ATTEMPTS || (attempt > 0 && !pause(daemon, app, attempt - 1).await) {
+            break;
+        }
         info!(policy = %policy.name, "finishing the rotation in flight before retiring the member");
         if let Err(e) = run_policy(&ctx, policy, Request::Due, Until::Revoked).await {
             warn!(policy = %policy.name, error = %e, "the rotation in flight of a member being retired did not finish; will retry");
-            if !pause(daemon, app, attempt).await {
-                return false;
-            }
         }
     }
-    error!(policy = %policy.name, "gave up finishing the rotation in flight of a removed set member; its key is not revoked");
+    if !daemon.shared.cancel.is_cancelled() {
+        error!(policy = %policy.name, "gave up finishing the rotation in flight of a removed set member; its key is not revoked");
+    }
     false
 }
 

@@ -30,6 +30,11 @@ verify = { mode = "chat", model = "openai/gpt-4o-mini", timeout = "10s" }
 revoke = { grace = "0s" }
 "#;
 
+/// [`SET`] with another grace.
+fn set_with_grace(grace: &str) -> String {
+    SET.replace("grace = \"0s\"", &format!("grace = \"{grace}\""))
+}
+
 fn members(env: &TestEnv, ids: &str) {
     std::fs::write(env.path("tenants.txt"), ids).unwrap();
 }
@@ -94,6 +99,58 @@ async fn set_members_rotate_as_policies_and_a_removed_member_is_retired() {
         policies_in_status(&daemon).await,
         ["tenant-a", "tenant-b", "tenant-d"]
     );
+    daemon.stop().await;
+    env.assert_no_secret_leaked();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_in_grace_finishes_its_rotation_before_its_key_is_revoked() {
+    let env = TestEnv::new().await;
+    members(&env, "a\nc\n");
+    write_config_with_daemon(&env, &token_line(), &set_with_grace("8s"));
+    let daemon = RunningDaemon::start(&env, &[(TOKEN_ENV, TOKEN)]).await;
+    wait_for_history(&env, "tenant-c", 1).await;
+    daemon.wait_for_log(WATCHING).await;
+    let first = secret(&env, "c");
+    let rotate = daemon
+        .post("/v1/policies/tenant-c/rotate", Some(TOKEN), None)
+        .await;
+    assert_eq!(rotate.status(), 202);
+    let promoted = wait_until(Duration::from_secs(30), || {
+        let j = journal(&env, "tenant-c");
+        (j["in_flight"]["step"] == "promoted").then_some(())
+    })
+    .await;
+    assert!(promoted.is_some(), "{}", journal(&env, "tenant-c"));
+    let second = secret(&env, "c");
+    assert_ne!(first, second);
+    assert!(env.works(&first), "the old key is in its grace");
+
+    members(&env, "a\n");
+    daemon
+        .wait_for_log("finishing the rotation in flight before retiring the member")
+        .await;
+    let retired = wait_until(Duration::from_secs(30), || {
+        let j = journal(&env, "tenant-c");
+        j["retirement"]["done_at"].is_string().then_some(j)
+    })
+    .await
+    .unwrap_or_else(|| panic!("tenant-c not retired: {}", journal(&env, "tenant-c")));
+    assert_eq!(
+        retired["history"].as_array().map(Vec::len),
+        Some(2),
+        "{retired}"
+    );
+    assert_eq!(
+        retired["history"][1]["kind"], "rotated",
+        "the rotation finished first"
+    );
+    assert!(
+        !env.works(&first),
+        "the old key was revoked at the end of its grace"
+    );
+    assert!(!env.works(&second), "then the member's current key");
+    assert!(env.works(&secret(&env, "a")));
     daemon.stop().await;
     env.assert_no_secret_leaked();
 }

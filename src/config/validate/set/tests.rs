@@ -225,3 +225,22 @@ fn members_are_required() {
         "{got:?}"
     );
 }
+
+/// Measures validation of a set of 10,000 members; prints, asserts nothing
+/// about time. `cargo test --lib set_of_ten_thousand -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement: run by hand"]
+fn set_of_ten_thousand_validation_time() {
+    let members: Vec<String> = (0..10_000).map(|i| format!("\"m{i}\"")).collect();
+    let text = set(&format!(
+        "members = [{}]\nspread = \"4h\"\ntimezone = \"Europe/Berlin\"\n{TARGET}",
+        members.join(",")
+    ));
+    let started = std::time::Instant::now();
+    let config = validated(&text, Path::new("/etc/rekey")).unwrap();
+    println!(
+        "validated a set of {} members in {:?}",
+        config.policies.len(),
+        started.elapsed()
+    );
+}
