@@ -88,12 +88,14 @@ pub(crate) fn validate(
         base_dir,
     };
     let mut member_files = Vec::new();
-    let policies = policy::policies(
+    let mut parsed = policy::policies(&mut p, raw.policy, &names);
+    parsed.extend(set::expand(
         &mut p,
-        (raw.policy, raw.policy_set),
+        raw.policy_set,
         &names,
         &mut member_files,
-    );
+    ));
+    let policies = policy::checked_together(&mut p, parsed, &names);
     if let Some(daemon) = &daemon {
         state::calls_fit_in_lease(&mut p, &daemon.state, &providers, &stores, &policies);
     }

@@ -2,7 +2,7 @@
 //! policies: unique names and no two policies writing the same field.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,7 +15,7 @@ use super::refs::is_env_name;
 use super::values::{aws_secret_id, file_secret_id, may_quote};
 use super::{quoted, rules};
 use crate::config::bounds::{MAX_AGE, MAX_LIST_LEN};
-use crate::config::raw::{RawPolicy, RawPolicySet, RawTarget};
+use crate::config::raw::{RawPolicy, RawTarget};
 use crate::config::{ProviderKind, StoreConfig, StoreKind};
 use crate::names::{self, LeaseKey, PolicyName, StoreName};
 use crate::policy::{AdoptSpec, Format, Policy, Target};
@@ -39,18 +39,24 @@ pub(super) struct Known<'a> {
     pub base_dir: &'a Path,
 }
 
-/// Every `[[policy]]` and every member of every `[[policy_set]]`, checked
-/// against each other; the members files read are added to `member_files`.
+/// Every `[[policy]]`, with where it was written.
 pub(super) fn policies(
     p: &mut Problems,
-    (raw, sets): (Vec<RawPolicy>, Vec<RawPolicySet>),
+    raw: Vec<RawPolicy>,
     known: &Known,
-    member_files: &mut Vec<PathBuf>,
-) -> Vec<Policy> {
-    let mut parsed: Vec<(Origin, Policy)> = (raw.into_iter().enumerate())
+) -> Vec<(Origin, Policy)> {
+    (raw.into_iter().enumerate())
         .filter_map(|(i, r)| Some((Origin::Policy(i), policy(&mut At::policy(p, i), r, known)?)))
-        .collect();
-    parsed.extend(super::set::expand(p, sets, known, member_files));
+        .collect()
+}
+
+/// The checks across every policy, set members included: unique names, no
+/// two writers of one field, no file secret under another.
+pub(super) fn checked_together(
+    p: &mut Problems,
+    parsed: Vec<(Origin, Policy)>,
+    known: &Known,
+) -> Vec<Policy> {
     rules::duplicate_names(p, &parsed);
     rules::conflicting_targets(p, &parsed);
     rules::nested_file_secrets(p, &parsed, known.file_stores);
