@@ -72,7 +72,7 @@ impl Daemon {
             .map(|p| p.name.as_str())
             .collect();
         for name in names.iter().filter(|n| !configured.contains(n.as_str())) {
-            let Ok(state) = app.state.load(&name).await else {
+            let Ok(state) = app.state.load(name).await else {
                 continue;
             };
             let Some(retirement) = state.retirement.filter(|r| r.done_at.is_none()) else {

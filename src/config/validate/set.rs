@@ -351,8 +351,8 @@ fn from_file(at: &mut At, path: &std::path::Path) -> Option<Vec<MemberId>> {
 
 /// The path, unless a part of it looks like a key (pasted into the wrong field).
 fn shown_path(path: &std::path::Path) -> String {
-    let parts = path.components().map(|c| c.as_os_str().to_string_lossy());
-    match parts.map(|part| super::may_quote(&part)).all(|ok| ok) {
+    let mut parts = path.components().map(|c| c.as_os_str().to_string_lossy());
+    match parts.all(|part| super::may_quote(&part)) {
         true => path.display().to_string(),
         false => "the members file (path not shown)".into(),
     }
