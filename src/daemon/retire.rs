@@ -100,6 +100,7 @@ async fn retire(daemon: Daemon, old: Arc<App>, policy: Policy) {
     if !finish_in_flight(&daemon, &old, &policy).await {
         return;
     }
+    crate::failpoint::hit("retire:marked");
     let provider = old.ctx(&policy).provider;
     revoke_current(&daemon, &old, &name, provider).await;
 }

@@ -2,7 +2,8 @@
 //! own policy and status lists each; an edit of the members file alone is
 //! picked up by the reload watcher as a diff (a member added, one removed);
 //! with `on_remove = "revoke"` the removed member's current key is revoked
-//! at the simulator and the journal records the retirement.
+//! at the simulator and the journal records the retirement, also when a
+//! crash cuts it short.
 
 use std::time::Duration;
 
@@ -150,6 +151,46 @@ async fn a_member_removed_in_grace_finishes_its_rotation_before_its_key_is_revok
         "the old key was revoked at the end of its grace"
     );
     assert!(!env.works(&second), "then the member's current key");
+    assert!(env.works(&secret(&env, "a")));
+    daemon.stop().await;
+    env.assert_no_secret_leaked();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retirement_cut_short_by_a_crash_is_finished_at_the_next_start() {
+    let env = TestEnv::new().await;
+    members(&env, "a\nc\n");
+    write_config_with_daemon(&env, &token_line(), SET);
+    let crashing = [(TOKEN_ENV, TOKEN), ("REKEY_FAILPOINT", "retire:marked")];
+    let daemon = RunningDaemon::start(&env, &crashing).await;
+    wait_for_history(&env, "tenant-c", 1).await;
+    daemon.wait_for_log(WATCHING).await;
+    let c_key = secret(&env, "c");
+
+    members(&env, "a\n");
+    let exited = daemon.wait_exit(Duration::from_secs(30)).await;
+    assert_eq!(
+        exited.code, None,
+        "aborted at the failpoint: {}",
+        exited.stderr
+    );
+    let pending = journal(&env, "tenant-c");
+    assert!(pending["retirement"]["since"].is_string(), "{pending}");
+    assert!(pending["retirement"]["done_at"].is_null(), "{pending}");
+    assert!(env.works(&c_key), "not revoked before the crash");
+
+    let daemon = RunningDaemon::start(&env, &[(TOKEN_ENV, TOKEN)]).await;
+    daemon
+        .wait_for_log("resuming the retirement of a removed set member")
+        .await;
+    let retired = wait_until(Duration::from_secs(30), || {
+        let j = journal(&env, "tenant-c");
+        j["retirement"]["done_at"].is_string().then_some(j)
+    })
+    .await
+    .unwrap_or_else(|| panic!("tenant-c not retired: {}", journal(&env, "tenant-c")));
+    assert!(retired["current"].is_null(), "{retired}");
+    assert!(!env.works(&c_key), "revoked by the restarted daemon");
     assert!(env.works(&secret(&env, "a")));
     daemon.stop().await;
     env.assert_no_secret_leaked();
