@@ -41,6 +41,8 @@ struct Record<'a> {
     /// The writing process: a crash and its resume show up as two pids.
     pid: u32,
     policy: Option<&'a str>,
+    /// The `[[policy_set]]` (its name as written) the policy is a member of.
+    policy_set: Option<&'a str>,
     provider: Option<&'a str>,
     rotation_id: Option<&'a str>,
     step: &'a str,
@@ -91,6 +93,7 @@ impl AuditLog {
             time: timestamp(event.time),
             pid: std::process::id(),
             policy: Some(&event.policy),
+            policy_set: event.policy_set.as_deref(),
             provider: Some(&event.provider),
             rotation_id: event.rotation_id.as_deref(),
             step: event.step.as_str(),
@@ -111,6 +114,7 @@ impl AuditLog {
             time: timestamp(time),
             pid: std::process::id(),
             policy: None,
+            policy_set: None,
             provider: None,
             rotation_id: None,
             step: "config_reload",

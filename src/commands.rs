@@ -102,6 +102,13 @@ pub async fn check(path: &Path, online: bool) -> ExitCode {
             .as_ref()
             .map(|s| s.to_string())
             .unwrap_or_else(|| "-".into());
+        let schedule = match policy.spread_offset() {
+            offset if offset.is_zero() => schedule,
+            offset => format!(
+                "{schedule} +{} (spread)",
+                crate::config::bounds::human(offset)
+            ),
+        };
         crate::outln!(
             "  {}: provider {}, secret {}:{}, schedule {schedule}, next due {due}",
             policy.name,

@@ -34,6 +34,7 @@ mod observe;
 mod pass;
 pub mod probe;
 mod report;
+mod retire;
 mod rules;
 mod run_loop;
 mod task;
@@ -188,6 +189,9 @@ impl Daemon {
     }
 
     pub async fn run(&self, mode: Mode) -> Summary {
+        if mode == Mode::Forever {
+            self.resume_retirements().await;
+        }
         run_loop(self, mode).await
     }
 

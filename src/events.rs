@@ -18,6 +18,9 @@ use crate::state::KeyRecord;
 pub struct Event {
     pub time: DateTime<Utc>,
     pub policy: PolicyName,
+    /// The `[[policy_set]]` the policy is a member of (its name as written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_set: Option<String>,
     /// The `[providers.<name>]` entry.
     pub provider: ProviderName,
     pub rotation_id: Option<RotationId>,
@@ -70,6 +73,9 @@ pub enum EventStep {
     Adopt,
     /// Assisted rotation is due but nobody has placed a new key yet.
     AwaitKey,
+    /// A policy-set member removed with `on_remove = "revoke"`: its current
+    /// key is revoked (the named exception to "never revoke the current key").
+    Retire,
 }
 
 impl EventStep {
@@ -85,6 +91,7 @@ impl EventStep {
             EventStep::Rollback => "rollback",
             EventStep::Adopt => "adopt",
             EventStep::AwaitKey => "await_key",
+            EventStep::Retire => "retire",
         }
     }
 }
@@ -126,6 +133,7 @@ impl Event {
         Event {
             time: Utc::now(),
             policy: policy.clone(),
+            policy_set: None,
             provider: provider.clone(),
             rotation_id: None,
             step,

@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod dev;
 pub mod events;
 pub mod failpoint;
+pub mod fleet;
 pub mod fsutil;
 pub mod logging;
 pub mod metrics;

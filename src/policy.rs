@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::fleet::SetMember;
 use crate::names::{LeaseKey, PolicyName, ProviderName, SecretId, StoreName};
 use crate::schedule::Schedule;
 
@@ -24,6 +25,33 @@ pub struct Policy {
     pub project_id: Option<String>,
     /// Names of `[notify.<name>]` entries alerted for this policy.
     pub notify: Vec<String>,
+    /// The `[[policy_set]]` this policy is a member of; `None` for a `[[policy]]`.
+    pub set: Option<SetMember>,
+}
+
+impl Policy {
+    /// The first schedule tick after `after`, moved by the member's spread
+    /// offset: the schedule shifted as a whole, so a key made between a
+    /// tick and its member's offset still falls due at that offset.
+    pub fn next_tick(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let schedule = self.schedule.as_ref()?;
+        let offset = self.spread_offset();
+        if offset.is_zero() {
+            return schedule.next_after(after);
+        }
+        let offset = chrono::Duration::from_std(offset).ok()?;
+        Some(schedule.next_after(after - offset)? + offset)
+    }
+
+    /// Zero outside a set or without `spread`.
+    pub fn spread_offset(&self) -> Duration {
+        self.set.as_ref().map_or(Duration::ZERO, |m| m.offset)
+    }
+
+    /// The `policy_set` label of this policy's histograms, if it is a member.
+    pub fn set_name(&self) -> Option<&str> {
+        self.set.as_ref().map(|m| m.set.as_str())
+    }
 }
 
 /// How new keys are named and limited at the provider.

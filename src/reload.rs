@@ -1,6 +1,7 @@
-//! Hot reload of the config: on SIGHUP, or when the file changed and has
-//! settled (polled every second: mtime, size and a hash of the content; a
-//! change is taken once two polls agree, so a half-written file is not read).
+//! Hot reload of the config: on SIGHUP, or when the file — or a policy
+//! set's `members = "file:..."` file — changed and has settled (polled every
+//! second: mtime, size and a hash of the content; a change is taken once two
+//! polls agree, so a half-written file is not read).
 //!
 //! A config that fails validation (or whose credentials cannot be read) is
 //! refused: the running one stays, every problem is logged with its field
@@ -29,7 +30,8 @@ const POLL: Duration = Duration::from_secs(1);
 /// Watches for SIGHUP and file changes until `cancel`; reloads on each.
 pub async fn watch(path: PathBuf, daemon: Daemon, cancel: CancellationToken) {
     let mut hangups = crate::signals::hangups();
-    let mut debounce = Debounce::new(fingerprint(&path));
+    let members = || daemon.app().config.member_files.clone();
+    let mut debounce = Debounce::new(fingerprint(&path, &members()));
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     info!(config = %path.display(), "reloading the config on SIGHUP or when the file changes");
@@ -38,13 +40,13 @@ pub async fn watch(path: PathBuf, daemon: Daemon, cancel: CancellationToken) {
             _ = cancel.cancelled() => return,
             _ = hangups.recv() => "SIGHUP",
             _ = poll.tick() => {
-                if !debounce.settled_change(fingerprint_off_workers(&path).await) {
+                if !debounce.settled_change(fingerprint_off_workers(&path, members()).await) {
                     continue;
                 }
                 "file change"
             }
         };
-        debounce.attempted(fingerprint_off_workers(&path).await);
+        debounce.attempted(fingerprint_off_workers(&path, members()).await);
         // Outcomes are logged and reported to the observer inside.
         let _ = reload(&path, &daemon, cause).await;
     }
@@ -74,6 +76,7 @@ pub async fn reload(path: &Path, daemon: &Daemon, cause: &str) -> Result<Diff, S
     for name in &diff.removed {
         warn_if_in_flight(&old, name).await;
     }
+    daemon.retire_removed(&old, &diff.removed);
     info!(
         cause,
         added = %listed(&diff.added),
@@ -98,9 +101,9 @@ async fn diff_off_workers(old: &Arc<Config>, new: &Arc<Config>) -> Diff {
 
 /// [`fingerprint`] on the blocking pool: reading and hashing a fleet's
 /// config is file I/O and CPU the async workers should not wait on.
-async fn fingerprint_off_workers(path: &Path) -> Option<Fingerprint> {
+async fn fingerprint_off_workers(path: &Path, members: Vec<PathBuf>) -> Option<Fingerprint> {
     let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || fingerprint(&path))
+    tokio::task::spawn_blocking(move || fingerprint(&path, &members))
         .await
         .ok()
         .flatten()
@@ -245,17 +248,36 @@ pub struct Fingerprint {
     hash: u64,
 }
 
-/// `None` while the file cannot be read (e.g. mid-replace).
-pub fn fingerprint(path: &Path) -> Option<Fingerprint> {
+/// The config file and the members files it names, as one version. `None`
+/// while the config cannot be read (e.g. mid-replace); a members file that
+/// cannot be read counts as a version of its own (the reload then says why).
+pub fn fingerprint(path: &Path, members: &[PathBuf]) -> Option<Fingerprint> {
     let bytes = std::fs::read(path).ok()?;
     let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut hasher);
+    let mut len = bytes.len() as u64;
+    for file in members {
+        let content = read_at_most(file, crate::fleet::MAX_MEMBERS_FILE_BYTES + 1);
+        let changed = std::fs::metadata(file).and_then(|m| m.modified()).ok();
+        (file, &content, changed).hash(&mut hasher);
+        len += content.as_ref().map_or(0, |c| c.len() as u64);
+    }
     Some(Fingerprint {
         modified,
-        len: bytes.len() as u64,
+        len,
         hash: hasher.finish(),
     })
+}
+
+/// The first `limit` bytes of `path` (a members file past its bound is
+/// refused by the reload, not read whole every second).
+fn read_at_most(path: &Path, limit: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let file = std::fs::File::open(path).ok()?;
+    file.take(limit).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 /// Decides when a changed file has settled: it differs from what was last

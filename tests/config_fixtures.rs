@@ -271,6 +271,39 @@ const INVALID: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     (
+        "set-member-collides.toml",
+        &[(
+            "policy_set[0].name",
+            "duplicate policy name \"tenant-acme\" (also policy[0]) (member \"acme\")",
+        )],
+    ),
+    (
+        "set-bad-members-file.toml",
+        &[
+            (
+                "policy_set[0].members",
+                "bad-tenants.txt line 2: member id may hold only",
+            ),
+            (
+                "policy_set[0].members",
+                "bad-tenants.txt line 3: duplicate member \"acme\" (also line 1)",
+            ),
+        ],
+    ),
+    (
+        "set-spread-too-long.toml",
+        &[
+            (
+                "policy_set[0].spread",
+                "6h must be shorter than the schedule's shortest gap between ticks 6h",
+            ),
+            (
+                "policy_set[0].target.secret_id",
+                "must contain {member}: otherwise every member writes the same secret",
+            ),
+        ],
+    ),
+    (
         "multiple-problems.toml",
         &[
             (
@@ -631,4 +664,39 @@ fn rekey_check_accepts_the_shipped_example_and_prints_each_policys_next_due_time
             policy.name
         );
     }
+}
+
+#[test]
+fn a_policy_set_fixture_expands_to_one_policy_per_member_of_its_file() {
+    let path = resources().join("valid-policy-set.toml");
+    let config = load(&path).unwrap();
+    let names: Vec<&str> = config.policies.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["tenant-acme", "tenant-globex", "tenant-initech"]);
+    let globex = &config.policies[1];
+    assert_eq!(globex.target.secret_id.as_str(), "tenants/globex/llm");
+    assert_eq!(globex.key.name, "tenant-globex-{rotation}");
+    assert_eq!(globex.key.limit_reset, Some(LimitReset::Monthly));
+    let offsets: Vec<u64> = (config.policies.iter())
+        .map(|p| p.spread_offset().as_secs())
+        .collect();
+    assert!(offsets.iter().all(|&o| o < 4 * 3600), "{offsets:?}");
+    assert_eq!(offsets[0], 7950, "fnv1a64(\"tenant-acme\") mod 4h");
+    assert_eq!(
+        config.member_files,
+        [resources().join("members/tenants.txt")]
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rekey"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .env("OPENROUTER_MANAGEMENT_KEY", "set")
+        .output()
+        .expect("rekey runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("ok, 3 policies"), "{stdout}");
+    assert!(
+        stdout.contains("  tenant-acme: provider openrouter-prod, secret aws:tenants/acme/llm, schedule 0 3 * * * (UTC) +2h 12m 30s (spread), next due"),
+        "{stdout}"
+    );
 }

@@ -30,6 +30,9 @@ pub struct Config {
     pub policies: Vec<Policy>,
     /// `[notify.<name>]` webhooks; policies pick theirs by name.
     pub notify: BTreeMap<String, NotifierConfig>,
+    /// The `members = "file:..."` files of the policy sets: the reload
+    /// watcher watches them with the config file.
+    pub member_files: Vec<PathBuf>,
 }
 
 impl Config {

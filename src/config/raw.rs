@@ -20,6 +20,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub policy: Vec<RawPolicy>,
     #[serde(default)]
+    pub policy_set: Vec<RawPolicySet>,
+    #[serde(default)]
     pub notify: BTreeMap<String, RawNotify>,
 }
 
@@ -96,6 +98,82 @@ pub struct RawPolicy {
     pub adopt: Option<RawAdopt>,
     pub project_id: Option<String>,
     pub notify: Option<Vec<String>>,
+}
+
+/// `[[policy_set]]`: a policy's fields (the template) plus the members.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicySet {
+    pub name: Option<String>,
+    pub members: Option<RawMembers>,
+    pub spread: Option<String>,
+    pub on_remove: Option<String>,
+    pub provider: Option<String>,
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub max_age: Option<String>,
+    pub key: Option<RawKey>,
+    pub target: Option<RawTarget>,
+    pub verify: Option<RawVerify>,
+    pub revoke: Option<RawRevoke>,
+    pub adopt: Option<RawAdopt>,
+    pub project_id: Option<String>,
+    pub notify: Option<Vec<String>>,
+}
+
+impl RawPolicySet {
+    /// The template as a `[[policy]]`, with `name` given (the set's own
+    /// name holds `{member}`, which no policy name may).
+    pub fn template(self, name: String) -> (RawPolicy, Option<RawMembers>) {
+        let policy = RawPolicy {
+            name: Some(name),
+            provider: self.provider,
+            schedule: self.schedule,
+            timezone: self.timezone,
+            max_age: self.max_age,
+            key: self.key,
+            target: self.target,
+            verify: self.verify,
+            revoke: self.revoke,
+            adopt: self.adopt,
+            project_id: self.project_id,
+            notify: self.notify,
+        };
+        (policy, self.members)
+    }
+}
+
+/// `members = "file:PATH"` or `members = ["a", "b"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawMembers {
+    File(String),
+    List(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for RawMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = RawMembers;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a \"file:PATH\" string or a list of member ids")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawMembers, E> {
+                Ok(RawMembers::File(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawMembers, A::Error> {
+                let mut ids = Vec::new();
+                while let Some(id) = seq.next_element::<String>()? {
+                    ids.push(id);
+                }
+                Ok(RawMembers::List(ids))
+            }
+        }
+        d.deserialize_any(Members)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -21,6 +21,7 @@ mod policy;
 mod problems;
 mod refs;
 mod rules;
+mod set;
 mod state;
 mod values;
 
@@ -84,8 +85,17 @@ pub(crate) fn validate(
         valid_stores: &stores,
         now,
         intervals: &intervals,
+        base_dir,
     };
-    let policies = policy::policies(&mut p, raw.policy, &names);
+    let mut member_files = Vec::new();
+    let mut parsed = policy::policies(&mut p, raw.policy, &names);
+    parsed.extend(set::expand(
+        &mut p,
+        raw.policy_set,
+        &names,
+        &mut member_files,
+    ));
+    let policies = policy::checked_together(&mut p, parsed, &names);
     if let Some(daemon) = &daemon {
         state::calls_fit_in_lease(&mut p, &daemon.state, &providers, &stores, &policies);
     }
@@ -96,6 +106,7 @@ pub(crate) fn validate(
             stores,
             policies,
             notify,
+            member_files,
         }),
         _ => Err(p.0),
     }

@@ -104,6 +104,7 @@ fn trimmed(state: &PolicyState) -> PolicyState {
         last_result: state.last_result.clone(),
         history: last_rotated.into_iter().collect(),
         awaiting_key_since: state.awaiting_key_since,
+        retirement: state.retirement.clone(),
     }
 }
 

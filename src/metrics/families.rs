@@ -4,7 +4,7 @@
 //! set. Labels are bounded (policy, provider, store, step, op, result,
 //! notifier): never a key, never an error message.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet};
 
 /// A family's name as scraped and its help text.
 #[derive(Debug)]
@@ -160,11 +160,33 @@ pub struct RotationLabels {
     pub result: String,
 }
 
-/// `rekey_step_duration_seconds`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+/// `rekey_step_duration_seconds`: a plain policy's own series, or one per
+/// policy set shared by its members (10,000 members, not 10,000 series).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct StepLabels {
-    pub policy: String,
+    pub scope: HistogramScope,
     pub step: String,
+}
+
+/// Whose histogram: `policy="<name>"` or `policy_set="<set name>"`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HistogramScope {
+    Policy(String),
+    Set(String),
+}
+
+impl EncodeLabelSet for StepLabels {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelSetEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let scope = match &self.scope {
+            HistogramScope::Policy(name) => ("policy", name.as_str()),
+            HistogramScope::Set(name) => ("policy_set", name.as_str()),
+        };
+        EncodeLabel::encode(&scope, encoder.encode_label())?;
+        EncodeLabel::encode(&("step", self.step.as_str()), encoder.encode_label())
+    }
 }
 
 /// `rekey_verify_attempts_total`.

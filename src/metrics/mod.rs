@@ -24,8 +24,8 @@ mod sorted;
 pub use exposition::{EncodeError, Exposition};
 pub use families::BUCKETS;
 use families::{
-    BuildLabels, NotificationLabels, PolicyLabels, ProviderCallLabels, ProviderLabels,
-    ReloadLabels, RotationLabels, StepLabels, StoreCallLabels, VerifyLabels,
+    BuildLabels, HistogramScope, NotificationLabels, PolicyLabels, ProviderCallLabels,
+    ProviderLabels, ReloadLabels, RotationLabels, StepLabels, StoreCallLabels, VerifyLabels,
 };
 use registry::{Families, Seconds, policy_labels};
 use sorted::SortedFamily;
@@ -83,8 +83,12 @@ impl Metrics {
             f.rotations.get_or_create(&labels).inc();
         }
         if let (Some(step), Some(d)) = (timed_step(event.step), event.duration) {
+            let scope = match &event.policy_set {
+                Some(set) => HistogramScope::Set(set.clone()),
+                None => HistogramScope::Policy(policy.to_string()),
+            };
             let labels = StepLabels {
-                policy: policy.to_string(),
+                scope,
                 step: step.to_string(),
             };
             f.step_duration
@@ -259,7 +263,7 @@ fn rotation_result(outcome: EventOutcome) -> Option<&'static str> {
 /// The steps of the step-duration histogram (adopt and await_key are not steps of a rotation).
 fn timed_step(step: EventStep) -> Option<&'static str> {
     match step {
-        EventStep::Adopt | EventStep::AwaitKey => None,
+        EventStep::Adopt | EventStep::AwaitKey | EventStep::Retire => None,
         other => Some(other.as_str()),
     }
 }

@@ -103,7 +103,8 @@ impl Families {
     /// Drops every series labelled with `policy` (a policy removed by a reload).
     pub fn forget_policy(&self, policy: &str) {
         self.rotations.retain(|l| l.policy != policy);
-        self.step_duration.retain(|l| l.policy != policy);
+        // A set's histograms outlive any one member.
+        (self.step_duration).retain(|l| l.scope != HistogramScope::Policy(policy.to_string()));
         self.verify_attempts.retain(|l| l.policy != policy);
         let labels = policy_labels(policy);
         let seconds = [

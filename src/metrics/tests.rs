@@ -44,6 +44,7 @@ fn policy(max_age: Option<Duration>) -> Policy {
         adopt: AdoptSpec::default(),
         project_id: None,
         notify: Vec::new(),
+        set: None,
     }
 }
 
@@ -143,6 +144,37 @@ fn histograms_render_cumulative_buckets_sum_and_count() {
     assert_eq!(sample(&text, count), Some(5.0));
     let sum = "rekey_step_duration_seconds_sum{policy=\"p\",step=\"verify\"}";
     assert!((sample(&text, sum).unwrap() - 1007.603).abs() < 1e-9);
+}
+
+#[test]
+fn set_members_share_their_sets_histogram_and_keep_their_own_gauges() {
+    let m = Metrics::new();
+    for member in ["tenant-a", "tenant-b"] {
+        let mut step = Event::new(
+            &member.parse().unwrap(),
+            &"or".into(),
+            EventStep::Verify,
+            EventOutcome::Ok,
+        );
+        step.policy_set = Some("tenant-{member}".into());
+        step.duration = Some(Duration::from_millis(20));
+        m.record(&step);
+        let mut begin = step.clone();
+        begin.step = EventStep::Begin;
+        m.record(&begin);
+    }
+    let text = m.render();
+    let count = "rekey_step_duration_seconds_count{policy_set=\"tenant-{member}\",step=\"verify\"}";
+    assert_eq!(sample(&text, count), Some(2.0), "{text}");
+    assert!(!text.contains("rekey_step_duration_seconds_count{policy=\"tenant-a\""));
+    let gauge = "rekey_rotation_in_progress{policy=\"tenant-a\"}";
+    assert_eq!(sample(&text, gauge), Some(1.0), "{text}");
+    m.forget_policy("tenant-a");
+    assert_eq!(
+        sample(&m.render(), count),
+        Some(2.0),
+        "the set's series stays"
+    );
 }
 
 #[test]

@@ -198,3 +198,32 @@ async fn a_valid_config_is_applied_and_shares_the_shutdown_token() {
         "one shutdown stops both"
     );
 }
+
+#[test]
+fn an_edit_of_a_members_file_alone_is_a_new_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, members) = (
+        dir.path().join("rekey.toml"),
+        dir.path().join("tenants.txt"),
+    );
+    std::fs::write(&config, "[daemon]\n").unwrap();
+    std::fs::write(&members, "a\nb\n").unwrap();
+    let watched = [members.clone()];
+    let before = fingerprint(&config, &watched);
+    assert_eq!(before, fingerprint(&config, &watched), "nothing changed");
+    std::fs::write(&members, "a\nc\n").unwrap();
+    let after = fingerprint(&config, &watched);
+    assert!(after.is_some());
+    assert_ne!(before, after, "same size, other content");
+    std::fs::remove_file(&members).unwrap();
+    let gone = fingerprint(&config, &watched);
+    assert!(
+        gone.is_some() && gone != after,
+        "a missing members file is a version too"
+    );
+    assert_eq!(
+        fingerprint(&config, &[]).map(|f| f.len),
+        Some(9),
+        "without members files only the config counts"
+    );
+}

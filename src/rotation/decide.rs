@@ -65,7 +65,7 @@ pub fn decide(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> Decis
     {
         return Decision::Rotate(Trigger::Overdue);
     }
-    let tick = policy.schedule.as_ref().and_then(|s| s.next_after(born));
+    let tick = policy.next_tick(born);
     if tick.is_some_and(|tick| tick <= now) {
         return Decision::Rotate(Trigger::Schedule);
     }
@@ -81,7 +81,7 @@ pub fn decide(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> Decis
 pub fn next_due(policy: &Policy, state: &PolicyState) -> Option<DateTime<Utc>> {
     let born = state.current.as_ref()?.created_at;
     let by_age = policy.max_age.map(|age| crate::clock::later(born, age));
-    let by_cron = policy.schedule.as_ref().and_then(|s| s.next_after(born));
+    let by_cron = policy.next_tick(born);
     [by_age, by_cron].into_iter().flatten().min()
 }
 
@@ -132,6 +132,7 @@ mod tests {
             adopt: AdoptSpec::default(),
             project_id: None,
             notify: Vec::new(),
+            set: None,
         }
     }
 
@@ -274,5 +275,32 @@ mod tests {
         let got: Vec<u64> = (1..=6).map(|n| failure_backoff(n, b).as_secs()).collect();
         assert_eq!(got, vec![60, 120, 240, 480, 600, 600]);
         assert_eq!(failure_backoff(u32::MAX, b).as_secs(), 600);
+    }
+
+    #[test]
+    fn a_set_member_falls_due_its_spread_offset_after_each_tick() {
+        let mut member = policy(Some("0 3 * * *"), None);
+        member.set = Some(crate::fleet::SetMember {
+            set: "tenant-{member}".into(),
+            member: crate::fleet::MemberId::parse("acme").unwrap(),
+            on_remove: crate::fleet::OnRemove::Keep,
+            offset: Duration::from_secs(2 * 3600),
+        });
+        // A key made between the tick (03:00) and the member's 05:00 is due at 05:00.
+        let early = with_key("2026-03-10T04:00:00Z");
+        assert_eq!(next_due(&member, &early), Some(at("2026-03-10T05:00:00Z")));
+        let rotated = with_key("2026-03-10T05:00:00Z");
+        assert_eq!(
+            next_due(&member, &rotated),
+            Some(at("2026-03-11T05:00:00Z"))
+        );
+        assert!(matches!(
+            decide(&member, &early, at("2026-03-10T04:59:59Z")),
+            Decision::Wait { .. }
+        ));
+        assert_eq!(
+            decide(&member, &early, at("2026-03-10T05:00:00Z")),
+            Decision::Rotate(Trigger::Schedule)
+        );
     }
 }

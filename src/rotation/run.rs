@@ -91,6 +91,7 @@ impl Run<'_> {
         error: Option<&RotationError>,
     ) {
         let mut event = Event::new(&self.policy.name, &self.policy.provider, step, outcome);
+        event.policy_set = self.policy.set_name().map(str::to_string);
         event.time = self.now();
         event.duration = Some(self.mark.elapsed());
         event.failures = self.state.failures;

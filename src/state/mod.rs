@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 pub mod codec;
 pub mod dynamodb;
 pub mod file;
+mod retirement;
+
+pub use retirement::Retirement;
 
 /// How many finished rotations a policy's journal keeps.
 pub const HISTORY_LEN: usize = 20;
@@ -42,6 +45,9 @@ pub struct PolicyState {
     /// key placed (cleared once a placed key is taken up or it is not due).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub awaiting_key_since: Option<DateTime<Utc>>,
+    /// A removed policy-set member whose keys are being (or were) revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retirement: Option<Retirement>,
 }
 
 impl PolicyState {
@@ -55,6 +61,7 @@ impl PolicyState {
             last_result: None,
             history: Vec::new(),
             awaiting_key_since: None,
+            retirement: None,
         }
     }
 

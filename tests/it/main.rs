@@ -25,6 +25,7 @@ mod operator_credentials;
 mod operator_log;
 mod operator_messages;
 mod panic_hook;
+mod policy_set;
 mod probe_providers;
 mod provider_anthropic;
 mod provider_arouter;

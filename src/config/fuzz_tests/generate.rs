@@ -116,6 +116,21 @@ pub(super) fn base() -> G {
                 ),
             ]),
         ),
+        (
+            "policy_set",
+            G::L(vec![t(&[
+                ("name", s("t-{member}")),
+                ("members", G::L(vec![s("acme"), s("globex")])),
+                ("on_remove", s("revoke")),
+                ("provider", s("or")),
+                ("max_age", s("35d")),
+                ("key", t(&[("name", s("t-{member}-{rotation}"))])),
+                (
+                    "target",
+                    t(&[("store", s("aws")), ("secret_id", s("t/{member}"))]),
+                ),
+            ])]),
+        ),
     ])
 }
 

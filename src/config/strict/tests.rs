@@ -81,7 +81,7 @@ fn an_unknown_field_is_reported_at_its_path_with_the_closest_known_field() {
     assert_eq!(top[0].path, "bogus");
     assert_eq!(
         top[0].message,
-        "unknown field; expected one of daemon, providers, stores, policy, notify"
+        "unknown field; expected one of daemon, providers, stores, policy, policy_set, notify"
     );
 }
 

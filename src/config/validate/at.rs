@@ -1,27 +1,52 @@
-//! [`At`]: problems of one policy, recorded under `policy[i].<field>` and
-//! naming the policy once its name is known. Every policy check takes one.
+//! [`At`]: problems of one policy (or policy set), recorded under
+//! `policy[i].<field>` (`policy_set[i].<field>`) and naming it once its name
+//! is known. Every policy check takes one. [`Origin`]: where an expanded
+//! policy came from, for the checks across policies.
 
 use std::time::Duration;
 
 use super::problems::Problems;
 use super::quoted;
+use crate::fleet::MemberId;
 
-/// Records problems under `policy[i].<field>`, naming the policy once known.
+/// Records problems under `<section>[i].<field>`, naming the entry once known.
 pub(super) struct At<'p> {
     pub(super) p: &'p mut Problems,
+    /// `policy` or `policy_set`.
+    pub(super) section: &'static str,
     pub(super) i: usize,
     pub(super) name: Option<String>,
 }
 
+impl<'p> At<'p> {
+    pub(super) fn policy(p: &'p mut Problems, i: usize) -> Self {
+        At {
+            p,
+            section: "policy",
+            i,
+            name: None,
+        }
+    }
+
+    pub(super) fn policy_set(p: &'p mut Problems, i: usize) -> Self {
+        At {
+            p,
+            section: "policy_set",
+            i,
+            name: None,
+        }
+    }
+}
+
 impl At<'_> {
     pub(super) fn path(&self, field: &str) -> String {
-        format!("policy[{}].{field}", self.i)
+        format!("{}[{}].{field}", self.section, self.i)
     }
 
     pub(super) fn push(&mut self, field: &str, message: impl Into<String>) {
         let mut message = message.into();
         if let Some(name) = &self.name {
-            message = format!("{message} (policy {name:?})");
+            message = format!("{message} ({} {name:?})", self.section);
         }
         self.p.push(self.path(field), message);
     }
@@ -64,5 +89,43 @@ impl At<'_> {
             );
         }
         found
+    }
+}
+
+/// Where an expanded policy was written: a `[[policy]]` or a member of a
+/// `[[policy_set]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Origin {
+    Policy(usize),
+    Member { set: usize, member: MemberId },
+}
+
+impl Origin {
+    /// The field's path: a member's problems are its set's.
+    pub(super) fn path(&self, field: &str) -> String {
+        match self {
+            Origin::Policy(i) => format!("policy[{i}].{field}"),
+            Origin::Member { set, .. } => format!("policy_set[{set}].{field}"),
+        }
+    }
+
+    /// ` (member "acme")` for a member, nothing for a policy.
+    pub(super) fn member_note(&self) -> String {
+        match self {
+            Origin::Policy(_) => String::new(),
+            Origin::Member { member, .. } => format!(" (member {:?})", member.as_str()),
+        }
+    }
+}
+
+/// `policy[3]` or `policy_set[0] member "acme"`.
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Policy(i) => write!(f, "policy[{i}]"),
+            Origin::Member { set, member } => {
+                write!(f, "policy_set[{set}] member {:?}", member.as_str())
+            }
+        }
     }
 }

@@ -2,12 +2,13 @@
 //! policies: unique names and no two policies writing the same field.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::at::At;
+use super::at::{At, Origin};
 use super::kind::{key, project_id, revoke, verify};
 use super::problems::Problems;
 use super::refs::is_env_name;
@@ -34,19 +35,37 @@ pub(super) struct Known<'a> {
     pub now: DateTime<Utc>,
     /// Schedules' shortest gaps, shared by the policies of this pass.
     pub intervals: &'a rules::Intervals,
+    /// Where relative `members = "file:..."` paths start.
+    pub base_dir: &'a Path,
 }
 
-pub(super) fn policies(p: &mut Problems, raw: Vec<RawPolicy>, known: &Known) -> Vec<Policy> {
-    let parsed: Vec<(usize, Policy)> = (raw.into_iter().enumerate())
-        .filter_map(|(i, r)| Some((i, policy(&mut At { p, i, name: None }, r, known)?)))
-        .collect();
+/// Every `[[policy]]`, with where it was written.
+pub(super) fn policies(
+    p: &mut Problems,
+    raw: Vec<RawPolicy>,
+    known: &Known,
+) -> Vec<(Origin, Policy)> {
+    (raw.into_iter().enumerate())
+        .filter_map(|(i, r)| Some((Origin::Policy(i), policy(&mut At::policy(p, i), r, known)?)))
+        .collect()
+}
+
+/// The checks across every policy, set members included: unique names, no
+/// two writers of one field, no file secret under another.
+pub(super) fn checked_together(
+    p: &mut Problems,
+    parsed: Vec<(Origin, Policy)>,
+    known: &Known,
+) -> Vec<Policy> {
     rules::duplicate_names(p, &parsed);
     rules::conflicting_targets(p, &parsed);
     rules::nested_file_secrets(p, &parsed, known.file_stores);
     parsed.into_iter().map(|(_, policy)| policy).collect()
 }
 
-fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
+/// One policy; a set's template comes here with `at.name` already set to
+/// the set's name, which messages keep.
+pub(super) fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
     let name = at.required("name", raw.name.as_deref()).map(str::to_string);
     // Only a valid name is repeated in messages (an invalid one may be anything).
     let name = name.filter(|name| {
@@ -59,7 +78,7 @@ fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
         }
         ok
     });
-    at.name = name.clone();
+    at.name = at.name.take().or(name.clone());
     let provider = at
         .required("provider", raw.provider.as_deref())
         .map(str::to_string);
@@ -119,6 +138,7 @@ fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Policy> {
         adopt: AdoptSpec { key_id },
         project_id: project_id?,
         notify: notify?,
+        set: None,
     })
 }
 
@@ -212,20 +232,13 @@ fn target(at: &mut At, raw: RawTarget, known: &Known) -> Option<Target> {
             ),
         );
     }
-    let is_file = store.as_deref().map(|s| known.file_stores.contains(s));
     let secret_id = at
         .required("target.secret_id", raw.secret_id.as_deref())
         .map(str::to_string)
         .filter(|id| {
-            let checked = match is_file {
-                Some(true) => file_secret_id(id),
-                _ => aws_secret_id(id),
-            };
-            checked
-                .map_err(|message| {
-                    at.push("target.secret_id", format!("{message} (value not shown)"))
-                })
-                .is_ok()
+            secret_id_problem(known, store.as_deref(), id)
+                .map(|message| at.push("target.secret_id", format!("{message} (value not shown)")))
+                .is_none()
         });
     let formats = [
         ("raw", Format::Raw),
@@ -255,11 +268,7 @@ fn target(at: &mut At, raw: RawTarget, known: &Known) -> Option<Target> {
     };
     field_ok.then_some(())?;
     let (store, secret_id) = (StoreName::from(store?), secret_id?);
-    // A store that did not validate has its problem reported already.
-    let lease = match &known.valid_stores.get(&store)?.kind {
-        StoreKind::AwsSecretsManager { region, .. } => LeaseKey::aws(region, &secret_id),
-        StoreKind::File { dir } => LeaseKey::file(dir, &secret_id),
-    };
+    let lease = lease(known, &store, &secret_id)?;
     Some(Target {
         store,
         secret_id: secret_id.into(),
@@ -267,6 +276,27 @@ fn target(at: &mut At, raw: RawTarget, known: &Known) -> Option<Target> {
         format: format?,
         field: raw.field,
         create: raw.create.unwrap_or(false),
+    })
+}
+
+/// Why `id` cannot name a secret in `store` (a path in a file store, a name
+/// or ARN in AWS), if it cannot.
+pub(super) fn secret_id_problem(known: &Known, store: Option<&str>, id: &str) -> Option<String> {
+    let is_file = store.is_some_and(|s| known.file_stores.contains(s));
+    let checked = if is_file {
+        file_secret_id(id)
+    } else {
+        aws_secret_id(id)
+    };
+    checked.err()
+}
+
+/// The secret's identity; `None` when its store did not validate (its
+/// problem is reported already).
+pub(super) fn lease(known: &Known, store: &StoreName, secret_id: &str) -> Option<LeaseKey> {
+    Some(match &known.valid_stores.get(store)?.kind {
+        StoreKind::AwsSecretsManager { region, .. } => LeaseKey::aws(region, secret_id),
+        StoreKind::File { dir } => LeaseKey::file(dir, secret_id),
     })
 }
 

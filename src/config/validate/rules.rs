@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::at::At;
+use super::at::{At, Origin};
 use super::problems::Problems;
 use super::{human, quoted};
 use crate::names::{LeaseKey, PolicyName};
@@ -42,7 +42,7 @@ impl Intervals {
     }
 
     /// [`Schedule::min_interval`] from `now`, cached (`now` is fixed for the pass).
-    fn min_interval(&self, schedule: &Schedule, now: DateTime<Utc>) -> Option<Duration> {
+    pub(super) fn min_interval(&self, schedule: &Schedule, now: DateTime<Utc>) -> Option<Duration> {
         let key = (schedule.expression.clone(), schedule.timezone());
         if let Some(known) = self.seen.borrow().get(&key) {
             return *known;
@@ -102,14 +102,18 @@ pub(super) fn check_expiry(
 
 /// Each repeat names the first policy of that name (a map, not a scan of
 /// every earlier policy: fleets have thousands).
-pub(super) fn duplicate_names(p: &mut Problems, parsed: &[(usize, Policy)]) {
-    let mut first: HashMap<&PolicyName, usize> = HashMap::with_capacity(parsed.len());
+pub(super) fn duplicate_names(p: &mut Problems, parsed: &[(Origin, Policy)]) {
+    let mut first: HashMap<&PolicyName, &Origin> = HashMap::with_capacity(parsed.len());
     for (j, later) in parsed {
-        let i = *first.entry(&later.name).or_insert(*j);
-        if i != *j {
+        let i = *first.entry(&later.name).or_insert(j);
+        if i != j {
             p.push(
-                format!("policy[{j}].name"),
-                format!("duplicate policy name {:?} (also policy[{i}])", later.name),
+                j.path("name"),
+                format!(
+                    "duplicate policy name {:?} (also {i}){}",
+                    later.name,
+                    j.member_note()
+                ),
             );
         }
     }
@@ -120,8 +124,8 @@ pub(super) fn duplicate_names(p: &mut Problems, parsed: &[(usize, Policy)]) {
 /// entries or an ARN and a name that reach one secret are caught too.
 /// Only policies of one lease can clash: each is compared with the earlier
 /// ones of its lease, in order, so the first clash is named as before.
-pub(super) fn conflicting_targets(p: &mut Problems, parsed: &[(usize, Policy)]) {
-    let mut by_lease: HashMap<&LeaseKey, Vec<&(usize, Policy)>> = HashMap::new();
+pub(super) fn conflicting_targets(p: &mut Problems, parsed: &[(Origin, Policy)]) {
+    let mut by_lease: HashMap<&LeaseKey, Vec<&(Origin, Policy)>> = HashMap::new();
     for entry in parsed {
         let (j, later) = entry;
         let b = &later.target;
@@ -148,13 +152,14 @@ pub(super) fn conflicting_targets(p: &mut Problems, parsed: &[(usize, Policy)]) 
                 )
             };
             let message = format!(
-                "writes {what} secret {} in store {} as policy[{i}] ({:?}){spelled} (policy {:?})",
+                "writes {what} secret {} in store {} as {i} ({:?}){spelled} (policy {:?}){}",
                 quoted(&b.secret_id),
                 quoted(&b.store),
                 earlier.name,
-                later.name
+                later.name,
+                j.member_note()
             );
-            p.push(format!("policy[{j}].target"), message);
+            p.push(j.path("target"), message);
         }
         earlier_of_lease.push(entry);
     }
@@ -164,10 +169,10 @@ pub(super) fn conflicting_targets(p: &mut Problems, parsed: &[(usize, Policy)]) 
 /// (`a` and `a/b` would need `a` to be a file and a directory at once).
 pub(super) fn nested_file_secrets(
     p: &mut Problems,
-    parsed: &[(usize, Policy)],
+    parsed: &[(Origin, Policy)],
     file_stores: &BTreeSet<String>,
 ) {
-    let files: BTreeMap<(&str, &str), usize> = (parsed.iter())
+    let files: BTreeMap<(&str, &str), &Origin> = (parsed.iter())
         .filter(|(_, policy)| file_stores.contains(policy.target.store.as_str()))
         .map(|(i, policy)| {
             (
@@ -175,7 +180,7 @@ pub(super) fn nested_file_secrets(
                     policy.target.store.as_str(),
                     policy.target.secret_id.as_str(),
                 ),
-                *i,
+                i,
             )
         })
         .collect();
@@ -185,10 +190,11 @@ pub(super) fn nested_file_secrets(
             .find_map(|dir| files.get(&(store, dir)));
         if let Some(i) = parent {
             p.push(
-                format!("policy[{j}].target.secret_id"),
+                j.path("target.secret_id"),
                 format!(
-                    "lies under policy[{i}]'s secret in file store {}: a secret is a file, so no other secret can be inside it",
-                    quoted(store)
+                    "lies under {i}'s secret in file store {}: a secret is a file, so no other secret can be inside it{}",
+                    quoted(store),
+                    j.member_note()
                 ),
             );
         }

@@ -23,7 +23,7 @@ pub(in crate::config) fn problems_with(extra: &str) -> Vec<String> {
 }
 
 /// The raw config of a TOML text, read strictly as `load` reads it.
-fn raw_of(text: &str) -> RawConfig {
+pub(in crate::config) fn raw_of(text: &str) -> RawConfig {
     let merged = config::Config::builder()
         .add_source(config::File::from_str(text, config::FileFormat::Toml))
         .build()

@@ -14,7 +14,7 @@ type Enumerated = (&'static str, &'static [&'static str]);
 #[rustfmt::skip]
 const METRICS: &[(&str, &[&str], Option<Enumerated>)] = &[
     ("rekey_rotations_total", &["policy", "provider", "result"], Some(("result", &["rotated", "rolled_back", "failed"]))),
-    ("rekey_step_duration_seconds", &["policy", "step"], Some(("step", &["begin", "create", "claim", "stage", "verify", "promote", "revoke", "rollback"]))),
+    ("rekey_step_duration_seconds", &["policy", "policy_set", "step"], Some(("step", &["begin", "create", "claim", "stage", "verify", "promote", "revoke", "rollback"]))),
     ("rekey_verify_attempts_total", &["policy", "result"], Some(("result", &["ok", "failed"]))),
     ("rekey_provider_requests_total", &["provider", "op", "result"], None),
     ("rekey_provider_throttled_seconds_total", &["provider"], None),
