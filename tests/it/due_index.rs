@@ -13,7 +13,7 @@ use rekey::daemon::{Daemon, Mode};
 use rekey::names::{LeaseKey, PolicyName};
 use rekey::state::{Lease, PolicyState, StateError, StateStore};
 
-use crate::helpers::{TestEnv, policy};
+use crate::helpers::{TestEnv, management_key_from_file, policy};
 
 const POLICIES: usize = 30;
 const LIMIT: usize = 3;
@@ -82,21 +82,13 @@ async fn build(env: &TestEnv) -> (Arc<App>, Arc<Counting>, Arc<dyn StateStore>) 
         })
         .collect();
     env.write_config(&policies);
-    let key_file = env.path("mgmt.key");
-    std::fs::write(&key_file, &env.mgmt_key).unwrap();
-    let only_owner = std::os::unix::fs::PermissionsExt::from_mode(0o600);
-    std::fs::set_permissions(&key_file, only_owner).unwrap();
+    management_key_from_file(env);
     let text = std::fs::read_to_string(env.config_path()).unwrap();
-    let text = text
-        .replace(
-            &format!("env:{}", crate::helpers::MGMT_ENV),
-            &format!("file:{}", key_file.display()),
-        )
-        .replacen(
-            "[daemon]\n",
-            &format!("[daemon]\nmax_concurrent_rotations = {LIMIT}\n"),
-            1,
-        );
+    let text = text.replacen(
+        "[daemon]\n",
+        &format!("[daemon]\nmax_concurrent_rotations = {LIMIT}\n"),
+        1,
+    );
     std::fs::write(env.config_path(), text).unwrap();
     let config = rekey::config::load_file(&env.config_path()).expect("the test config loads");
     let mut app = App::build(config).await.expect("app builds");

@@ -492,3 +492,19 @@ target = {target}
 "#
     )
 }
+
+/// Points the written config's management key at a file (mode 0600) in
+/// the env's directory, for a config an in-process `App` loads: this
+/// process has no environment variable for it.
+pub fn management_key_from_file(env: &TestEnv) {
+    let key_file = env.path("mgmt.key");
+    std::fs::write(&key_file, &env.mgmt_key).unwrap();
+    let only_owner = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(&key_file, only_owner).unwrap();
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    let text = text.replace(
+        &format!("env:{MGMT_ENV}"),
+        &format!("file:{}", key_file.display()),
+    );
+    std::fs::write(env.config_path(), text).unwrap();
+}

@@ -124,3 +124,33 @@ async fn a_429_whose_retry_after_does_not_fit_the_budget_fails_the_probe() {
     assert!(matches!(err, ProviderError::RateLimited { .. }), "{err}");
     assert_eq!(lists(&env), 1, "no retry when its pause does not fit");
 }
+
+/// A fleet of secrets in one store entry costs readiness one read: it
+/// proves the credentials and the way to the store, not each secret.
+#[tokio::test]
+async fn readiness_reads_one_secret_per_store_entry() {
+    let env = TestEnv::new().await;
+    let proxy = crate::fault_proxy::FaultProxy::start(&crate::moto::moto_url()).await;
+    let policies: String = (0..5)
+        .map(|i| {
+            let secret = crate::moto::unique_secret_name("it/probe");
+            let target = format!(r#"{{ store = "aws", secret_id = "{secret}", create = true }}"#);
+            policy(&format!("p{i}"), &target, "")
+        })
+        .collect();
+    env.write_config(&policies);
+    crate::helpers::management_key_from_file(&env);
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    let text = text.replace(&crate::moto::moto_url(), &proxy.url());
+    std::fs::write(env.config_path(), text).unwrap();
+    let config = rekey::config::load_file(&env.config_path()).expect("the test config loads");
+    let app = rekey::app::App::build(config).await.expect("app builds");
+
+    rekey::daemon::probe::probe(&app).await.expect("ready");
+    assert_eq!(
+        proxy.seen("GetSecretValue") + proxy.seen("DescribeSecret"),
+        1,
+        "one read for five secrets in one store entry"
+    );
+    assert!(all_calls(&env) >= 1, "the provider was asked too");
+}
