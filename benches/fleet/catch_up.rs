@@ -56,9 +56,7 @@ async fn catch_up(fleet: Fleet, n: usize) -> CatchUp {
     let wall = started.elapsed();
     let cpu = child::cpu(pid);
     let peak_rss_mib = child::status_mib(pid, "VmHWM:");
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let stopped = child::reap(process, started).await;
+    let stopped = child::stop(process, started).await;
     assert!(stopped.success, "the daemon stopped cleanly on SIGTERM");
     CatchUp {
         n,

@@ -70,9 +70,27 @@ fn collect(stream: impl Read + Send + 'static, log: Arc<Log>) {
     });
 }
 
+/// A running child; killed if the bench panics before it was reaped.
+pub struct Proc(Option<Child>);
+
+impl Proc {
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().expect("not reaped yet").id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// `rekey --log-format json <args>` with the management key on file and
 /// stderr counted into the returned log.
-pub fn spawn(args: &[&str]) -> (Child, Arc<Log>) {
+pub fn spawn(args: &[&str]) -> (Proc, Arc<Log>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rekey"))
         .args(["--log-format", "json"])
         .args(args)
@@ -84,7 +102,7 @@ pub fn spawn(args: &[&str]) -> (Child, Arc<Log>) {
         .expect("the rekey binary starts");
     let log = Arc::new(Log::default());
     collect(child.stderr.take().expect("piped"), log.clone());
-    (child, log)
+    (Proc(Some(child)), log)
 }
 
 /// What the kernel accounted for a process that exited.
@@ -95,8 +113,28 @@ pub struct Reaped {
     pub success: bool,
 }
 
-/// Waits for `child` (started at `started`) with `wait4`, off the async workers.
-pub async fn reap(child: Child, started: Instant) -> Reaped {
+/// SIGTERM, then SIGKILL if it has not exited within a minute; reaped.
+pub async fn stop(process: Proc, started: Instant) -> Reaped {
+    let pid = process.id();
+    // SAFETY: signalling our own child, not reaped yet.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    if !wait_until(Duration::from_secs(60), || exited(pid)).await {
+        // SAFETY: as above.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    reap(process, started).await
+}
+
+/// Whether the (unreaped) child has exited: a zombie.
+pub fn exited(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')')
+        .is_some_and(|at| stat[at + 1..].trim_start().starts_with('Z'))
+}
+
+/// Waits for `process` (started at `started`) with `wait4`, off the async workers.
+pub async fn reap(mut process: Proc, started: Instant) -> Reaped {
+    let child = process.0.take().expect("not reaped yet");
     let pid = child.id() as libc::pid_t;
     tokio::task::spawn_blocking(move || {
         let mut status = 0;

@@ -45,6 +45,9 @@ pub async fn row(n: usize, idle_for: Duration) -> Row {
 
     let started = Instant::now();
     let (process, log) = child::spawn(&["run", "-c", config, "--once"]);
+    let pid = process.id();
+    let ended = child::wait_until(deadline(n), || child::exited(pid)).await;
+    assert!(ended, "run --once ended within {:?}", deadline(n));
     let once = child::reap(process, started).await;
     let rotated = Log::get(&log.rotated);
     assert!(once.success, "run --once failed ({rotated} of {n} rotated)");
@@ -76,9 +79,7 @@ pub async fn row(n: usize, idle_for: Duration) -> Row {
     let idle = idle_window(pid, &log, idle_for).await;
     let (healthz_worst, reload) = reload_under_probe(&fleet, pid, &log, &http, &address).await;
 
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let stopped = child::reap(process, started).await;
+    let stopped = child::stop(process, started).await;
     assert!(stopped.success, "the daemon stopped cleanly on SIGTERM");
     let problems = once_problems + Log::get(&log.problems);
     Row {
