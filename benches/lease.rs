@@ -4,9 +4,10 @@
 //! file secret store, once with the file state and once with the state in a
 //! fresh table at moto, behind a proxy that delays every table call by `L`
 //! and counts the calls by operation. From those counts and the daemon's
-//! steady state (a pass over every journal per lease period, renewals every
-//! lease/3) it prints how many replicas × policies one on-demand table
-//! sustains, and checks the steady-state read rate against three daemons.
+//! steady state (per replica per lease period a Query of expired leases and
+//! a heartbeat; journals read only when due, and once per policy at start;
+//! renewals every lease/3) it prints how many replicas × policies one
+//! on-demand table sustains, and checks the steady-state calls against three daemons.
 //!
 //! Run with `cargo bench --bench lease`. It needs moto: `REKEY_TEST_MOTO_URL`
 //! when set, else it starts `moto_server` itself (and says so, exiting 0,
@@ -37,12 +38,13 @@ use proxy::{Counts, Proxy, calls, calls_on};
 const ROWS: [(u64, usize); 4] = [(0, 50), (5, 20), (20, 20), (50, 20)];
 
 /// The operations a rotation may call, in the order the table prints them.
-const OPERATIONS: [&str; 5] = [
+const OPERATIONS: [&str; 6] = [
     "GetItem",
     "UpdateItem",
     "TransactWriteItems",
     "Scan",
     "PutItem",
+    "Query",
 ];
 
 /// Where the state lives in one configuration of the bench.

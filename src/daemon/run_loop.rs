@@ -37,6 +37,8 @@ pub(super) async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
         looker.lease_scan(&app, now).await;
         let passed = looker.pass(&shared, &tracker, &app, now, retry_in).await;
         ran += passed.ran;
+        // Counted from outside by the fleet bench (`benches/fleet`).
+        tracing::trace!(target: "rekey::daemon::pass", started = passed.ran, "pass");
         looker.refresh_gauges(&shared, &app, app.clock.now());
         daemon.tick(&app);
         if mode == Mode::Once {

@@ -83,6 +83,8 @@ impl FileStateStore {
 #[async_trait]
 impl StateStore for FileStateStore {
     async fn load(&self, policy: &PolicyName) -> Result<PolicyState, StateError> {
+        // Counted from outside by the fleet bench (`benches/fleet`).
+        tracing::trace!(target: "rekey::state::journal", policy = %policy, "journal read");
         let name = policy.clone();
         Self::blocking(self.journal_path(policy), move |path| load(path, &name)).await
     }
