@@ -29,6 +29,7 @@ use tracing::warn;
 use crate::app::App;
 use crate::names::PolicyName;
 
+mod heap;
 mod index;
 mod observe;
 mod pass;

@@ -7,6 +7,7 @@
 //! not grow with the number of idle policies.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound::{Excluded, Unbounded};
 
 use chrono::{DateTime, Utc};
 
@@ -59,6 +60,21 @@ impl DueIndex {
             .take_while(|(at, _)| *at <= now)
             .map(|(_, name)| name.clone())
             .collect()
+    }
+
+    /// The earliest policy to look at by `now` that comes after `after` in
+    /// the index's order: a pass walks the due ones one at a time (and
+    /// stops at the concurrency limit) without copying them all out.
+    pub(super) fn next_due(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&(DateTime<Utc>, PolicyName)>,
+    ) -> Option<(DateTime<Utc>, PolicyName)> {
+        let mut rest = match after {
+            Some(after) => self.queue.range((Excluded(after.clone()), Unbounded)),
+            None => self.queue.range::<(DateTime<Utc>, PolicyName), _>(..),
+        };
+        rest.next().filter(|(at, _)| *at <= now).cloned()
     }
 
     /// When the next planned look is.
@@ -130,6 +146,14 @@ mod tests {
         let due = index.due(at("2026-01-01T00:00:03Z"));
         assert_eq!(due, vec![name("c"), name("b"), name("a")]);
         assert_eq!(index.earliest(), Some(at("2026-01-01T00:00:01Z")));
+        let now = at("2026-01-01T00:00:03Z");
+        let first = index.next_due(now, None).unwrap();
+        assert_eq!(first.1, name("c"));
+        let second = index.next_due(now, Some(&first)).unwrap();
+        assert_eq!(second.1, name("b"));
+        let third = index.next_due(now, Some(&second)).unwrap();
+        assert_eq!(third.1, name("a"));
+        assert_eq!(index.next_due(now, Some(&third)), None, "d is not due yet");
     }
 
     #[test]

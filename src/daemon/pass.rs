@@ -201,7 +201,10 @@ impl Looker {
             ran: 0,
             blocked: false,
         };
-        for name in self.index.due(now) {
+        let mut cursor = None;
+        while let Some(entry) = self.index.next_due(now, cursor.as_ref()) {
+            let name = entry.1.clone();
+            cursor = Some(entry);
             let Some(&i) = self.positions.get(&name) else {
                 self.index.forget(&name);
                 continue;

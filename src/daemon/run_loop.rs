@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use super::heap;
 use super::pass::Looker;
 use super::{Daemon, MAX_SLEEP, Mode, Summary};
 use crate::app::App;
@@ -19,6 +20,8 @@ pub(super) async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
     let mut app = daemon.app();
     let mut looker = Looker::new(&app, mode, app.clock.now());
     let mut ran = 0;
+    // Memory freed since the loop last settled (a start, a reload, rotations).
+    let mut unsettled = true;
     info!(
         policies = app.config.policies.len(),
         mode = mode.as_str(),
@@ -29,6 +32,7 @@ pub(super) async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
         if !Arc::ptr_eq(&current, &app) {
             app = current;
             looker.reloaded(&shared, &app, app.clock.now());
+            unsettled = true;
         }
         let now = app.clock.now();
         // A journal that could not be read is tried again this often.
@@ -41,6 +45,11 @@ pub(super) async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
         tracing::trace!(target: "rekey::daemon::pass", started = passed.ran, "pass");
         looker.refresh_gauges(&shared, &app, app.clock.now());
         daemon.tick(&app);
+        unsettled |= passed.ran > 0;
+        if unsettled && mode == Mode::Forever && !passed.blocked && daemon.running().is_empty() {
+            heap::release_free_memory();
+            unsettled = false;
+        }
         if mode == Mode::Once {
             // Every policy is looked at once; what waits for the
             // concurrency limit is looked at when a rotation ends.
