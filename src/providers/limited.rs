@@ -1,5 +1,5 @@
 //! Pacing of management calls per provider entry: `rate_limit = "R/s"` or
-//! `"R/m"` (a token bucket, burst R) and `max_concurrent = N` (calls in
+//! `"R/m"` (a token bucket, burst R/10, at least 1) and `max_concurrent = N` (calls in
 //! flight at once), plus the provider's own 429s, which hold every further
 //! call to the entry until its `Retry-After` (or, without one, an
 //! exponential pause from [`crate::backoff::Backoff`]), instead of each
@@ -50,6 +50,12 @@ pub const MAX_HOLD: Duration = Duration::from_secs(60);
 /// The pause after a 429 without `Retry-After`, growing per 429 in a row.
 const PAUSE: Backoff =
     Backoff::new(Duration::from_millis(500), MAX_HOLD).with_jitter(Jitter::Equal);
+
+/// The burst is this fraction of the rate (at least one call): a provider
+/// whose own bucket is as large as the configured rate keeps the rest in
+/// reserve for calls that arrive bunched (latencies vary), so pacing at
+/// its exact limit meets no 429s once the burst is spent.
+const BURST_DIVISOR: u32 = 10;
 
 /// The shared limiter of one provider entry.
 /// Told how long a call waited for its turn (the entry, the wait): the
@@ -120,7 +126,7 @@ impl Pace {
             .unwrap_or(u32::MAX)
             .max(1);
         let interval = interval.saturating_mul(share);
-        let burst = (count / share).max(1);
+        let burst = (count / share / BURST_DIVISOR).max(1);
         Some((interval, interval.saturating_mul(burst - 1)))
     }
 

@@ -62,26 +62,33 @@ async fn start_times(pace: &Arc<Pace>, n: usize) -> Vec<Duration> {
 
 #[tokio::test(start_paused = true)]
 async fn n_per_second_is_honoured_over_a_window() {
-    let pace = pace(limits(Some((10, 1)), None));
+    let pace = pace(limits(Some((100, 1)), None));
     let times = start_times(&pace, 35).await;
-    // The burst of 10 goes at once; then one every 100 ms.
+    // A burst of a tenth of the rate goes at once; then one every 10 ms.
     assert!(times[..10].iter().all(|t| t.is_zero()), "{times:?}");
-    assert_eq!(times[10], Duration::from_millis(100));
-    assert_eq!(times[34], Duration::from_millis(2500));
-    // No one-second window holds more than 10 + 10 starts (burst + rate).
+    assert_eq!(times[10], Duration::from_millis(10));
+    assert_eq!(times[34], Duration::from_millis(250));
+    // No one-second window holds more than 10 + 100 starts (burst + rate).
     for (i, t) in times.iter().enumerate() {
         let window = times[i..]
             .iter()
             .filter(|u| **u < *t + Duration::from_secs(1));
-        assert!(window.count() <= 20, "{times:?}");
+        assert!(window.count() <= 110, "{times:?}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_under_ten_has_a_burst_of_one() {
+    let pace = pace(limits(Some((5, 1)), None));
+    let times = start_times(&pace, 3).await;
+    assert_eq!(times, [0, 200, 400].map(Duration::from_millis));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_per_minute_rate_spaces_calls_by_its_share_of_the_minute() {
     let pace = pace(limits(Some((2, 60)), None));
     let times = start_times(&pace, 4).await;
-    let want = [0, 0, 30, 60].map(Duration::from_secs);
+    let want = [0, 30, 60, 90].map(Duration::from_secs);
     assert_eq!(times, want);
 }
 
@@ -250,22 +257,22 @@ fn pace_shared(limits: ProviderLimits, replicas: &Replicas) -> Arc<Pace> {
 #[tokio::test(start_paused = true)]
 async fn the_rate_halves_with_two_replicas_and_comes_back_when_one_leaves() {
     let replicas: Replicas = Arc::new(AtomicUsize::new(2));
-    let pace = pace_shared(limits(Some((10, 1)), None), &replicas);
+    let pace = pace_shared(limits(Some((100, 1)), None), &replicas);
     let times = start_times(&pace, 15).await;
-    // 5/s here (the other replica takes the other 5): a burst of 5, then
-    // one every 200 ms.
+    // 50/s here (the other replica takes the other 50): a burst of 5, then
+    // one every 20 ms.
     assert!(times[..5].iter().all(|t| t.is_zero()), "{times:?}");
     assert!(times[5..].iter().all(|t| !t.is_zero()), "{times:?}");
-    assert_eq!(times[5], Duration::from_millis(200));
-    assert_eq!(times[14], Duration::from_millis(2000));
+    assert_eq!(times[5], Duration::from_millis(20));
+    assert_eq!(times[14], Duration::from_millis(200));
 
     tokio::time::advance(Duration::from_secs(10)).await;
     replicas.store(1, Ordering::Relaxed);
     let times = start_times(&pace, 15).await;
-    // Alone again: the whole 10/s, burst 10.
+    // Alone again: the whole 100/s, burst 10.
     assert!(times[..10].iter().all(|t| t.is_zero()), "{times:?}");
-    assert_eq!(times[10], Duration::from_millis(100));
-    assert_eq!(times[14], Duration::from_millis(500));
+    assert_eq!(times[10], Duration::from_millis(10));
+    assert_eq!(times[14], Duration::from_millis(50));
 }
 
 #[tokio::test(start_paused = true)]
@@ -283,7 +290,7 @@ async fn a_count_of_zero_replicas_reads_as_one_and_concurrency_stays_per_process
     let replicas: Replicas = Arc::new(AtomicUsize::new(0));
     let pace = pace_shared(limits(Some((2, 60)), None), &replicas);
     let times = start_times(&pace, 3).await;
-    assert_eq!(times, [0, 0, 30].map(Duration::from_secs));
+    assert_eq!(times, [0, 30, 60].map(Duration::from_secs));
 
     replicas.store(4, Ordering::Relaxed);
     let pace = pace_shared(limits(None, Some(3)), &replicas);

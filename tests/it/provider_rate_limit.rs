@@ -84,7 +84,7 @@ async fn a_configured_rate_limit_keeps_a_fleet_run_under_the_providers_limit() {
         refused * 100 < calls,
         "{refused} of {calls} management calls answered 429"
     );
-    // The limit held: beyond the burst of RATE, one call per 1/RATE s.
+    // The limit held: beyond a burst (at most RATE), one call per 1/RATE s.
     let least = Duration::from_secs_f64((calls - u64::from(RATE)) as f64 / f64::from(RATE));
     assert!(
         took >= least,
