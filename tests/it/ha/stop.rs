@@ -80,8 +80,24 @@ async fn rotate_until_verifying(ha: &Ha, replica: &RunningDaemon<'_>) {
     );
 }
 
+/// How many times the freeze is tried: on a loaded machine the 1.5 s
+/// verification can end (or the run give up) before the SIGSTOP lands, and
+/// then there is nothing to freeze; the scenario starts over on a fresh
+/// table and secret.
+const FREEZE_ATTEMPTS: usize = 3;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_frozen_past_its_lease_is_fenced_off_when_it_thaws() {
+    for attempt in 1..=FREEZE_ATTEMPTS {
+        if frozen_then_fenced(attempt == FREEZE_ATTEMPTS).await {
+            return;
+        }
+    }
+}
+
+/// The scenario; `false` when replica 1 was not frozen with its key staged
+/// (and `last` is false: otherwise that fails the test).
+async fn frozen_then_fenced(last: bool) -> bool {
     let ha = Ha::new().await;
     ha.write_config_at(
         &crate::moto::moto_url(),
@@ -98,14 +114,27 @@ async fn a_replica_frozen_past_its_lease_is_fenced_off_when_it_thaws() {
     rotate_until_verifying(&ha, &first).await;
     first.signal(libc::SIGSTOP);
     ha.env.sim.sim.set_faults(Faults::default());
+    let staged = ha.version_of("AWSPENDING").await.is_some();
+    if !staged && !last {
+        eprintln!(
+            "the freeze came after replica 1's verification ended; trying again. calls {:?}; stderr:\n{}",
+            ha.env.sim.sim.call_counts(),
+            first.stderr()
+        );
+        first.signal(libc::SIGCONT);
+        first.stop().await;
+        return false;
+    }
     assert_eq!(
         ha.creates(),
         1,
         "replica 1 made the new key before freezing"
     );
     assert!(
-        ha.version_of("AWSPENDING").await.is_some(),
-        "replica 1 staged it"
+        staged,
+        "replica 1 staged it; calls {:?}; stderr:\n{}",
+        ha.env.sim.sim.call_counts(),
+        first.stderr()
     );
 
     let second = RunningDaemon::start(&ha.env, &envs).await;
@@ -144,4 +173,5 @@ async fn a_replica_frozen_past_its_lease_is_fenced_off_when_it_thaws() {
     let current = ha.assert_settled(&[], "after the thaw").await;
     assert_eq!(current, new, "replica 2's key is current");
     assert_eq!(ha.env.live_secrets(), vec![new], "exactly one live key");
+    true
 }
