@@ -176,6 +176,13 @@ impl Daemon {
         names
     }
 
+    /// No rotation runs in this process.
+    pub fn is_idle(&self) -> bool {
+        (self.shared.running.lock())
+            .expect("running set poisoned")
+            .is_empty()
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shared.cancel.is_cancelled()
     }

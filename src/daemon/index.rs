@@ -54,12 +54,11 @@ impl DueIndex {
         self.seen.remove(policy);
     }
 
-    /// Policies to look at by `now`, earliest first.
-    pub(super) fn due(&self, now: DateTime<Utc>) -> Vec<PolicyName> {
-        (self.queue.iter())
-            .take_while(|(at, _)| *at <= now)
-            .map(|(_, name)| name.clone())
-            .collect()
+    /// Forgets every policy `keep` says no to (gone from the config).
+    pub(super) fn retain(&mut self, keep: impl Fn(&PolicyName) -> bool) {
+        self.queue.retain(|(_, name)| keep(name));
+        self.at.retain(|name, _| keep(name));
+        self.seen.retain(|name, _| keep(name));
     }
 
     /// The earliest policy to look at by `now` that comes after `after` in
@@ -143,8 +142,6 @@ mod tests {
         index.look_at(&name("a"), at("2026-01-01T00:00:03Z"));
         index.look_at(&name("c"), at("2026-01-01T00:00:01Z"));
         index.look_at(&name("d"), at("2026-01-01T00:00:09Z"));
-        let due = index.due(at("2026-01-01T00:00:03Z"));
-        assert_eq!(due, vec![name("c"), name("b"), name("a")]);
         assert_eq!(index.earliest(), Some(at("2026-01-01T00:00:01Z")));
         let now = at("2026-01-01T00:00:03Z");
         let first = index.next_due(now, None).unwrap();
@@ -161,7 +158,7 @@ mod tests {
         let mut index = DueIndex::default();
         index.look_at(&name("a"), at("2026-01-01T00:00:01Z"));
         index.look_at(&name("a"), at("2026-01-01T00:00:05Z"));
-        assert!(index.due(at("2026-01-01T00:00:04Z")).is_empty());
+        assert_eq!(index.next_due(at("2026-01-01T00:00:04Z"), None), None);
         assert_eq!(index.planned(), 1);
         index.look_by(&name("a"), at("2026-01-01T00:00:09Z"));
         assert_eq!(index.earliest(), Some(at("2026-01-01T00:00:05Z")));
@@ -170,5 +167,15 @@ mod tests {
         index.unplan(&name("a"));
         assert_eq!(index.earliest(), None);
         assert!(!index.is_planned(&name("a")));
+    }
+
+    #[test]
+    fn retain_forgets_the_plans_and_readings_of_the_others() {
+        let mut index = DueIndex::default();
+        index.look_at(&name("a"), at("2026-01-01T00:00:01Z"));
+        index.look_at(&name("b"), at("2026-01-01T00:00:02Z"));
+        index.retain(|n| *n == name("b"));
+        assert_eq!(index.planned(), 1);
+        assert_eq!(index.earliest(), Some(at("2026-01-01T00:00:02Z")));
     }
 }

@@ -87,13 +87,8 @@ impl Looker {
     /// changed ones looked at now, overdue work found is spread again.
     pub(super) fn reloaded(&mut self, shared: &Shared, app: &App, now: DateTime<Utc>) {
         self.map(app);
-        let gone: Vec<PolicyName> = (self.index.seen().map(|s| s.policy.clone()))
-            .chain(self.index.due(DateTime::<Utc>::MAX_UTC))
-            .filter(|name| !self.positions.contains_key(name))
-            .collect();
-        for name in &gone {
-            self.index.forget(name);
-        }
+        let positions = &self.positions;
+        self.index.retain(|name| positions.contains_key(name));
         self.held_back
             .retain(|name, _| self.positions.contains_key(name));
         let touched = shared

@@ -46,7 +46,7 @@ pub(super) async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
         looker.refresh_gauges(&shared, &app, app.clock.now());
         daemon.tick(&app);
         unsettled |= passed.ran > 0;
-        if unsettled && mode == Mode::Forever && !passed.blocked && daemon.running().is_empty() {
+        if unsettled && mode == Mode::Forever && !passed.blocked && daemon.is_idle() {
             heap::release_free_memory();
             unsettled = false;
         }
