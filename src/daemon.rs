@@ -29,7 +29,7 @@ use tracing::warn;
 use crate::app::App;
 use crate::names::PolicyName;
 
-mod heap;
+pub mod heap;
 mod index;
 mod observe;
 mod pass;

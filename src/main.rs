@@ -119,6 +119,7 @@ enum StateCommand {
 }
 
 fn main() -> ExitCode {
+    rekey::daemon::heap::limit_arenas();
     let cli = Cli::parse();
     logging::init(cli.log_format);
     logging::install_panic_hook();

@@ -117,44 +117,6 @@ fn check_yaml(text: &str) -> Result<(), String> {
     }
 }
 
-/// The path of every TOML date/time in `text`. The `config` crate turns
-/// one into text, so `name = 2026-01-01` would pass as a string; no field
-/// takes a date, so any is a wrong type. A syntax error is left to the real
-/// parse.
-pub(super) fn toml_datetimes(text: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    if let Ok(doc) = toml::de::DeTable::parse(text) {
-        datetimes_in_table(doc.get_ref(), "", &mut found);
-    }
-    found
-}
-
-fn datetimes_in_table(table: &toml::de::DeTable<'_>, path: &str, found: &mut Vec<String>) {
-    for (key, value) in table {
-        let key = key.get_ref();
-        let here = if path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{path}.{key}")
-        };
-        datetimes_in(value.get_ref(), here, found);
-    }
-}
-
-fn datetimes_in(value: &toml::de::DeValue<'_>, path: String, found: &mut Vec<String>) {
-    use toml::de::DeValue as V;
-    match value {
-        V::Datetime(_) => found.push(path),
-        V::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                datetimes_in(item.get_ref(), format!("{path}[{i}]"), found);
-            }
-        }
-        V::Table(table) => datetimes_in_table(table, &path, found),
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,17 +164,6 @@ mod tests {
         assert!(err.contains("nested deeper than"), "{err}");
         let fine = "a: [[[1]]]\n";
         assert_eq!(check(fine, SourceFormat::Yaml), Ok(()));
-    }
-
-    #[test]
-    fn every_toml_date_is_found_with_its_path() {
-        let text =
-            "[daemon]\nstate = \"file:/s\"\n[[policy]]\nname = 2026-01-01\nschedule = 01:02:03\n";
-        assert_eq!(
-            toml_datetimes(text),
-            ["policy[0].name", "policy[0].schedule"]
-        );
-        assert!(toml_datetimes("a = \"2026-01-01\"\n").is_empty());
     }
 
     #[test]

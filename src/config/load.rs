@@ -1,5 +1,5 @@
-//! Loading (TOML/YAML via the `config` crate, `REKEY_<SECTION>__<FIELD>` env
-//! overrides) and validation into typed [`Config`]. Every problem is
+//! Loading (TOML read directly, YAML via the `config` crate; the
+//! `REKEY_<SECTION>__<FIELD>` env overrides laid over either) and validation into typed [`Config`]. Every problem is
 //! collected, each naming its field path.
 
 use std::path::Path;
@@ -13,6 +13,7 @@ use super::origin::{EnvOrigins, covered};
 use super::problem::{ConfigError, ConfigProblem};
 use super::raw::RawConfig;
 use super::strict::{self, Node, ShapeError};
+use super::toml_tree;
 use super::validate::validate;
 
 /// Reads and validates `path`, applying `REKEY_<SECTION>__<FIELD>` overrides
@@ -96,19 +97,16 @@ fn load(
         message,
     };
     document::check(text, format).map_err(read_error)?;
-    let mut problems = match format {
-        SourceFormat::Toml => document::toml_datetimes(text)
-            .into_iter()
-            .map(|path| ConfigProblem {
-                path,
-                message: DATETIME.into(),
-            })
-            .collect(),
-        SourceFormat::Yaml => Vec::new(),
-    };
     let origins = EnvOrigins::new(overrides.iter().flat_map(|vars| vars.keys()));
-    let tree =
-        layered(text, format, overrides).map_err(|e| read_error(syntax_message(&e.to_string())))?;
+    let (tree, datetimes) =
+        layered(text, format, overrides).map_err(|e| read_error(syntax_message(&e)))?;
+    let mut problems: Vec<ConfigProblem> = datetimes
+        .into_iter()
+        .map(|path| ConfigProblem {
+            path,
+            message: DATETIME.into(),
+        })
+        .collect();
     let (raw, shape) = strict::read::<RawConfig>(tree);
     problems.extend(shape.into_iter().map(|e| origins.shape(shape_problem(e))));
     let reported: Vec<String> = problems.iter().map(|p| p.path.clone()).collect();
@@ -130,31 +128,41 @@ fn load(
 const DATETIME: &str =
     "invalid type: date/time, expected a string, number or table (quote it if it is text)";
 
-/// The file with the environment layered over it by the `config` crate, as
-/// a tree that still knows each value's type and which leaves came from a
-/// variable.
+/// The file as a tree that still knows each value's type, with the
+/// environment's variables laid over it (a variable replaces what the file
+/// has at its path; tables on the way are made, or replace a value that is
+/// not one, as the `config` crate layers them) and marked as text from a
+/// variable; and the paths of the TOML dates. TOML is read by `toml`
+/// directly, in one parse; YAML through the `config` crate.
 fn layered(
     text: &str,
     format: SourceFormat,
     overrides: Option<config::Map<String, String>>,
-) -> Result<Node, config::ConfigError> {
-    let mut builder =
-        config::Config::builder().add_source(config::File::from_str(text, format.file_format()));
-    let mut env_layer = None;
+) -> Result<(Node, Vec<String>), String> {
+    let (mut tree, datetimes) = match format {
+        SourceFormat::Toml => toml_tree::toml_tree(text)?,
+        SourceFormat::Yaml => {
+            let file = config::File::from_str(text, format.file_format());
+            (
+                root(config::Config::builder().add_source(file))?,
+                Vec::new(),
+            )
+        }
+    };
     if let Some(vars) = overrides.filter(|v| !v.is_empty()) {
-        builder = builder.add_source(environment(vars.clone()));
-        let alone = config::Config::builder()
-            .add_source(environment(vars))
-            .build()?;
-        env_layer = Some(root(alone, None)?);
+        let env = root(config::Config::builder().add_source(environment(vars)))?;
+        tree.overlay(env.into_env());
     }
-    root(builder.build()?, env_layer.as_ref())
+    Ok((tree, datetimes))
 }
 
-fn root(config: config::Config, env: Option<&Node>) -> Result<Node, config::ConfigError> {
-    let table: config::Map<String, config::Value> = config.try_deserialize()?;
+fn root(builder: config::ConfigBuilder<config::builder::DefaultState>) -> Result<Node, String> {
+    let table: config::Map<String, config::Value> = builder
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| e.to_string())?;
     let value = config::Value::new(None, config::ValueKind::Table(table));
-    Ok(Node::from_config(value, env))
+    Ok(Node::from_config(value))
 }
 
 /// Parser errors quote the offending source line, which may hold a secret:

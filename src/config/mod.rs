@@ -17,6 +17,7 @@ mod problem;
 pub mod raw;
 pub mod secret_ref;
 mod strict;
+mod toml_tree;
 mod validate;
 
 pub use load::load_file;

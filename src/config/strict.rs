@@ -1,5 +1,5 @@
-//! Strict typing of the merged config document. The `config` crate layers
-//! the file and the `REKEY_*` environment, but its own deserializer coerces
+//! Strict typing of the merged config document. The `config` crate reads
+//! YAML and the `REKEY_*` environment, but its own deserializer coerces
 //! (`1.5` into an integer, `true` into a string, `"nan"` into a float). Here
 //! the merged tree is read again by a serde deserializer that hands each
 //! field exactly the type it declares: a wrong type is refused with the field
@@ -46,11 +46,10 @@ pub(super) enum Node {
 }
 
 impl Node {
-    /// `merged` is the layered document; `env` the environment layer alone,
-    /// which marks the leaves that came from a variable.
-    pub(super) fn from_config(merged: config::Value, env: Option<&Node>) -> Node {
+    /// A value of the `config` crate as a tree.
+    pub(super) fn from_config(value: config::Value) -> Node {
         use config::ValueKind as K;
-        match merged.kind {
+        match value.kind {
             K::Nil => Node::Nil,
             K::Boolean(b) => Node::Bool(b),
             K::I64(n) => Node::Int(n.into()),
@@ -59,27 +58,42 @@ impl Node {
             // Past i128: no field takes such a number; keep it an integer that fails the range check.
             K::U128(n) => Node::Int(i128::try_from(n).unwrap_or(i128::MAX)),
             K::Float(f) => Node::Float(f),
-            K::String(s) if matches!(env, Some(Node::Text(_))) => Node::Env(s),
             K::String(s) => Node::Text(s),
             K::Table(table) => Node::Table(
                 table
                     .into_iter()
-                    .map(|(k, v)| {
-                        let env = match env {
-                            Some(Node::Table(t)) => t.get(&k),
-                            _ => None,
-                        };
-                        let node = Node::from_config(v, env);
-                        (k, node)
-                    })
+                    .map(|(k, v)| (k, Node::from_config(v)))
                     .collect(),
             ),
-            K::Array(items) => Node::List(
-                items
-                    .into_iter()
-                    .map(|v| Node::from_config(v, None))
-                    .collect(),
-            ),
+            K::Array(items) => Node::List(items.into_iter().map(Node::from_config).collect()),
+        }
+    }
+
+    /// The environment's layer: its text leaves are marked as coming from a variable.
+    pub(super) fn into_env(self) -> Node {
+        match self {
+            Node::Text(s) => Node::Env(s),
+            Node::Table(t) => Node::Table(t.into_iter().map(|(k, v)| (k, v.into_env())).collect()),
+            Node::List(items) => Node::List(items.into_iter().map(Node::into_env).collect()),
+            other => other,
+        }
+    }
+
+    /// `over` laid over this tree: tables merge key by key; anything else
+    /// replaces what is here (a table replaces a value that is not one).
+    pub(super) fn overlay(&mut self, over: Node) {
+        match (self, over) {
+            (Node::Table(here), Node::Table(over)) => {
+                for (key, value) in over {
+                    match here.get_mut(&key) {
+                        Some(node) => node.overlay(value),
+                        None => {
+                            here.insert(key, value);
+                        }
+                    }
+                }
+            }
+            (here, over) => *here = over,
         }
     }
 

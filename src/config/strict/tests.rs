@@ -148,3 +148,47 @@ fn an_integer_out_of_range_is_refused_not_wrapped() {
     let err = daemon("max_concurrent_rotations", Node::Int(i128::from(u64::MAX))).unwrap_err();
     assert!(err.message.contains("out of range"), "{}", err.message);
 }
+
+#[test]
+fn the_environment_is_laid_over_the_file_table_by_table() {
+    let mut file = table(&[
+        (
+            "daemon",
+            table(&[
+                ("state", Node::Text("file:/s".into())),
+                ("max_concurrent_rotations", Node::Int(2)),
+            ]),
+        ),
+        (
+            "policy",
+            Node::List(vec![table(&[("name", Node::Text("a".into()))])]),
+        ),
+    ]);
+    let env = table(&[
+        (
+            "daemon",
+            table(&[("max_concurrent_rotations", Node::Text("4".into()))]),
+        ),
+        (
+            "policy",
+            table(&[("0", table(&[("name", Node::Text("b".into()))]))]),
+        ),
+    ]);
+    file.overlay(env.into_env());
+    let expected = table(&[
+        (
+            "daemon",
+            table(&[
+                ("state", Node::Text("file:/s".into())),
+                ("max_concurrent_rotations", Node::Env("4".into())),
+            ]),
+        ),
+        // A table over a list replaces it, as the `config` crate layers it;
+        // the strict reader then names the variable at `policy`.
+        (
+            "policy",
+            table(&[("0", table(&[("name", Node::Env("b".into()))]))]),
+        ),
+    ]);
+    assert_eq!(file, expected);
+}

@@ -11,13 +11,7 @@ use crate::config::{DynamoConfig, DynamoTable, StateLocation};
 /// found by the strict reader included).
 fn check(daemon: &str, tail: &str) -> Result<Config, Vec<String>> {
     let text = format!("[daemon]\n{daemon}\n{tail}");
-    let merged = config::Config::builder()
-        .add_source(config::File::from_str(&text, config::FileFormat::Toml))
-        .build()
-        .unwrap();
-    let table: config::Map<String, config::Value> = merged.try_deserialize().unwrap();
-    let root = config::Value::new(None, config::ValueKind::Table(table));
-    let node = crate::config::strict::Node::from_config(root, None);
+    let (node, _) = crate::config::toml_tree::toml_tree(&text).unwrap();
     let raw = crate::config::strict::from_node(node).map_err(|shape| {
         (shape.iter())
             .map(|e| format!("{}: {}", e.path, e.message))

@@ -24,13 +24,8 @@ pub(in crate::config) fn problems_with(extra: &str) -> Vec<String> {
 
 /// The raw config of a TOML text, read strictly as `load` reads it.
 pub(in crate::config) fn raw_of(text: &str) -> RawConfig {
-    let merged = config::Config::builder()
-        .add_source(config::File::from_str(text, config::FileFormat::Toml))
-        .build()
-        .unwrap();
-    let table: config::Map<String, config::Value> = merged.try_deserialize().unwrap();
-    let root = config::Value::new(None, config::ValueKind::Table(table));
-    crate::config::strict::from_node(crate::config::strict::Node::from_config(root, None)).unwrap()
+    let (tree, _) = crate::config::toml_tree::toml_tree(text).unwrap();
+    crate::config::strict::from_node(tree).unwrap()
 }
 
 fn parse_ref(raw: &str) -> (Option<SecretRef>, Vec<ConfigProblem>) {
