@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 /// Why a journal or argument's name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,9 +22,14 @@ pub struct NameError {
 macro_rules! string_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
 
         /// As the string it holds (`"llm"`), so messages that quote a name
         /// with `{:?}` read the same as before the type existed.
@@ -66,43 +72,43 @@ macro_rules! string_type {
 
         impl PartialEq<str> for $name {
             fn eq(&self, other: &str) -> bool {
-                self.0 == other
+                *self.0 == *other
             }
         }
 
         impl PartialEq<&str> for $name {
             fn eq(&self, other: &&str) -> bool {
-                self.0 == *other
+                *self.0 == **other
             }
         }
 
         impl PartialEq<String> for $name {
             fn eq(&self, other: &String) -> bool {
-                &self.0 == other
+                *self.0 == **other
             }
         }
 
         impl PartialEq<$name> for str {
             fn eq(&self, other: &$name) -> bool {
-                self == other.0
+                *self == *other.0
             }
         }
 
         impl PartialEq<$name> for &str {
             fn eq(&self, other: &$name) -> bool {
-                *self == other.0
+                **self == *other.0
             }
         }
 
         impl From<$name> for String {
             fn from(name: $name) -> String {
-                name.0
+                name.0.to_string()
             }
         }
 
         impl From<&$name> for String {
             fn from(name: &$name) -> String {
-                name.0.clone()
+                name.0.to_string()
             }
         }
     };
@@ -114,19 +120,19 @@ macro_rules! any_string {
     ($name:ident) => {
         impl From<String> for $name {
             fn from(s: String) -> Self {
-                Self(s)
+                Self(s.into())
             }
         }
 
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                Self(s.to_string())
+                Self(s.into())
             }
         }
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                String::deserialize(d).map(Self)
+                String::deserialize(d).map(|s| Self(s.into()))
             }
         }
     };
@@ -140,7 +146,7 @@ macro_rules! checked_string {
                 let s = s.into();
                 let check: fn(&str) -> Result<(), &'static str> = $check;
                 match check(&s) {
-                    Ok(()) => Ok(Self(s)),
+                    Ok(()) => Ok(Self(s.into())),
                     Err(why) => Err(NameError {
                         what: $what,
                         value: s.chars().take(80).collect(),
@@ -227,7 +233,7 @@ checked_string!(RotationId, "rotation id", rotation_id);
 impl RotationId {
     /// A new, time-ordered id.
     pub fn generate() -> Self {
-        Self(uuid::Uuid::now_v7().to_string())
+        Self(uuid::Uuid::now_v7().to_string().into())
     }
 }
 
@@ -273,13 +279,13 @@ impl LeaseKey {
             Some((arn_region, name)) => (arn_region, strip_aws_suffix(name)),
             None => (region, secret_id),
         };
-        Self(format!("aws-sm:{region}/{name}"))
+        Self(format!("aws-sm:{region}/{name}").into())
     }
 
     /// The lease of the file `secret_id` under a file store's `dir`.
     pub fn file(dir: &Path, secret_id: &str) -> Self {
         let path = canonical(&dir.join(secret_id));
-        Self(format!("file:{}", path.display()))
+        Self(format!("file:{}", path.display()).into())
     }
 }
 

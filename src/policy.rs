@@ -14,7 +14,8 @@ pub struct Policy {
     pub name: PolicyName,
     /// Name of the `[providers.<name>]` entry.
     pub provider: ProviderName,
-    pub schedule: Option<Schedule>,
+    /// Boxed: a parsed schedule is ~340 bytes, and a fleet's policies often have none.
+    pub schedule: Option<Box<Schedule>>,
     pub max_age: Option<Duration>,
     pub key: KeyTemplate,
     pub target: Target,

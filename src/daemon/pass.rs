@@ -178,7 +178,7 @@ impl Looker {
         self.next_refresh = crate::clock::later(now, GAUGE_REFRESH);
         for state in self.index.seen() {
             if let Some(&i) = self.positions.get(&state.policy) {
-                observe(shared, app, &app.config.policies[i], state, now);
+                observe(shared, app, &app.config.policies[i], &state, now);
             }
         }
     }

@@ -79,9 +79,7 @@ pub(super) async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
     }
     daemon.drain().await;
     if mode == Mode::Forever {
-        let in_flight = (looker.index.seen())
-            .filter(|state| state.in_flight.is_some())
-            .map(|state| state.policy.clone());
+        let in_flight = looker.index.in_flight().cloned();
         let ended = shared.ended.lock().expect("ended set poisoned").clone();
         let mut names: Vec<PolicyName> = in_flight.chain(ended).collect();
         names.sort();

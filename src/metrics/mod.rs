@@ -6,7 +6,8 @@
 //! calls. This module turns rekey's events and journal snapshots into
 //! values.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use prometheus_client::registry::Registry;
@@ -18,6 +19,7 @@ use crate::state::{OutcomeKind, PolicyState, Step};
 mod exposition;
 pub mod families;
 pub mod metered;
+mod per_policy;
 mod registry;
 mod sorted;
 
@@ -27,8 +29,7 @@ use families::{
     BuildLabels, HistogramScope, NotificationLabels, PolicyLabels, ProviderCallLabels,
     ProviderLabels, ReloadLabels, RotationLabels, StepLabels, StoreCallLabels, VerifyLabels,
 };
-use registry::{Families, Seconds, policy_labels};
-use sorted::SortedFamily;
+use registry::Families;
 
 /// Results of `rekey_rotations_total`, present at zero once a policy is known
 /// so that `increase()` and `rate()` work from the first failure on.
@@ -45,6 +46,33 @@ struct Inner {
     f: Families,
     /// Holds a handle to every family of `f`, in exposition order.
     registry: Registry,
+    /// One copy of each policy and provider name, shared by its series.
+    names: HashSet<Arc<str>>,
+}
+
+impl Inner {
+    fn name(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.names.get(name) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(name);
+        self.names.insert(shared.clone());
+        shared
+    }
+
+    fn policy(&mut self, policy: &str) -> PolicyLabels {
+        PolicyLabels {
+            policy: self.name(policy),
+        }
+    }
+
+    fn rotation(&mut self, policy: &str, provider: &str, result: &'static str) -> RotationLabels {
+        RotationLabels {
+            policy: self.name(policy),
+            provider: self.name(provider),
+            result,
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -64,7 +92,11 @@ impl Metrics {
             f.config_reloads.get_or_create(&reload(result));
         }
         Metrics {
-            inner: Mutex::new(Inner { f, registry }),
+            inner: Mutex::new(Inner {
+                f,
+                registry,
+                names: HashSet::new(),
+            }),
         }
     }
 
@@ -76,16 +108,18 @@ impl Metrics {
     /// One state change: rotation results, step durations, and the in-flight
     /// gauges between two snapshots (so a long verify shows as in progress).
     pub fn record(&self, event: &Event) {
-        let f = &self.lock().f;
+        let mut inner = self.lock();
         let policy = event.policy.as_str();
+        let p = inner.policy(policy);
         if let Some(result) = rotation_result(event.outcome) {
-            let labels = rotation(policy, &event.provider, result);
-            f.rotations.get_or_create(&labels).inc();
+            let labels = inner.rotation(policy, &event.provider, result);
+            inner.f.rotations.get_or_create(&labels).inc();
         }
+        let f = &inner.f;
         if let (Some(step), Some(d)) = (timed_step(event.step), event.duration) {
             let scope = match &event.policy_set {
                 Some(set) => HistogramScope::Set(set.clone()),
-                None => HistogramScope::Policy(policy.to_string()),
+                None => HistogramScope::Policy(p.policy.clone()),
             };
             let labels = StepLabels {
                 scope,
@@ -96,19 +130,18 @@ impl Metrics {
                 .observe(d.as_secs_f64());
         }
         let ts = unix(event.time);
-        let p = policy_labels(policy);
         match (event.step, event.outcome) {
             (EventStep::Begin | EventStep::Claim, EventOutcome::Ok) => {
-                f.in_progress.get_or_create(&p).set(1);
-                f.started.get_or_create(&p).set(ts);
-                f.due.get_or_create(&p).set(0);
+                f.in_progress.set(&p, 1);
+                f.started.set(&p, ts);
+                f.due.set(&p, 0);
             }
             (EventStep::Promote, EventOutcome::Ok) => {
-                f.in_progress.get_or_create(&p).set(0);
-                f.pending_revokes.get_or_create(&p).set(1);
+                f.in_progress.set(&p, 0);
+                f.pending_revokes.set(&p, 1);
             }
             (_, EventOutcome::Rotated) => {
-                f.last_success.get_or_create(&p).set(ts);
+                f.last_success.set(&p, ts);
                 idle(f, &p);
             }
             (_, EventOutcome::RolledBack) => idle(f, &p),
@@ -119,11 +152,12 @@ impl Metrics {
     }
 
     pub fn verify_attempt(&self, policy: &str, _provider: &str, ok: bool) {
+        let mut inner = self.lock();
         let labels = VerifyLabels {
-            policy: policy.to_string(),
-            result: (if ok { "ok" } else { "failed" }).to_string(),
+            policy: inner.name(policy),
+            result: if ok { "ok" } else { "failed" },
         };
-        self.lock().f.verify_attempts.get_or_create(&labels).inc();
+        inner.f.verify_attempts.get_or_create(&labels).inc();
     }
 
     /// `ok`: the new config was applied; otherwise it was refused.
@@ -141,46 +175,48 @@ impl Metrics {
         next_due: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) {
-        let f = &self.lock().f;
+        let mut inner = self.lock();
         let name = policy.name.as_str();
         for result in ROTATION_RESULTS {
-            f.rotations
-                .get_or_create(&rotation(name, &policy.provider, result));
+            let labels = inner.rotation(name, &policy.provider, result);
+            inner.f.rotations.get_or_create(&labels);
         }
-        let p = policy_labels(name);
+        let p = inner.policy(name);
+        let f = &inner.f;
         let age = state.current.as_ref().map(|k| seconds(now - k.created_at));
-        set_or_remove(&f.key_age, &p, age);
+        f.key_age.set_or_remove(&p, age);
         let max_age = policy.max_age.map(|d| d.as_secs_f64());
-        set_or_remove(&f.key_max_age, &p, max_age);
-        set_or_remove(&f.next_rotation, &p, next_due.map(unix));
-        set_or_remove(&f.last_success, &p, last_success(state));
+        f.key_max_age.set_or_remove(&p, max_age);
+        f.next_rotation.set_or_remove(&p, next_due.map(unix));
+        f.last_success.set_or_remove(&p, last_success(state));
 
         let flight = state.in_flight.as_ref();
         let promoted = flight.is_some_and(|f| f.step == Step::Promoted);
         // No next due time means no key yet: the first key is due now.
         let due = flight.is_none() && next_due.is_none_or(|at| at <= now);
-        f.due.get_or_create(&p).set(flag(due));
+        f.due.set(&p, flag(due));
         let in_progress = flight.is_some() && !promoted;
-        f.in_progress.get_or_create(&p).set(flag(in_progress));
-        f.pending_revokes.get_or_create(&p).set(flag(promoted));
+        f.in_progress.set(&p, flag(in_progress));
+        f.pending_revokes.set(&p, flag(promoted));
         let started = flight.map(|f| unix(f.started_at)).unwrap_or(0.0);
-        f.started.get_or_create(&p).set(started);
+        f.started.set(&p, started);
         let revoke_failures = flight.map(|f| f.revoke_failures).unwrap_or(0);
-        f.revoke_failures
-            .get_or_create(&p)
-            .set(i64::from(revoke_failures));
-        f.journal_corrupt.get_or_create(&p).set(0);
+        f.revoke_failures.set(&p, i64::from(revoke_failures));
+        f.journal_corrupt.set(&p, 0);
     }
 
     /// The policy's journal cannot be read (`rekey_journal_corrupt` = 1).
     pub fn journal_corrupt(&self, policy: &str) {
-        let p = policy_labels(policy);
-        self.lock().f.journal_corrupt.get_or_create(&p).set(1);
+        let mut inner = self.lock();
+        let p = inner.policy(policy);
+        inner.f.journal_corrupt.set(&p, 1);
     }
 
     /// A policy removed by a reload: its series go with it.
     pub fn forget_policy(&self, policy: &str) {
-        self.lock().f.forget_policy(policy);
+        let mut inner = self.lock();
+        inner.f.forget_policy(policy);
+        inner.names.remove(policy);
     }
 
     /// The daemon's loop ran a pass (liveness: `rekey_scheduler_last_tick_timestamp_seconds`).
@@ -270,10 +306,10 @@ fn timed_step(step: EventStep) -> Option<&'static str> {
 
 /// Nothing in flight any more.
 fn idle(f: &Families, p: &PolicyLabels) {
-    f.in_progress.get_or_create(p).set(0);
-    f.pending_revokes.get_or_create(p).set(0);
-    f.started.get_or_create(p).set(0.0);
-    f.revoke_failures.get_or_create(p).set(0);
+    f.in_progress.set(p, 0);
+    f.pending_revokes.set(p, 0);
+    f.started.set(p, 0.0);
+    f.revoke_failures.set(p, 0);
 }
 
 fn last_success(state: &PolicyState) -> Option<f64> {
@@ -282,22 +318,6 @@ fn last_success(state: &PolicyState) -> Option<f64> {
         .into_iter()
         .find(|h| h.kind == OutcomeKind::Rotated)?;
     Some(unix(entry.finished_at))
-}
-
-fn set_or_remove(family: &SortedFamily<PolicyLabels, Seconds>, p: &PolicyLabels, v: Option<f64>) {
-    if let Some(v) = v {
-        family.get_or_create(p).set(v);
-    } else {
-        family.remove(p);
-    }
-}
-
-fn rotation(policy: &str, provider: &str, result: &str) -> RotationLabels {
-    RotationLabels {
-        policy: policy.to_string(),
-        provider: provider.to_string(),
-        result: result.to_string(),
-    }
 }
 
 fn reload(result: &str) -> ReloadLabels {

@@ -11,14 +11,13 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry};
 
 use super::families::{self as f, *};
+use super::per_policy::{Column, PolicyTable};
 use super::sorted::SortedFamily;
 
 /// Seconds or a Unix time, to the millisecond.
 pub type Seconds = Gauge<f64, AtomicU64>;
 /// A flag (0 or 1) or a count.
 pub type Whole = Gauge<i64>;
-
-type PerPolicy<M> = SortedFamily<PolicyLabels, M>;
 
 pub struct Families {
     pub rotations: SortedFamily<RotationLabels, Counter>,
@@ -27,16 +26,18 @@ pub struct Families {
     pub provider_requests: SortedFamily<ProviderCallLabels, Counter>,
     pub provider_throttled: SortedFamily<ProviderLabels, Counter<f64, AtomicU64>>,
     pub store_requests: SortedFamily<StoreCallLabels, Counter>,
-    pub key_age: PerPolicy<Seconds>,
-    pub key_max_age: PerPolicy<Seconds>,
-    pub next_rotation: PerPolicy<Seconds>,
-    pub last_success: PerPolicy<Seconds>,
-    pub due: PerPolicy<Whole>,
-    pub in_progress: PerPolicy<Whole>,
-    pub started: PerPolicy<Seconds>,
-    pub pending_revokes: PerPolicy<Whole>,
-    pub revoke_failures: PerPolicy<Whole>,
-    pub journal_corrupt: PerPolicy<Whole>,
+    /// The rows behind the ten per-policy families below.
+    policies: PolicyTable,
+    pub key_age: Column<f64>,
+    pub key_max_age: Column<f64>,
+    pub next_rotation: Column<f64>,
+    pub last_success: Column<f64>,
+    pub due: Column<i64>,
+    pub in_progress: Column<i64>,
+    pub started: Column<f64>,
+    pub pending_revokes: Column<i64>,
+    pub revoke_failures: Column<i64>,
+    pub journal_corrupt: Column<i64>,
     pub config_reloads: SortedFamily<ReloadLabels, Counter>,
     pub notifications: SortedFamily<NotificationLabels, Counter>,
     pub audit_write_failures: Counter,
@@ -47,6 +48,7 @@ pub struct Families {
 impl Families {
     /// Every family without a series yet, and a registry that encodes them.
     pub fn registered() -> (Families, Registry) {
+        let policies = PolicyTable::default();
         let families = Families {
             rotations: SortedFamily::default(),
             step_duration: SortedFamily::with_constructor(|| Histogram::new(BUCKETS)),
@@ -54,16 +56,17 @@ impl Families {
             provider_requests: SortedFamily::default(),
             provider_throttled: SortedFamily::default(),
             store_requests: SortedFamily::default(),
-            key_age: SortedFamily::default(),
-            key_max_age: SortedFamily::default(),
-            next_rotation: SortedFamily::default(),
-            last_success: SortedFamily::default(),
-            due: SortedFamily::default(),
-            in_progress: SortedFamily::default(),
-            started: SortedFamily::default(),
-            pending_revokes: SortedFamily::default(),
-            revoke_failures: SortedFamily::default(),
-            journal_corrupt: SortedFamily::default(),
+            key_age: policies.seconds(0),
+            key_max_age: policies.seconds(1),
+            next_rotation: policies.seconds(2),
+            last_success: policies.seconds(3),
+            started: policies.seconds(4),
+            due: policies.whole(0),
+            in_progress: policies.whole(1),
+            pending_revokes: policies.whole(2),
+            revoke_failures: policies.whole(3),
+            journal_corrupt: policies.whole(4),
+            policies,
             config_reloads: SortedFamily::default(),
             notifications: SortedFamily::default(),
             audit_write_failures: Counter::default(),
@@ -102,37 +105,11 @@ impl Families {
 
     /// Drops every series labelled with `policy` (a policy removed by a reload).
     pub fn forget_policy(&self, policy: &str) {
-        self.rotations.retain(|l| l.policy != policy);
+        self.rotations.retain(|l| &*l.policy != policy);
         // A set's histograms outlive any one member.
-        (self.step_duration).retain(|l| l.scope != HistogramScope::Policy(policy.to_string()));
-        self.verify_attempts.retain(|l| l.policy != policy);
-        let labels = policy_labels(policy);
-        let seconds = [
-            &self.key_age,
-            &self.key_max_age,
-            &self.next_rotation,
-            &self.last_success,
-            &self.started,
-        ];
-        for family in seconds {
-            family.remove(&labels);
-        }
-        let whole = [
-            &self.due,
-            &self.in_progress,
-            &self.pending_revokes,
-            &self.revoke_failures,
-            &self.journal_corrupt,
-        ];
-        for family in whole {
-            family.remove(&labels);
-        }
-    }
-}
-
-pub fn policy_labels(policy: &str) -> PolicyLabels {
-    PolicyLabels {
-        policy: policy.to_string(),
+        (self.step_duration).retain(|l| l.scope != HistogramScope::Policy(policy.into()));
+        self.verify_attempts.retain(|l| &*l.policy != policy);
+        self.policies.forget(policy);
     }
 }
 

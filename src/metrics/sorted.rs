@@ -47,11 +47,6 @@ impl<S: Ord + Clone, M: Clone> SortedFamily<S, M> {
         }
     }
 
-    /// Drops the series of `labels`; `true` if there was one.
-    pub fn remove(&self, labels: &S) -> bool {
-        self.lock().remove(labels).is_some()
-    }
-
     /// Keeps only the series whose label set passes `keep`.
     pub fn retain(&self, mut keep: impl FnMut(&S) -> bool) {
         self.lock().retain(|labels, _| keep(labels));

@@ -106,7 +106,7 @@ mod tests {
         Policy {
             name: "p".parse().unwrap(),
             provider: "or".into(),
-            schedule: schedule.map(|s| Schedule::parse(s, None).unwrap()),
+            schedule: schedule.map(|s| Box::new(Schedule::parse(s, None).unwrap())),
             max_age,
             key: KeyTemplate {
                 name: "rekey-{policy}-{rotation}".into(),

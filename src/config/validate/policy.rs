@@ -129,7 +129,7 @@ pub(super) fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Polic
     Some(Policy {
         name: PolicyName::parse(name?).ok()?,
         provider: provider?.into(),
-        schedule,
+        schedule: schedule.map(Box::new),
         max_age,
         key,
         target: target?,
