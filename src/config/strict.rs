@@ -15,7 +15,6 @@
 //! goes to `validate`, whose problems at a field already reported here are
 //! dropped by the loader.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de;
@@ -24,12 +23,14 @@ use super::validate::quoted;
 
 mod reader;
 mod suggest;
+mod table;
 #[cfg(test)]
 mod tests;
 
 #[cfg(test)]
 pub(super) use reader::from_node;
 pub(super) use reader::read;
+pub(super) use table::Table;
 
 /// The document as parsed, with where each leaf came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +42,7 @@ pub(super) enum Node {
     Text(String),
     /// Text from a `REKEY_*` variable: parsed as whatever the field needs.
     Env(String),
-    Table(BTreeMap<String, Node>),
+    Table(Table),
     List(Vec<Node>),
 }
 

@@ -13,8 +13,6 @@
 //! result and every error message (its line and column) are the whole
 //! document's.
 
-use std::collections::BTreeMap;
-
 use toml::de::{DeTable, DeValue};
 use toml_parser::lexer::TokenKind;
 
@@ -64,10 +62,7 @@ fn by_sections(text: &str) -> Option<(Node, Vec<String>)> {
         let (DeValue::Array(items), true) = (value.into_inner(), key.get_ref() == list) else {
             return None;
         };
-        let Node::List(nodes) = top
-            .entry(list.to_string())
-            .or_insert(Node::List(Vec::new()))
-        else {
+        let Node::List(nodes) = top.or_insert_with(list, || Node::List(Vec::new())) else {
             return None;
         };
         for item in items {
@@ -126,7 +121,7 @@ fn header_list(line: &str) -> Option<&'static str> {
 }
 
 fn table_node(table: DeTable<'_>, path: &str, datetimes: &mut Vec<String>) -> Result<Node, String> {
-    let mut nodes = BTreeMap::new();
+    let mut nodes = Vec::new();
     for (key, value) in table {
         let key = key.into_inner().into_owned();
         let here = if path.is_empty() {
@@ -135,9 +130,9 @@ fn table_node(table: DeTable<'_>, path: &str, datetimes: &mut Vec<String>) -> Re
             format!("{path}.{key}")
         };
         let node = value_node(value.into_inner(), here, datetimes)?;
-        nodes.insert(key, node);
+        nodes.push((key, node));
     }
-    Ok(Node::Table(nodes))
+    Ok(Node::Table(nodes.into_iter().collect()))
 }
 
 fn value_node(

@@ -3,13 +3,12 @@
 //! while the reading goes on (see the parent module).
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
 use super::suggest::closest;
-use super::{Node, ShapeError};
+use super::{Node, ShapeError, Table};
 use crate::config::bounds::MAX_TEXT_LEN;
 use crate::config::validate::may_quote;
 
@@ -73,14 +72,16 @@ impl Strict {
     }
 
     /// Drops the fields `fields` does not name, recording each as unknown.
-    fn known_only(&self, table: BTreeMap<String, Node>, fields: &[&str]) -> BTreeMap<String, Node> {
-        let (known, unknown): (BTreeMap<_, _>, BTreeMap<_, _>) = table
-            .into_iter()
-            .partition(|(key, _)| fields.contains(&key.as_str()));
-        for key in unknown.keys() {
-            self.problems.push(unknown_field(&self.path, key, fields));
+    fn known_only(&self, table: Table, fields: &[&str]) -> Table {
+        let mut known = Vec::with_capacity(table.len());
+        for (key, node) in table {
+            if fields.contains(&key.as_str()) {
+                known.push((key, node));
+            } else {
+                self.problems.push(unknown_field(&self.path, &key, fields));
+            }
         }
-        known
+        known.into_iter().collect()
     }
 
     fn wrong(&self, expected: &str) -> ShapeError {
@@ -102,7 +103,7 @@ impl Strict {
         std::mem::replace(&mut self.node, Node::Nil)
     }
 
-    fn table(&self, table: BTreeMap<String, Node>) -> TableAccess {
+    fn table(&self, table: Table) -> TableAccess {
         TableAccess::new(table, self.path.clone(), self.problems.clone())
     }
 
@@ -279,7 +280,7 @@ impl<'de> de::Deserializer<'de> for Strict {
             Node::Table(t) => t,
             other => {
                 self.node = other;
-                self.passed_over(self.wrong("a table"), BTreeMap::new())
+                self.passed_over(self.wrong("a table"), Table::default())
             }
         };
         visitor
@@ -307,14 +308,14 @@ impl<'de> de::Deserializer<'de> for Strict {
 }
 
 struct TableAccess {
-    entries: std::collections::btree_map::IntoIter<String, Node>,
+    entries: std::vec::IntoIter<(String, Node)>,
     pending: Option<(String, Node)>,
     path: String,
     problems: Problems,
 }
 
 impl TableAccess {
-    fn new(table: BTreeMap<String, Node>, path: String, problems: Problems) -> Self {
+    fn new(table: Table, path: String, problems: Problems) -> Self {
         TableAccess {
             entries: table.into_iter(),
             pending: None,
