@@ -49,7 +49,7 @@ fn by_sections(text: &str) -> Option<(Node, Vec<String>)> {
     let Node::Table(top) = &mut tree else {
         return None;
     };
-    if LISTS.iter().any(|list| top.contains_key(*list)) {
+    if LISTS.iter().any(|list| top.contains_key(list)) {
         return None;
     }
     let ends = starts.iter().skip(1).map(|(at, _)| *at).chain([text.len()]);
