@@ -26,6 +26,7 @@ mod row;
 mod setup;
 
 use catch_up::{CatchUp, RATE};
+use child::Reaped;
 use row::Row;
 
 fn sizes() -> Vec<usize> {
@@ -70,11 +71,18 @@ async fn main() {
     let rated_n = sizes.last().copied().unwrap_or(1).min(1000);
     eprintln!("fleet: catch-up of {rated_n} first keys at {RATE}/s...");
     let rated = catch_up::rated(rated_n).await;
-    let biggest = rows.last().expect("at least one row");
-    eprintln!("fleet: catch-up of {} first keys, no limit...", biggest.n);
-    let unlimited = catch_up::unlimited(biggest.n).await;
-    print_catch_up(&rated, &unlimited, biggest);
+    let n = rows.last().expect("at least one row").n;
+    let mut rounds = Vec::new();
+    for round in 1..=ROUNDS {
+        eprintln!("fleet: catch-up of {n} first keys, no limit, round {round} of {ROUNDS}...");
+        let once = catch_up::once(n).await;
+        rounds.push((catch_up::unlimited(n).await, once));
+    }
+    print_catch_up(&rated, &rounds);
 }
+
+/// Unlimited catch-ups, each with a `run --once` next to it.
+const ROUNDS: usize = 2;
 
 fn secs(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64())
@@ -141,7 +149,7 @@ fn print_rows(rows: &[Row]) {
     }
 }
 
-fn print_catch_up(rated: &CatchUp, unlimited: &CatchUp, once: &Row) {
+fn print_catch_up(rated: &CatchUp, rounds: &[(CatchUp, Reaped)]) {
     let ideal = rated.management_calls as f64 / f64::from(RATE);
     let ratio = rated.wall.as_secs_f64() / ideal.max(f64::MIN_POSITIVE);
     let throttled_pct = 100.0 * rated.throttled as f64 / rated.management_calls.max(1) as f64;
@@ -157,18 +165,34 @@ fn print_catch_up(rated: &CatchUp, unlimited: &CatchUp, once: &Row) {
         rated.throttled,
         rated.problems,
     );
-    let daemon_ms = unlimited.cpu.as_secs_f64() * 1000.0 / unlimited.n as f64;
-    let once_ms = once.once.cpu.as_secs_f64() * 1000.0 / once.n as f64;
-    println!("catch-up of {} first keys, no limit:", unlimited.n);
+    let per_rotation = |cpu: Duration, n: usize| cpu.as_secs_f64() * 1000.0 / n as f64;
+    let n = rounds[0].0.n;
+    println!("catch-up of {n} first keys, no limit (daemon, and `run --once` on a fresh fleet):");
+    for (i, (daemon, once)) in rounds.iter().enumerate() {
+        println!(
+            "  round {}: wall {} s, peak RSS {:.1} MiB, daemon CPU {:.2} ms/rotation; \
+             run --once wall {} s, CPU {:.2} ms/rotation, peak RSS {:.1} MiB; warnings/errors {}",
+            i + 1,
+            secs(daemon.wall),
+            daemon.peak_rss_mib,
+            per_rotation(daemon.cpu, n),
+            secs(once.wall),
+            per_rotation(once.cpu, n),
+            once.max_rss_mib,
+            daemon.problems,
+        );
+    }
+    let total = |cpu: fn(&(CatchUp, Reaped)) -> Duration| {
+        per_rotation(rounds.iter().map(cpu).sum(), n * rounds.len())
+    };
+    let peak = rounds.iter().map(|r| r.0.peak_rss_mib).fold(0.0, f64::max);
     println!(
-        "  wall {} s, peak RSS {:.1} MiB (target <= 96), daemon CPU {:.2} ms/rotation vs \
-         run --once {once_ms:.2} ms/rotation (target: daemon <= once), warnings/errors {}",
-        secs(unlimited.wall),
-        unlimited.peak_rss_mib,
-        daemon_ms,
-        unlimited.problems,
+        "  over the rounds: peak RSS {peak:.1} MiB (target <= 96), daemon CPU {:.2} ms/rotation \
+         vs run --once {:.2} ms/rotation (target: daemon <= once)",
+        total(|r| r.0.cpu),
+        total(|r| r.1.cpu),
     );
-    for c in [rated, unlimited] {
+    for c in std::iter::once(rated).chain(rounds.iter().map(|r| &r.0)) {
         if let Some(problem) = &c.first_problem {
             println!("  N={}: first warning/error: {problem}", c.n);
         }
