@@ -117,6 +117,9 @@ pub async fn check(path: &Path, online: bool) -> ExitCode {
             policy.target.secret_id
         );
     }
+    for warning in crate::config::warnings(&config) {
+        crate::outln!("warning: {warning}");
+    }
     match check::run(&config, online).await {
         true => ExitCode::from(OK),
         false => ExitCode::from(FAILURE),

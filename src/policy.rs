@@ -189,6 +189,8 @@ impl VerifyKind {
 pub struct RevokeSpec {
     pub grace: Duration,
     pub mode: RevokeMode,
+    /// How often the policy's consumers re-read the store (`None`: not said).
+    pub consumer_refresh: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -85,6 +85,9 @@ pub async fn reload(path: &Path, daemon: &Daemon, cause: &str) -> Result<Diff, S
         policies = app.config.policies.len(),
         "config reloaded"
     );
+    for warning in crate::config::warnings(&app.config) {
+        warn!("{warning}");
+    }
     app.observer.config_reload(Ok(()));
     Ok(diff)
 }

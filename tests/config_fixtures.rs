@@ -543,6 +543,7 @@ fn assert_example(config: &Config) {
         "0 3 1 * * (Europe/Berlin)"
     );
     assert_eq!(prod.max_age, Some(days(35)));
+    assert_eq!(prod.revoke.consumer_refresh, Some(hours(1)));
     assert_eq!(
         (prod.key.limit, prod.key.limit_reset),
         (Some(500.0), Some(LimitReset::Monthly))
@@ -699,4 +700,13 @@ fn a_policy_set_fixture_expands_to_one_policy_per_member_of_its_file() {
         stdout.contains("  tenant-acme: provider openrouter-prod, secret aws:tenants/acme/llm, schedule 0 3 * * * (UTC) +2h 12m 30s (spread), next due"),
         "{stdout}"
     );
+    let warning = "warning: policy set \"tenant-{member}\": revoke.grace (1h) is shorter than \
+                   revoke.consumer_refresh (2h): a consumer that re-reads the store every 2h \
+                   may still be using the old key when it is revoked; make the grace at least 2h";
+    assert_eq!(
+        stdout.matches("warning: ").count(),
+        1,
+        "once for the set: {stdout}"
+    );
+    assert!(stdout.contains(warning), "{stdout}");
 }

@@ -19,9 +19,11 @@ pub mod secret_ref;
 mod strict;
 mod toml_tree;
 mod validate;
+mod warnings;
 
 pub use load::load_file;
 pub use problem::{ConfigError, ConfigProblem};
+pub use warnings::warnings;
 
 #[derive(Debug, Clone)]
 pub struct Config {

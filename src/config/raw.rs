@@ -215,6 +215,7 @@ pub struct RawVerify {
 pub struct RawRevoke {
     pub grace: Option<String>,
     pub mode: Option<String>,
+    pub consumer_refresh: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

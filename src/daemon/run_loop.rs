@@ -27,6 +27,9 @@ pub(super) async fn run_loop(daemon: &Daemon, mode: Mode) -> Summary {
         mode = mode.as_str(),
         "daemon started"
     );
+    for warning in crate::config::warnings(&app.config) {
+        warn!("{warning}");
+    }
     loop {
         let current = daemon.app();
         if !Arc::ptr_eq(&current, &app) {

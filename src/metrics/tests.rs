@@ -40,6 +40,7 @@ fn policy(max_age: Option<Duration>) -> Policy {
         revoke: RevokeSpec {
             grace: Duration::from_secs(60),
             mode: RevokeMode::Delete,
+            consumer_refresh: None,
         },
         adopt: AdoptSpec::default(),
         project_id: None,

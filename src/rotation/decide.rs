@@ -128,6 +128,7 @@ mod tests {
             revoke: RevokeSpec {
                 grace: Duration::from_secs(60),
                 mode: RevokeMode::Delete,
+                consumer_refresh: None,
             },
             adopt: AdoptSpec::default(),
             project_id: None,

@@ -367,5 +367,15 @@ pub(super) fn revoke(
         );
         return None;
     }
-    Some(RevokeSpec { grace, mode })
+    let consumer_refresh = match raw.consumer_refresh.as_deref() {
+        Some(text) => {
+            Some(at.p.duration(&at.path("revoke.consumer_refresh"), Some(text), MAX_GRACE)?)
+        }
+        None => None,
+    };
+    Some(RevokeSpec {
+        grace,
+        mode,
+        consumer_refresh,
+    })
 }

@@ -1,0 +1,96 @@
+//! What a valid config may still get wrong, said by `rekey check` and by
+//! the daemon when it loads the config: problems that do not stop a
+//! rotation but may hurt the consumers of its key. A policy set's members
+//! share their template, so a set is warned about once, not per member.
+
+use std::collections::BTreeSet;
+
+use super::Config;
+use super::bounds::human;
+use crate::policy::Policy;
+
+/// Each warning as `<where>: <what>`, in config order.
+pub fn warnings(config: &Config) -> Vec<String> {
+    let mut sets_seen = BTreeSet::new();
+    let mut found = Vec::new();
+    for policy in &config.policies {
+        let place = match policy.set_name() {
+            Some(set) if !sets_seen.insert(set.to_string()) => continue,
+            Some(set) => format!("policy set {set:?}"),
+            None => format!("policy {:?}", policy.name.as_str()),
+        };
+        if let Some(gap) = consumer_gap(policy) {
+            found.push(format!("{place}: {gap}"));
+        }
+    }
+    found
+}
+
+/// The grace ends before every consumer has re-read the store once.
+fn consumer_gap(policy: &Policy) -> Option<String> {
+    let revoke = &policy.revoke;
+    let refresh = revoke.consumer_refresh?;
+    (revoke.grace < refresh).then(|| {
+        format!(
+            "revoke.grace ({}) is shorter than revoke.consumer_refresh ({}): a consumer that \
+             re-reads the store every {} may still be using the old key when it is revoked; \
+             make the grace at least {}",
+            human(revoke.grace),
+            human(refresh),
+            human(refresh),
+            human(refresh),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::load::{SourceFormat, load_str};
+
+    fn config(revoke: &str) -> Result<Config, String> {
+        let text = format!(
+            "[daemon]\nstate = \"file:/s\"\n[providers.or]\nkind = \"openrouter\"\n\
+             management_key = \"env:K\"\n[stores.f]\nkind = \"file\"\ndir = \"/d\"\n\
+             [[policy]]\nname = \"a\"\nprovider = \"or\"\nmax_age = \"30d\"\n\
+             target = {{ store = \"f\", secret_id = \"a\" }}\nrevoke = {revoke}\n"
+        );
+        load_str(&text, SourceFormat::Toml, Path::new("/")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_grace_shorter_than_the_consumers_refresh_is_named_with_both_values() {
+        let short = config("{ grace = \"15m\", consumer_refresh = \"1h\" }").unwrap();
+        assert_eq!(
+            short.policies[0]
+                .revoke
+                .consumer_refresh
+                .map(|d| d.as_secs()),
+            Some(3600)
+        );
+        assert_eq!(
+            warnings(&short),
+            [
+                "policy \"a\": revoke.grace (15m) is shorter than revoke.consumer_refresh (1h): \
+              a consumer that re-reads the store every 1h may still be using the old key when \
+              it is revoked; make the grace at least 1h"
+            ]
+        );
+        for quiet in [
+            "{ grace = \"1h\", consumer_refresh = \"1h\" }",
+            "{ grace = \"5m\" }",
+        ] {
+            assert!(warnings(&config(quiet).unwrap()).is_empty(), "{quiet}");
+        }
+    }
+
+    #[test]
+    fn consumer_refresh_is_a_bounded_duration() {
+        let err = config("{ consumer_refresh = \"91d\" }").unwrap_err();
+        assert!(err.contains("policy[0].revoke.consumer_refresh"), "{err}");
+        let err = config("{ consumer_refresh = \"soon\" }").unwrap_err();
+        assert!(err.contains("policy[0].revoke.consumer_refresh"), "{err}");
+    }
+}
