@@ -80,8 +80,9 @@ impl Node {
         }
     }
 
-    /// `over` laid over this tree: tables merge key by key; anything else
-    /// replaces what is here (a table replaces a value that is not one).
+    /// `over` laid over this tree: tables merge key by key, lists element
+    /// by element; anything else replaces what is here (a table replaces a
+    /// value that is not one), as the `config` crate layers them.
     pub(super) fn overlay(&mut self, over: Node) {
         match (self, over) {
             (Node::Table(here), Node::Table(over)) => {
@@ -91,6 +92,18 @@ impl Node {
                         None => {
                             here.insert(key, value);
                         }
+                    }
+                }
+            }
+            // A variable indexing a list (`REKEY_POLICY[0]__MAX_AGE`) sets
+            // that element: the environment's list holds it at its index,
+            // with empty values before it.
+            (Node::List(here), Node::List(over)) => {
+                for (i, item) in over.into_iter().enumerate() {
+                    match here.get_mut(i) {
+                        Some(_) if item == Node::Nil => {}
+                        Some(node) => node.overlay(item),
+                        None => here.push(item),
                     }
                 }
             }

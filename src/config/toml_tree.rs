@@ -45,7 +45,18 @@ fn whole(text: &str) -> Read {
 fn by_sections(text: &str) -> Option<(Node, Vec<String>)> {
     let starts = section_starts(text);
     let first = starts.first()?.0;
-    let (mut tree, mut datetimes) = whole(&text[..first]).ok()?;
+    // (top-level key, path) of each date: ordered by key at the end, as the
+    // whole parse walks its (sorted) tables.
+    let mut dates: Vec<(String, String)> = Vec::new();
+    let mut entries = Vec::new();
+    for (key, value) in DeTable::parse(&text[..first]).ok()?.into_inner() {
+        let key = key.into_inner().into_owned();
+        let mut found = Vec::new();
+        let node = value_node(value.into_inner(), key.clone(), &mut found).ok()?;
+        dates.extend(found.into_iter().map(|path| (key.clone(), path)));
+        entries.push((key, node));
+    }
+    let mut tree = Node::Table(entries.into_iter().collect());
     let Node::Table(top) = &mut tree else {
         return None;
     };
@@ -67,10 +78,13 @@ fn by_sections(text: &str) -> Option<(Node, Vec<String>)> {
         };
         for item in items {
             let path = format!("{list}[{}]", nodes.len());
-            nodes.push(value_node(item.into_inner(), path, &mut datetimes).ok()?);
+            let mut found = Vec::new();
+            nodes.push(value_node(item.into_inner(), path, &mut found).ok()?);
+            dates.extend(found.into_iter().map(|path| (list.to_string(), path)));
         }
     }
-    Some((tree, datetimes))
+    dates.sort_by(|a, b| a.0.cmp(&b.0));
+    Some((tree, dates.into_iter().map(|(_, path)| path).collect()))
 }
 
 /// Where each `[[policy]]` or `[[policy_set]]` header line starts, by a
@@ -144,9 +158,13 @@ fn value_node(
         DeValue::String(s) => Node::Text(s.into_owned()),
         DeValue::Boolean(b) => Node::Bool(b),
         // Past i128 no field takes it either: an integer that fails the range check.
-        DeValue::Integer(n) => {
-            Node::Int(i128::from_str_radix(n.as_str(), n.radix()).unwrap_or(i128::MAX))
-        }
+        DeValue::Integer(n) => Node::Int(i128::from_str_radix(n.as_str(), n.radix()).unwrap_or(
+            if n.as_str().starts_with('-') {
+                i128::MIN
+            } else {
+                i128::MAX
+            },
+        )),
         DeValue::Float(f) => {
             let float: f64 = f
                 .as_str()
@@ -209,6 +227,19 @@ mod tests {
             panic!()
         };
         assert_eq!(policies.len(), 3);
+    }
+
+    #[test]
+    fn dates_come_in_the_whole_documents_order() {
+        for text in [
+            "[stores.f]\ndir = 2026-01-01\n[[policy]]\nname = 2026-01-02\n",
+            "[[policy_set]]\nname = 2026-01-01\n[[policy]]\nname = 2026-01-02\n",
+            "a = 2026-01-03\n[[policy]]\nx = 2026-01-04\n[[policy]]\ny = 2026-01-05\n",
+        ] {
+            assert!(by_sections(text).is_some(), "read by sections: {text}");
+            let (whole, read) = both(text);
+            assert_eq!(read, whole, "{text}");
+        }
     }
 
     #[test]

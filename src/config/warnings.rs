@@ -92,5 +92,8 @@ mod tests {
         assert!(err.contains("policy[0].revoke.consumer_refresh"), "{err}");
         let err = config("{ consumer_refresh = \"soon\" }").unwrap_err();
         assert!(err.contains("policy[0].revoke.consumer_refresh"), "{err}");
+        let err = config("{ grace = \"later\", consumer_refresh = \"soon\" }").unwrap_err();
+        assert!(err.contains("policy[0].revoke.grace"), "both at once: {err}");
+        assert!(err.contains("policy[0].revoke.consumer_refresh"), "both at once: {err}");
     }
 }

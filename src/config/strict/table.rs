@@ -58,12 +58,14 @@ impl Table {
 /// Entries in any order; a key given twice keeps its last value.
 impl FromIterator<(String, Node)> for Table {
     fn from_iter<I: IntoIterator<Item = (String, Node)>>(entries: I) -> Self {
-        let mut table = Table::default();
-        for (key, node) in entries {
-            table.insert(key, node);
-        }
-        table.0.shrink_to_fit();
-        table
+        let mut entries: Vec<(String, Node)> = entries.into_iter().collect();
+        // Stable: of equal keys, the last given is the last here.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.reverse();
+        entries.dedup_by(|later, kept| later.0 == kept.0);
+        entries.reverse();
+        entries.shrink_to_fit();
+        Table(entries)
     }
 }
 

@@ -192,3 +192,26 @@ fn the_environment_is_laid_over_the_file_table_by_table() {
     ]);
     assert_eq!(file, expected);
 }
+
+#[test]
+fn a_variable_indexing_a_list_sets_that_element_and_keeps_the_others() {
+    let text = "[daemon]\nstate = \"file:/s\"\n[providers.or]\nkind = \"openrouter\"\n\
+                management_key = \"env:K\"\n[stores.f]\nkind = \"file\"\ndir = \"/d\"\n\
+                [[policy]]\nname = \"a\"\nprovider = \"or\"\nmax_age = \"30d\"\n\
+                target = { store = \"f\", secret_id = \"a\" }\n\
+                [[policy]]\nname = \"b\"\nprovider = \"or\"\nmax_age = \"30d\"\n\
+                target = { store = \"f\", secret_id = \"b\" }\n";
+    let env = [("REKEY_POLICY[1]__MAX_AGE".to_string(), "7d".to_string())];
+    let config = crate::config::load::load_str_with_env(
+        text,
+        crate::config::load::SourceFormat::Toml,
+        std::path::Path::new("/"),
+        env,
+    )
+    .unwrap();
+    let ages: Vec<u64> = (config.policies.iter())
+        .map(|p| p.max_age.unwrap().as_secs() / 86_400)
+        .collect();
+    assert_eq!(ages, [30, 7]);
+    assert_eq!(config.policies[0].name.as_str(), "a");
+}

@@ -335,6 +335,14 @@ pub(super) fn revoke(
     raw: RawRevoke,
     kind: Option<ProviderKind>,
 ) -> Option<RevokeSpec> {
+    // Read before any early return, so a bad value here is reported with
+    // a bad grace or mode, not after they are fixed.
+    let consumer_refresh = match raw.consumer_refresh.as_deref() {
+        Some(text) => {
+            Some(at.p.duration(&at.path("revoke.consumer_refresh"), Some(text), MAX_GRACE))
+        }
+        None => None,
+    };
     let grace = match raw.grace.as_deref() {
         Some(text) => {
             at.p.duration(&at.path("revoke.grace"), Some(text), MAX_GRACE)?
@@ -367,15 +375,12 @@ pub(super) fn revoke(
         );
         return None;
     }
-    let consumer_refresh = match raw.consumer_refresh.as_deref() {
-        Some(text) => {
-            Some(at.p.duration(&at.path("revoke.consumer_refresh"), Some(text), MAX_GRACE)?)
-        }
-        None => None,
-    };
     Some(RevokeSpec {
         grace,
         mode,
-        consumer_refresh,
+        consumer_refresh: match consumer_refresh {
+            Some(parsed) => Some(parsed?),
+            None => None,
+        },
     })
 }
