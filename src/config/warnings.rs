@@ -93,7 +93,13 @@ mod tests {
         let err = config("{ consumer_refresh = \"soon\" }").unwrap_err();
         assert!(err.contains("policy[0].revoke.consumer_refresh"), "{err}");
         let err = config("{ grace = \"later\", consumer_refresh = \"soon\" }").unwrap_err();
-        assert!(err.contains("policy[0].revoke.grace"), "both at once: {err}");
-        assert!(err.contains("policy[0].revoke.consumer_refresh"), "both at once: {err}");
+        assert!(
+            err.contains("policy[0].revoke.grace"),
+            "both at once: {err}"
+        );
+        assert!(
+            err.contains("policy[0].revoke.consumer_refresh"),
+            "both at once: {err}"
+        );
     }
 }
