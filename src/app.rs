@@ -40,6 +40,7 @@ pub struct App {
     pub observer: Arc<Observer>,
     /// For verification through `verify.base_url` gateways.
     gateway_http: reqwest::Client,
+    hook_http: reqwest::Client,
     /// Replicas sharing each provider's rate limit, read by every limiter;
     /// carried over by [`App::rebuild`], so a reload keeps the last count.
     replicas: limited::Replicas,
@@ -99,6 +100,10 @@ impl App {
             cancel: CancellationToken::new(),
             observer,
             gateway_http,
+            hook_http: providers::http_client(
+                "on_promote",
+                crate::config::bounds::MAX_HOOK_TIMEOUT,
+            )?,
             replicas,
         })
     }
@@ -125,6 +130,7 @@ impl App {
             cancel: self.cancel.clone(),
             observer: self.observer.clone(),
             gateway_http: self.gateway_http.clone(),
+            hook_http: self.hook_http.clone(),
             replicas: self.replicas.clone(),
         })
     }
@@ -170,6 +176,8 @@ impl App {
             provider_span: self.config.providers[&policy.provider].request_timeout,
             store_span: self.config.stores[&policy.target.store].request_timeout,
             lease: None,
+            hook_http: self.hook_http.clone(),
+            usage_poll: self.config.daemon.usage_poll,
         }
     }
 }

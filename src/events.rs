@@ -76,6 +76,11 @@ pub enum EventStep {
     /// A policy-set member removed with `on_remove = "revoke"`: its current
     /// key is revoked (the named exception to "never revoke the current key").
     Retire,
+    /// An `on_promote` hook ran (ok) or failed.
+    Hook,
+    /// `revoke.wait_idle`: the old key's use was read (idle: ok; still in
+    /// use: waiting; `error_kind` `old_key_busy` or `revoked_busy` past `max_wait`).
+    WaitIdle,
 }
 
 impl EventStep {
@@ -92,6 +97,8 @@ impl EventStep {
             EventStep::Adopt => "adopt",
             EventStep::AwaitKey => "await_key",
             EventStep::Retire => "retire",
+            EventStep::Hook => "hook",
+            EventStep::WaitIdle => "wait_idle",
         }
     }
 }

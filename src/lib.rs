@@ -19,6 +19,7 @@ pub mod events;
 pub mod failpoint;
 pub mod fleet;
 pub mod fsutil;
+pub mod hooks;
 pub mod logging;
 pub mod metrics;
 pub mod names;

@@ -26,6 +26,8 @@ pub struct Policy {
     pub project_id: Option<String>,
     /// Names of `[notify.<name>]` entries alerted for this policy.
     pub notify: Vec<String>,
+    /// Run in order after promote; the old key is revoked only once all succeeded.
+    pub on_promote: std::sync::Arc<[Hook]>,
     /// The `[[policy_set]]` this policy is a member of; `None` for a `[[policy]]`.
     pub set: Option<SetMember>,
 }
@@ -191,6 +193,88 @@ pub struct RevokeSpec {
     pub mode: RevokeMode,
     /// How often the policy's consumers re-read the store (`None`: not said).
     pub consumer_refresh: Option<Duration>,
+    /// Revoke only once the old key has been unused this long (`None`: no check).
+    pub wait_idle: Option<Duration>,
+    /// How long after the grace a busy old key (or a failing hook) is waited for.
+    pub max_wait: Duration,
+    /// What happens to an old key still busy after `max_wait`.
+    pub on_busy: OnBusy,
+}
+
+/// `revoke.on_busy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnBusy {
+    /// Revoke it anyway, and alert `revoked_busy`.
+    #[default]
+    Revoke,
+    /// Keep the rotation in flight, re-check, alert `old_key_busy`.
+    Keep,
+}
+
+impl OnBusy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnBusy::Revoke => "revoke",
+            OnBusy::Keep => "keep",
+        }
+    }
+}
+
+/// One `on_promote` entry: what tells consumers that a new key is current.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hook {
+    pub action: HookAction,
+    /// The longest one run may take (the process is killed, the request dropped).
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HookAction {
+    /// argv run directly (no shell) with a clean environment.
+    Exec(Vec<String>),
+    /// A request to a URL read from a credential reference.
+    Http {
+        url: crate::config::SecretRef,
+        method: HookMethod,
+        /// The status that counts as success; `None`: any 2xx.
+        expect: Option<u16>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookMethod {
+    Get,
+    Post,
+    Put,
+    Patch,
+}
+
+impl HookMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookMethod::Get => "GET",
+            HookMethod::Post => "POST",
+            HookMethod::Put => "PUT",
+            HookMethod::Patch => "PATCH",
+        }
+    }
+}
+
+impl Hook {
+    /// How logs, audit and alerts name the hook: its position and program
+    /// or method (never the URL, which may carry a token).
+    pub fn describe(&self, index: usize) -> String {
+        match &self.action {
+            HookAction::Exec(argv) => {
+                let program = argv.first().map(String::as_str).unwrap_or("");
+                let base = program.rsplit('/').next().unwrap_or(program);
+                format!("on_promote[{index}] (exec {base})")
+            }
+            HookAction::Http { method, .. } => {
+                format!("on_promote[{index}] (http {})", method.as_str())
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,7 +314,7 @@ macro_rules! display_as_config_word {
     )*};
 }
 
-display_as_config_word!(RevokeMode, LimitReset, VerifyKind);
+display_as_config_word!(RevokeMode, LimitReset, VerifyKind, OnBusy);
 
 #[cfg(test)]
 mod display_tests {

@@ -156,3 +156,10 @@ mod tests {
         assert_eq!(human(Duration::ZERO), "0ms");
     }
 }
+/// `on_promote`: hooks per policy, arguments per `exec`, and one run's timeout.
+pub const MAX_HOOKS: usize = 16;
+pub const MAX_HOOK_ARGS: usize = 64;
+pub const MAX_HOOK_TIMEOUT: Duration = Duration::from_secs(HOUR);
+/// `daemon.usage_poll`.
+pub const MIN_USAGE_POLL: Duration = Duration::from_secs(10);
+pub const MAX_USAGE_POLL: Duration = Duration::from_secs(24 * HOUR);

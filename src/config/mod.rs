@@ -64,6 +64,9 @@ pub struct DaemonConfig {
     /// the provider for the key it may have made before it fails as
     /// `create_unconfirmed` (and the next pass sweeps again).
     pub sweep_timeout: Duration,
+    /// How often usage is read: a busy old key (`revoke.wait_idle`) is
+    /// re-checked at least this often.
+    pub usage_poll: Duration,
     /// `[daemon.dynamodb]` as written, also with a file state (it then
     /// only says where `rekey state migrate` finds the table).
     pub dynamodb: Option<DynamoTable>,
@@ -306,10 +309,13 @@ pub enum NotifyEvent {
     ConfigRejected,
     JournalCorrupt,
     Success,
+    HookFailed,
+    RevokedBusy,
+    OldKeyBusy,
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 7] = [
+    pub const ALL: [NotifyEvent; 10] = [
         NotifyEvent::Failure,
         NotifyEvent::Rollback,
         NotifyEvent::RevokeFailing,
@@ -317,6 +323,9 @@ impl NotifyEvent {
         NotifyEvent::ConfigRejected,
         NotifyEvent::JournalCorrupt,
         NotifyEvent::Success,
+        NotifyEvent::HookFailed,
+        NotifyEvent::RevokedBusy,
+        NotifyEvent::OldKeyBusy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -328,6 +337,9 @@ impl NotifyEvent {
             NotifyEvent::ConfigRejected => "config_rejected",
             NotifyEvent::JournalCorrupt => "journal_corrupt",
             NotifyEvent::Success => "success",
+            NotifyEvent::HookFailed => "hook_failed",
+            NotifyEvent::RevokedBusy => "revoked_busy",
+            NotifyEvent::OldKeyBusy => "old_key_busy",
         }
     }
 }

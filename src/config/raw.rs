@@ -37,6 +37,7 @@ pub struct RawDaemon {
     pub admin_token: Option<String>,
     pub shutdown_timeout: Option<String>,
     pub sweep_timeout: Option<String>,
+    pub usage_poll: Option<String>,
     pub dynamodb: Option<RawDynamo>,
 }
 
@@ -98,6 +99,7 @@ pub struct RawPolicy {
     pub adopt: Option<RawAdopt>,
     pub project_id: Option<String>,
     pub notify: Option<Vec<String>>,
+    pub on_promote: Option<Vec<RawHook>>,
 }
 
 /// `[[policy_set]]`: a policy's fields (the template) plus the members.
@@ -119,6 +121,7 @@ pub struct RawPolicySet {
     pub adopt: Option<RawAdopt>,
     pub project_id: Option<String>,
     pub notify: Option<Vec<String>>,
+    pub on_promote: Option<Vec<RawHook>>,
 }
 
 impl RawPolicySet {
@@ -138,6 +141,7 @@ impl RawPolicySet {
             adopt: self.adopt,
             project_id: self.project_id,
             notify: self.notify,
+            on_promote: self.on_promote,
         };
         (policy, self.members)
     }
@@ -216,6 +220,20 @@ pub struct RawRevoke {
     pub grace: Option<String>,
     pub mode: Option<String>,
     pub consumer_refresh: Option<String>,
+    pub wait_idle: Option<String>,
+    pub max_wait: Option<String>,
+    pub on_busy: Option<String>,
+}
+
+/// One `on_promote` entry: `exec = [argv...]` or `http = "<secret ref>"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHook {
+    pub exec: Option<Vec<String>>,
+    pub http: Option<String>,
+    pub method: Option<String>,
+    pub timeout: Option<String>,
+    pub expect: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,11 +9,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::bounds::{MAX_CATCH_UP_JITTER, MAX_FAILURE_BACKOFF, MAX_SHUTDOWN_TIMEOUT};
+use super::bounds::{
+    MAX_CATCH_UP_JITTER, MAX_FAILURE_BACKOFF, MAX_SHUTDOWN_TIMEOUT, MAX_USAGE_POLL, MIN_USAGE_POLL,
+};
 use super::raw::{RawConfig, RawDaemon};
 use super::{Backoff, Config, ConfigProblem, DaemonConfig, ProviderKind};
 
 mod at;
+mod consumers;
 mod entries;
 mod kind;
 mod notify;
@@ -37,6 +40,7 @@ const DEFAULT_MAX_CONCURRENT: i64 = 8;
 const MAX_CONCURRENT_RANGE: std::ops::RangeInclusive<i64> = 1..=1024;
 const DEFAULT_SWEEP_TIMEOUT: Duration = Duration::from_secs(600);
 const MAX_SWEEP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+const DEFAULT_USAGE_POLL: Duration = Duration::from_secs(300);
 const DEFAULT_BACKOFF: Backoff = Backoff {
     min: Duration::from_secs(5 * 60),
     max: Duration::from_secs(24 * 3600),
@@ -164,6 +168,21 @@ fn daemon(p: &mut Problems, raw: RawDaemon, base_dir: &Path) -> Option<DaemonCon
         None => Some(DEFAULT_SWEEP_TIMEOUT),
         raw => p.positive_duration("daemon.sweep_timeout", raw, MAX_SWEEP_TIMEOUT),
     };
+    let usage_poll = match raw.usage_poll.as_deref() {
+        None => Some(DEFAULT_USAGE_POLL),
+        raw => p
+            .positive_duration("daemon.usage_poll", raw, MAX_USAGE_POLL)
+            .filter(|poll| {
+                let ok = *poll >= MIN_USAGE_POLL;
+                if !ok {
+                    p.push(
+                        "daemon.usage_poll",
+                        format!("must be at least {}s", MIN_USAGE_POLL.as_secs()),
+                    );
+                }
+                ok
+            }),
+    };
     Some(DaemonConfig {
         state: state?,
         admin_listen: admin_listen.ok()?,
@@ -174,6 +193,7 @@ fn daemon(p: &mut Problems, raw: RawDaemon, base_dir: &Path) -> Option<DaemonCon
         admin_token: admin_token?,
         shutdown_timeout: shutdown_timeout?,
         sweep_timeout: sweep_timeout?,
+        usage_poll: usage_poll?,
         dynamodb: dynamodb?,
     })
 }

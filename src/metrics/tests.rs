@@ -74,6 +74,7 @@ fn rotation(step: Step, started: &str, revoke_failures: u32) -> Rotation {
         rollback: None,
         unconfirmed_create: None,
         restages: 0,
+        after_promote: Default::default(),
     }
 }
 

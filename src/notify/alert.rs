@@ -17,6 +17,12 @@ pub const REVOKE_FAILING_AFTER: u32 = 3;
 /// The alert a state change raises, if any.
 pub fn classify(event: &Event) -> Option<NotifyEvent> {
     match (event.outcome, event.step) {
+        (EventOutcome::Failed, EventStep::Hook) => Some(NotifyEvent::HookFailed),
+        (_, EventStep::WaitIdle) => match event.error_kind {
+            Some("revoked_busy") => Some(NotifyEvent::RevokedBusy),
+            Some("old_key_busy") => Some(NotifyEvent::OldKeyBusy),
+            _ => None,
+        },
         (EventOutcome::Failed, EventStep::Revoke) => {
             (event.failures >= REVOKE_FAILING_AFTER).then_some(NotifyEvent::RevokeFailing)
         }
@@ -181,6 +187,15 @@ fn event_summary(kind: NotifyEvent, event: &Event) -> String {
             event.failures
         ),
         NotifyEvent::Success => format!("rekey: {policy} rotated, the old key is revoked"),
+        NotifyEvent::HookFailed => format!(
+            "rekey: an on_promote hook of {policy} failed; the old key is not revoked until it succeeds{cause}"
+        ),
+        NotifyEvent::RevokedBusy => format!(
+            "rekey: the old key of {policy} was still in use after revoke.max_wait and was revoked anyway{cause}"
+        ),
+        NotifyEvent::OldKeyBusy => format!(
+            "rekey: the old key of {policy} is still in use after revoke.max_wait; it is kept (on_busy = \"keep\") until it goes idle or `rekey rotate --now --grace 0`{cause}"
+        ),
         NotifyEvent::Overdue | NotifyEvent::ConfigRejected | NotifyEvent::JournalCorrupt => {
             format!("rekey: {policy}: {step}")
         }

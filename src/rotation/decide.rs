@@ -31,25 +31,43 @@ pub enum WaitReason {
     Backoff,
     /// The key is fresh; the next rotation is at the next due time.
     NotDue,
+    /// After the grace, the old key is still in use (`revoke.wait_idle`):
+    /// its use is read again at `until`.
+    OldKeyBusy,
 }
 
 /// The pure decision for one policy at `now`.
 pub fn decide(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> Decision {
-    let grace_ends = state
-        .in_flight
-        .as_ref()
-        .filter(|r| r.step == Step::Promoted)
-        .and_then(|r| r.revoke_after);
-    if let Some(at) = grace_ends.filter(|at| *at > now) {
+    let promoted = (state.in_flight.as_ref()).filter(|r| r.step == Step::Promoted);
+    let backoff = state.retry_not_before.filter(|at| *at > now);
+    // Hooks run right after promote, and are retried during the grace.
+    let hooks_pending = promoted.is_some_and(|r| {
+        r.rollback.is_none() && (r.after_promote.hooks_done as usize) < policy.on_promote.len()
+    });
+    if hooks_pending && backoff.is_none() {
+        return Decision::Resume;
+    }
+    if let Some(at) = promoted.and_then(|r| r.revoke_after).filter(|at| *at > now) {
+        let (until, why) = match backoff {
+            Some(retry) if hooks_pending => (retry.min(at), WaitReason::Backoff),
+            _ => (at, WaitReason::InGrace),
+        };
         return Decision::Wait {
-            until: Some(at),
-            why: WaitReason::InGrace,
+            until: Some(until),
+            why,
         };
     }
-    if let Some(at) = state.retry_not_before.filter(|at| *at > now) {
+    if let Some(at) = backoff {
         return Decision::Wait {
             until: Some(at),
             why: WaitReason::Backoff,
+        };
+    }
+    let watched = promoted.and_then(|r| r.after_promote.idle.as_ref());
+    if let Some(at) = watched.map(|w| w.next_check).filter(|at| *at > now) {
+        return Decision::Wait {
+            until: Some(at),
+            why: WaitReason::OldKeyBusy,
         };
     }
     if state.in_flight.is_some() {
@@ -165,6 +183,7 @@ mod tests {
             rollback: None,
             unconfirmed_create: None,
             restages: 0,
+            after_promote: Default::default(),
         });
         s
     }

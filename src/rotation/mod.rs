@@ -56,6 +56,10 @@ pub struct Ctx {
     /// The secret's lease while a rotation holds it (`run_policy` sets it):
     /// a call is retried only while the lease still outlives the retry.
     pub lease: Option<Arc<dyn Lease>>,
+    /// The client of `http` hooks (no redirects; each hook sets its timeout).
+    pub hook_http: reqwest::Client,
+    /// How often a busy old key is read again at most (`daemon.usage_poll`).
+    pub usage_poll: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,6 +243,25 @@ pub enum RotationError {
         rotation_id: RotationId,
         message: String,
     },
+    /// An `on_promote` hook failed: the old key is not revoked yet.
+    #[error(
+        "{hook} failed: {message}; the old key is not revoked until every on_promote hook succeeds"
+    )]
+    HookFailed { hook: String, message: String },
+    /// The old key is still in use (`revoke.wait_idle`) past `max_wait`.
+    #[error("the old key is still in use: {0}")]
+    OldKeyBusy(String),
+    /// The old key was still in use past `max_wait` and was revoked anyway.
+    #[error("the old key was still in use after revoke.max_wait and is revoked anyway: {0}")]
+    RevokedBusy(String),
+    /// Asked to rotate while the rotation in flight waits before its revoke.
+    #[error(
+        "rotation {rotation_id} waits before revoking its old key ({why}); rotate again after it finishes, or use --grace 0 to revoke the old key now"
+    )]
+    Waiting {
+        rotation_id: RotationId,
+        why: String,
+    },
     /// A bug: the rotation panicked. The journal resumes it on the next pass.
     #[error("internal error (a panic): {0}")]
     Panicked(String),
@@ -265,6 +288,10 @@ impl RotationError {
             RotationError::DeleteUnconfirmed { .. } => "delete_unconfirmed",
             RotationError::CreateAmbiguous(_) => "create_ambiguous",
             RotationError::CreateUnconfirmed { .. } => "create_unconfirmed",
+            RotationError::HookFailed { .. } => "hook_failed",
+            RotationError::OldKeyBusy(_) => "old_key_busy",
+            RotationError::RevokedBusy(_) => "revoked_busy",
+            RotationError::Waiting { .. } => "waiting",
             RotationError::Panicked(_) => "panic",
             RotationError::RolledBack(_) => "verify_failed",
         }

@@ -9,7 +9,7 @@ use tracing::{Instrument, info};
 use super::decide::{Decision, WaitReason, decide};
 use super::run::Run;
 use super::{LiveOldKey, Request, RotationError, RunOutcome, Until, adopt};
-use crate::state::Trigger;
+use crate::state::{Step, Trigger};
 
 impl Run<'_> {
     /// Runs `request`; a run stopped for shutdown names the old key its
@@ -89,19 +89,38 @@ impl Run<'_> {
         until: Until,
     ) -> Result<RunOutcome, RotationError> {
         let now = self.now();
+        let hooks = self.policy.on_promote.len();
         if let Some(rotation) = self.state.in_flight.as_mut() {
-            if let Some(revoke_after) = rotation.revoke_after.filter(|at| *at > now) {
-                if grace != Some(Duration::ZERO) {
-                    return Err(RotationError::InGrace {
-                        rotation_id: rotation.id.clone(),
-                        revoke_after,
-                    });
+            let promoted = rotation.step == Step::Promoted && rotation.rollback.is_none();
+            let after = &rotation.after_promote;
+            let waiting = match &after.idle {
+                Some(watch) => Some(format!("the old key is still in use: {}", watch.why)),
+                None if (after.hooks_done as usize) < hooks => {
+                    Some("an on_promote hook has not succeeded yet".to_string())
                 }
-                rotation.revoke_after = Some(now);
-                info!(
-                    rotation = %rotation.id,
-                    "grace 0 asked for: ending the grace of the rotation in flight now"
-                );
+                None => None,
+            };
+            let in_grace = rotation.revoke_after.filter(|at| *at > now);
+            if promoted && grace == Some(Duration::ZERO) {
+                // The leaked-key path: no grace, no wait for hooks or idleness.
+                rotation.grace = Duration::ZERO;
+                if in_grace.is_some() || waiting.is_some() {
+                    rotation.revoke_after = Some(now);
+                    info!(
+                        rotation = %rotation.id,
+                        "grace 0 asked for: revoking the old key of the rotation in flight now"
+                    );
+                }
+            } else if let Some(revoke_after) = in_grace {
+                return Err(RotationError::InGrace {
+                    rotation_id: rotation.id.clone(),
+                    revoke_after,
+                });
+            } else if let Some(why) = waiting.filter(|_| promoted) {
+                return Err(RotationError::Waiting {
+                    rotation_id: rotation.id.clone(),
+                    why,
+                });
             }
             let span = tracing::info_span!("finishing", rotation = self.rotation_ref().id.as_str());
             self.span_names_rotation = true;

@@ -133,6 +133,7 @@ impl Run<'_> {
         }
         self.back_off();
         let step = match self.state.in_flight.as_ref().map(|r| r.step) {
+            _ if matches!(e, RotationError::HookFailed { .. }) => EventStep::Hook,
             None | Some(Step::Begun) if self.assisted() => EventStep::Claim,
             None | Some(Step::Begun) => EventStep::Create,
             Some(Step::Created) => EventStep::Stage,

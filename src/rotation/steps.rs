@@ -99,12 +99,7 @@ impl Run<'_> {
                         return self.fail_or_abandon(e).await;
                     }
                 }
-                Step::Promoted => {
-                    if let Some(outcome) = self.grace(until).await {
-                        return Ok(outcome);
-                    }
-                    return self.revoke().await;
-                }
+                Step::Promoted => return self.after_promote(until).await,
             }
         }
     }
@@ -133,6 +128,7 @@ impl Run<'_> {
             rollback: None,
             unconfirmed_create: None,
             restages: 0,
+            after_promote: Default::default(),
         });
         self.save().await?;
         self.emit(EventStep::Begin, EventOutcome::Ok, None);
@@ -260,4 +256,5 @@ impl Run<'_> {
     }
 }
 
+mod after_promote;
 mod finish;

@@ -9,11 +9,13 @@ use crate::names::{LeaseKey, PolicyName, RotationId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod after_promote;
 pub mod codec;
 pub mod dynamodb;
 pub mod file;
 mod retirement;
 
+pub use after_promote::{AfterPromote, IdleWatch};
 pub use retirement::Retirement;
 
 /// How many finished rotations a policy's journal keeps.
@@ -173,6 +175,9 @@ pub struct Rotation {
     /// under it, or a restart lost what it was built from); names the token.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub restages: u32,
+    /// Promoted: the hooks done and the old key's use (what revoke waits for).
+    #[serde(default, skip_serializing_if = "AfterPromote::is_empty")]
+    pub after_promote: AfterPromote,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -107,6 +107,7 @@ fn busy_state(policy: &str) -> PolicyState {
         rollback: None,
         unconfirmed_create: None,
         restages: 0,
+        after_promote: Default::default(),
     });
     state.last_result = Some(Outcome {
         kind: OutcomeKind::Rotated,

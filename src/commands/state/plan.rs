@@ -129,6 +129,7 @@ mod tests {
             rollback: None,
             unconfirmed_create: None,
             restages: 0,
+            after_promote: Default::default(),
         }
     }
 

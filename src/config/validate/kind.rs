@@ -8,17 +8,14 @@ use super::at::At;
 use super::quoted;
 use crate::config::ProviderKind;
 use crate::config::bounds::{
-    MAX_AMOUNT, MAX_BUDGET_DURATION, MAX_EXPIRES_AFTER, MAX_GRACE, MAX_LIST_LEN, MAX_VERIFY_TIMEOUT,
+    MAX_AMOUNT, MAX_BUDGET_DURATION, MAX_EXPIRES_AFTER, MAX_LIST_LEN, MAX_VERIFY_TIMEOUT,
 };
-use crate::config::raw::{RawKey, RawRevoke, RawVerify};
-use crate::policy::{
-    KeyTemplate, LimitReset, RevokeMode, RevokeSpec, VerifyKind, VerifyMode, VerifySpec,
-};
+use crate::config::raw::{RawKey, RawVerify};
+use crate::policy::{KeyTemplate, LimitReset, VerifyKind, VerifyMode, VerifySpec};
 
 const DEFAULT_KEY_NAME: &str = "rekey-{policy}-{rotation}";
 const KEY_NAME_PLACEHOLDERS: [&str; 3] = ["{policy}", "{date}", "{rotation}"];
 const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(120);
-const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
 
 /// OpenAI rotates by service account inside one project; the Default
 /// project cannot hold service accounts.
@@ -327,60 +324,5 @@ pub(super) fn verify(
         mode: mode?,
         timeout,
         base_url,
-    })
-}
-
-pub(super) fn revoke(
-    at: &mut At,
-    raw: RawRevoke,
-    kind: Option<ProviderKind>,
-) -> Option<RevokeSpec> {
-    // Read before any early return, so a bad value here is reported with
-    // a bad grace or mode, not after they are fixed.
-    let consumer_refresh = match raw.consumer_refresh.as_deref() {
-        Some(text) => {
-            Some(at.p.duration(&at.path("revoke.consumer_refresh"), Some(text), MAX_GRACE))
-        }
-        None => None,
-    };
-    let grace = match raw.grace.as_deref() {
-        Some(text) => {
-            at.p.duration(&at.path("revoke.grace"), Some(text), MAX_GRACE)?
-        }
-        None => DEFAULT_GRACE,
-    };
-    let modes = [
-        ("delete", RevokeMode::Delete),
-        ("disable", RevokeMode::Disable),
-        ("archive", RevokeMode::Archive),
-    ];
-    let mode = match raw.mode.as_deref() {
-        None => kind.map_or(RevokeMode::Delete, ProviderKind::default_revoke_mode),
-        given => at.choice("revoke.mode", given, &modes)?,
-    };
-    if let Some(kind) = kind.filter(|k| !k.revoke_modes().contains(&mode)) {
-        let list: Vec<String> = kind
-            .revoke_modes()
-            .iter()
-            .map(|m| format!("{:?}", m.as_str()))
-            .collect();
-        at.push(
-            "revoke.mode",
-            format!(
-                "{:?} is not available for {} providers; use {}",
-                mode.as_str(),
-                kind.as_str(),
-                list.join(" or ")
-            ),
-        );
-        return None;
-    }
-    Some(RevokeSpec {
-        grace,
-        mode,
-        consumer_refresh: match consumer_refresh {
-            Some(parsed) => Some(parsed?),
-            None => None,
-        },
     })
 }

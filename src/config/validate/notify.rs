@@ -15,13 +15,16 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_RETRIES: i64 = 3;
 const MAX_RETRIES: i64 = 10;
 /// Without `on`, a notifier hears everything that needs a human.
-const DEFAULT_EVENTS: [NotifyEvent; 6] = [
+const DEFAULT_EVENTS: [NotifyEvent; 9] = [
     NotifyEvent::Failure,
     NotifyEvent::Rollback,
     NotifyEvent::RevokeFailing,
     NotifyEvent::Overdue,
     NotifyEvent::ConfigRejected,
     NotifyEvent::JournalCorrupt,
+    NotifyEvent::HookFailed,
+    NotifyEvent::RevokedBusy,
+    NotifyEvent::OldKeyBusy,
 ];
 
 pub(super) fn notifiers(

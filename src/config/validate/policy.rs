@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::at::{At, Origin};
-use super::kind::{key, project_id, revoke, verify};
+use super::consumers::{on_promote, revoke};
+use super::kind::{key, project_id, verify};
 use super::problems::Problems;
 use super::refs::is_env_name;
 use super::values::{aws_secret_id, file_secret_id, may_quote};
@@ -113,6 +114,7 @@ pub(super) fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Polic
     };
     let verify = verify(at, raw.verify.unwrap_or_default(), kind);
     let revoke = revoke(at, raw.revoke.unwrap_or_default(), kind);
+    let on_promote = on_promote(at, raw.on_promote.unwrap_or_default(), known.base_dir);
     let key_id = raw.adopt.and_then(|a| a.key_id);
     if key_id.as_deref().is_some_and(|k| k.trim().is_empty()) {
         at.push("adopt.key_id", "must not be empty");
@@ -138,6 +140,7 @@ pub(super) fn policy(at: &mut At, raw: RawPolicy, known: &Known) -> Option<Polic
         adopt: AdoptSpec { key_id },
         project_id: project_id?,
         notify: notify?,
+        on_promote: on_promote?.into(),
         set: None,
     })
 }

@@ -186,10 +186,7 @@ impl Run<'_> {
                     "the new key is current after all; finishing the rotation instead of rolling back"
                 );
                 self.record_promoted().await?;
-                if let Some(outcome) = self.grace(self.until).await {
-                    return Ok(outcome);
-                }
-                return self.revoke().await;
+                return self.after_promote(self.until).await;
             }
             Err(e) => return self.fail(e).await,
         }

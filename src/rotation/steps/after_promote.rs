@@ -1,0 +1,337 @@
+//! What a promoted rotation waits for before it revokes the old key: its
+//! `on_promote` hooks (run right after promote, in order, each journaled
+//! once it succeeded) and, after the grace, the old key going idle
+//! (`revoke.wait_idle`). The leaked-key path (`--grace 0`) waits for
+//! neither: its hooks still run, once, and still alert when they fail.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use crate::events::{EventOutcome, EventStep};
+use crate::failpoint;
+use crate::hooks::HookFields;
+use crate::policy::OnBusy;
+use crate::providers::{KeyInfo, KeyUsage, UsageSignal};
+use crate::rotation::decide::{WaitReason, failure_backoff};
+use crate::rotation::run::Run;
+use crate::rotation::{RotationError, RunOutcome, Until};
+use crate::state::IdleWatch;
+
+/// What one read of the old key's use found.
+enum Use {
+    Idle(String),
+    Busy { why: String, recheck: DateTime<Utc> },
+}
+
+impl Run<'_> {
+    /// After promote: the hooks, the grace, the old key going idle, revoke.
+    pub(super) async fn after_promote(
+        &mut self,
+        until: Until,
+    ) -> Result<RunOutcome, RotationError> {
+        if let Err(e) = self.run_hooks().await {
+            return self.fail(e).await;
+        }
+        if let Some(outcome) = self.grace(until).await {
+            return Ok(outcome);
+        }
+        match self.wait_idle(until).await {
+            Ok(Some(outcome)) => Ok(outcome),
+            Ok(None) => self.revoke().await,
+            Err(e) => self.fail(e).await,
+        }
+    }
+
+    /// The leaked-key path: revoke at once, whatever hooks and use say.
+    fn leaked(&self) -> bool {
+        self.rotation_ref().grace.is_zero()
+    }
+
+    /// Runs the hooks not yet done, in order. A failure stops here (the
+    /// rotation stays in flight, backing off), except on the leaked-key
+    /// path, where every hook runs once and failures only alert.
+    pub(super) async fn run_hooks(&mut self) -> Result<(), RotationError> {
+        let hooks = self.policy.on_promote.clone();
+        let done = self.rotation_ref().after_promote.hooks_done as usize;
+        let mut failed = None;
+        for (index, hook) in hooks.iter().enumerate().skip(done) {
+            let name = hook.describe(index);
+            let fields = self.hook_fields();
+            let result = crate::hooks::run(hook, &fields, &self.ctx.hook_http).await;
+            failpoint::hit("hook:after-run");
+            match result {
+                Ok(output) => {
+                    info!(hook = %name, %output, "on_promote hook succeeded");
+                    let after = &mut self.rotation().after_promote;
+                    after.hooks_done = after.hooks_done.max(index as u32 + 1);
+                    after.hook_failing_since = None;
+                    self.save().await?;
+                    self.emit(EventStep::Hook, EventOutcome::Ok, None);
+                }
+                Err(e) => {
+                    let now = self.now();
+                    let since =
+                        *(self.rotation().after_promote.hook_failing_since).get_or_insert(now);
+                    let max_wait = self.policy.revoke.max_wait;
+                    let past = now >= crate::clock::later(since, max_wait);
+                    let message = match past {
+                        true => format!(
+                            "{e} (failing since {}, longer than revoke.max_wait {}; still retried: fix the hook, or rotate with --grace 0)",
+                            crate::clock::rfc3339(since),
+                            humantime::format_duration(max_wait)
+                        ),
+                        false => e.to_string(),
+                    };
+                    let error = RotationError::HookFailed {
+                        hook: name.clone(),
+                        message,
+                    };
+                    warn!(hook = %name, error = %error, "on_promote hook failed");
+                    if !self.leaked() {
+                        return Err(error);
+                    }
+                    self.emit(EventStep::Hook, EventOutcome::Failed, Some(&error));
+                    failed.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = failed {
+            warn!(error = %error, "revoking the old key now (--grace 0) although a hook failed");
+        }
+        Ok(())
+    }
+
+    fn hook_fields(&self) -> HookFields {
+        let rotation = self.rotation_ref();
+        let new_key = rotation.new_key.as_ref();
+        HookFields {
+            policy: self.policy.name.to_string(),
+            rotation_id: rotation.id.to_string(),
+            provider: self.policy.provider.to_string(),
+            store: self.policy.target.store.to_string(),
+            secret_id: self.policy.target.secret_id.to_string(),
+            key_id: new_key.and_then(|k| k.id.clone()).unwrap_or_default(),
+            key_label: new_key.map(|k| k.label.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// `revoke.wait_idle`, after the grace: `None` when the old key may be
+    /// revoked now; `Some` when this run stops here (the journal says when
+    /// to look again).
+    pub(super) async fn wait_idle(
+        &mut self,
+        until: Until,
+    ) -> Result<Option<RunOutcome>, RotationError> {
+        let Some(wait) = self.policy.revoke.wait_idle else {
+            return Ok(None);
+        };
+        let Some(old_id) = (self.rotation_ref().old_key.as_ref()).and_then(|k| k.id.clone()) else {
+            return Ok(None);
+        };
+        if self.leaked() {
+            return Ok(None);
+        }
+        loop {
+            let now = self.now();
+            let next = (self.rotation_ref().after_promote.idle.as_ref()).map(|w| w.next_check);
+            if let Some(next) = next.filter(|at| *at > now) {
+                if until == Until::Promoted {
+                    return Ok(Some(RunOutcome::NotDue {
+                        until: Some(next),
+                        why: WaitReason::OldKeyBusy,
+                    }));
+                }
+                let pause = (next - now).to_std().unwrap_or(Duration::ZERO);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = self.ctx.cancel.cancelled() => {
+                        return Ok(Some(RunOutcome::stopped(self.rotation_ref().id.clone())));
+                    }
+                }
+                continue;
+            }
+            let found = match self.old_key_use(&old_id).await? {
+                None => Use::Idle("the old key is gone at the provider".into()),
+                Some(usage) => self.judge(usage, wait, now),
+            };
+            match found {
+                Use::Idle(why) => {
+                    info!(key_id = %old_id, %why, "the old key is idle; revoking it");
+                    if self.rotation_ref().after_promote.idle.is_some() {
+                        self.emit(EventStep::WaitIdle, EventOutcome::Ok, None);
+                    }
+                    return Ok(None);
+                }
+                Use::Busy { why, recheck } => {
+                    if self.busy(&old_id, why, recheck).await? {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The old key still in use: watch on, or past `max_wait` revoke
+    /// (`true`) or keep it. Journals the watch.
+    async fn busy(
+        &mut self,
+        old_id: &str,
+        why: String,
+        recheck: DateTime<Utc>,
+    ) -> Result<bool, RotationError> {
+        let now = self.now();
+        let (revoke, failures) = (&self.policy.revoke, self.ctx.backoff);
+        let grace_end = self.rotation_ref().revoke_after.unwrap_or(now);
+        let deadline = crate::clock::later(grace_end, revoke.max_wait);
+        let poll = crate::clock::later(now, self.ctx.usage_poll);
+        let watch = self
+            .rotation()
+            .after_promote
+            .idle
+            .get_or_insert_with(|| IdleWatch::new(now));
+        let first = watch.why.is_empty();
+        watch.why = why.clone();
+        if now < deadline {
+            watch.next_check = recheck.min(poll).min(deadline).max(now);
+            info!(key_id = %old_id, %why, "the old key is still in use; not revoked yet (revoke.wait_idle)");
+            self.save().await?;
+            if first {
+                let waiting = RotationError::OldKeyBusy(why);
+                self.emit(EventStep::WaitIdle, EventOutcome::Waiting, Some(&waiting));
+            }
+            return Ok(false);
+        }
+        if revoke.on_busy == OnBusy::Revoke {
+            let error = RotationError::RevokedBusy(why);
+            warn!(key_id = %old_id, error = %error, "revoking a busy old key: revoke.max_wait has passed");
+            self.save().await?;
+            self.emit(EventStep::WaitIdle, EventOutcome::Ok, Some(&error));
+            return Ok(true);
+        }
+        watch.next_check = recheck.min(poll).max(now);
+        let backoff = failure_backoff(watch.busy_alerts + 1, failures);
+        let alert = watch
+            .alerted_at
+            .is_none_or(|at| now >= crate::clock::later(at, backoff));
+        if alert {
+            watch.busy_alerts += 1;
+            watch.alerted_at = Some(now);
+        }
+        let error = RotationError::OldKeyBusy(format!(
+            "{why}; kept past revoke.max_wait (on_busy = \"keep\"): no new rotation starts until it is idle or `rekey rotate --now --grace 0`"
+        ));
+        warn!(key_id = %old_id, error = %error, "the old key is still in use");
+        self.save().await?;
+        if alert {
+            self.emit(EventStep::WaitIdle, EventOutcome::Waiting, Some(&error));
+        }
+        Ok(false)
+    }
+
+    /// The old key's use as its provider reports it (through the policy's
+    /// rate-limited client); `None` when the provider no longer has it.
+    async fn old_key_use(&self, id: &str) -> Result<Option<KeyUsage>, RotationError> {
+        let provider = &self.ctx.provider;
+        let found = self
+            .provider_call("read the old key's use", || provider.get_key(id))
+            .await?;
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        if let Some(usage) = found.usage {
+            return Ok(Some(usage));
+        }
+        // Some lookups do not show use (OpenAI's): the listing does.
+        let keys = self
+            .provider_call("list keys for the old key's use", || provider.list_keys())
+            .await?;
+        let listed = keys.into_iter().find(|k: &KeyInfo| k.id == id);
+        Ok(Some(
+            listed
+                .and_then(|k| k.usage)
+                .unwrap_or_else(KeyUsage::no_signal),
+        ))
+    }
+
+    /// Whether `usage` says the old key has been idle for `wait`.
+    fn judge(&mut self, usage: KeyUsage, wait: Duration, now: DateTime<Utc>) -> Use {
+        let since = |at: DateTime<Utc>| crate::clock::later(at, wait);
+        if usage.signal.has_last_use() {
+            if let Some(watch) = self.rotation().after_promote.idle.as_mut() {
+                watch.last_used_at = usage.last_used_at;
+            }
+            return match usage.last_used_at {
+                None => Use::Idle("never used, the provider says".into()),
+                Some(last) if since(last) <= now => {
+                    Use::Idle(format!("last used at {}", crate::clock::rfc3339(last)))
+                }
+                Some(last) => Use::Busy {
+                    why: format!(
+                        "last used at {}, less than revoke.wait_idle ({}) ago",
+                        crate::clock::rfc3339(last),
+                        humantime::format_duration(wait)
+                    ),
+                    recheck: since(last),
+                },
+            };
+        }
+        if usage.signal == UsageSignal::NoSignal || usage.spend.is_none() {
+            warn!(
+                "provider {} gives no usage signal for a key: revoking after the grace without waiting for idle",
+                self.policy.provider
+            );
+            return Use::Idle("no usage signal at this provider".into());
+        }
+        let total = spend_total(&usage);
+        let watch = self.rotation_ref().after_promote.idle.clone();
+        let before = watch.as_ref().and_then(|w| Some((w.spend?, w.spend_at?)));
+        let moved = |why: String| Use::Busy {
+            why,
+            recheck: since(now),
+        };
+        let found = match before {
+            None => moved(format!(
+                "spend {total} read; idle if unchanged after revoke.wait_idle (a weak signal: free models move nothing)"
+            )),
+            Some((was, at)) if was == total && since(at) <= now => {
+                return Use::Idle(format!(
+                    "spend unchanged at {total} since {}",
+                    crate::clock::rfc3339(at)
+                ));
+            }
+            Some((was, at)) if was == total => {
+                return Use::Busy {
+                    why: format!("spend unchanged at {total}; waiting out revoke.wait_idle"),
+                    recheck: since(at),
+                };
+            }
+            Some((was, _)) => moved(format!("spend moved from {was} to {total}")),
+        };
+        self.record_spend(total, now);
+        found
+    }
+
+    fn record_spend(&mut self, total: f64, now: DateTime<Utc>) {
+        let watch = self
+            .rotation()
+            .after_promote
+            .idle
+            .get_or_insert_with(|| IdleWatch::new(now));
+        watch.spend = Some(total);
+        watch.spend_at = Some(now);
+    }
+}
+
+/// Spend through the key and its BYOK spend, over the longest period given.
+fn spend_total(usage: &KeyUsage) -> f64 {
+    let longest = |s: &crate::providers::Spend| {
+        s.total
+            .or(s.monthly)
+            .or(s.weekly)
+            .or(s.daily)
+            .unwrap_or(0.0)
+    };
+    usage.spend.as_ref().map_or(0.0, longest) + usage.byok.as_ref().map_or(0.0, longest)
+}
