@@ -117,6 +117,10 @@ fn banner(dir: &Path, files: &Files, sim_url: &str, admin: &str, audit_log: Opti
         dir.join("secrets/demo.env").display()
     );
     crate::outln!("  journal:    {}", dir.join("state").display());
+    crate::outln!(
+        "  hook log:   {} (the on_promote hook's lines)",
+        dir.join("hooks.log").display()
+    );
     match audit_log {
         Some(path) => crate::outln!("  audit log:  {} (one JSON line per step)", path.display()),
         None => crate::outln!("  audit log:  off (daemon.audit_log is not set)"),
@@ -127,7 +131,7 @@ fn banner(dir: &Path, files: &Files, sim_url: &str, admin: &str, audit_log: Opti
         files.admin_token.display()
     );
     crate::outln!(
-        "  rotating policy \"demo\" every 20 seconds (grace 5s); edits to the config apply live; Ctrl-C stops."
+        "  rotating policy \"demo\" every 20 seconds (grace 5s, then until the old key is idle 5s); edits to the config apply live; Ctrl-C stops."
     );
 }
 
@@ -227,8 +231,13 @@ schedule = "*/20 * * * * *"
 key = {{ name = "rekey-dev-{{rotation}}", limit = 5, limit_reset = "daily" }}
 target = {{ store = "local", secret_id = "demo.env", format = "env", field = "OPENROUTER_API_KEY", create = true }}
 verify = {{ mode = "chat", model = "openai/gpt-4o-mini", timeout = "30s" }}
-revoke = {{ grace = "5s", mode = "delete" }}
+revoke = {{ grace = "5s", mode = "delete", wait_idle = "5s", max_wait = "1m" }}
+# Told after each promote (no shell unless you run one; never the key itself).
+on_promote = [
+  {{ exec = ["sh", "-c", 'echo "$REKEY_POLICY: key $REKEY_KEY_ID ($REKEY_KEY_LABEL) is current" >> "{hooks}"'], timeout = "5s" }},
+]
 "#,
+        hooks = dir.join("hooks.log").display(),
         state = dir.join("state").display(),
         secrets = dir.join("secrets").display(),
         key_file = files.management_key.display(),

@@ -49,6 +49,12 @@ pub struct InFlight {
     pub step: &'static str,
     pub started_at: DateTime<Utc>,
     pub revoke_after: Option<DateTime<Utc>>,
+    /// Promoted, and what the revoke waits for besides the grace: hooks
+    /// not yet succeeded, or an old key still in use (and why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
+    /// The grace is over but the old key is still in use (`revoke.wait_idle`).
+    pub old_key_busy: bool,
 }
 
 /// One row per policy, from `journal` (fresh states when there is none yet).
@@ -122,10 +128,29 @@ pub fn of(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> PolicySta
             step: r.step.as_str(),
             started_at: r.started_at,
             revoke_after: r.revoke_after,
+            waiting: waiting_for(policy, r),
+            old_key_busy: r.after_promote.idle.is_some(),
         }),
         journal_corrupt: None,
         journal_newer_format: None,
     }
+}
+
+/// What a promoted rotation waits for before it revokes, if anything.
+fn waiting_for(policy: &Policy, rotation: &crate::state::Rotation) -> Option<String> {
+    let after = &rotation.after_promote;
+    if let Some(watch) = &after.idle {
+        return Some(format!("old key still in use: {}", watch.why));
+    }
+    let (done, all) = (after.hooks_done as usize, policy.on_promote.len());
+    let promoted = rotation.step == crate::state::Step::Promoted;
+    (promoted && done < all).then(|| match after.hook_failing_since {
+        Some(since) => format!(
+            "on_promote hooks: {done} of {all} done, failing since {}",
+            rfc3339(since)
+        ),
+        None => format!("on_promote hooks: {done} of {all} done"),
+    })
 }
 
 /// Recorded by the last run that found the policy due with nothing placed.
@@ -183,14 +208,20 @@ fn table(rows: &[PolicyStatus]) -> String {
             (Some(_), _) => Some("journal corrupt".to_string()),
             _ => (r.last_result.as_ref()).map(|o| o.kind.as_str().to_string()),
         };
-        let flight = r.in_flight.as_ref().map(|f| match f.revoke_after {
-            Some(at) => format!(
-                "{} ({}, revoke after {})",
-                f.rotation_id,
-                f.step,
-                rfc3339(at)
-            ),
-            None => format!("{} ({})", f.rotation_id, f.step),
+        let flight = r.in_flight.as_ref().map(|f| {
+            let line = match f.revoke_after {
+                Some(at) => format!(
+                    "{} ({}, revoke after {})",
+                    f.rotation_id,
+                    f.step,
+                    rfc3339(at)
+                ),
+                None => format!("{} ({})", f.rotation_id, f.step),
+            };
+            match &f.waiting {
+                Some(why) => format!("{line}; waiting: {why}"),
+                None => line,
+            }
         });
         out.push_str(&format!(
             "{:<24} {:<22} {:>9} {:<22} {:<12} {}\n",

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use super::Config;
 use super::bounds::human;
+use super::{Config, ProviderKind};
 use crate::policy::Policy;
 
 /// Each warning as `<where>: <what>`, in config order.
@@ -19,11 +19,37 @@ pub fn warnings(config: &Config) -> Vec<String> {
             Some(set) => format!("policy set {set:?}"),
             None => format!("policy {:?}", policy.name.as_str()),
         };
-        if let Some(gap) = consumer_gap(policy) {
+        let kind = config.providers.get(&policy.provider).map(|p| p.kind);
+        let weak_signal = idle_signal(policy, kind);
+        if let Some(gap) = consumer_gap(policy)
+            .filter(|_| policy.revoke.wait_idle.is_none() || weak_signal.is_some())
+        {
             found.push(format!("{place}: {gap}"));
+        }
+        if let Some(weak) = weak_signal {
+            found.push(format!("{place}: {weak}"));
         }
     }
     found
+}
+
+/// `revoke.wait_idle` at a provider whose keys say little or nothing about their use.
+fn idle_signal(policy: &Policy, kind: Option<ProviderKind>) -> Option<String> {
+    policy.revoke.wait_idle?;
+    match kind? {
+        ProviderKind::Anthropic => Some(format!(
+            "revoke.wait_idle is set but provider {:?} (anthropic) gives no usage signal per key: \
+             the old key is revoked when the grace ends, without waiting for it to go idle",
+            policy.provider.as_str()
+        )),
+        ProviderKind::OpenRouter => Some(format!(
+            "revoke.wait_idle at provider {:?} (openrouter) compares the key's spend counters \
+             (usage + byok_usage) between reads: a weak signal, since calls to free models move \
+             nothing; an old key used only for free models counts as idle",
+            policy.provider.as_str()
+        )),
+        _ => None,
+    }
 }
 
 /// The grace ends before every consumer has re-read the store once.

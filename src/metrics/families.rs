@@ -127,8 +127,18 @@ pub const JOURNAL_CORRUPT: Family = Family {
     help: "1 while the policy's journal cannot be read (the policy is not rotated until it is repaired).",
 };
 
+pub const HOOK_RUNS: Family = Family {
+    name: "rekey_hook_runs_total",
+    help: "on_promote hook runs by result (ok, failed).",
+};
+
+pub const OLD_KEY_BUSY: Family = Family {
+    name: "rekey_old_key_busy",
+    help: "1 while the grace is over but the old key is still in use, so it is not revoked yet (revoke.wait_idle).",
+};
+
 /// Every family, in exposition order.
-pub const ALL: [&Family; 21] = [
+pub const ALL: [&Family; 23] = [
     &ROTATIONS,
     &STEP_DURATION,
     &VERIFY_ATTEMPTS,
@@ -145,6 +155,8 @@ pub const ALL: [&Family; 21] = [
     &PENDING_REVOKES,
     &REVOKE_FAILURES,
     &JOURNAL_CORRUPT,
+    &OLD_KEY_BUSY,
+    &HOOK_RUNS,
     &CONFIG_RELOADS,
     &NOTIFICATIONS,
     &AUDIT_WRITE_FAILURES,
@@ -197,6 +209,9 @@ pub struct VerifyLabels {
     pub policy: Arc<str>,
     pub result: &'static str,
 }
+
+/// `rekey_hook_runs_total`: the same labels as the verify attempts.
+pub type HookLabels = VerifyLabels;
 
 /// `rekey_provider_requests_total`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]

@@ -26,7 +26,7 @@ mod sorted;
 pub use exposition::{EncodeError, Exposition};
 pub use families::BUCKETS;
 use families::{
-    BuildLabels, HistogramScope, NotificationLabels, PolicyLabels, ProviderCallLabels,
+    BuildLabels, HistogramScope, HookLabels, NotificationLabels, PolicyLabels, ProviderCallLabels,
     ProviderLabels, ReloadLabels, RotationLabels, StepLabels, StoreCallLabels, VerifyLabels,
 };
 use registry::Families;
@@ -129,6 +129,18 @@ impl Metrics {
                 .get_or_create(&labels)
                 .observe(d.as_secs_f64());
         }
+        if event.step == EventStep::Hook {
+            let result = if event.outcome == EventOutcome::Ok {
+                "ok"
+            } else {
+                "failed"
+            };
+            let labels = HookLabels {
+                policy: p.policy.clone(),
+                result,
+            };
+            f.hook_runs.get_or_create(&labels).inc();
+        }
         let ts = unix(event.time);
         match (event.step, event.outcome) {
             (EventStep::Begin | EventStep::Claim, EventOutcome::Ok) => {
@@ -203,6 +215,8 @@ impl Metrics {
         let revoke_failures = flight.map(|f| f.revoke_failures).unwrap_or(0);
         f.revoke_failures.set(&p, i64::from(revoke_failures));
         f.journal_corrupt.set(&p, 0);
+        let busy = flight.is_some_and(|f| f.after_promote.idle.is_some());
+        f.old_key_busy.set(&p, flag(busy));
     }
 
     /// The policy's journal cannot be read (`rekey_journal_corrupt` = 1).
@@ -299,7 +313,7 @@ fn rotation_result(outcome: EventOutcome) -> Option<&'static str> {
 /// The steps of the step-duration histogram (adopt and await_key are not steps of a rotation).
 fn timed_step(step: EventStep) -> Option<&'static str> {
     match step {
-        EventStep::Adopt | EventStep::AwaitKey | EventStep::Retire => None,
+        EventStep::Adopt | EventStep::AwaitKey | EventStep::Retire | EventStep::WaitIdle => None,
         other => Some(other.as_str()),
     }
 }
@@ -310,6 +324,7 @@ fn idle(f: &Families, p: &PolicyLabels) {
     f.pending_revokes.set(p, 0);
     f.started.set(p, 0.0);
     f.revoke_failures.set(p, 0);
+    f.old_key_busy.set(p, 0);
 }
 
 fn last_success(state: &PolicyState) -> Option<f64> {

@@ -21,7 +21,7 @@ use super::families::PolicyLabels;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Row {
     seconds: [Option<f64>; 5],
-    whole: [Option<i64>; 5],
+    whole: [Option<i64>; 6],
 }
 
 type Rows = Arc<Mutex<BTreeMap<Arc<str>, Row>>>;
@@ -35,16 +35,17 @@ pub struct PolicyTable {
 impl PolicyTable {
     /// The `index`th seconds column (0 to 4).
     pub fn seconds(&self, index: usize) -> Column<f64> {
+        assert!(index < 5, "a row has five seconds cells");
         self.column(index)
     }
 
-    /// The `index`th whole-number column (0 to 4).
+    /// The `index`th whole-number column (0 to 5).
     pub fn whole(&self, index: usize) -> Column<i64> {
+        assert!(index < 6, "a row has six whole-number cells");
         self.column(index)
     }
 
     fn column<T: Cell>(&self, index: usize) -> Column<T> {
-        assert!(index < 5, "a row has five cells of each kind");
         Column {
             rows: self.rows.clone(),
             index,

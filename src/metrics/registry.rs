@@ -38,6 +38,8 @@ pub struct Families {
     pub pending_revokes: Column<i64>,
     pub revoke_failures: Column<i64>,
     pub journal_corrupt: Column<i64>,
+    pub old_key_busy: Column<i64>,
+    pub hook_runs: SortedFamily<HookLabels, Counter>,
     pub config_reloads: SortedFamily<ReloadLabels, Counter>,
     pub notifications: SortedFamily<NotificationLabels, Counter>,
     pub audit_write_failures: Counter,
@@ -66,6 +68,8 @@ impl Families {
             pending_revokes: policies.whole(2),
             revoke_failures: policies.whole(3),
             journal_corrupt: policies.whole(4),
+            old_key_busy: policies.whole(5),
+            hook_runs: SortedFamily::default(),
             policies,
             config_reloads: SortedFamily::default(),
             notifications: SortedFamily::default(),
@@ -96,6 +100,8 @@ impl Families {
         add(r, &f::PENDING_REVOKES, &self.pending_revokes);
         add(r, &f::REVOKE_FAILURES, &self.revoke_failures);
         add(r, &f::JOURNAL_CORRUPT, &self.journal_corrupt);
+        add(r, &f::OLD_KEY_BUSY, &self.old_key_busy);
+        add(r, &f::HOOK_RUNS, &self.hook_runs);
         add(r, &f::CONFIG_RELOADS, &self.config_reloads);
         add(r, &f::NOTIFICATIONS, &self.notifications);
         add(r, &f::AUDIT_WRITE_FAILURES, &self.audit_write_failures);
@@ -109,6 +115,7 @@ impl Families {
         // A set's histograms outlive any one member.
         (self.step_duration).retain(|l| l.scope != HistogramScope::Policy(policy.into()));
         self.verify_attempts.retain(|l| &*l.policy != policy);
+        self.hook_runs.retain(|l| &*l.policy != policy);
         self.policies.forget(policy);
     }
 }

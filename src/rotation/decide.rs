@@ -147,10 +147,14 @@ mod tests {
                 grace: Duration::from_secs(60),
                 mode: RevokeMode::Delete,
                 consumer_refresh: None,
+                wait_idle: None,
+                max_wait: Duration::from_secs(86_400),
+                on_busy: OnBusy::Revoke,
             },
             adopt: AdoptSpec::default(),
             project_id: None,
             notify: Vec::new(),
+            on_promote: Vec::new().into(),
             set: None,
         }
     }

@@ -248,6 +248,9 @@ pub enum RotationError {
         "{hook} failed: {message}; the old key is not revoked until every on_promote hook succeeds"
     )]
     HookFailed { hook: String, message: String },
+    /// The old key is still in use (`revoke.wait_idle`), within `max_wait`.
+    #[error("the old key is still in use ({0}); it is revoked once idle for revoke.wait_idle")]
+    InUse(String),
     /// The old key is still in use (`revoke.wait_idle`) past `max_wait`.
     #[error("the old key is still in use: {0}")]
     OldKeyBusy(String),
@@ -289,6 +292,7 @@ impl RotationError {
             RotationError::CreateAmbiguous(_) => "create_ambiguous",
             RotationError::CreateUnconfirmed { .. } => "create_unconfirmed",
             RotationError::HookFailed { .. } => "hook_failed",
+            RotationError::InUse(_) => "in_use",
             RotationError::OldKeyBusy(_) => "old_key_busy",
             RotationError::RevokedBusy(_) => "revoked_busy",
             RotationError::Waiting { .. } => "waiting",

@@ -15,6 +15,7 @@ mod faults;
 mod fleet_reload;
 mod ha;
 mod helpers;
+mod hooks;
 mod hostile;
 mod journal_corrupt;
 mod journal_format;

@@ -56,11 +56,13 @@ impl Run<'_> {
         let hooks = self.policy.on_promote.clone();
         let done = self.rotation_ref().after_promote.hooks_done as usize;
         let mut failed = None;
+        if done < hooks.len() {
+            failpoint::hit("hooks:before");
+        }
         for (index, hook) in hooks.iter().enumerate().skip(done) {
             let name = hook.describe(index);
             let fields = self.hook_fields();
             let result = crate::hooks::run(hook, &fields, &self.ctx.hook_http).await;
-            failpoint::hit("hook:after-run");
             match result {
                 Ok(output) => {
                     info!(hook = %name, %output, "on_promote hook succeeded");
@@ -198,7 +200,7 @@ impl Run<'_> {
             info!(key_id = %old_id, %why, "the old key is still in use; not revoked yet (revoke.wait_idle)");
             self.save().await?;
             if first {
-                let waiting = RotationError::OldKeyBusy(why);
+                let waiting = RotationError::InUse(why);
                 self.emit(EventStep::WaitIdle, EventOutcome::Waiting, Some(&waiting));
             }
             return Ok(false);
