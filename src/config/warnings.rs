@@ -128,4 +128,96 @@ mod tests {
             "both at once: {err}"
         );
     }
+
+    #[test]
+    fn hooks_and_the_idle_wait_are_read_with_their_defaults() {
+        let text = "{ grace = \"1h\", wait_idle = \"15m\" }\non_promote = [\
+                    { exec = [\"systemctl\", \"restart\", \"gw\"] },\
+                    { http = \"env:RELOAD_URL\", method = \"PUT\", expect = 204, timeout = \"3s\" }]";
+        let config = config(text).unwrap();
+        let policy = &config.policies[0];
+        assert_eq!(
+            policy.revoke.wait_idle,
+            Some(std::time::Duration::from_secs(900))
+        );
+        assert_eq!(policy.revoke.max_wait.as_secs(), 86_400);
+        assert_eq!(policy.revoke.on_busy, crate::policy::OnBusy::Revoke);
+        assert_eq!(policy.on_promote.len(), 2);
+        assert_eq!(policy.on_promote[0].timeout.as_secs(), 60);
+        assert_eq!(
+            policy.on_promote[0].describe(0),
+            "on_promote[0] (exec systemctl)"
+        );
+        assert_eq!(policy.on_promote[1].timeout.as_secs(), 3);
+        assert!(matches!(
+            &policy.on_promote[1].action,
+            crate::policy::HookAction::Http {
+                expect: Some(204),
+                method: crate::policy::HookMethod::Put,
+                ..
+            }
+        ));
+        let warned = warnings(&config);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].contains("weak signal"), "{warned:?}");
+    }
+
+    #[test]
+    fn every_bad_hook_and_idle_setting_is_named() {
+        let cases = [
+            (
+                "{}\non_promote = [{ exec = [] }]",
+                "policy[0].on_promote[0].exec: must name a program",
+            ),
+            (
+                "{}\non_promote = [{ exec = [\"a\"], http = \"env:U\" }]",
+                "on_promote[0]: give exec or http, not both",
+            ),
+            (
+                "{}\non_promote = [{ timeout = \"1s\" }]",
+                "on_promote[0]: needs exec",
+            ),
+            (
+                "{}\non_promote = [{ http = \"https://hooks.example/t0ken\" }]",
+                "on_promote[0].http: must be a reference",
+            ),
+            (
+                "{}\non_promote = [{ http = \"env:U\", expect = 700 }]",
+                "on_promote[0].expect: must be an HTTP status",
+            ),
+            (
+                "{}\non_promote = [{ http = \"env:U\", method = \"DELETE\" }]",
+                "on_promote[0].method: \"DELETE\" is not one of",
+            ),
+            (
+                "{}\non_promote = [{ exec = [\"a\"], expect = 200 }]",
+                "on_promote[0].expect: only used with http hooks",
+            ),
+            (
+                "{}\non_promote = [{ exec = [\"a\"], timeout = \"2h\" }]",
+                "on_promote[0].timeout",
+            ),
+            (
+                "{ on_busy = \"keep\" }",
+                "revoke.on_busy: only used with revoke.wait_idle",
+            ),
+            (
+                "{ wait_idle = \"1m\", on_busy = \"maybe\" }",
+                "revoke.on_busy: \"maybe\" is not one of",
+            ),
+            ("{ wait_idle = \"91d\" }", "revoke.wait_idle"),
+            (
+                "{ wait_idle = \"1m\", max_wait = \"soon\" }",
+                "revoke.max_wait",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = config(text).unwrap_err();
+            assert!(err.contains(want), "{text}: {err}");
+            assert!(!err.contains("t0ken"), "{err}");
+        }
+        let many = vec!["{ exec = [\"a\"] }"; 17].join(", ");
+        let err = config(&format!("{{}}\non_promote = [{many}]")).unwrap_err();
+        assert!(err.contains("at most 16 hooks, got 17"), "{err}");
+    }
 }

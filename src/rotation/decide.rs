@@ -327,4 +327,50 @@ mod tests {
             Decision::Rotate(Trigger::Schedule)
         );
     }
+
+    #[test]
+    fn pending_hooks_are_retried_during_the_grace_and_a_busy_old_key_waits_for_its_next_read() {
+        let mut p = policy(Some("0 3 * * *"), None);
+        p.on_promote = vec![crate::policy::Hook {
+            action: crate::policy::HookAction::Exec(vec!["true".into()]),
+            timeout: Duration::from_secs(1),
+        }]
+        .into();
+        let now = at("2026-03-10T12:00:00Z");
+        let mut state = in_flight(Step::Promoted, Some("2026-03-10T12:30:00Z"));
+        assert_eq!(decide(&p, &state, now), Decision::Resume, "hooks first");
+        state.retry_not_before = Some(at("2026-03-10T12:01:00Z"));
+        assert_eq!(
+            decide(&p, &state, now),
+            Decision::Wait {
+                until: Some(at("2026-03-10T12:01:00Z")),
+                why: WaitReason::Backoff
+            },
+            "a failed hook is retried after the backoff, inside the grace"
+        );
+        state.in_flight.as_mut().unwrap().after_promote.hooks_done = 1;
+        assert!(matches!(
+            decide(&p, &state, now),
+            Decision::Wait {
+                why: WaitReason::InGrace,
+                ..
+            }
+        ));
+        let mut watch = crate::state::IdleWatch::new(at("2026-03-10T12:30:00Z"));
+        watch.next_check = at("2026-03-10T12:45:00Z");
+        let rotation = state.in_flight.as_mut().unwrap();
+        rotation.after_promote.idle = Some(watch);
+        let later = at("2026-03-10T12:40:00Z");
+        assert_eq!(
+            decide(&p, &state, later),
+            Decision::Wait {
+                until: Some(at("2026-03-10T12:45:00Z")),
+                why: WaitReason::OldKeyBusy
+            }
+        );
+        assert_eq!(
+            decide(&p, &state, at("2026-03-10T12:45:00Z")),
+            Decision::Resume
+        );
+    }
 }

@@ -6,6 +6,7 @@
 mod admin;
 mod aws_store;
 mod cli;
+mod consumers;
 mod crash_matrix;
 mod daemon_proc;
 mod deploy;

@@ -50,7 +50,10 @@ pub(super) fn revoke(
         );
     }
     let grace = match raw.grace.as_deref() {
-        Some(text) => at.duration("revoke.grace", Some(text), MAX_GRACE),
+        // Zero is allowed: the old key is revoked at once.
+        Some(text) => {
+            at.p.duration(&at.path("revoke.grace"), Some(text), MAX_GRACE)
+        }
         None => Some(DEFAULT_GRACE),
     };
     let modes = [
