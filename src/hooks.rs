@@ -93,6 +93,8 @@ async fn exec(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
+        // Its own process group: a timeout kills what it started too.
+        .process_group(0)
         .spawn()
         .map_err(|e| HookError(format!("cannot start {program:?}: {e}")))?;
     let stdout = tokio::spawn(capture(child.stdout.take()));
@@ -101,6 +103,10 @@ async fn exec(
         Ok(Ok(status)) => status,
         Ok(Err(e)) => return Err(HookError(format!("waiting for {program:?}: {e}"))),
         Err(_) => {
+            if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+                // SAFETY: a plain signal to the group the child leads.
+                unsafe { libc::killpg(pid, libc::SIGKILL) };
+            }
             let _ = child.kill().await;
             stdout.abort();
             stderr.abort();
@@ -175,10 +181,16 @@ async fn send(
         .timeout(timeout)
         .json(fields);
     // The URL may carry a token: no message names it.
-    let response = request
-        .send()
-        .await
-        .map_err(|e| HookError(format!("request failed: {}", e.without_url())))?;
+    let response = request.send().await.map_err(|e| {
+        let why = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "could not connect"
+        } else {
+            "failed"
+        };
+        HookError(format!("request {why}: {}", e.without_url()))
+    })?;
     let status = response.status();
     let ok = match expect {
         Some(code) => status.as_u16() == code,

@@ -104,6 +104,7 @@ impl Run<'_> {
             if promoted && grace == Some(Duration::ZERO) {
                 // The leaked-key path: no grace, no wait for hooks or idleness.
                 rotation.grace = Duration::ZERO;
+                rotation.after_promote.leaked = true;
                 if in_grace.is_some() || waiting.is_some() {
                     rotation.revoke_after = Some(now);
                     info!(
@@ -128,9 +129,24 @@ impl Run<'_> {
             self.span_names_rotation = false;
             match finished? {
                 RunOutcome::Rotated { .. } => {}
+                RunOutcome::NotDue {
+                    why: WaitReason::OldKeyBusy,
+                    ..
+                } => {
+                    let rotation = self.rotation_ref();
+                    let watch = rotation.after_promote.idle.as_ref();
+                    return Err(RotationError::Waiting {
+                        rotation_id: rotation.id.clone(),
+                        why: format!(
+                            "the old key is still in use: {}",
+                            watch.map_or("", |w| w.why.as_str())
+                        ),
+                    });
+                }
                 other => return Ok(other),
             }
         }
+        self.leak_requested = grace == Some(Duration::ZERO);
         self.start(trigger, grace.unwrap_or(self.policy.revoke.grace), until)
             .await
     }

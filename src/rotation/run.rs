@@ -50,6 +50,9 @@ pub(super) struct Run<'a> {
     /// The secret's lease, held for the whole run: every journal write is
     /// fenced by it, and every side effect first asks it for enough time.
     pub lease: Arc<dyn Lease>,
+    /// An operator asked for `--grace 0`: a rotation this run begins is on
+    /// the leaked-key path (journaled with it).
+    pub leak_requested: bool,
 }
 
 impl<'a> Run<'a> {
@@ -71,6 +74,7 @@ impl<'a> Run<'a> {
             verified_before_stage: false,
             span_names_rotation: false,
             lease,
+            leak_requested: false,
         }
     }
 }

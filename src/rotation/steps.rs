@@ -128,7 +128,10 @@ impl Run<'_> {
             rollback: None,
             unconfirmed_create: None,
             restages: 0,
-            after_promote: Default::default(),
+            after_promote: crate::state::AfterPromote {
+                leaked: self.leak_requested && grace.is_zero(),
+                ..Default::default()
+            },
         });
         self.save().await?;
         self.emit(EventStep::Begin, EventOutcome::Ok, None);

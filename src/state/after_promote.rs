@@ -11,12 +11,29 @@ pub struct AfterPromote {
     /// `on_promote` hooks done, in order: the next to run is this index.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub hooks_done: u32,
+    /// The `on_promote` list `hooks_done` counts in (a reload may change it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks_fingerprint: Option<u64>,
+    /// The leaked-key path (`--grace 0`): revoked at once, hooks run after.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub leaked: bool,
     /// Since when the next hook has been failing (`None`: it has not failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_failing_since: Option<DateTime<Utc>>,
     /// After the grace: the old key is watched until it is idle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle: Option<IdleWatch>,
+}
+
+impl super::PolicyState {
+    /// The format this journal is written in: 2 while a promoted rotation
+    /// waits for hooks or an idle old key (a rekey before format 2 would
+    /// revoke without waiting, and drop the record on its next write), else
+    /// 1, which every rekey reads.
+    pub fn format(&self) -> u32 {
+        let waits = (self.in_flight.as_ref()).is_some_and(|r| !r.after_promote.is_empty());
+        if waits { 2 } else { 1 }
+    }
 }
 
 impl AfterPromote {

@@ -24,7 +24,7 @@ struct Header {
 /// A journal's bytes as written: the format first, then the state.
 pub fn encode(at: &str, state: &PolicyState) -> Result<Vec<u8>, StateError> {
     let versioned = Versioned {
-        format: JOURNAL_FORMAT,
+        format: state.format(),
         state,
     };
     serde_json::to_vec_pretty(&versioned).map_err(|e| StateError::Corrupt {

@@ -21,10 +21,10 @@ pub use retirement::Retirement;
 /// How many finished rotations a policy's journal keeps.
 pub const HISTORY_LEN: usize = 20;
 
-/// The journal format this rekey writes, and the newest it reads. A journal
-/// without a `format` field was written before formats were numbered: format 1.
+/// The newest journal format this rekey reads (and writes when needed:
+/// [`PolicyState::format`]). A journal without a `format` field is format 1.
 /// Bump it when a journal an older rekey would misread is written.
-pub const JOURNAL_FORMAT: u32 = 1;
+pub const JOURNAL_FORMAT: u32 = 2;
 
 /// Everything rekey remembers about one policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -35,12 +35,12 @@ async fn a_journal_from_a_newer_rekey_is_refused_and_left_untouched() {
 
     let path = env.path("state/policies/p.json");
     let mut newer = journal(&env, "p");
-    newer["format"] = Value::from(2);
+    newer["format"] = Value::from(3);
     newer["something_new"] = Value::from("a field this rekey does not know");
     let bytes = serde_json::to_vec_pretty(&newer).unwrap();
     std::fs::write(&path, &bytes).unwrap();
     let want = format!(
-        "journal {} has format 2, written by a newer rekey; this rekey reads formats up to 1 — upgrade rekey or restore the journal backup",
+        "journal {} has format 3, written by a newer rekey; this rekey reads formats up to 2 — upgrade rekey or restore the journal backup",
         path.display()
     );
 

@@ -19,6 +19,14 @@ use crate::rotation::run::Run;
 use crate::rotation::{RotationError, RunOutcome, Until};
 use crate::state::IdleWatch;
 
+/// What a read of the old key at the provider found.
+enum Read {
+    Gone,
+    Usage(KeyUsage),
+    /// The provider has the key but said nothing about its use.
+    Unknown(String),
+}
+
 /// What one read of the old key's use found.
 enum Use {
     Idle(String),
@@ -31,44 +39,99 @@ impl Run<'_> {
         &mut self,
         until: Until,
     ) -> Result<RunOutcome, RotationError> {
+        if self.leaked() {
+            // Revoke first; the hooks still run (and alert when they fail).
+            let rotation = self.rotation_ref().clone();
+            let outcome = self.revoke().await?;
+            self.hooks_after_leak(&rotation).await;
+            return Ok(outcome);
+        }
+        self.forget_changed_hooks();
         if let Err(e) = self.run_hooks().await {
             return self.fail(e).await;
         }
         if let Some(outcome) = self.grace(until).await {
             return Ok(outcome);
         }
-        match self.wait_idle(until).await {
+        match self.wait_idle().await {
             Ok(Some(outcome)) => Ok(outcome),
             Ok(None) => self.revoke().await,
             Err(e) => self.fail(e).await,
         }
     }
 
-    /// The leaked-key path: revoke at once, whatever hooks and use say.
+    /// The leaked-key path (`--grace 0`): revoke at once, whatever hooks
+    /// and use say. Journaled, so a resume keeps to it.
     fn leaked(&self) -> bool {
-        self.rotation_ref().grace.is_zero()
+        self.rotation_ref().after_promote.leaked
     }
 
-    /// Runs the hooks not yet done, in order. A failure stops here (the
-    /// rotation stays in flight, backing off), except on the leaked-key
-    /// path, where every hook runs once and failures only alert.
+    /// The hooks done were counted against another `on_promote` list (a
+    /// reload changed it): all of the new list runs.
+    fn forget_changed_hooks(&mut self) {
+        let now = hooks_fingerprint(&self.policy.on_promote);
+        let after = &mut self.rotation().after_promote;
+        if after.hooks_done > 0 && after.hooks_fingerprint != Some(now) {
+            warn!(
+                "the on_promote hooks changed since some of them ran; running the new list from its start"
+            );
+            after.hooks_done = 0;
+            after.hook_failing_since = None;
+        }
+    }
+
+    /// Runs every hook once for a rotation the leaked-key path finished:
+    /// failures are alerted and audited, and hold nothing.
+    async fn hooks_after_leak(&mut self, rotation: &crate::state::Rotation) {
+        let hooks = self.policy.on_promote.clone();
+        for (index, hook) in hooks.iter().enumerate() {
+            let name = hook.describe(index);
+            let fields = self.hook_fields(rotation);
+            match crate::hooks::run(hook, &fields, &self.ctx.hook_http).await {
+                Ok(output) => {
+                    info!(hook = %name, %output, "on_promote hook succeeded");
+                    self.emit_for(Some(rotation), EventStep::Hook, EventOutcome::Ok, None);
+                }
+                Err(e) => {
+                    let error = RotationError::HookFailed {
+                        hook: name.clone(),
+                        message: format!("{e} (the old key was revoked at once: --grace 0)"),
+                    };
+                    warn!(hook = %name, error = %error, "on_promote hook failed");
+                    self.emit_for(
+                        Some(rotation),
+                        EventStep::Hook,
+                        EventOutcome::Failed,
+                        Some(&error),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Runs the hooks not yet done, in order. A failure stops here: the
+    /// rotation stays in flight, backing off, and the old key stays live.
     pub(super) async fn run_hooks(&mut self) -> Result<(), RotationError> {
         let hooks = self.policy.on_promote.clone();
         let done = self.rotation_ref().after_promote.hooks_done as usize;
-        let mut failed = None;
         if done < hooks.len() {
             failpoint::hit("hooks:before");
         }
         for (index, hook) in hooks.iter().enumerate().skip(done) {
             let name = hook.describe(index);
-            let fields = self.hook_fields();
-            let result = crate::hooks::run(hook, &fields, &self.ctx.hook_http).await;
-            match result {
+            let fields = self.hook_fields(self.rotation_ref());
+            match crate::hooks::run(hook, &fields, &self.ctx.hook_http).await {
                 Ok(output) => {
                     info!(hook = %name, %output, "on_promote hook succeeded");
                     let after = &mut self.rotation().after_promote;
-                    after.hooks_done = after.hooks_done.max(index as u32 + 1);
-                    after.hook_failing_since = None;
+                    after.hooks_done = index as u32 + 1;
+                    after.hooks_fingerprint = Some(hooks_fingerprint(&hooks));
+                    if after.hook_failing_since.take().is_some() {
+                        // The hook's failures are behind it: a later step's
+                        // first failure backs off from the start.
+                        self.state.failures = 0;
+                        self.state.retry_not_before = None;
+                    }
                     self.save().await?;
                     self.emit(EventStep::Hook, EventOutcome::Ok, None);
                 }
@@ -77,36 +140,28 @@ impl Run<'_> {
                     let since =
                         *(self.rotation().after_promote.hook_failing_since).get_or_insert(now);
                     let max_wait = self.policy.revoke.max_wait;
-                    let past = now >= crate::clock::later(since, max_wait);
-                    let message = match past {
-                        true => format!(
+                    let message = if now >= crate::clock::later(since, max_wait) {
+                        format!(
                             "{e} (failing since {}, longer than revoke.max_wait {}; still retried: fix the hook, or rotate with --grace 0)",
                             crate::clock::rfc3339(since),
                             humantime::format_duration(max_wait)
-                        ),
-                        false => e.to_string(),
+                        )
+                    } else {
+                        e.to_string()
                     };
                     let error = RotationError::HookFailed {
                         hook: name.clone(),
                         message,
                     };
                     warn!(hook = %name, error = %error, "on_promote hook failed");
-                    if !self.leaked() {
-                        return Err(error);
-                    }
-                    self.emit(EventStep::Hook, EventOutcome::Failed, Some(&error));
-                    failed.get_or_insert(error);
+                    return Err(error);
                 }
             }
-        }
-        if let Some(error) = failed {
-            warn!(error = %error, "revoking the old key now (--grace 0) although a hook failed");
         }
         Ok(())
     }
 
-    fn hook_fields(&self) -> HookFields {
-        let rotation = self.rotation_ref();
+    fn hook_fields(&self, rotation: &crate::state::Rotation) -> HookFields {
         let new_key = rotation.new_key.as_ref();
         HookFields {
             policy: self.policy.name.to_string(),
@@ -121,58 +176,68 @@ impl Run<'_> {
 
     /// `revoke.wait_idle`, after the grace: `None` when the old key may be
     /// revoked now; `Some` when this run stops here (the journal says when
-    /// to look again).
-    pub(super) async fn wait_idle(
-        &mut self,
-        until: Until,
-    ) -> Result<Option<RunOutcome>, RotationError> {
+    /// to read its use again). Never sleeps: a run holding the lease (an
+    /// operator's `rotate`, the daemon's permit) does not wait on a consumer.
+    pub(super) async fn wait_idle(&mut self) -> Result<Option<RunOutcome>, RotationError> {
         let Some(wait) = self.policy.revoke.wait_idle else {
             return Ok(None);
         };
         let Some(old_id) = (self.rotation_ref().old_key.as_ref()).and_then(|k| k.id.clone()) else {
             return Ok(None);
         };
-        if self.leaked() {
-            return Ok(None);
+        let now = self.now();
+        let busy_until = |run: &Self| {
+            let watch = run.rotation_ref().after_promote.idle.as_ref();
+            Some(RunOutcome::NotDue {
+                until: watch.map(|w| w.next_check),
+                why: WaitReason::OldKeyBusy,
+            })
+        };
+        let next = (self.rotation_ref().after_promote.idle.as_ref()).map(|w| w.next_check);
+        if next.is_some_and(|at| at > now) {
+            return Ok(busy_until(self));
         }
-        loop {
-            let now = self.now();
-            let next = (self.rotation_ref().after_promote.idle.as_ref()).map(|w| w.next_check);
-            if let Some(next) = next.filter(|at| *at > now) {
-                if until == Until::Promoted {
-                    return Ok(Some(RunOutcome::NotDue {
-                        until: Some(next),
-                        why: WaitReason::OldKeyBusy,
-                    }));
+        let found = match self.old_key_use(&old_id).await {
+            Ok(Read::Gone) => Use::Idle("the old key is gone at the provider".into()),
+            Ok(Read::Unknown(why)) => Use::Busy {
+                why,
+                recheck: crate::clock::later(now, wait),
+            },
+            Ok(Read::Usage(usage)) => self.judge(usage, wait, now),
+            // Past max_wait a read that keeps failing must not hold the
+            // rotation forever: it counts as busy, and on_busy decides.
+            Err(e) if now >= self.idle_deadline(now) => Use::Busy {
+                why: format!("its use could not be read: {e}"),
+                recheck: crate::clock::later(now, wait),
+            },
+            Err(e) => return Err(e),
+        };
+        match found {
+            Use::Idle(why) => {
+                info!(key_id = %old_id, %why, "the old key is idle; revoking it");
+                if self.rotation_ref().after_promote.idle.is_some() {
+                    self.emit(EventStep::WaitIdle, EventOutcome::Ok, None);
                 }
-                let pause = (next - now).to_std().unwrap_or(Duration::ZERO);
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = self.ctx.cancel.cancelled() => {
-                        return Ok(Some(RunOutcome::stopped(self.rotation_ref().id.clone())));
-                    }
-                }
-                continue;
+                Ok(None)
             }
-            let found = match self.old_key_use(&old_id).await? {
-                None => Use::Idle("the old key is gone at the provider".into()),
-                Some(usage) => self.judge(usage, wait, now),
-            };
-            match found {
-                Use::Idle(why) => {
-                    info!(key_id = %old_id, %why, "the old key is idle; revoking it");
-                    if self.rotation_ref().after_promote.idle.is_some() {
-                        self.emit(EventStep::WaitIdle, EventOutcome::Ok, None);
-                    }
-                    return Ok(None);
-                }
-                Use::Busy { why, recheck } => {
-                    if self.busy(&old_id, why, recheck).await? {
-                        return Ok(None);
-                    }
-                }
-            }
+            Use::Busy { why, recheck } => match self.busy(&old_id, why, recheck).await? {
+                true => Ok(None),
+                false => Ok(busy_until(self)),
+            },
         }
+    }
+
+    /// When `max_wait` ends: after the grace, or after the first read of the
+    /// old key's use when hooks held it past the grace.
+    fn idle_deadline(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let rotation = self.rotation_ref();
+        let grace_end = rotation.revoke_after.unwrap_or(now);
+        let watched = rotation
+            .after_promote
+            .idle
+            .as_ref()
+            .map_or(now, |w| w.since);
+        crate::clock::later(grace_end.max(watched), self.policy.revoke.max_wait)
     }
 
     /// The old key still in use: watch on, or past `max_wait` revoke
@@ -185,8 +250,7 @@ impl Run<'_> {
     ) -> Result<bool, RotationError> {
         let now = self.now();
         let (revoke, failures) = (&self.policy.revoke, self.ctx.backoff);
-        let grace_end = self.rotation_ref().revoke_after.unwrap_or(now);
-        let deadline = crate::clock::later(grace_end, revoke.max_wait);
+        let deadline = self.idle_deadline(now);
         let poll = crate::clock::later(now, self.ctx.usage_poll);
         let watch = self
             .rotation()
@@ -233,34 +297,38 @@ impl Run<'_> {
     }
 
     /// The old key's use as its provider reports it (through the policy's
-    /// rate-limited client); `None` when the provider no longer has it.
-    async fn old_key_use(&self, id: &str) -> Result<Option<KeyUsage>, RotationError> {
+    /// rate-limited client).
+    async fn old_key_use(&self, id: &str) -> Result<Read, RotationError> {
         let provider = &self.ctx.provider;
         let found = self
             .provider_call("read the old key's use", || provider.get_key(id))
             .await?;
         let Some(found) = found else {
-            return Ok(None);
+            return Ok(Read::Gone);
         };
         if let Some(usage) = found.usage {
-            return Ok(Some(usage));
+            return Ok(Read::Usage(usage));
         }
         // Some lookups do not show use (OpenAI's): the listing does.
         let keys = self
             .provider_call("list keys for the old key's use", || provider.list_keys())
             .await?;
         let listed = keys.into_iter().find(|k: &KeyInfo| k.id == id);
-        Ok(Some(
-            listed
-                .and_then(|k| k.usage)
-                .unwrap_or_else(KeyUsage::no_signal),
-        ))
+        Ok(match listed.and_then(|k| k.usage) {
+            Some(usage) => Read::Usage(usage),
+            None => Read::Unknown(
+                "the provider's answers carried no use for it (not listed, or no usage fields)"
+                    .into(),
+            ),
+        })
     }
 
     /// Whether `usage` says the old key has been idle for `wait`.
     fn judge(&mut self, usage: KeyUsage, wait: Duration, now: DateTime<Utc>) -> Use {
         let since = |at: DateTime<Utc>| crate::clock::later(at, wait);
-        if usage.signal.has_last_use() {
+        let by_time =
+            usage.signal.has_last_use() && (usage.last_used_at.is_some() || usage.spend.is_none());
+        if by_time {
             if let Some(watch) = self.rotation().after_promote.idle.as_mut() {
                 watch.last_used_at = usage.last_used_at;
             }
@@ -279,14 +347,19 @@ impl Run<'_> {
                 },
             };
         }
-        if usage.signal == UsageSignal::NoSignal || usage.spend.is_none() {
+        if usage.signal == UsageSignal::NoSignal {
             warn!(
                 "provider {} gives no usage signal for a key: revoking after the grace without waiting for idle",
                 self.policy.provider
             );
             return Use::Idle("no usage signal at this provider".into());
         }
-        let total = spend_total(&usage);
+        let Some(total) = spend_total(&usage) else {
+            return Use::Busy {
+                why: "the provider reported no spend for it".into(),
+                recheck: since(now),
+            };
+        };
         let watch = self.rotation_ref().after_promote.idle.clone();
         let before = watch.as_ref().and_then(|w| Some((w.spend?, w.spend_at?)));
         let moved = |why: String| Use::Busy {
@@ -327,13 +400,19 @@ impl Run<'_> {
 }
 
 /// Spend through the key and its BYOK spend, over the longest period given.
-fn spend_total(usage: &KeyUsage) -> f64 {
-    let longest = |s: &crate::providers::Spend| {
-        s.total
-            .or(s.monthly)
-            .or(s.weekly)
-            .or(s.daily)
-            .unwrap_or(0.0)
-    };
-    usage.spend.as_ref().map_or(0.0, longest) + usage.byok.as_ref().map_or(0.0, longest)
+fn spend_total(usage: &KeyUsage) -> Option<f64> {
+    let longest = |s: &crate::providers::Spend| s.total.or(s.monthly).or(s.weekly).or(s.daily);
+    let own = longest(usage.spend.as_ref()?)?;
+    Some(own + usage.byok.as_ref().and_then(longest).unwrap_or(0.0))
+}
+
+/// Names an `on_promote` list, so that a journal's count of hooks done is
+/// not applied to another list (FNV-1a over its debug form: the argv, the
+/// URL's reference, never a secret).
+fn hooks_fingerprint(hooks: &[crate::policy::Hook]) -> u64 {
+    format!("{hooks:?}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
 }

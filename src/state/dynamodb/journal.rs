@@ -14,7 +14,7 @@ use super::PK;
 use super::table::{Failure, Table};
 use super::{Health, Item, lease, n, read_item, s, text};
 use crate::names::{LeaseKey, PolicyName};
-use crate::state::{JOURNAL_FORMAT, Lease, PolicyState, StateError, codec};
+use crate::state::{Lease, PolicyState, StateError, codec};
 
 const PREFIX: &str = "journal#";
 /// Far below DynamoDB's 400 KB item limit, leaving room for the other
@@ -81,7 +81,7 @@ fn item(
     let mut item = HashMap::from([
         (PK.to_string(), s(&pk)),
         ("body".to_string(), s(&body)),
-        ("format".to_string(), n(JOURNAL_FORMAT)),
+        ("format".to_string(), n(state.format())),
         (
             "in_flight".to_string(),
             AttributeValue::Bool(state.in_flight.is_some()),

@@ -14,7 +14,7 @@ type Enumerated = (&'static str, &'static [&'static str]);
 #[rustfmt::skip]
 const METRICS: &[(&str, &[&str], Option<Enumerated>)] = &[
     ("rekey_rotations_total", &["policy", "provider", "result"], Some(("result", &["rotated", "rolled_back", "failed"]))),
-    ("rekey_step_duration_seconds", &["policy", "policy_set", "step"], Some(("step", &["begin", "create", "claim", "stage", "verify", "promote", "revoke", "rollback"]))),
+    ("rekey_step_duration_seconds", &["policy", "policy_set", "step"], Some(("step", &["begin", "create", "claim", "stage", "verify", "promote", "revoke", "rollback", "hook"]))),
     ("rekey_verify_attempts_total", &["policy", "result"], Some(("result", &["ok", "failed"]))),
     ("rekey_provider_requests_total", &["provider", "op", "result"], None),
     ("rekey_provider_throttled_seconds_total", &["provider"], None),
@@ -32,6 +32,8 @@ const METRICS: &[(&str, &[&str], Option<Enumerated>)] = &[
     ("rekey_notifications_total", &["notifier", "result"], Some(("result", &["sent", "failed", "dropped"]))),
     ("rekey_audit_write_failures_total", &[], None),
     ("rekey_journal_corrupt", &["policy"], None),
+    ("rekey_old_key_busy", &["policy"], None),
+    ("rekey_hook_runs_total", &["policy", "result"], Some(("result", &["ok", "failed"]))),
     ("rekey_scheduler_last_tick_timestamp_seconds", &[], None),
     ("rekey_build_info", &["version"], None),
 ];
