@@ -112,6 +112,14 @@ pub fn lease_skew_margin(lease: Duration) -> Duration {
     (lease / 10).max(Duration::from_secs(1))
 }
 
+/// `on_promote`: hooks per policy, arguments per `exec`, and one run's timeout.
+pub const MAX_HOOKS: usize = 16;
+pub const MAX_HOOK_ARGS: usize = 64;
+pub const MAX_HOOK_TIMEOUT: Duration = Duration::from_secs(HOUR);
+/// `daemon.usage_poll`.
+pub const MIN_USAGE_POLL: Duration = Duration::from_secs(10);
+pub const MAX_USAGE_POLL: Duration = Duration::from_secs(24 * HOUR);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,10 +164,3 @@ mod tests {
         assert_eq!(human(Duration::ZERO), "0ms");
     }
 }
-/// `on_promote`: hooks per policy, arguments per `exec`, and one run's timeout.
-pub const MAX_HOOKS: usize = 16;
-pub const MAX_HOOK_ARGS: usize = 64;
-pub const MAX_HOOK_TIMEOUT: Duration = Duration::from_secs(HOUR);
-/// `daemon.usage_poll`.
-pub const MIN_USAGE_POLL: Duration = Duration::from_secs(10);
-pub const MAX_USAGE_POLL: Duration = Duration::from_secs(24 * HOUR);

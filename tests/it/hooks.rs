@@ -302,7 +302,7 @@ async fn until_busy(app: &App) {
 fn idle_config(env: &TestEnv, alerts: &Receiver, revoke: &str) {
     let extra = format!("revoke = {revoke}\nnotify = [\"ops\"]");
     let mut config = policy("p", r#"{ store = "files", secret_id = "k" }"#, &extra);
-    config.push_str(&notifier(&env, "ops", "json", &alerts.url, ""));
+    config.push_str(&notifier(env, "ops", "json", &alerts.url, ""));
     env.write_config(&config);
 }
 
