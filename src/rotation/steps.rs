@@ -261,3 +261,4 @@ impl Run<'_> {
 
 mod after_promote;
 mod finish;
+mod wait_idle;
