@@ -179,7 +179,7 @@ async fn a_newer_format_in_the_table_is_refused_and_import_never_overwrites() {
         busy_state_like(&store).await
     );
 
-    let newer = r#"{"format": 2, "policy": "p2", "shape": "unknown to us"}"#;
+    let newer = r#"{"format": 3, "policy": "p2", "shape": "unknown to us"}"#;
     (client().put_item())
         .table_name(&config.table)
         .item("pk", s("journal#p2"))

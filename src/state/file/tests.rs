@@ -111,16 +111,16 @@ async fn a_journal_names_its_format_and_one_without_it_loads_as_format_1() {
 async fn a_newer_format_is_refused_as_such_not_as_corruption() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStateStore::open(dir.path()).unwrap();
-    let newer = br#"{"format": 2, "policy": "p1", "shape": "unknown to us"}"#;
+    let newer = br#"{"format": 3, "policy": "p1", "shape": "unknown to us"}"#;
     std::fs::write(store.journal_path("p1"), newer).unwrap();
     let err = store.load(&p("p1")).await.unwrap_err();
     assert_eq!(err.kind(), "newer_format", "{err}");
     let text = err.to_string();
     assert!(
-        text.contains("p1.json has format 2, written by a newer rekey"),
+        text.contains("p1.json has format 3, written by a newer rekey"),
         "{text}"
     );
-    assert!(text.contains("reads formats up to 1"), "{text}");
+    assert!(text.contains("reads formats up to 2"), "{text}");
     assert_eq!(std::fs::read(store.journal_path("p1")).unwrap(), newer);
 }
 
