@@ -259,7 +259,15 @@ revoke = {{ grace = "1s" }}"#
 
 /// Calls the simulator's chat with `key` every 100 ms until told to stop.
 fn consumer(env: &TestEnv, key: String) -> tokio::sync::oneshot::Sender<()> {
-    let url = format!("{}/chat/completions", env.sim.url(Api::OpenRouter));
+    consumer_at(env, Api::OpenRouter, key)
+}
+
+fn consumer_at(env: &TestEnv, api: Api, key: String) -> tokio::sync::oneshot::Sender<()> {
+    let path = match api {
+        Api::ARouter => "/v1/chat/completions",
+        _ => "/chat/completions",
+    };
+    let url = format!("{}{path}", env.sim.url(api));
     let (stop, mut stopped) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let http = reqwest::Client::new();
@@ -405,4 +413,48 @@ async fn past_max_wait_a_busy_key_is_revoked_and_alerted_or_kept_until_grace_0()
         env.assert_settled(&current(&env), &[]);
         env.assert_no_secret_leaked();
     }
+}
+
+#[tokio::test]
+async fn on_a_provider_with_last_use_times_the_old_key_waits_until_its_last_use_is_old_enough() {
+    let env = TestEnv::new().await;
+    let case = crate::helpers::Case::arouter_guide();
+    let (_, old) = env.seed_key_in(Api::ARouter, "made-by-hand");
+    std::fs::create_dir_all(env.path("secrets")).unwrap();
+    std::fs::write(env.path("secrets/k"), &old).unwrap();
+    let extra = format!(
+        "{}\nrevoke = {{ grace = \"1s\", wait_idle = \"2s\", max_wait = \"5m\" }}",
+        case.policy_lines
+    );
+    let target = r#"{ store = "files", secret_id = "k" }"#;
+    env.write_config_case(&case, &policy("p", target, &extra));
+    let app = in_process(&env).await;
+    let stop = consumer_at(&env, Api::ARouter, old.clone());
+
+    let promoted = run(&app, manual(None), Until::Promoted).await.unwrap();
+    assert!(
+        matches!(promoted, RunOutcome::InGrace { .. }),
+        "{promoted:?}"
+    );
+    until_busy(&app).await;
+    let journal = env.journal("p");
+    let why = journal["in_flight"]["after_promote"]["idle"]["why"]
+        .as_str()
+        .unwrap();
+    assert!(why.starts_with("last used at"), "{journal}");
+    let busy_since = Instant::now();
+    while busy_since.elapsed() < Duration::from_secs(4) {
+        let _ = run(&app, Request::Due, Until::Promoted).await;
+        assert!(
+            env.works(&old),
+            "a key used within wait_idle is not revoked"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(stop);
+    let done = until_rotated(&app).await;
+    assert!(matches!(done, RunOutcome::Rotated { .. }), "{done:?}");
+    assert!(!env.works(&old));
+    env.assert_settled(&current(&env), &[]);
+    env.assert_no_secret_leaked();
 }

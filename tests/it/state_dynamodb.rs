@@ -189,7 +189,7 @@ async fn a_newer_format_in_the_table_is_refused_and_import_never_overwrites() {
         .unwrap();
     let err = store.load(&p("p2")).await.unwrap_err();
     assert_eq!(err.kind(), "newer_format", "{err}");
-    assert!(err.to_string().contains("journal#p2 has format 2"), "{err}");
+    assert!(err.to_string().contains("journal#p2 has format 3"), "{err}");
 }
 
 /// What the import wrote (its timestamps are the test's own).
