@@ -12,6 +12,7 @@ pub mod backoff;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod credential;
 pub mod daemon;
 #[cfg(feature = "sim")]
 pub mod dev;

@@ -234,7 +234,7 @@ pub enum HookAction {
     Exec(Vec<String>),
     /// A request to a URL read from a credential reference.
     Http {
-        url: crate::config::SecretRef,
+        url: crate::credential::SecretRef,
         method: HookMethod,
         /// The status that counts as success; `None`: any 2xx.
         expect: Option<u16>,

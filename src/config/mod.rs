@@ -10,6 +10,8 @@ use crate::names::{ProviderName, StoreName};
 use crate::policy::{Policy, RevokeMode, VerifyKind};
 
 pub mod bounds;
+
+pub use crate::credential::SecretRef;
 mod document;
 pub mod load;
 mod origin;
@@ -342,17 +344,6 @@ impl NotifyEvent {
             NotifyEvent::OldKeyBusy => "old_key_busy",
         }
     }
-}
-
-/// Where a credential is read from. Never a literal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretRef {
-    Env(String),
-    File(PathBuf),
-    AwsSm {
-        secret_id: String,
-        field: Option<String>,
-    },
 }
 
 #[derive(Debug, Clone)]
