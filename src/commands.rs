@@ -19,11 +19,13 @@ use crate::config::{self, Config, ConfigError, StateLocation};
 use crate::rotation;
 use crate::status;
 
+mod audit;
 mod check;
 mod rotate;
 mod run;
 mod state;
 
+pub use audit::{AuditArgs, audit};
 pub use rotate::{RotateArgs, rotate};
 pub use run::{run, start_service, start_when_ready};
 pub use state::{MigrateArgs, migrate, open_state};

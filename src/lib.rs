@@ -21,6 +21,7 @@ pub mod failpoint;
 pub mod fleet;
 pub mod fsutil;
 pub mod hooks;
+pub mod inventory;
 pub mod logging;
 pub mod metrics;
 pub mod names;

@@ -72,6 +72,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Every key at each provider against what rekey manages (exit 0 clean,
+    /// 1 findings: orphan, overdue, missing; 3 incomplete).
+    Audit {
+        /// Path to the rekey.toml config.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Print one JSON object (keys, policies, errors, summary).
+        #[arg(long)]
+        json: bool,
+        /// Class keys unused this long as idle (e.g. "30d").
+        #[arg(long)]
+        idle: Option<String>,
+        /// List the orphans to delete; with --yes, delete them.
+        #[arg(long)]
+        delete_orphans: bool,
+        /// With --delete-orphans: really delete.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Operations on the state (journals and leases).
     State {
         #[command(subcommand)]
@@ -179,6 +198,28 @@ async fn dispatch(command: Command) -> ExitCode {
             .await
         }
         Command::Status { config, json } => commands::status(&config, json).await,
+        Command::Audit {
+            config,
+            json,
+            idle,
+            delete_orphans,
+            yes,
+        } => {
+            let idle = match idle.as_deref().map(humantime::parse_duration).transpose() {
+                Ok(idle) => idle,
+                Err(e) => {
+                    rekey::errln!("error: --idle: {e} (write e.g. \"30d\")");
+                    return ExitCode::from(commands::USAGE);
+                }
+            };
+            let args = commands::AuditArgs {
+                json,
+                idle,
+                delete_orphans,
+                yes,
+            };
+            commands::audit(&config, args).await
+        }
         Command::State {
             command:
                 StateCommand::Migrate {

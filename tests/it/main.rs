@@ -20,6 +20,7 @@ mod hooks;
 mod hostile;
 mod journal_corrupt;
 mod journal_format;
+mod key_audit;
 mod leak_check;
 mod moto;
 mod observability;
