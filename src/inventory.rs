@@ -13,6 +13,9 @@ use crate::policy::Policy;
 use crate::providers::KeyInfo;
 use crate::state::{PolicyState, Step};
 
+/// A key the provider expires this soon is `expiring`.
+pub const EXPIRING_WITHIN: Duration = Duration::from_secs(7 * 86_400);
+
 /// A key's class, in precedence order (the first that applies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -26,6 +29,10 @@ pub enum KeyClass {
     /// journal knows: left by a crash or a lost journal.
     Orphan,
     Disabled,
+    /// Its limit is spent (`limit_remaining` at or below 0).
+    OverLimit,
+    /// The provider expires it within [`EXPIRING_WITHIN`].
+    Expiring,
     /// No use for `--idle` (last use, or creation when never used).
     Idle,
     /// Anything else: made by someone other than rekey.
@@ -39,6 +46,8 @@ impl KeyClass {
             KeyClass::InGrace => "in_grace",
             KeyClass::Orphan => "orphan",
             KeyClass::Disabled => "disabled",
+            KeyClass::OverLimit => "over_limit",
+            KeyClass::Expiring => "expiring",
             KeyClass::Idle => "idle",
             KeyClass::Unmanaged => "unmanaged",
         }
@@ -133,6 +142,13 @@ pub fn classify(
         KeyClass::Orphan
     } else if key.disabled {
         KeyClass::Disabled
+    } else if key.limit_remaining.is_some_and(|left| left <= 0.0) {
+        KeyClass::OverLimit
+    } else if key
+        .expires_at
+        .is_some_and(|at| at <= crate::clock::later(now, EXPIRING_WITHIN))
+    {
+        KeyClass::Expiring
     } else if idle.is_some_and(|idle| is_idle(key, idle, now)) {
         KeyClass::Idle
     } else {
@@ -245,27 +261,4 @@ pub fn summary(keys: &[AuditedKey], policies: &[(String, PolicyClass)]) -> BTree
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_rotation_id_is_found_only_in_a_name_the_template_makes() {
-        let id = "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b";
-        let t = "rekey-{policy}-{rotation}";
-        assert_eq!(
-            rotation_in_name(t, "p", &format!("rekey-p-{id}")).as_deref(),
-            Some(id)
-        );
-        assert_eq!(rotation_in_name(t, "q", &format!("rekey-p-{id}")), None);
-        assert_eq!(rotation_in_name(t, "p", &format!("rekey-p-{id}-x")), None);
-        assert_eq!(rotation_in_name(t, "p", "rekey-p-not-a-uuid"), None);
-        let dated = "{date}/{policy}/{rotation}";
-        let name = format!("20261201/p/{id}");
-        assert_eq!(rotation_in_name(dated, "p", &name).as_deref(), Some(id));
-        assert_eq!(
-            rotation_in_name(dated, "p", &format!("2026-12-01/p/{id}")),
-            None
-        );
-        assert_eq!(rotation_in_name("static-name", "p", "static-name"), None);
-    }
-}
+mod tests;

@@ -202,6 +202,8 @@ impl KeyObject {
             // Use shows only in the organization usage report
             // (`/v1/organizations/usage_report/messages`), not on the key.
             usage: Some(KeyUsage::no_signal()),
+            limit_remaining: None,
+            expires_at: None,
         }
     }
 }

@@ -216,6 +216,8 @@ impl KeyObject {
             disabled: self.blocked.unwrap_or(false),
             created_at: self.created_at.as_deref().and_then(parse_time),
             usage: KeyObject::usage(self.spend, self.last_active),
+            limit_remaining: None,
+            expires_at: None,
         };
         Ok(Found { token, info })
     }

@@ -55,6 +55,11 @@ pub struct KeyInfo {
     /// answer carried neither (e.g. OpenAI's account lookup, which does not
     /// show its key).
     pub usage: Option<KeyUsage>,
+    /// What the key may still spend before its limit (OpenRouter, ARouter);
+    /// `None` when it has no limit or the provider does not say.
+    pub limit_remaining: Option<f64>,
+    /// When the provider expires the key, where it says.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Parameters for a new key. Validation guarantees a provider only gets

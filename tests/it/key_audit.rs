@@ -56,6 +56,34 @@ async fn every_key_is_classified_and_only_the_orphan_is_deleted() {
         .unwrap();
     assert!(answer.status().is_success(), "{answer:?}");
 
+    // Made at the provider's API by hand: one whose limit a call used up,
+    // one that expires in three days.
+    let http = reqwest::Client::new();
+    let keys_url = format!("{}/keys", env.sim.url(Api::OpenRouter));
+    let mut made = Vec::new();
+    let in_3_days = chrono::Utc::now() + chrono::TimeDelta::days(3);
+    for body in [
+        serde_json::json!({"name": "capped", "limit": 0.00001}),
+        serde_json::json!({"name": "short-lived", "expires_at": in_3_days.to_rfc3339()}),
+    ] {
+        let answer = http.post(&keys_url).bearer_auth(&env.mgmt_key).json(&body);
+        let answer: Value = answer.send().await.unwrap().json().await.unwrap();
+        let hash = answer["data"]["hash"].as_str().unwrap().to_string();
+        made.push((hash, answer["key"].as_str().unwrap().to_string()));
+    }
+    let chat = format!("{}/chat/completions", env.sim.url(Api::OpenRouter));
+    let ping = serde_json::json!({"model": "openai/gpt-4o-mini", "max_tokens": 1,
+        "messages": [{"role": "user", "content": "ping"}]});
+    let spent = http
+        .post(&chat)
+        .bearer_auth(&made[0].1)
+        .json(&ping)
+        .send()
+        .await
+        .unwrap();
+    assert!(spent.status().is_success(), "{spent:?}");
+    let (over_limit, expiring) = (made[0].0.clone(), made[1].0.clone());
+
     let run = env.cmd("audit", &["--json"]).await;
     run.assert_code(1);
     let audit: Value = serde_json::from_str(&run.stdout).expect("one JSON object");
@@ -66,7 +94,9 @@ async fn every_key_is_classified_and_only_the_orphan_is_deleted() {
     assert_eq!(class_of(&audit, &disabled), "disabled");
     let keys = audit["keys"].as_array().unwrap();
     assert_eq!(class_of(&audit, &held), "orphan");
-    assert_eq!(keys.len(), 6, "{audit}");
+    assert_eq!(class_of(&audit, &over_limit), "over_limit");
+    assert_eq!(class_of(&audit, &expiring), "expiring");
+    assert_eq!(keys.len(), 8, "{audit}");
     let orphan_row = keys
         .iter()
         .find(|k| k["key_id"] == orphan.as_str())
@@ -108,7 +138,7 @@ async fn every_key_is_classified_and_only_the_orphan_is_deleted() {
         "{}",
         listed.stdout
     );
-    assert_eq!(env.sim.sim.keys().len(), 6, "nothing deleted without --yes");
+    assert_eq!(env.sim.sim.keys().len(), 8, "nothing deleted without --yes");
     env.cmd("audit", &["--yes"]).await.assert_code(2);
 
     let deleted = env.cmd("audit", &["--delete-orphans", "--yes"]).await;
@@ -136,6 +166,7 @@ async fn every_key_is_classified_and_only_the_orphan_is_deleted() {
         unmanaged,
         disabled,
     ];
+    want.extend([over_limit, expiring]);
     let mut got = left.clone();
     want.sort();
     got.sort();

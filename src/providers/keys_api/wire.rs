@@ -31,6 +31,8 @@ pub(super) struct KeyObject {
     label: Option<String>,
     disabled: Option<bool>,
     created_at: Option<String>,
+    limit_remaining: Option<Value>,
+    expires_at: Option<Value>,
     #[serde(flatten)]
     usage: UsageFields,
 }
@@ -93,6 +95,10 @@ impl KeyObject {
                 .as_deref()
                 .and_then(crate::providers::http::parse_time),
             usage: self.usage.into_usage(),
+            // Read leniently, like the usage counters: a listing must not
+            // fail over a field only the audit reports.
+            limit_remaining: self.limit_remaining.as_ref().and_then(Value::as_f64),
+            expires_at: self.expires_at.as_ref().and_then(usage::time),
         })
     }
 }

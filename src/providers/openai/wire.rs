@@ -34,6 +34,8 @@ impl ServiceAccount {
             disabled: false,
             created_at: (self.created_at).and_then(|s| DateTime::<Utc>::from_timestamp(s, 0)),
             usage: None,
+            limit_remaining: None,
+            expires_at: None,
         }
     }
 }
