@@ -81,6 +81,9 @@ pub struct AuditedKey {
 pub struct Journals {
     /// Key id → the policy whose current key it is.
     current: HashMap<String, String>,
+    /// Redacted label → the policy whose current key it is, for current
+    /// keys recorded without an id (adopted, never found by id).
+    current_labels: HashMap<String, String>,
     /// Key id → the policy whose rotation in flight holds it.
     in_flight: HashMap<String, String>,
     /// Every rotation id a journal knows (in flight or in its history).
@@ -90,9 +93,15 @@ pub struct Journals {
 impl Journals {
     pub fn add(&mut self, state: &PolicyState) {
         let policy = state.policy.to_string();
-        if let Some(id) = state.current.as_ref().and_then(|k| k.id.clone()) {
-            self.current.insert(id, policy.clone());
-        }
+        match &state.current {
+            Some(key) => match &key.id {
+                Some(id) => self.current.insert(id.clone(), policy.clone()),
+                None => self
+                    .current_labels
+                    .insert(key.label.clone(), policy.clone()),
+            },
+            None => None,
+        };
         if let Some(rotation) = &state.in_flight {
             self.rotations.insert(rotation.id.to_string());
             let pending = match rotation.step {
@@ -129,7 +138,10 @@ pub fn classify(
         Some((p, rotation)) => (Some(p.name.to_string()), Some(rotation)),
         None => (None, None),
     };
-    let class = if let Some(owner) = journals.current.get(&key.id) {
+    let by_label = (!key.label.is_empty())
+        .then(|| journals.current_labels.get(&key.label))
+        .flatten();
+    let class = if let Some(owner) = journals.current.get(&key.id).or(by_label) {
         policy = Some(owner.clone());
         KeyClass::Current
     } else if let Some(owner) = journals.in_flight.get(&key.id) {
@@ -181,9 +193,9 @@ fn is_idle(key: &KeyInfo, idle: Duration, now: DateTime<Utc>) -> bool {
 pub fn rotation_in_name(template: &str, policy: &str, name: &str) -> Option<String> {
     let pattern = template.replace("{policy}", policy);
     let (before, after) = pattern.split_once("{rotation}")?;
-    for start in 0..name.len() {
+    for (start, _) in name.char_indices() {
         let Some(candidate) = name.get(start..start + 36) else {
-            break;
+            continue;
         };
         if uuid::Uuid::parse_str(candidate).is_err() || candidate.len() != 36 {
             continue;

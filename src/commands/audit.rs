@@ -7,7 +7,7 @@
 //! journal still does not know it and that no store of that provider entry
 //! holds a value it could be.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,9 +18,11 @@ use serde_json::json;
 use super::{FAILURE, OK, USAGE, build, load};
 use crate::app::App;
 use crate::inventory::{self, AuditedKey, Journals, KeyClass, PolicyClass};
+use crate::names::PolicyName;
 use crate::policy::Policy;
 use crate::providers::{KeyInfo, Provider};
 use crate::secret::label_matches;
+use crate::state::PolicyState;
 
 /// Exit code of an audit that could not see everything.
 pub const INCOMPLETE: u8 = 3;
@@ -48,19 +50,17 @@ pub async fn audit(path: &Path, args: AuditArgs) -> ExitCode {
     };
     let now = chrono::Utc::now();
     let mut errors = Vec::new();
-    let mut journals = Journals::default();
-    let mut states = BTreeMap::new();
-    for policy in &app.config.policies {
-        match app.state.load(&policy.name).await {
-            Ok(state) => {
-                journals.add(&state);
-                states.insert(policy.name.to_string(), state);
-            }
-            Err(e) => errors.push(json!({"store": "daemon.state", "error": e.to_string()})),
+    let (journals, states) = match read_journals(&app).await {
+        Ok(read) => read,
+        Err(e) => {
+            errors.push(json!({"store": "daemon.state", "error": e}));
+            Default::default()
         }
-    }
+    };
     let mut keys = Vec::new();
     let mut listed: BTreeMap<String, Vec<KeyInfo>> = BTreeMap::new();
+    // The client that listed each key deletes it (OpenAI: its project).
+    let mut listed_by: HashMap<String, Arc<dyn Provider>> = HashMap::new();
     let mut unanswered = BTreeSet::new();
     for (entry, shared) in &app.providers {
         let users: Vec<&Policy> = (app.config.policies.iter())
@@ -71,6 +71,7 @@ pub async fn audit(path: &Path, args: AuditArgs) -> ExitCode {
             match client.list_keys().await {
                 Ok(found) => {
                     for key in found.into_iter().filter(|k| seen.insert(k.id.clone())) {
+                        listed_by.insert(key.id.clone(), client.clone());
                         let idle = args.idle;
                         keys.push(inventory::classify(
                             entry, &key, &users, &journals, idle, now,
@@ -111,8 +112,12 @@ pub async fn audit(path: &Path, args: AuditArgs) -> ExitCode {
     } else {
         print_table(&keys, &policies, &summary, &errors);
     }
-    if args.delete_orphans {
-        let failed = delete_orphans(&app, &keys, args.yes, args.json).await;
+    if args.delete_orphans && args.yes && !errors.is_empty() {
+        crate::errln!(
+            "not deleting any orphan: the audit is incomplete (a provider, the state or a store did not answer), so a key may only look orphaned"
+        );
+    } else if args.delete_orphans {
+        let failed = delete_orphans(&app, &keys, &listed_by, args.yes, args.json).await;
         if failed {
             return ExitCode::from(FAILURE);
         }
@@ -188,7 +193,13 @@ fn print_table(
 }
 
 /// Deletes (with `yes`) or lists the orphans; `true` when a delete failed.
-async fn delete_orphans(app: &App, keys: &[AuditedKey], yes: bool, json: bool) -> bool {
+async fn delete_orphans(
+    app: &App,
+    keys: &[AuditedKey],
+    listed_by: &HashMap<String, Arc<dyn Provider>>,
+    yes: bool,
+    json: bool,
+) -> bool {
     let say = |line: String| {
         if json {
             crate::errln!("{line}");
@@ -215,11 +226,9 @@ async fn delete_orphans(app: &App, keys: &[AuditedKey], yes: bool, json: bool) -
                 continue;
             }
         }
-        let Some(policy) = key.policy.as_deref().and_then(|p| app.config.policy(p)) else {
+        let Some(client) = listed_by.get(&key.key_id) else {
             continue;
         };
-        let shared = &app.providers[&policy.provider];
-        let client = shared.for_policy(policy).unwrap_or_else(|| shared.clone());
         match client.delete_key(&key.key_id).await {
             Ok(_) => say(format!("deleted {what}")),
             Err(e) => {
@@ -231,6 +240,23 @@ async fn delete_orphans(app: &App, keys: &[AuditedKey], yes: bool, json: bool) -
     failed
 }
 
+/// Every journal in the state (configured policies and any other, such as
+/// a removed one's), and the configured policies' states by name.
+async fn read_journals(app: &App) -> Result<(Journals, BTreeMap<String, PolicyState>), String> {
+    let mut journals = Journals::default();
+    let mut states = BTreeMap::new();
+    let stored = app.state.policies().await.map_err(|e| e.to_string())?;
+    let mut names: BTreeSet<PolicyName> = stored.into_iter().collect();
+    names.extend(app.config.policies.iter().map(|p| p.name.clone()));
+    for name in names {
+        let state = app.state.load(&name).await;
+        let state = state.map_err(|e| format!("journal of {name}: {e}"))?;
+        journals.add(&state);
+        states.insert(name.to_string(), state);
+    }
+    Ok((journals, states))
+}
+
 /// Read again right before a delete: `Some(why)` when the key may be in
 /// use after all (its journal now knows its rotation, or a store of its
 /// provider entry holds a value it could be).
@@ -238,16 +264,16 @@ async fn still_orphan(app: &App, key: &AuditedKey) -> Result<Option<String>, Str
     let Some(owner) = key.policy.as_deref().and_then(|p| app.config.policy(p)) else {
         return Ok(Some("its policy is gone from the config".into()));
     };
-    let state = app
-        .state
-        .load(&owner.name)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut journals = Journals::default();
-    journals.add(&state);
+    if !key.label.contains("...") {
+        return Ok(Some(
+            "its label cannot be compared with the stores' values".into(),
+        ));
+    }
+    // Every journal again: a rotation begun since the listing may own it.
+    let (journals, _) = read_journals(app).await?;
     let rotation = key.rotation_id.as_deref().unwrap_or("");
     if journals.knows_rotation(rotation) {
-        return Ok(Some("its rotation is in the journal now".into()));
+        return Ok(Some("its rotation is in a journal now".into()));
     }
     for policy in (app.config.policies.iter()).filter(|p| p.provider == owner.provider) {
         let store = &app.stores[&policy.target.store];

@@ -136,3 +136,27 @@ fn each_key_gets_the_first_class_that_applies() {
         PolicyClass::Ok
     );
 }
+
+#[test]
+fn a_name_with_wide_characters_is_matched_and_an_id_less_current_key_is_found_by_label() {
+    let id = "0193a5b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b";
+    let name = format!("clé-p-{id}");
+    assert_eq!(
+        rotation_in_name("clé-{policy}-{rotation}", "p", &name).as_deref(),
+        Some(id)
+    );
+    let policy = with_policy();
+    let mut state = PolicyState::new(&policy.name);
+    state.current = Some(crate::state::KeyRecord {
+        id: None,
+        label: "sk-or-v1-abc...xyz".into(),
+        created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+        adopted: true,
+    });
+    let mut journals = Journals::default();
+    journals.add(&state);
+    let now: DateTime<Utc> = "2026-01-02T00:00:00Z".parse().unwrap();
+    let adopted = key("a", &format!("rekey-p-{id}"));
+    let found = classify("or", &adopted, &[&policy], &journals, None, now);
+    assert_eq!(found.class, KeyClass::Current, "not an orphan: {found:?}");
+}

@@ -201,6 +201,20 @@ async fn a_provider_that_does_not_answer_makes_the_audit_incomplete() {
     run.assert_code(3);
     let audit: Value = serde_json::from_str(&run.stdout).expect("one JSON object");
     assert_eq!(audit["errors"][0]["provider"], "sim", "{audit}");
+    let args = [
+        "audit",
+        "-c",
+        config.to_str().unwrap(),
+        "--delete-orphans",
+        "--yes",
+    ];
+    let refused = env.rekey_env(&args, &wrong).await;
+    refused.assert_code(3);
+    assert!(
+        refused.stderr.contains("not deleting any orphan"),
+        "{}",
+        refused.stderr
+    );
     let bad = env.cmd("audit", &["--idle", "soon"]).await;
     bad.assert_code(2);
     env.assert_no_secret_leaked();
