@@ -64,6 +64,16 @@ pub enum PolicyClass {
     Missing,
 }
 
+impl PolicyClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyClass::Ok => "ok",
+            PolicyClass::Overdue => "overdue",
+            PolicyClass::Missing => "missing",
+        }
+    }
+}
+
 /// One key as `audit --json` prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditedKey {
@@ -264,9 +274,7 @@ pub fn summary(keys: &[AuditedKey], policies: &[(String, PolicyClass)]) -> BTree
     }
     for (_, class) in policies {
         if *class != PolicyClass::Ok {
-            let name = serde_json::to_value(class).ok();
-            let name = name.as_ref().and_then(|v| v.as_str()).unwrap_or("policy");
-            *out.entry(name.to_string()).or_insert(0) += 1;
+            *out.entry(class.as_str().to_string()).or_insert(0) += 1;
         }
     }
     out

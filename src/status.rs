@@ -128,29 +128,12 @@ pub fn of(policy: &Policy, state: &PolicyState, now: DateTime<Utc>) -> PolicySta
             step: r.step.as_str(),
             started_at: r.started_at,
             revoke_after: r.revoke_after,
-            waiting: waiting_for(policy, r),
+            waiting: r.waiting_for(policy.on_promote.len()),
             old_key_busy: r.after_promote.idle.is_some(),
         }),
         journal_corrupt: None,
         journal_newer_format: None,
     }
-}
-
-/// What a promoted rotation waits for before it revokes, if anything.
-fn waiting_for(policy: &Policy, rotation: &crate::state::Rotation) -> Option<String> {
-    let after = &rotation.after_promote;
-    if let Some(watch) = &after.idle {
-        return Some(format!("old key still in use: {}", watch.why));
-    }
-    let (done, all) = (after.hooks_done as usize, policy.on_promote.len());
-    let promoted = rotation.step == crate::state::Step::Promoted;
-    (promoted && done < all).then(|| match after.hook_failing_since {
-        Some(since) => format!(
-            "on_promote hooks: {done} of {all} done, failing since {}",
-            rfc3339(since)
-        ),
-        None => format!("on_promote hooks: {done} of {all} done"),
-    })
 }
 
 /// Recorded by the last run that found the policy due with nothing placed.

@@ -174,8 +174,7 @@ fn print_table(
     crate::outln!();
     crate::outln!("{:<24} CLASS", "POLICY");
     for (policy, class) in policies {
-        let class = serde_json::to_value(class).unwrap_or_default();
-        crate::outln!("{:<24} {}", policy, class.as_str().unwrap_or("?"));
+        crate::outln!("{:<24} {}", policy, class.as_str());
     }
     let counts: Vec<String> = summary.iter().map(|(c, n)| format!("{c} {n}")).collect();
     crate::outln!();

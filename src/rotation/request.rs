@@ -92,14 +92,7 @@ impl Run<'_> {
         let hooks = self.policy.on_promote.len();
         if let Some(rotation) = self.state.in_flight.as_mut() {
             let promoted = rotation.step == Step::Promoted && rotation.rollback.is_none();
-            let after = &rotation.after_promote;
-            let waiting = match &after.idle {
-                Some(watch) => Some(format!("the old key is still in use: {}", watch.why)),
-                None if (after.hooks_done as usize) < hooks => {
-                    Some("an on_promote hook has not succeeded yet".to_string())
-                }
-                None => None,
-            };
+            let waiting = rotation.waiting_for(hooks);
             let in_grace = rotation.revoke_after.filter(|at| *at > now);
             if promoted && grace == Some(Duration::ZERO) {
                 // The leaked-key path: no grace, no wait for hooks or idleness.
@@ -117,7 +110,7 @@ impl Run<'_> {
                     rotation_id: rotation.id.clone(),
                     revoke_after,
                 });
-            } else if let Some(why) = waiting.filter(|_| promoted) {
+            } else if let Some(why) = waiting {
                 return Err(RotationError::Waiting {
                     rotation_id: rotation.id.clone(),
                     why,
@@ -134,13 +127,9 @@ impl Run<'_> {
                     ..
                 } => {
                     let rotation = self.rotation_ref();
-                    let watch = rotation.after_promote.idle.as_ref();
                     return Err(RotationError::Waiting {
                         rotation_id: rotation.id.clone(),
-                        why: format!(
-                            "the old key is still in use: {}",
-                            watch.map_or("", |w| w.why.as_str())
-                        ),
+                        why: rotation.waiting_for(hooks).unwrap_or_default(),
                     });
                 }
                 other => return Ok(other),

@@ -36,6 +36,31 @@ impl super::PolicyState {
     }
 }
 
+impl super::Rotation {
+    /// What this rotation waits for before it revokes its old key besides
+    /// the grace — an old key still in use, or `on_promote` hooks (of
+    /// `hooks` in all) not yet done — as `status` and a refused `rotate`
+    /// say it. `None` when it is not promoted or waits for nothing more.
+    pub fn waiting_for(&self, hooks: usize) -> Option<String> {
+        let promoted = self.step == super::Step::Promoted && self.rollback.is_none();
+        let after = &self.after_promote;
+        if !promoted {
+            return None;
+        }
+        if let Some(watch) = &after.idle {
+            return Some(format!("old key still in use: {}", watch.why));
+        }
+        let done = after.hooks_done as usize;
+        (done < hooks).then(|| match after.hook_failing_since {
+            Some(since) => format!(
+                "on_promote hooks: {done} of {hooks} done, failing since {}",
+                crate::clock::rfc3339(since)
+            ),
+            None => format!("on_promote hooks: {done} of {hooks} done"),
+        })
+    }
+}
+
 impl AfterPromote {
     pub fn is_empty(&self) -> bool {
         *self == AfterPromote::default()

@@ -43,7 +43,8 @@ pub(super) fn revoke(
             &[("revoke", OnBusy::Revoke), ("keep", OnBusy::Keep)],
         ),
     };
-    if raw.on_busy.is_some() && raw.wait_idle.is_none() {
+    let stray_on_busy = raw.on_busy.is_some() && raw.wait_idle.is_none();
+    if stray_on_busy {
         at.push(
             "revoke.on_busy",
             "only used with revoke.wait_idle (what to do with an old key still in use after max_wait)",
@@ -82,7 +83,7 @@ pub(super) fn revoke(
         );
         return None;
     }
-    if raw.on_busy.is_some() && raw.wait_idle.is_none() {
+    if stray_on_busy {
         return None;
     }
     Some(RevokeSpec {

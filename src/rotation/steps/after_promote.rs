@@ -65,10 +65,8 @@ impl Run<'_> {
         let hooks = self.policy.on_promote.clone();
         for (index, hook) in hooks.iter().enumerate() {
             let name = hook.describe(index);
-            let fields = self.hook_fields(rotation);
-            match crate::hooks::run(hook, &fields, &self.ctx.hook_http).await {
-                Ok(output) => {
-                    info!(hook = %name, %output, "on_promote hook succeeded");
+            match self.run_hook(&name, hook, rotation).await {
+                Ok(()) => {
                     self.emit_for(Some(rotation), EventStep::Hook, EventOutcome::Ok, None);
                 }
                 Err(e) => {
@@ -98,10 +96,8 @@ impl Run<'_> {
         }
         for (index, hook) in hooks.iter().enumerate().skip(done) {
             let name = hook.describe(index);
-            let fields = self.hook_fields(self.rotation_ref());
-            match crate::hooks::run(hook, &fields, &self.ctx.hook_http).await {
-                Ok(output) => {
-                    info!(hook = %name, %output, "on_promote hook succeeded");
+            match self.run_hook(&name, hook, self.rotation_ref()).await {
+                Ok(()) => {
                     let after = &mut self.rotation().after_promote;
                     after.hooks_done = index as u32 + 1;
                     after.hooks_fingerprint = Some(hooks_fingerprint(&hooks));
@@ -137,6 +133,19 @@ impl Run<'_> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// One hook for `rotation`; its success (and what it printed) is logged.
+    async fn run_hook(
+        &self,
+        name: &str,
+        hook: &crate::policy::Hook,
+        rotation: &crate::state::Rotation,
+    ) -> Result<(), crate::hooks::HookError> {
+        let fields = self.hook_fields(rotation);
+        let output = crate::hooks::run(hook, &fields, &self.ctx.hook_http).await?;
+        info!(hook = %name, %output, "on_promote hook succeeded");
         Ok(())
     }
 
